@@ -1,0 +1,128 @@
+/**
+ * The hardware-model interface every simulated IOMMU implements (VT-d now; SMMUv3, sPAPR TCE and
+ * virtio-iommu later). The simulated kernel (VFIO type1, iommufd) talks only to this interface;
+ * per-IOMMU differences are data in {@link IommuFacts}, not branches in the kernel model.
+ *
+ * @module
+ */
+
+/** Linux `enum iommu_resv_type` (include/linux/iommu.h). */
+export type ReservedRegionType = "direct" | "direct-relaxable" | "reserved" | "msi" | "sw-msi";
+
+/** One reserved IOVA region of a device, as `iommu_get_resv_regions` reports it. */
+export interface ReservedRegion {
+  /** First IOVA. */
+  readonly start: bigint;
+  /** Last IOVA (inclusive). */
+  readonly end: bigint;
+  /** Region type; all but "direct-relaxable" are holes in the usable IOVA space. */
+  readonly type: ReservedRegionType;
+}
+
+/** What Linux learns from an IOMMU driver, per device; VFIO and iommufd derive their answers from it. */
+export interface IommuFacts {
+  /** Model name: "vtd", "smmuv3", "spapr", "virtio-iommu". */
+  readonly kind: string;
+  /** `pgsize_bitmap` of a paging domain. */
+  readonly pgsizeBitmap: bigint;
+  /** Domain aperture, inclusive. */
+  readonly aperture: { readonly start: bigint; readonly end: bigint };
+  /** IOMMU_CAP_CACHE_COHERENCY. */
+  readonly cacheCoherency: boolean;
+  /** IOMMU_CAP_ENFORCE_CACHE_COHERENCY (VFIO_DMA_CC_IOMMU). */
+  readonly enforceCacheCoherency: boolean;
+  /** IOMMU_CAP_DIRTY_TRACKING. */
+  readonly dirtyTracking: boolean;
+  /** MSI isolated by interrupt remapping / ITS (else VFIO needs allow_unsafe_interrupts). */
+  readonly msiIsolated: boolean;
+  /** IOMMU_GET_HW_INFO: `out_data_type` and the vendor data (empty for none). */
+  readonly hwInfo: { readonly type: number; readonly data: Uint8Array };
+  /** log2 of the PASIDs the IOMMU supports for a device (0: none). */
+  readonly maxPasidLog2: number;
+}
+
+/** The direction of a DMA as the IOMMU sees it. */
+export type DmaAccess = "read" | "write";
+
+/** Permission of an IOMMU mapping. */
+export interface MapProtection {
+  /** Device may read memory. */
+  readonly read: boolean;
+  /** Device may write memory. */
+  readonly write: boolean;
+}
+
+/**
+ * A fault the IOMMU recorded, in the vendor's own format (`raw`), with the fields common to all
+ * vendors and one readable line, e.g. the one Linux prints for it.
+ */
+export interface IommuFault {
+  /** The vendor format of `raw`, e.g. "vtd-frr" (VT-d fault recording register). */
+  readonly format: string;
+  /** Requester id (bus << 8 | devfn) or stream id. */
+  readonly requester: number;
+  /** PASID, or undefined when the request carried none. */
+  readonly pasid: number | undefined;
+  /** Faulting IOVA. */
+  readonly address: bigint;
+  /** The access that faulted. */
+  readonly access: DmaAccess;
+  /** Vendor reason code (VT-d fault reason, SMMUv3 event id, …). */
+  readonly reason: number;
+  /** Vendor reason name, e.g. "PTE Write access is not set". */
+  readonly reasonName: string;
+  /** The raw record bytes in the vendor's layout (VT-d: 16-byte FRR). */
+  readonly raw: Uint8Array;
+  /** One readable line, e.g. Linux's DMAR log line. */
+  readonly message: string;
+  /** Virtual time of the fault, ns. */
+  readonly timeNs: number;
+}
+
+/** Result of a translation: a physical address, or the fault the hardware recorded. */
+export type TranslateResult =
+  | { readonly ok: true; readonly phys: bigint }
+  | { readonly ok: false; readonly fault: IommuFault };
+
+/** A paging domain: an I/O page table the kernel fills with map/unmap. */
+export interface IommuDomain {
+  /** Hardware domain id (VT-d DID, SMMU ASID/VMID, …). */
+  readonly id: number;
+  /**
+   * Map `[iova, iova + size)` to `[phys, phys + size)`. All values aligned to the smallest page
+   * size; the model picks the largest pages that fit. Returns 0 or -errno (-ENOMEM, -EEXIST,
+   * -EINVAL for out-of-aperture or misaligned).
+   */
+  map(iova: bigint, phys: bigint, size: bigint, prot: MapProtection): number;
+  /** Unmap `[iova, iova + size)`; returns the number of bytes that were mapped and are now not. */
+  unmap(iova: bigint, size: bigint): bigint;
+  /** Look up without faulting or caching: the phys address and protection, or undefined. */
+  lookup(iova: bigint): { phys: bigint; prot: MapProtection } | undefined;
+}
+
+/** A simulated IOMMU: the hardware the kernel programs and devices DMA through. */
+export interface IommuModel {
+  /** Per-model facts (see {@link IommuFacts}). */
+  readonly facts: IommuFacts;
+  /** Reserved regions for a device (requester id). */
+  reservedRegions(requester: number): ReservedRegion[];
+  /** A new, empty paging domain; its tables live in simulated physical memory. */
+  allocDomain(): IommuDomain;
+  /** Free a domain and its tables. It must not be attached. */
+  freeDomain(domain: IommuDomain): void;
+  /** Point a device (requester id) at a domain; `null` blocks all its DMA. Flushes its IOTLB. */
+  attach(requester: number, domain: IommuDomain | null): void;
+  /**
+   * Translate one DMA access of `length` bytes (not crossing a 4 KiB page). On a fault the record
+   * is appended to {@link faults} and returned.
+   */
+  translate(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+    length: number,
+  ): TranslateResult;
+  /** Every fault recorded so far, oldest first. */
+  readonly faults: readonly IommuFault[];
+}

@@ -1,0 +1,231 @@
+/**
+ * Simulated memory: the machine's physical memory (SharedArrayBuffer-backed chunks at physical
+ * addresses) and the simulated process's virtual address space over it.
+ *
+ * Physical chunks are reference counted: a process mapping holds one reference and every IOMMU
+ * pin holds another, so memory a device may still DMA to outlives munmap, as pinned pages do on
+ * Linux.
+ *
+ * @module
+ */
+
+/** One contiguous allocation of physical memory. */
+export interface PhysicalChunk {
+  /** First physical address. */
+  readonly base: number;
+  /** Length in bytes. */
+  readonly length: number;
+  /** The bytes, over a SharedArrayBuffer. */
+  readonly bytes: Uint8Array;
+  /** References (process mappings, pins, page-table ownership). */
+  refs: number;
+}
+
+/** Physical address where simulated RAM starts (above the 32-bit MMIO hole, like a real PC). */
+export const SIM_RAM_BASE = 0x1_0000_0000;
+
+/** The machine's physical memory: allocate, look up and access bytes by physical address. */
+export class PhysicalMemory {
+  #chunks: PhysicalChunk[] = [];
+  #next = SIM_RAM_BASE;
+  #used = 0;
+  readonly #limit: number;
+
+  /** Physical memory of at most `limitBytes` (allocation beyond it fails). */
+  constructor(limitBytes = 4 * 1024 ** 3) {
+    this.#limit = limitBytes;
+  }
+
+  /** Bytes currently allocated. */
+  get usedBytes(): number {
+    return this.#used;
+  }
+
+  /**
+   * Allocate `length` zeroed bytes aligned to `align` (a power of two ≥ 4096). Returns the chunk,
+   * holding one reference, or undefined when memory is exhausted.
+   */
+  allocate(length: number, align = 4096): PhysicalChunk | undefined {
+    if (length <= 0 || this.#used + length > this.#limit) return undefined;
+    const base = Math.ceil(this.#next / align) * align;
+    const chunk: PhysicalChunk = {
+      base,
+      length,
+      bytes: new Uint8Array(new SharedArrayBuffer(length)),
+      refs: 1,
+    };
+    this.#next = base + Math.ceil(length / 4096) * 4096;
+    this.#chunks.push(chunk); // bases only grow, so the array stays sorted
+    this.#used += length;
+    return chunk;
+  }
+
+  /** Take another reference on a chunk. */
+  retain(chunk: PhysicalChunk): void {
+    chunk.refs++;
+  }
+
+  /** Drop a reference; the chunk is freed when none is left. */
+  release(chunk: PhysicalChunk): void {
+    if (--chunk.refs > 0) return;
+    const i = this.#chunks.indexOf(chunk);
+    if (i >= 0) {
+      this.#chunks.splice(i, 1);
+      this.#used -= chunk.length;
+    }
+  }
+
+  /** The chunk holding a physical address, or undefined (unbacked address). */
+  chunkAt(phys: number | bigint): PhysicalChunk | undefined {
+    const p = Number(phys);
+    let lo = 0;
+    let hi = this.#chunks.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = this.#chunks[mid];
+      if (p < c.base) hi = mid - 1;
+      else if (p >= c.base + c.length) lo = mid + 1;
+      else return c;
+    }
+    return undefined;
+  }
+
+  /** Copy `dst.length` bytes from physical memory; false (and `dst` untouched) if not all backed. */
+  read(phys: number | bigint, dst: Uint8Array): boolean {
+    const p = Number(phys);
+    const c = this.chunkAt(p);
+    if (!c || p + dst.length > c.base + c.length) return false;
+    dst.set(c.bytes.subarray(p - c.base, p - c.base + dst.length));
+    return true;
+  }
+
+  /** Copy `src` into physical memory; false (nothing written) if the range is not all backed. */
+  write(phys: number | bigint, src: Uint8Array): boolean {
+    const p = Number(phys);
+    const c = this.chunkAt(p);
+    if (!c || p + src.length > c.base + c.length) return false;
+    c.bytes.set(src, p - c.base);
+    return true;
+  }
+
+  /** Read a little-endian u64 (page-table entries); undefined if unbacked. */
+  readU64(phys: number | bigint): bigint | undefined {
+    const p = Number(phys);
+    const c = this.chunkAt(p);
+    if (!c || p + 8 > c.base + c.length) return undefined;
+    return new DataView(c.bytes.buffer, c.bytes.byteOffset).getBigUint64(p - c.base, true);
+  }
+
+  /** Write a little-endian u64; false if unbacked. */
+  writeU64(phys: number | bigint, value: bigint): boolean {
+    const p = Number(phys);
+    const c = this.chunkAt(p);
+    if (!c || p + 8 > c.base + c.length) return false;
+    new DataView(c.bytes.buffer, c.bytes.byteOffset).setBigUint64(p - c.base, value, true);
+    return true;
+  }
+}
+
+/** One anonymous mapping of the simulated process. */
+export interface ProcessMapping {
+  /** Virtual address of the first byte. */
+  readonly address: number;
+  /** Length in bytes (page multiple). */
+  readonly length: number;
+  /** The physical memory behind it. */
+  readonly chunk: PhysicalChunk;
+}
+
+/** First virtual address handed out by anonymous mmap in the simulated process. */
+export const SIM_MMAP_BASE = 0x7f00_0000_0000;
+
+/** The simulated process's address space: anonymous mappings over physical chunks. */
+export class ProcessMemory {
+  #maps: ProcessMapping[] = [];
+  #next = SIM_MMAP_BASE;
+
+  /** A process over `physical`, with pages of `pageSize` bytes. */
+  constructor(readonly physical: PhysicalMemory, readonly pageSize = 4096) {}
+
+  /** Current mappings, by address. */
+  get mappings(): readonly ProcessMapping[] {
+    return this.#maps;
+  }
+
+  /**
+   * Map `length` bytes (rounded up to pages) of fresh zeroed memory; `align` aligns the virtual
+   * and physical address (2 MiB for huge pages). Undefined when physical memory is exhausted.
+   */
+  mmap(length: number, align = this.pageSize): ProcessMapping | undefined {
+    const size = Math.ceil(length / this.pageSize) * this.pageSize;
+    const chunk = this.physical.allocate(size, Math.max(align, this.pageSize));
+    if (!chunk) return undefined;
+    const address = Math.ceil(this.#next / align) * align;
+    this.#next = address + size + this.pageSize; // a guard page between mappings
+    const mapping = { address, length: size, chunk };
+    this.#maps.push(mapping);
+    return mapping;
+  }
+
+  /** Remove the mapping that starts exactly at `address`; false if there is none. */
+  munmap(address: number): boolean {
+    const i = this.#maps.findIndex((m) => m.address === address);
+    if (i < 0) return false;
+    const [m] = this.#maps.splice(i, 1);
+    this.physical.release(m.chunk);
+    return true;
+  }
+
+  /** The mapping containing a virtual address. */
+  mappingAt(vaddr: number | bigint): ProcessMapping | undefined {
+    const v = Number(vaddr);
+    return this.#maps.find((m) => v >= m.address && v < m.address + m.length);
+  }
+
+  /**
+   * Resolve `[vaddr, vaddr + length)` to physical pieces, as pinning user pages does. Undefined
+   * (the caller answers EFAULT) if any byte is unmapped.
+   */
+  resolve(
+    vaddr: number | bigint,
+    length: number | bigint,
+  ): { phys: number; length: number; chunk: PhysicalChunk }[] | undefined {
+    let v = Number(vaddr);
+    let left = Number(length);
+    const pieces: { phys: number; length: number; chunk: PhysicalChunk }[] = [];
+    while (left > 0) {
+      const m = this.mappingAt(v);
+      if (!m) return undefined;
+      const n = Math.min(left, m.address + m.length - v);
+      pieces.push({ phys: m.chunk.base + (v - m.address), length: n, chunk: m.chunk });
+      v += n;
+      left -= n;
+    }
+    return pieces;
+  }
+
+  /** Read process memory (for `copy_from_user`); undefined if any byte is unmapped (EFAULT). */
+  copyFromUser(vaddr: number | bigint, length: number): Uint8Array | undefined {
+    const pieces = this.resolve(vaddr, length);
+    if (!pieces) return undefined;
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const p of pieces) {
+      out.set(p.chunk.bytes.subarray(p.phys - p.chunk.base, p.phys - p.chunk.base + p.length), at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  /** Write process memory (for `copy_to_user`); false (nothing written) if any byte is unmapped. */
+  copyToUser(vaddr: number | bigint, data: Uint8Array): boolean {
+    const pieces = this.resolve(vaddr, data.length);
+    if (!pieces) return false;
+    let at = 0;
+    for (const p of pieces) {
+      p.chunk.bytes.set(data.subarray(at, at + p.length), p.phys - p.chunk.base);
+      at += p.length;
+    }
+    return true;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The interface between a simulated PCI function (edu, virtio-net, …) and the rest of the
+ * simulated machine. A device model owns its config space and registers; it reaches memory only
+ * through a {@link DmaPort} (which translates through the IOMMU model) and raises interrupts only
+ * through an {@link InterruptSink} (which the simulated kernel routes to VFIO eventfds).
+ *
+ * @module
+ */
+
+import type { VirtualClock } from "../clock.ts";
+
+/** A PCI config space: 256 bytes (conventional) or 4096 (PCIe), with the device's write rules. */
+export interface PciConfig {
+  /** 256 or 4096. */
+  readonly size: number;
+  /** Read 1, 2 or 4 bytes at `offset` (little-endian); out of range reads all-ones. */
+  read(offset: number, size: 1 | 2 | 4): number;
+  /**
+   * Write 1, 2 or 4 bytes: read-only bits keep their value, RW1C bits clear where 1 is written,
+   * as the device's register definitions say.
+   */
+  write(offset: number, size: 1 | 2 | 4, value: number): void;
+}
+
+/** One BAR of a device model. */
+export interface BarDecl {
+  /** BAR index 0–5. */
+  readonly index: number;
+  /** Size in bytes (a power of two). */
+  readonly size: number;
+  /** Memory (32- or 64-bit) or I/O space. */
+  readonly kind: "mem32" | "mem64" | "io";
+  /** Prefetchable memory BAR. */
+  readonly prefetchable: boolean;
+}
+
+/**
+ * How a device reaches memory: every access is translated by the IOMMU for this device's
+ * requester id. A failed access returns false; the IOMMU model has recorded the fault, and
+ * nothing was read into `dst` past the faulting page.
+ */
+export interface DmaPort {
+  /** DMA read (device reads memory at `iova` into `dst`). */
+  read(iova: bigint, dst: Uint8Array, pasid?: number): boolean;
+  /** DMA write (device writes `src` to memory at `iova`). */
+  write(iova: bigint, src: Uint8Array, pasid?: number): boolean;
+}
+
+/** Where a device's interrupts go. */
+export interface InterruptSink {
+  /** The device sends MSI message `vector` (after checking its own MSI enable and mask bits). */
+  msi(vector: number): void;
+  /** The device sends MSI-X table entry `vector` (after checking enable, function and entry mask). */
+  msix(vector: number): void;
+  /** The device's INTx line changed level. */
+  intx(asserted: boolean): void;
+}
+
+/** What the machine gives a device model when it is plugged in. */
+export interface DeviceHost {
+  /** The machine's virtual clock; device work is scheduled on it. */
+  readonly clock: VirtualClock;
+  /** The device's path to memory through the IOMMU. */
+  readonly dma: DmaPort;
+  /** The device's interrupt outputs. */
+  readonly irq: InterruptSink;
+  /** A deterministic random source in [0, 1) seeded by the machine. */
+  readonly random: () => number;
+  /** Append a line to the machine's trace (device events worth seeing). */
+  trace(line: string): void;
+}
+
+/** A simulated PCI function. */
+export interface PciDeviceModel {
+  /** Short model name, e.g. "edu". */
+  readonly model: string;
+  /** The function's config space (vendor/device ids, BAR registers, capability list, …). */
+  readonly config: PciConfig;
+  /** Implemented BARs. */
+  readonly bars: readonly BarDecl[];
+  /** True when the function has a usable reset (FLR or PM reset): VFIO_DEVICE_INFO_FLAGS_RESET. */
+  readonly resetWorks: boolean;
+  /** Plug the device into a machine. Called once, before any other access. */
+  connect(host: DeviceHost): void;
+  /** A register read of `size` bytes at `offset` in BAR `bar`. */
+  mmioRead(bar: number, offset: number, size: 4 | 8): number | bigint;
+  /** A register write of `size` bytes at `offset` in BAR `bar`. */
+  mmioWrite(bar: number, offset: number, size: 4 | 8, value: number | bigint): void;
+  /** Function-level reset: registers and config space back to power-on values. */
+  reset(): void;
+}
