@@ -1,0 +1,119 @@
+/**
+ * A preallocated pool of fixed-size packet buffers in DMA memory (ixy's mempool): one DMA
+ * allocation carved into equal buffers, each with its IOVA as a Number and a prebuilt byte view,
+ * so receiving and sending allocate nothing per packet.
+ *
+ * @module
+ */
+
+import type { DmaBuffer, DmaSpace } from "../core/dma_space.ts";
+import { VfioError } from "../core/errors.ts";
+
+/** One packet buffer. Its fields are fixed for the pool's lifetime except `length`. */
+export interface PacketBuffer {
+  /** Index in the pool. */
+  readonly index: number;
+  /** The whole buffer (`bufferSize` bytes) in DMA memory. */
+  readonly data: Uint8Array;
+  /** IOVA of `data[0]`, exact as a Number (IOVAs stay below 2^53). */
+  readonly iova: number;
+  /** Bytes of the frame in `data` (from offset 0). */
+  length: number;
+}
+
+/** Default size of a packet buffer: a full Ethernet frame plus headroom, power of two. */
+export const DEFAULT_BUFFER_SIZE = 2048;
+
+/** What a pool needs from a DMA space: allocate and free mapped memory. */
+export type DmaAllocator = Pick<DmaSpace, "allocate" | "free">;
+
+/** A fixed pool of packet buffers with a free stack. */
+export class PacketPool {
+  /** Size of each buffer in bytes. */
+  readonly bufferSize: number;
+  /** Number of buffers. */
+  readonly capacity: number;
+  readonly #space: DmaAllocator;
+  readonly #dma: DmaBuffer;
+  readonly #buffers: PacketBuffer[];
+  readonly #free: Int32Array;
+  readonly #isFree: Uint8Array;
+  #top: number;
+
+  /**
+   * Allocate `capacity` buffers of `bufferSize` bytes (a power of two) in `space`, mapped for
+   * device reads and writes.
+   */
+  constructor(space: DmaAllocator, capacity: number, bufferSize = DEFAULT_BUFFER_SIZE) {
+    if (!Number.isInteger(capacity) || capacity <= 0) {
+      throw new VfioError({
+        operation: "PacketPool",
+        message: `capacity ${capacity} must be a positive integer`,
+      });
+    }
+    if (bufferSize < 64 || (bufferSize & (bufferSize - 1)) !== 0) {
+      throw new VfioError({
+        operation: "PacketPool",
+        message: `buffer size ${bufferSize} must be a power of two of at least 64 bytes`,
+      });
+    }
+    this.#space = space;
+    this.bufferSize = bufferSize;
+    this.capacity = capacity;
+    this.#dma = space.allocate(capacity * bufferSize, { read: true, write: true });
+    const base = Number(this.#dma.iova);
+    this.#buffers = Array.from({ length: capacity }, (_, i) => ({
+      index: i,
+      data: this.#dma.bytes.subarray(i * bufferSize, (i + 1) * bufferSize),
+      iova: base + i * bufferSize,
+      length: 0,
+    }));
+    this.#free = new Int32Array(capacity);
+    this.#isFree = new Uint8Array(capacity).fill(1);
+    for (let i = 0; i < capacity; i++) this.#free[i] = capacity - 1 - i;
+    this.#top = capacity;
+  }
+
+  /** Buffers currently free. */
+  get available(): number {
+    return this.#top;
+  }
+
+  /** The buffer with a given index (drivers map ring slots back to buffers with it). */
+  buffer(index: number): PacketBuffer {
+    return this.#buffers[index];
+  }
+
+  /** Take a free buffer (length reset to 0), or undefined when the pool is empty. */
+  alloc(): PacketBuffer | undefined {
+    if (this.#top === 0) return undefined;
+    const b = this.#buffers[this.#free[--this.#top]];
+    this.#isFree[b.index] = 0;
+    b.length = 0;
+    return b;
+  }
+
+  /** Take up to `n` buffers into `out[0..k)`; returns k. */
+  allocBatch(out: PacketBuffer[], n: number): number {
+    let k = 0;
+    while (k < n && this.#top > 0) out[k++] = this.alloc()!;
+    return k;
+  }
+
+  /** Return a buffer. Returning one twice is a driver bug and throws. */
+  free(buffer: PacketBuffer): void {
+    if (this.#buffers[buffer.index] !== buffer || this.#isFree[buffer.index]) {
+      throw new VfioError({
+        operation: "PacketPool.free",
+        message: `buffer ${buffer.index} is already free or not from this pool`,
+      });
+    }
+    this.#isFree[buffer.index] = 1;
+    this.#free[this.#top++] = buffer.index;
+  }
+
+  /** Unmap and release the pool's DMA memory. */
+  close(): void {
+    this.#space.free(this.#dma);
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * UDP (RFC 768): header layout, the checksum over the IPv4 pseudo-header, and sockets.
+ *
+ * @module
+ */
+
+import { finishChecksum, sumWords } from "./checksum.ts";
+import { IPPROTO_UDP } from "./ipv4.ts";
+
+/** UDP header length. */
+export const UDP_HEADER_LENGTH = 8;
+/** Source port offset. */
+export const UDP_SRC_PORT = 0;
+/** Destination port offset. */
+export const UDP_DST_PORT = 2;
+/** Length offset (header + data). */
+export const UDP_LENGTH = 4;
+/** Checksum offset (0 = not computed, allowed over IPv4). */
+export const UDP_CHECKSUM = 6;
+
+/**
+ * The UDP checksum of a datagram at `offset` of `length` bytes, over the pseudo-header
+ * (src, dst, protocol, UDP length). A computed 0 is sent as 0xffff (RFC 768).
+ */
+export function udpChecksum(
+  b: Uint8Array,
+  offset: number,
+  length: number,
+  src: number,
+  dst: number,
+): number {
+  let sum = (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + IPPROTO_UDP + length;
+  sum = sumWords(b, offset, length, sum);
+  const c = finishChecksum(sum);
+  return c === 0 ? 0xffff : c;
+}
+
+/**
+ * Receives datagrams for a bound port. `data[offset, offset + length)` is the payload, valid only
+ * during the call (the buffer goes back to the pool afterwards).
+ */
+export type UdpHandler = (
+  data: Uint8Array,
+  offset: number,
+  length: number,
+  srcIp: number,
+  srcPort: number,
+) => void;
+
+/** A bound UDP port. */
+export interface UdpSocket {
+  /** The local port. */
+  readonly port: number;
+  /** Datagrams delivered to the handler. */
+  readonly received: number;
+  /** Send a datagram from this port; false when it was dropped (no route, no buffer, ARP). */
+  sendTo(
+    dstIp: number,
+    dstPort: number,
+    data: Uint8Array,
+    offset?: number,
+    length?: number,
+  ): boolean;
+  /** Unbind the port. */
+  close(): void;
+}

@@ -1,0 +1,292 @@
+import assert from "node:assert/strict";
+import { NetStack } from "../../net/stack.ts";
+import { internetChecksum } from "../../net/checksum.ts";
+import { parseIpv4 } from "../../net/ipv4.ts";
+import { udpChecksum } from "../../net/udp.ts";
+import { parseMac } from "../../net/ethernet.ts";
+import { LoopNetDevice } from "../helpers/loop_net_device.ts";
+
+const OUR_MAC = parseMac("52:54:00:12:34:56");
+const PEER_MAC = parseMac("02:00:00:00:00:01");
+const OUR_IP = parseIpv4("10.0.2.15");
+const PEER_IP = parseIpv4("10.0.2.2");
+
+function be16(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 8;
+  b[at + 1] = v & 0xff;
+}
+function be32(b: Uint8Array, at: number, v: number): void {
+  be16(b, at, v >>> 16);
+  be16(b, at + 2, v & 0xffff);
+}
+function eth(dst: Uint8Array, type: number, payload: number): Uint8Array {
+  const f = new Uint8Array(14 + payload);
+  f.set(dst, 0);
+  f.set(PEER_MAC, 6);
+  be16(f, 12, type);
+  return f;
+}
+function arpRequest(targetIp: number): Uint8Array {
+  const f = eth(new Uint8Array(6).fill(0xff), 0x0806, 28);
+  be16(f, 14, 1);
+  be16(f, 16, 0x0800);
+  f[18] = 6;
+  f[19] = 4;
+  be16(f, 20, 1);
+  f.set(PEER_MAC, 22);
+  be32(f, 28, PEER_IP);
+  be32(f, 38, targetIp);
+  return f;
+}
+function ipv4(proto: number, payload: Uint8Array, dst = OUR_IP): Uint8Array {
+  const f = eth(OUR_MAC, 0x0800, 20 + payload.length);
+  f[14] = 0x45;
+  be16(f, 16, 20 + payload.length);
+  be16(f, 18, 0x1234);
+  f[22] = 64;
+  f[23] = proto;
+  be32(f, 26, PEER_IP);
+  be32(f, 30, dst);
+  be16(f, 24, internetChecksum(f, 14, 20));
+  f.set(payload, 34);
+  return f;
+}
+function udp(srcPort: number, dstPort: number, data: Uint8Array, dst = OUR_IP): Uint8Array {
+  const u = new Uint8Array(8 + data.length);
+  be16(u, 0, srcPort);
+  be16(u, 2, dstPort);
+  be16(u, 4, u.length);
+  u.set(data, 8);
+  be16(u, 6, udpChecksum(u, 0, u.length, PEER_IP, dst));
+  return ipv4(17, u, dst);
+}
+function echoRequest(id: number, seq: number, data: Uint8Array): Uint8Array {
+  const m = new Uint8Array(8 + data.length);
+  m[0] = 8;
+  be16(m, 4, id);
+  be16(m, 6, seq);
+  m.set(data, 8);
+  be16(m, 2, internetChecksum(m, 0, m.length));
+  return ipv4(1, m);
+}
+
+function setup(): { dev: LoopNetDevice; stack: NetStack; now: { t: number } } {
+  const dev = new LoopNetDevice(OUR_MAC);
+  const now = { t: 0 };
+  const stack = new NetStack(dev, {
+    address: "10.0.2.15/24",
+    gateway: "10.0.2.2",
+    now: () => now.t,
+  });
+  return { dev, stack, now };
+}
+
+/** Learn the peer's MAC so replies need no ARP round trip. */
+function learnPeer(dev: LoopNetDevice, stack: NetStack): void {
+  dev.inbox.push(arpRequest(OUR_IP));
+  stack.poll();
+  dev.sent.length = 0;
+}
+
+Deno.test({
+  name: "checksum matches RFC 1071's worked example",
+  permissions: "none",
+  fn() {
+    const words = new Uint8Array([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]);
+    assert.equal(internetChecksum(words, 0, words.length), 0x220d);
+  },
+});
+
+Deno.test({
+  name: "ARP: a request for our address gets a reply with our MAC",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    dev.inbox.push(arpRequest(OUR_IP));
+    assert.equal(stack.poll(), 1);
+    assert.equal(dev.sent.length, 1);
+    const r = dev.sent[0];
+    assert.deepEqual(r.subarray(0, 6), PEER_MAC);
+    assert.deepEqual(r.subarray(6, 12), OUR_MAC);
+    assert.equal((r[12] << 8) | r[13], 0x0806);
+    assert.equal((r[20] << 8) | r[21], 2, "operation reply");
+    assert.deepEqual(r.subarray(22, 28), OUR_MAC);
+    assert.deepEqual(r.subarray(32, 38), PEER_MAC);
+    assert.equal(stack.stats.arpReplies, 1);
+    assert.equal(dev.pool.available, dev.pool.capacity, "no buffer leaked");
+  },
+});
+
+Deno.test({
+  name: "ARP: a request for another address is not answered",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    dev.inbox.push(arpRequest(parseIpv4("10.0.2.99")));
+    stack.poll();
+    assert.equal(dev.sent.length, 0);
+  },
+});
+
+Deno.test({
+  name: "ICMP: an echo request is answered with the same id, sequence and data",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    learnPeer(dev, stack);
+    const data = new TextEncoder().encode("ping payload 0123456789");
+    dev.inbox.push(echoRequest(0x4242, 7, data));
+    stack.poll();
+    assert.equal(dev.sent.length, 1);
+    const r = dev.sent[0];
+    assert.equal(internetChecksum(r, 14, 20), 0, "IP header checksum");
+    const icmp = r.subarray(34, 34 + 8 + data.length);
+    assert.equal(icmp[0], 0, "echo reply");
+    assert.equal(internetChecksum(icmp, 0, icmp.length), 0, "ICMP checksum");
+    assert.equal((icmp[4] << 8) | icmp[5], 0x4242);
+    assert.equal((icmp[6] << 8) | icmp[7], 7);
+    assert.deepEqual(icmp.subarray(8), data);
+    assert.equal(stack.stats.echoReplies, 1);
+  },
+});
+
+Deno.test({
+  name: "UDP: a bound socket receives and its echo goes back with a valid checksum",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    learnPeer(dev, stack);
+    const got: string[] = [];
+    const sock = stack.udpBind(7, (d, off, len, ip, port) => {
+      got.push(new TextDecoder().decode(d.subarray(off, off + len)));
+      sock.sendTo(ip, port, d, off, len);
+    });
+    dev.inbox.push(udp(40000, 7, new TextEncoder().encode("hello")));
+    stack.poll();
+    assert.deepEqual(got, ["hello"]);
+    assert.equal(dev.sent.length, 1);
+    const r = dev.sent[0];
+    const u = r.subarray(34);
+    assert.equal((u[0] << 8) | u[1], 7);
+    assert.equal((u[2] << 8) | u[3], 40000);
+    const ulen = (u[4] << 8) | u[5];
+    assert.equal(ulen, 13);
+    assert.equal(udpChecksum(u, 0, ulen, OUR_IP, PEER_IP), 0xffff, "checksum verifies");
+    assert.equal(r.length, 60, "padded to the minimum frame");
+    assert.equal(dev.pool.available, dev.pool.capacity);
+  },
+});
+
+Deno.test({
+  name: "UDP to an unknown neighbour waits for ARP, then leaves",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    const sock = stack.udpBind(9000, () => {});
+    assert.equal(sock.sendTo(PEER_IP, 9, new Uint8Array([1, 2, 3])), true);
+    stack.poll();
+    assert.equal(dev.sent.length, 1, "an ARP request");
+    assert.equal((dev.sent[0][20] << 8) | dev.sent[0][21], 1);
+    const reply = arpRequest(OUR_IP);
+    be16(reply, 20, 2);
+    reply.set(OUR_MAC, 0);
+    dev.inbox.push(reply);
+    stack.poll();
+    assert.equal(dev.sent.length, 2, "the held datagram was sent");
+    assert.deepEqual(dev.sent[1].subarray(0, 6), PEER_MAC);
+    assert.equal(dev.pool.available, dev.pool.capacity);
+  },
+});
+
+Deno.test({
+  name: "ARP: unanswered resolution drops the held frame after its timeout",
+  permissions: "none",
+  fn() {
+    const { dev, stack, now } = setup();
+    stack.sendUdp(5, PEER_IP, 9, new Uint8Array(4));
+    stack.poll();
+    assert.equal(dev.pool.available, dev.pool.capacity - 1, "one frame held");
+    now.t += 5000;
+    stack.poll();
+    assert.equal(dev.pool.available, dev.pool.capacity);
+    assert.equal(stack.stats.txDropped, 1);
+  },
+});
+
+Deno.test({
+  name:
+    "hostile frames: truncations, bad checksums, wrong lengths, fragments are counted, never thrown",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    learnPeer(dev, stack);
+    stack.udpBind(7, () => {});
+    const good = udp(1234, 7, new Uint8Array(40).fill(0x61));
+    for (let len = 0; len < good.length; len++) dev.inbox.push(good.slice(0, len));
+    const badIpSum = good.slice();
+    badIpSum[24] ^= 0xff;
+    const badUdpSum = good.slice();
+    badUdpSum[40] ^= 0xff;
+    const fragment = good.slice();
+    fragment[20] |= 0x20; // MF
+    be16(fragment, 24, 0);
+    be16(fragment, 24, internetChecksum(fragment, 14, 20));
+    const longUdp = good.slice();
+    be16(longUdp, 38, 400); // UDP length beyond the datagram
+    be16(longUdp, 40, 0);
+    const longIp = good.slice();
+    be16(longIp, 16, 1400);
+    be16(longIp, 24, 0);
+    be16(longIp, 24, internetChecksum(longIp, 14, 20));
+    const badVersion = good.slice();
+    badVersion[14] = 0x65;
+    dev.inbox.push(badIpSum, badUdpSum, fragment, longUdp, longIp, badVersion);
+    let polls = 0;
+    while (dev.inbox.length > 0 && polls++ < 1000) stack.poll();
+    assert.equal(stack.stats.udpDelivered, 0, "no corrupt datagram was delivered");
+    assert.equal(stack.stats.fragments, 1);
+    assert.equal(stack.stats.badChecksum, 2);
+    assert.ok(stack.stats.malformed >= good.length - 1 - 20, `malformed ${stack.stats.malformed}`);
+    assert.equal(dev.pool.available, dev.pool.capacity);
+  },
+});
+
+Deno.test({
+  name: "hostile frames: 20,000 seeded random and mutated frames never throw or leak",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    learnPeer(dev, stack);
+    stack.udpBind(7, (d, off, len, ip, port) => stack.sendUdp(7, ip, port, d, off, len));
+    let seed = 0x1234567;
+    const rand = (): number => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const seeds = [
+      udp(1, 7, new Uint8Array(20)),
+      echoRequest(1, 1, new Uint8Array(16)),
+      arpRequest(OUR_IP),
+    ];
+    for (let i = 0; i < 20_000; i++) {
+      let f: Uint8Array;
+      if (rand() < 0.3) {
+        f = new Uint8Array(Math.floor(rand() * 1600));
+        for (let j = 0; j < f.length; j++) f[j] = rand() * 256;
+        if (rand() < 0.5 && f.length >= 14) f.set(OUR_MAC, 0);
+      } else {
+        f = seeds[Math.floor(rand() * seeds.length)].slice();
+        const flips = 1 + Math.floor(rand() * 4);
+        for (let k = 0; k < flips; k++) f[Math.floor(rand() * f.length)] = rand() * 256;
+        if (rand() < 0.3) f = f.slice(0, Math.floor(rand() * f.length));
+      }
+      dev.inbox.push(f);
+      stack.poll();
+    }
+    stack.poll();
+    assert.equal(stack.stats.rxFrames, 20_000 + 1);
+    assert.equal(dev.pool.available, dev.pool.capacity, "every buffer returned");
+  },
+});
