@@ -1,0 +1,116 @@
+/**
+ * The VM bench's machines: which kernel, which QEMU machine and IOMMU, which devices, which
+ * VFIO paths the guest exercises. One table, so adding a machine is one entry.
+ *
+ * @module
+ */
+
+/** Where a guest kernel comes from. */
+export type GuestKernel =
+  /** Debian trixie's linux-image 6.12 (VFIO as modules; no IOMMUFD). */
+  | "debian-amd64"
+  /** A 6.12 kernel built from trixie's linux-source with IOMMUFD, VFIO cdev and IOMMUFD_TEST. */
+  | "iommufd-amd64"
+  /** Debian trixie's arm64 linux-image 6.12. */
+  | "debian-arm64";
+
+/** A VFIO path a guest exercises. */
+export type VfioPath = "type1" | "iommufd";
+
+/** One VM-bench machine. */
+export interface VmMachine {
+  /** Name used in reports and golden file names. */
+  readonly name: string;
+  /** QEMU target. */
+  readonly arch: "x86_64" | "aarch64";
+  /** Guest kernel. */
+  readonly kernel: GuestKernel;
+  /** QEMU arguments for the machine and IOMMU (without kernel, initrd, devices). */
+  readonly machineArgs: readonly string[];
+  /** Kernel command line additions. */
+  readonly cmdline: string;
+  /** True when MSI is not isolated (x86 with virtio-iommu): VFIO needs allow_unsafe_interrupts. */
+  readonly unsafeInterrupts: boolean;
+  /** VFIO paths the guest tests. */
+  readonly paths: readonly VfioPath[];
+  /** The IOMMU model the simulator uses for the same machine. */
+  readonly simIommu: string;
+}
+
+const X86_CPU = ["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2G"];
+const ARM_CPU = ["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2G"];
+
+/** Every machine of the bench. */
+export const VM_MACHINES: readonly VmMachine[] = [
+  {
+    name: "x86-vtd-debian",
+    arch: "x86_64",
+    kernel: "debian-amd64",
+    machineArgs: [
+      ...X86_CPU,
+      "-machine",
+      "q35,kernel-irqchip=split",
+      "-device",
+      "intel-iommu,intremap=on",
+    ],
+    cmdline: "console=ttyS0 intel_iommu=on",
+    unsafeInterrupts: false,
+    paths: ["type1"],
+    simIommu: "vtd",
+  },
+  {
+    name: "x86-vtd-iommufd",
+    arch: "x86_64",
+    kernel: "iommufd-amd64",
+    machineArgs: [
+      ...X86_CPU,
+      "-machine",
+      "q35,kernel-irqchip=split",
+      "-device",
+      "intel-iommu,intremap=on",
+    ],
+    cmdline: "console=ttyS0",
+    unsafeInterrupts: false,
+    paths: ["type1", "iommufd"],
+    simIommu: "vtd",
+  },
+  {
+    name: "x86-virtio-iommu",
+    arch: "x86_64",
+    kernel: "iommufd-amd64",
+    machineArgs: [...X86_CPU, "-machine", "q35", "-device", "virtio-iommu-pci"],
+    cmdline:
+      "console=ttyS0 vfio_iommu_type1.allow_unsafe_interrupts=1 iommufd.allow_unsafe_interrupts=1",
+    unsafeInterrupts: true,
+    paths: ["type1", "iommufd"],
+    simIommu: "virtio-iommu",
+  },
+  {
+    name: "arm64-smmuv3",
+    arch: "aarch64",
+    kernel: "debian-arm64",
+    machineArgs: [...ARM_CPU, "-machine", "virt,iommu=smmuv3,gic-version=3"],
+    cmdline: "console=ttyAMA0",
+    unsafeInterrupts: false,
+    paths: ["type1"],
+    simIommu: "smmuv3",
+  },
+];
+
+/** Test devices every machine gets (romfile= skips the iPXE option ROM: faster boot). */
+export const VM_DEVICES: readonly string[] = [
+  "-device",
+  "edu",
+  "-netdev",
+  "user,id=n1",
+  "-device",
+  "virtio-net-pci,netdev=n1,romfile=",
+  "-netdev",
+  "user,id=n2",
+  "-device",
+  "e1000e,netdev=n2,romfile=",
+  "-netdev",
+  "user,id=n3",
+  "-device",
+  "igb,netdev=n3,romfile=",
+];

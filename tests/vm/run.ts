@@ -1,0 +1,218 @@
+/**
+ * The VM bench: boots every machine of tests/vm/machines.ts under QEMU (TCG), runs the host tests
+ * and the conformance scenarios over real VFIO inside, and compares the kernel's answers with the
+ * goldens in tests/goldens/.
+ *
+ *   deno run -A tests/vm/run.ts [--machine NAME]… [--update-goldens] [--timeout SECONDS]
+ *
+ * Artifacts (guest kernels, QEMU, busybox, deno for arm64) are cached outside the repository in
+ * $DENO_VFIO_CACHE (default ~/.cache/deno_vfio), keyed by version.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { VM_DEVICES, VM_MACHINES, type VmMachine } from "./machines.ts";
+import { compareGolden, type GoldenBlock, goldenPath, parseMarkers } from "./results.ts";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, "..", "..");
+const OUT = join(HERE, "out");
+const DEFAULT_TIMEOUT_S = 900;
+
+/** What one machine's run produced. */
+interface MachineResult {
+  machine: string;
+  ok: boolean;
+  bootS: number | undefined;
+  totalS: number;
+  summary: string;
+  problems: string[];
+}
+
+async function sh(script: string, ...args: string[]): Promise<string[]> {
+  const out = await new Deno.Command("bash", {
+    args: [join(HERE, script), ...args],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`${script} ${args.join(" ")} failed (exit ${out.code})`);
+  return new TextDecoder().decode(out.stdout).trim().split("\n");
+}
+
+async function prepare(machine: VmMachine): Promise<{ kernel: string; initrd: string }> {
+  const [kernel, modules] = await sh("artifacts.sh", "kernel", machine.kernel);
+  const deno = machine.arch === "x86_64"
+    ? Deno.execPath()
+    : (await sh("artifacts.sh", "deno", machine.arch))[0];
+  await Deno.mkdir(OUT, { recursive: true });
+  const initrd = join(OUT, `initrd-${machine.arch}-${machine.kernel}.cpio`);
+  await sh("mkinitrd.sh", machine.arch, initrd, modules, deno);
+  return { kernel, initrd };
+}
+
+async function boot(
+  machine: VmMachine,
+  kernel: string,
+  initrd: string,
+  timeoutS: number,
+): Promise<{ log: string; lines: { t: number; text: string }[]; timedOut: boolean }> {
+  const cmdline = [
+    machine.cmdline,
+    "quiet loglevel=4 panic=-1",
+    "dv.suite=host",
+    `dv.paths=${machine.paths.join(",")}`,
+    machine.unsafeInterrupts ? "dv.unsafe=1" : "",
+  ].join(" ");
+  const args = [
+    machine.arch,
+    ...machine.machineArgs,
+    "-kernel",
+    kernel,
+    "-initrd",
+    initrd,
+    "-append",
+    cmdline,
+    "-nographic",
+    "-no-reboot",
+    ...VM_DEVICES,
+  ];
+  const started = performance.now();
+  const child = new Deno.Command("bash", {
+    args: [join(HERE, "qemu.sh"), ...args],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, timeoutS * 1000);
+  const lines: { t: number; text: string }[] = [];
+  let pending = "";
+  const decoder = new TextDecoder();
+  const reader = child.stdout.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    pending += decoder.decode(value, { stream: true });
+    const parts = pending.split(/\r?\n/);
+    pending = parts.pop() ?? "";
+    const t = (performance.now() - started) / 1000;
+    for (const text of parts) lines.push({ t, text });
+  }
+  if (pending) lines.push({ t: (performance.now() - started) / 1000, text: pending });
+  const stderr = decoder.decode(await new Response(child.stderr).arrayBuffer());
+  await child.status;
+  clearTimeout(timer);
+  const log = lines.map((l) => `[${l.t.toFixed(2)}] ${l.text}`).join("\n") + "\n" + stderr;
+  await Deno.writeTextFile(join(OUT, `${machine.name}.log`), log);
+  return { log, lines, timedOut };
+}
+
+async function runMachine(
+  machine: VmMachine,
+  timeoutS: number,
+  updateGoldens: boolean,
+): Promise<MachineResult> {
+  const t0 = performance.now();
+  const { kernel, initrd } = await prepare(machine);
+  const { lines, timedOut } = await boot(machine, kernel, initrd, timeoutS);
+  const totalS = (performance.now() - t0) / 1000;
+  const parsed = parseMarkers(lines);
+  const problems: string[] = [];
+  if (timedOut) problems.push(`timed out after ${timeoutS} s`);
+  if (parsed.exit === undefined) problems.push("the guest never reported an exit code");
+  else if (parsed.exit !== 0) problems.push(`guest suite exited ${parsed.exit}`);
+  for (const block of parsed.blocks) {
+    const file = goldenPath(ROOT, machine.name, block.name);
+    problems.push(...await checkGolden(file, block, parsed.kernelRelease, updateGoldens));
+  }
+  return {
+    machine: machine.name,
+    ok: problems.length === 0,
+    bootS: parsed.readyAt,
+    totalS,
+    summary: parsed.testSummary ?? "(no test summary)",
+    problems,
+  };
+}
+
+async function checkGolden(
+  file: string,
+  block: GoldenBlock,
+  kernelRelease: string | undefined,
+  update: boolean,
+): Promise<string[]> {
+  let data: unknown;
+  try {
+    data = JSON.parse(block.text);
+  } catch (e) {
+    return [`${block.name}: the guest printed no valid JSON (${(e as Error).message})`];
+  }
+  const golden = { kernel: kernelRelease ?? "unknown", observations: data };
+  if (update) {
+    await Deno.mkdir(dirname(file), { recursive: true });
+    await Deno.writeTextFile(file, JSON.stringify(golden, null, 1) + "\n");
+    return [];
+  }
+  let expected: unknown;
+  try {
+    expected = JSON.parse(await Deno.readTextFile(file));
+  } catch {
+    return [`${block.name}: no golden at ${file} (run with --update-goldens to record one)`];
+  }
+  return compareGolden(block.name, expected, golden);
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      machine: { type: "string", multiple: true },
+      "update-goldens": { type: "boolean", default: false },
+      timeout: { type: "string", default: String(DEFAULT_TIMEOUT_S) },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(
+      `usage: deno run -A tests/vm/run.ts [--machine NAME]… [--update-goldens] [--timeout S]\nmachines: ${
+        VM_MACHINES.map((m) => m.name).join(", ")
+      }`,
+    );
+    return 0;
+  }
+  const wanted = values.machine ?? VM_MACHINES.map((m) => m.name);
+  const machines = wanted.map((name) => {
+    const m = VM_MACHINES.find((x) => x.name === name);
+    if (!m) {
+      throw new Error(
+        `unknown machine ${name}: one of ${VM_MACHINES.map((x) => x.name).join(", ")}`,
+      );
+    }
+    return m;
+  });
+  const results: MachineResult[] = [];
+  for (const machine of machines) {
+    console.log(`vm: ${machine.name} …`);
+    const r = await runMachine(machine, Number(values.timeout), values["update-goldens"]);
+    results.push(r);
+    console.log(
+      `vm: ${r.machine}: ${r.ok ? "ok" : "FAILED"} boot ${r.bootS?.toFixed(1) ?? "?"} s, total ${
+        r.totalS.toFixed(1)
+      } s; ${r.summary}`,
+    );
+    for (const p of r.problems) console.log(`vm:   ${p}`);
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  console.log(`${results.length - failed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main());
