@@ -53,12 +53,21 @@ export interface MappedMemory {
 }
 
 /**
- * A mapped device region (a PCI BAR): 32- and 64-bit register accesses, each one real access of
- * that width. Never wrap a BAR in a DataView (V8 may split it into byte accesses).
+ * A mapped device region (a PCI BAR): 8-, 16-, 32- and 64-bit register accesses, each one real
+ * access of that width (devices such as virtio require the natural width of each register).
+ * Never wrap a BAR in a DataView (V8 may split it into byte accesses).
  */
 export interface Mmio {
   /** Length of the mapping in bytes. */
   readonly length: number;
+  /** One 8-bit load at a byte offset. */
+  read8(offset: number): number;
+  /** One 8-bit store at a byte offset. */
+  write8(offset: number, value: number): void;
+  /** One 16-bit load at a byte offset (multiple of 2). */
+  read16(offset: number): number;
+  /** One 16-bit store at a byte offset (multiple of 2). */
+  write16(offset: number, value: number): void;
   /** One 32-bit load at a byte offset (multiple of 4). */
   read32(offset: number): number;
   /** One 32-bit store at a byte offset (multiple of 4); `value` is taken modulo 2^32. */

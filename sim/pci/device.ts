@@ -82,10 +82,13 @@ export interface PciDeviceModel {
   readonly resetWorks: boolean;
   /** Plug the device into a machine. Called once, before any other access. */
   connect(host: DeviceHost): void;
-  /** A register read of `size` bytes at `offset` in BAR `bar`. */
-  mmioRead(bar: number, offset: number, size: 4 | 8): number | bigint;
+  /**
+   * A register read of `size` bytes at `offset` in BAR `bar` (a bigint for size 8). Widths a
+   * device does not support read as the hardware would (edu: all-ones for non-4/8-byte reads).
+   */
+  mmioRead(bar: number, offset: number, size: 1 | 2 | 4 | 8): number | bigint;
   /** A register write of `size` bytes at `offset` in BAR `bar`. */
-  mmioWrite(bar: number, offset: number, size: 4 | 8, value: number | bigint): void;
+  mmioWrite(bar: number, offset: number, size: 1 | 2 | 4 | 8, value: number | bigint): void;
   /** Function-level reset: registers and config space back to power-on values. */
   reset(): void;
 }

@@ -45,13 +45,36 @@ export type IoctlHandler = (call: RecordedCall) => number | undefined;
 /** A simple Mmio over a plain buffer that records accesses. */
 export class RecordingMmio implements Mmio {
   readonly bytes: Uint8Array;
-  readonly accesses: { op: "r32" | "w32" | "r64" | "w64"; offset: number; value?: number | bigint }[] =
-    [];
+  readonly accesses: {
+    op: "r8" | "w8" | "r16" | "w16" | "r32" | "w32" | "r64" | "w64";
+    offset: number;
+    value?: number | bigint;
+  }[] = [];
   #view: DataView;
   /** A region of `length` zero bytes. */
   constructor(readonly length: number) {
     this.bytes = new Uint8Array(length);
     this.#view = new DataView(this.bytes.buffer);
+  }
+  /** 8-bit read. */
+  read8(offset: number): number {
+    this.accesses.push({ op: "r8", offset });
+    return this.#view.getUint8(offset);
+  }
+  /** 8-bit write. */
+  write8(offset: number, value: number): void {
+    this.accesses.push({ op: "w8", offset, value });
+    this.#view.setUint8(offset, value & 0xff);
+  }
+  /** 16-bit read. */
+  read16(offset: number): number {
+    this.accesses.push({ op: "r16", offset });
+    return this.#view.getUint16(offset, true);
+  }
+  /** 16-bit write. */
+  write16(offset: number, value: number): void {
+    this.accesses.push({ op: "w16", offset, value });
+    this.#view.setUint16(offset, value & 0xffff, true);
   }
   /** 32-bit read. */
   read32(offset: number): number {
