@@ -9,28 +9,37 @@
 import type { DmaBuffer, DmaSpace } from "../core/dma_space.ts";
 import { VfioError } from "../core/errors.ts";
 
-/** One packet buffer. Its fields are fixed for the pool's lifetime except `length`. */
+/**
+ * One packet buffer. Its fields are fixed for the pool's lifetime except `length`. Each buffer
+ * starts with `headroom` bytes for a device header (virtio-net's), then the frame in `data`.
+ */
 export interface PacketBuffer {
   /** Index in the pool. */
   readonly index: number;
-  /** The whole buffer (`bufferSize` bytes) in DMA memory. */
+  /** The frame area (`bufferSize - headroom` bytes) in DMA memory; the frame starts at 0. */
   readonly data: Uint8Array;
   /** IOVA of `data[0]`, exact as a Number (IOVAs stay below 2^53). */
   readonly iova: number;
+  /** The headroom just before `data` (drivers put device headers here). */
+  readonly head: Uint8Array;
   /** Bytes of the frame in `data` (from offset 0). */
   length: number;
 }
 
 /** Default size of a packet buffer: a full Ethernet frame plus headroom, power of two. */
 export const DEFAULT_BUFFER_SIZE = 2048;
+/** Default headroom in front of each frame (room for any NIC's descriptor header). */
+export const DEFAULT_HEADROOM = 64;
 
 /** What a pool needs from a DMA space: allocate and free mapped memory. */
 export type DmaAllocator = Pick<DmaSpace, "allocate" | "free">;
 
 /** A fixed pool of packet buffers with a free stack. */
 export class PacketPool {
-  /** Size of each buffer in bytes. */
+  /** Size of each buffer in bytes, headroom included. */
   readonly bufferSize: number;
+  /** Bytes before each frame. */
+  readonly headroom: number;
   /** Number of buffers. */
   readonly capacity: number;
   readonly #space: DmaAllocator;
@@ -41,10 +50,15 @@ export class PacketPool {
   #top: number;
 
   /**
-   * Allocate `capacity` buffers of `bufferSize` bytes (a power of two) in `space`, mapped for
-   * device reads and writes.
+   * Allocate `capacity` buffers of `bufferSize` bytes (a power of two, headroom included) in
+   * `space`, mapped for device reads and writes.
    */
-  constructor(space: DmaAllocator, capacity: number, bufferSize = DEFAULT_BUFFER_SIZE) {
+  constructor(
+    space: DmaAllocator,
+    capacity: number,
+    bufferSize = DEFAULT_BUFFER_SIZE,
+    headroom = DEFAULT_HEADROOM,
+  ) {
     if (!Number.isInteger(capacity) || capacity <= 0) {
       throw new VfioError({
         operation: "PacketPool",
@@ -57,15 +71,23 @@ export class PacketPool {
         message: `buffer size ${bufferSize} must be a power of two of at least 64 bytes`,
       });
     }
+    if (!Number.isInteger(headroom) || headroom < 0 || headroom >= bufferSize / 2) {
+      throw new VfioError({
+        operation: "PacketPool",
+        message: `headroom ${headroom} must be an integer from 0 to half the buffer size`,
+      });
+    }
     this.#space = space;
     this.bufferSize = bufferSize;
+    this.headroom = headroom;
     this.capacity = capacity;
     this.#dma = space.allocate(capacity * bufferSize, { read: true, write: true });
     const base = Number(this.#dma.iova);
     this.#buffers = Array.from({ length: capacity }, (_, i) => ({
       index: i,
-      data: this.#dma.bytes.subarray(i * bufferSize, (i + 1) * bufferSize),
-      iova: base + i * bufferSize,
+      data: this.#dma.bytes.subarray(i * bufferSize + headroom, (i + 1) * bufferSize),
+      iova: base + i * bufferSize + headroom,
+      head: this.#dma.bytes.subarray(i * bufferSize, i * bufferSize + headroom),
       length: 0,
     }));
     this.#free = new Int32Array(capacity);

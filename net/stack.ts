@@ -221,7 +221,8 @@ export class NetStack {
     offset = 0,
     length = data.length,
   ): boolean {
-    const maxPayload = this.#dev.pool.bufferSize - ETH_HEADER_LENGTH - IPV4_MIN_HEADER -
+    const maxPayload = this.#dev.pool.bufferSize - this.#dev.pool.headroom - ETH_HEADER_LENGTH -
+      IPV4_MIN_HEADER -
       UDP_HEADER_LENGTH;
     if (length < 0 || offset < 0 || offset + length > data.length || length > maxPayload) {
       this.stats.txDropped++;
