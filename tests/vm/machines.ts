@@ -104,7 +104,7 @@ export const VM_DEVICES: readonly string[] = [
   "-netdev",
   "user,id=n1",
   "-device",
-  "virtio-net-pci,netdev=n1,romfile=",
+  "virtio-net-pci,netdev=n1,romfile=,disable-legacy=on,iommu_platform=on",
   "-netdev",
   "user,id=n2",
   "-device",
