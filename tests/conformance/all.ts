@@ -1,0 +1,17 @@
+/**
+ * Every conformance scenario, in report order.
+ *
+ * @module
+ */
+
+import type { ScenarioDef } from "./scenario.ts";
+import { TYPE1_SCENARIOS } from "./type1_scenarios.ts";
+import { IOMMUFD_SCENARIOS } from "./iommufd_scenarios.ts";
+import { COMPAT_SCENARIOS } from "./compat_scenarios.ts";
+
+/** All scenarios: native type1, iommufd, then the container API on both implementations. */
+export const ALL_SCENARIOS: readonly ScenarioDef[] = [
+  ...TYPE1_SCENARIOS,
+  ...IOMMUFD_SCENARIOS,
+  ...COMPAT_SCENARIOS,
+];

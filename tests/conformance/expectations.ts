@@ -1,0 +1,103 @@
+/**
+ * What each IOMMU model should answer, as data: the scenarios read a row of
+ * {@link IOMMU_EXPECTATIONS} and never branch on a model's name. Adding a model is one row.
+ *
+ * Sources: shared/reference/vm-lab.md (answers of Linux 6.12 on QEMU 10's emulated IOMMUs, the
+ * machines of the VM bench) and shared/reference/vfio.md / iommufd.md for the rules.
+ *
+ * @module
+ */
+
+import type { ErrnoName } from "../../ffi/errno.ts";
+import { encode } from "../../ffi/uapi/layout.ts";
+import { iommu_hw_info_vtd } from "./uapi.ts";
+
+/** One usable IOVA range, inclusive. */
+export interface IovaRange {
+  /** First IOVA. */
+  readonly start: bigint;
+  /** Last IOVA (inclusive). */
+  readonly end: bigint;
+}
+
+/** The answers that depend on the IOMMU model. */
+export interface IommuExpectations {
+  /** Model name, as the simulator spells it ("vtd", "smmuv3", "virtio-iommu", "spapr"). */
+  readonly model: string;
+  /**
+   * Usable IOVA ranges of a device behind this IOMMU: the type1 IOVA_RANGE capability, and
+   * IOMMU_IOAS_IOVA_RANGES of an IOAS the device is attached to (aperture clipped, non-relaxable
+   * reserved regions cut out).
+   */
+  readonly iovaRanges: readonly IovaRange[];
+  /** type1 `iova_pgsizes` (sub-page sizes folded to PAGE_SIZE). */
+  readonly pgsizes: bigint;
+  /** iommufd `out_iova_alignment` once a domain is attached. */
+  readonly iovaAlignment: bigint;
+  /** An IOVA inside a non-relaxable reserved region (the MSI window): mapping it is EINVAL. */
+  readonly reservedIova: bigint;
+  /** CHECK_EXTENSION(VFIO_DMA_CC_IOMMU) once the device's domain exists (0 or 1). */
+  readonly dmaCc: number;
+  /** SET_IOMMU(VFIO_TYPE1_NESTING_IOMMU) on a container with the group: errno or null (works). */
+  readonly nestingSetIommu: ErrnoName | null;
+  /** IOMMU_GET_HW_INFO: `out_data_type`, and the vendor data bytes as lowercase hex. */
+  readonly hwInfo: { readonly type: number; readonly dataHex: string };
+  /** IOMMU_GET_HW_INFO `out_capabilities`. */
+  readonly hwCapabilities: bigint;
+}
+
+/** Lowercase hex of bytes, no separators (how vendor hw_info data is compared). */
+export function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/** Every model with known answers. */
+export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
+  // QEMU 10 intel-iommu (intremap=on, legacy/second-level mode, aw-bits 48), Linux 6.12: vm-lab.md
+  // steps 2, 4, 5. ECAP 0xf00f4a has no SC (snoop control) → no enforced coherency → DMA_CC 0;
+  // no SSADS (second-stage dirty) → no DIRTY_TRACKING capability.
+  vtd: {
+    model: "vtd",
+    iovaRanges: [
+      { start: 0n, end: 0xfedfffffn },
+      { start: 0xfef00000n, end: (1n << 48n) - 1n },
+    ],
+    pgsizes: 0x40201000n,
+    iovaAlignment: 0x1000n,
+    reservedIova: 0xfee00000n,
+    dmaCc: 0,
+    nestingSetIommu: "EINVAL",
+    hwInfo: {
+      type: 1, // IOMMU_HW_INFO_TYPE_INTEL_VTD
+      dataHex: hex(encode(iommu_hw_info_vtd, {
+        flags: 1, // IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17, always set in 6.12.107
+        cap_reg: 0xd2008c222f0606n,
+        ecap_reg: 0xf00f4an,
+      })),
+    },
+    hwCapabilities: 0n,
+  },
+  // QEMU virtio-iommu-pci on q35 (no IRQ remapping: the bench passes allow_unsafe_interrupts):
+  // vm-lab.md step 3. No hw_info op in 6.12 → type NONE, no data.
+  "virtio-iommu": {
+    model: "virtio-iommu",
+    iovaRanges: [
+      { start: 0n, end: 0xfedfffffn },
+      { start: 0xfef00000n, end: U64_MAX },
+    ],
+    pgsizes: 0xfffffffffffff000n,
+    iovaAlignment: 0x1000n,
+    reservedIova: 0xfee00000n,
+    dmaCc: 0,
+    nestingSetIommu: "EINVAL",
+    hwInfo: { type: 0, dataHex: "" },
+    hwCapabilities: 0n,
+  },
+};
+
+/** The expectation row of a model, or undefined when none is known. */
+export function expectationsFor(model: string): IommuExpectations | undefined {
+  return IOMMU_EXPECTATIONS[model];
+}
