@@ -331,14 +331,7 @@ export class DmaSpace {
         reserved: this.#options.reserved,
         allowZero: this.#options.allowZeroIova,
       });
-      for (const e of this.#entries.values()) {
-        try {
-          next.reserve(e.buffer.iova, e.size);
-        } catch {
-          // Outside the new ranges: the kernel refuses attaches that strand a mapping, so
-          // this only happens for mappings the kernel already dropped.
-        }
-      }
+      for (const e of this.#entries.values()) next.claim(e.buffer.iova, e.size);
       this.#allocator = next;
     } else if (ranges !== this.#seenRanges) {
       current.setRanges(ranges);

@@ -244,6 +244,26 @@ export class IovaAllocator {
     return brand(iova);
   }
 
+  /**
+   * Record an existing block `[iova, iova + size)` as in use without the alignment and range
+   * checks of {@link reserve} (for blocks carried over from an earlier allocator, e.g. after the
+   * IOMMU page size grew). Throws only if it overlaps a live block.
+   */
+  claim(iova: bigint, size: bigint): void {
+    const end = iova + size - 1n;
+    for (const [start, length] of this.#blocks) {
+      if (start <= end && iova <= start + length - 1n) {
+        throw new VfioError({
+          operation: OPERATION,
+          message: `[${hex(iova)}, ${hex(end)}] overlaps an IOVA block already in use`,
+        });
+      }
+    }
+    this.#free = subtractRanges(this.#free, [{ start: iova, end }]);
+    this.#blocks.set(iova, size);
+    this.#allocatedBytes += size;
+  }
+
   /** The size of the live block starting at `iova`, or undefined. */
   sizeOf(iova: bigint): bigint | undefined {
     return this.#blocks.get(iova);

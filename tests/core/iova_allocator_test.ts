@@ -149,6 +149,16 @@ Deno.test("IovaAllocator: reserve rules (alignment, overlap) and bad page size",
   assertThrows(() => new IovaAllocator([], { minPageSize: 3000n }), VfioError, "power of two");
 });
 
+Deno.test("IovaAllocator: claim adopts unaligned blocks (after the page size grew)", () => {
+  const a = new IovaAllocator([{ start: 0n, end: 0xfffffn }], { minPageSize: 0x10000n });
+  a.claim(0x1000n, 0x1000n);
+  assertThrows(() => a.claim(0x1800n, 0x1000n), VfioError, "overlaps");
+  assertEquals(a.allocate(0x10000n), 0x10000n);
+  a.free(0x1000n);
+  assertEquals(a.allocate(0x10000n), 0x20000n); // page 0 is still skipped
+  assertEquals(a.blockCount, 2);
+});
+
 Deno.test("subtractRanges: merges and cuts inclusive ranges", () => {
   assertEquals(
     subtractRanges([{ start: 10n, end: 19n }, { start: 0n, end: 9n }], [{ start: 5n, end: 12n }]),

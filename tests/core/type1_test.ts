@@ -9,7 +9,7 @@ import { ERRNO } from "../../ffi/errno.ts";
 import type { MappedMemory } from "../../ffi/kernel.ts";
 import { DmaSpace } from "../../core/dma_space.ts";
 import { Type1Backend } from "../../core/type1_backend.ts";
-import { RecordingKernel } from "../helpers/recording_kernel.ts";
+import { type IoctlHandler, RecordingKernel } from "../helpers/recording_kernel.ts";
 import {
   adoptFd,
   cstr,
@@ -49,8 +49,9 @@ interface StubOptions {
 }
 
 /** A kernel answering like a 6.12 type1 host with one VT-d group (MSI window cut out). */
-function type1Kernel(options: StubOptions = {}): RecordingKernel {
+function type1Kernel(options: StubOptions = {}, first?: IoctlHandler): RecordingKernel {
   const k = new RecordingKernel();
+  if (first !== undefined) k.onIoctl(first);
   k.files.set("/dev/vfio/vfio", "");
   k.files.set(`/dev/vfio/${GROUP}`, "");
   k.files.set("/dev/vfio/8", "");
@@ -373,8 +374,14 @@ Deno.test("type1: allocating before any device is open explains why it cannot", 
 });
 
 Deno.test("type1: unmap checks the size the kernel reports", () => {
-  const k = type1Kernel();
-  k.onIoctl(() => undefined);
+  let reported: bigint | undefined;
+  const k = type1Kernel({}, (c) => {
+    if (c.request === IOMMU_UNMAP_DMA && reported !== undefined) {
+      put(c.arg!, [[16, 8, reported]]);
+      return 0;
+    }
+    return undefined;
+  });
   const backend = Type1Backend.open(k);
   backend.openDevice({ bdf: BDF, group: GROUP });
   const mem = k.mmapAnonymous(8192) as MappedMemory;
@@ -383,8 +390,17 @@ Deno.test("type1: unmap checks the size the kernel reports", () => {
   assert.equal(u32At(map.argIn!, 4), 1); // READ only
   assert.equal(u64At(map.argIn!, 16), 0x10000n);
   expectVfioError(() => backend.unmap(0x20000n as never, 8192n), "no mapping of 0x2000 bytes");
+  backend.map(mem.address, 0x20000n as never, 8192n, { read: true, write: true });
+  reported = 0n; // the kernel unmapped nothing (type1v2 with no mapping there)
+  expectVfioError(
+    () => backend.unmap(0x20000n as never, 8192n),
+    "unmapped 0x0 bytes at IOVA 0x20000, expected 0x2000",
+  );
+  reported = undefined;
   backend.close(); // unmaps the leftover mapping first
-  const unmap = k.callsOf("ioctl").find((c) => c.request === IOMMU_UNMAP_DMA)!;
+  const unmap = k.callsOf("ioctl").find((c) =>
+    c.request === IOMMU_UNMAP_DMA && u64At(c.argIn!, 8) === 0x10000n
+  )!;
   assert.deepEqual(unmap.argIn, le(24, [[0, 4, 24], [8, 8, 0x10000n], [16, 8, 8192n]]));
   assert.equal(k.openFds.size, 0);
 });
