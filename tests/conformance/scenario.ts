@@ -284,7 +284,7 @@ export class ScenarioContext {
       );
     }
     if (exp.ret !== undefined && obs.ret !== exp.ret) {
-      problems.push(`ret ${obs.ret}, expected ${exp.ret}`);
+      problems.push(`ret ${obs.ret}${obs.errno ? ` (${obs.errno})` : ""}, expected ${exp.ret}`);
     }
     for (const [name, want] of Object.entries(exp.fields ?? {})) {
       const got = obs.out?.[name];
