@@ -24,6 +24,16 @@ import { closeChecked, closeQuietly, type HintTable, runAll } from "./syscall.ts
 import { type VfioContainer, VfioGroup } from "./type1.ts";
 import { VFIO_GROUP_GET_STATUS } from "./dma_uapi.ts";
 
+/** One mapping as the caller asked for it (kept so it can be replayed). */
+export interface ContainerMapping {
+  /** Process address. */
+  readonly vaddr: bigint;
+  /** Size in bytes. */
+  readonly size: bigint;
+  /** Device permissions. */
+  readonly prot: DmaProtection;
+}
+
 interface GroupEntry {
   readonly group: VfioGroup;
   readonly devices: Set<number>;
@@ -42,8 +52,12 @@ export abstract class ContainerBackend implements DmaBackend {
   protected readonly kernel: Kernel;
   /** The container. */
   protected readonly container: VfioContainer;
-  /** Live mappings: IOVA → size. */
-  protected readonly mappings: Map<bigint, bigint> = new Map();
+  /**
+   * Mappings by IOVA. While the container has no IOMMU (its last group left, which makes the
+   * kernel drop every mapping) they are only remembered, and replayed when a group attaches
+   * again, so a DmaSpace's buffers survive closing and reopening its devices.
+   */
+  protected readonly mappings: Map<bigint, ContainerMapping> = new Map();
   readonly #groups: Map<number, GroupEntry> = new Map();
   readonly #devices: Map<number, { group: number; bdf: string }> = new Map();
   #iommuSet = false;
@@ -91,20 +105,20 @@ export abstract class ContainerBackend implements DmaBackend {
       });
     }
     this.doMap(vaddr, iova, size, prot);
-    this.mappings.set(iova, size);
+    this.mappings.set(iova, { vaddr, size, prot });
   }
 
   /** Unmap exactly one earlier mapping. */
   unmap(iova: Iova, size: bigint): void {
     this.#assertOpen("unmap");
     const known = this.mappings.get(iova);
-    if (known !== size) {
+    if (known?.size !== size) {
       throw new VfioError({
         operation: "unmap",
         message: `no mapping of ${hex(size)} bytes at IOVA ${hex(iova)}`,
       });
     }
-    this.doUnmap(iova, size);
+    if (this.#iommuSet) this.doUnmap(iova, size); // otherwise the kernel already dropped it
     this.mappings.delete(iova);
   }
 
@@ -124,6 +138,7 @@ export abstract class ContainerBackend implements DmaBackend {
         this.#checkViable(group, target.bdf);
         group.setContainer(this.container.fd, this.setContainerHints());
         undo.push(() => group.unsetContainer());
+        const replay = !this.#iommuSet && this.mappings.size > 0;
         if (!this.#iommuSet) {
           try {
             this.setUpIommu(target.bdf);
@@ -138,6 +153,7 @@ export abstract class ContainerBackend implements DmaBackend {
           });
         }
         this.refresh();
+        if (replay) this.#replay();
         entry = { group, devices: new Set() };
       }
       const fd = entry.group.getDeviceFd(target.bdf);
@@ -173,8 +189,7 @@ export abstract class ContainerBackend implements DmaBackend {
       steps.push(() => entry.group.unsetContainer(), () => entry.group.close());
       if (this.#groups.size === 0) {
         steps.push(() => {
-          this.#iommuSet = false;
-          this.mappings.clear(); // the kernel dropped them with the last group
+          this.#iommuSet = false; // the kernel dropped every mapping with the last group
           this.reset();
         });
       } else steps.push(() => this.refresh());
@@ -186,8 +201,8 @@ export abstract class ContainerBackend implements DmaBackend {
   close(): void {
     if (this.#closed) return;
     const steps: (() => void)[] = [];
-    for (const [iova, size] of [...this.mappings].reverse()) {
-      steps.push(() => this.unmap(iova as Iova, size));
+    for (const [iova, m] of [...this.mappings].reverse()) {
+      steps.push(() => this.unmap(iova as Iova, m.size));
     }
     for (const fd of [...this.#devices.keys()].reverse()) steps.push(() => this.closeDevice(fd));
     steps.push(() => {
@@ -195,6 +210,11 @@ export abstract class ContainerBackend implements DmaBackend {
       this.container.close();
     });
     runAll(steps);
+  }
+
+  /** Map again what the kernel dropped when the last group left (first group is back). */
+  #replay(): void {
+    for (const [iova, m] of this.mappings) this.doMap(m.vaddr, iova, m.size, m.prot);
   }
 
   #checkViable(group: VfioGroup, bdf: string): void {

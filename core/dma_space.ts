@@ -221,14 +221,16 @@ export class DmaSpace {
     if (this.#closed) return;
     this.#closed = true;
     let first: unknown;
+    const stillMapped: MappedMemory[] = [];
     for (const buffer of [...this.#entries.keys()].reverse()) {
       try {
         this.free(buffer);
       } catch (e) {
         first ??= e;
-        const entry = this.#entries.get(buffer);
+        // The IOMMU may still map this memory: release it only after the backend is closed.
+        const owned = this.#entries.get(buffer)?.owned;
+        if (owned !== undefined) stillMapped.push(owned);
         this.#entries.delete(buffer);
-        if (entry?.owned !== undefined) this.#kernel.munmap(entry.owned);
       }
     }
     try {
@@ -236,6 +238,7 @@ export class DmaSpace {
     } catch (e) {
       first ??= e;
     }
+    for (const memory of stillMapped) this.#kernel.munmap(memory);
     if (first !== undefined) throw first;
   }
 

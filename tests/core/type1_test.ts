@@ -9,6 +9,7 @@ import { ERRNO } from "../../ffi/errno.ts";
 import type { MappedMemory } from "../../ffi/kernel.ts";
 import { DmaSpace } from "../../core/dma_space.ts";
 import { Type1Backend } from "../../core/type1_backend.ts";
+import { VfioContainer } from "../../core/type1.ts";
 import { type IoctlHandler, RecordingKernel } from "../helpers/recording_kernel.ts";
 import {
   adoptFd,
@@ -403,4 +404,48 @@ Deno.test("type1: unmap checks the size the kernel reports", () => {
   )!;
   assert.deepEqual(unmap.argIn, le(24, [[0, 4, 24], [8, 8, 0x10000n], [16, 8, 8192n]]));
   assert.equal(k.openFds.size, 0);
+});
+
+Deno.test("type1: buffers survive closing the last device; they are replayed on reopen", () => {
+  const k = type1Kernel();
+  const space = DmaSpace.open(k, "type1");
+  const first = space.backend.openDevice({ bdf: BDF, group: GROUP });
+  const buffer = space.allocate(4096);
+  const mapArg = k.callsOf("ioctl").find((c) => c.request === IOMMU_MAP_DMA)!.argIn!;
+  space.backend.closeDevice(first); // last group leaves: the kernel drops every mapping
+  const from = k.calls.length;
+  const again = space.backend.openDevice({ bdf: BDF, group: GROUP });
+  assert.deepEqual(summarize(k.calls, from).map((c) => c.slice(0, 3)), [
+    ["open", "/dev/vfio/7", 5],
+    ["ioctl", 5, "0x3b67"],
+    ["ioctl", 5, "0x3b68"],
+    ["ioctl", 3, "0x3b66"],
+    ["ioctl", 3, "0x3b70"],
+    ["ioctl", 3, "0x3b70"],
+    ["ioctl", 3, "0x3b71"], // the buffer mapped again, same bytes
+    ["ioctl", 5, "0x3b6a"],
+  ]);
+  assert.deepEqual(k.callsOf("ioctl").filter((c) => c.request === IOMMU_MAP_DMA)[1].argIn, mapArg);
+  space.backend.closeDevice(again);
+  const before = k.callsOf("ioctl").length;
+  space.free(buffer); // nothing mapped in the kernel now: no UNMAP, just munmap
+  assert.equal(k.callsOf("ioctl").length, before);
+  assert.equal(k.mappings.size, 0);
+  space.close();
+  assert.equal(k.openFds.size, 0);
+});
+
+Deno.test("type1: VfioContainer.unmapAll sends UNMAP_ALL and returns the size", () => {
+  const k = type1Kernel({}, (c) => {
+    if (c.request !== IOMMU_UNMAP_DMA) return undefined;
+    put(c.arg!, [[16, 8, 0x30000n]]);
+    return 0;
+  });
+  const backend = Type1Backend.open(k);
+  backend.openDevice({ bdf: BDF, group: GROUP });
+  const container = new VfioContainer(k, 3);
+  assert.equal(container.unmapAll(), 0x30000n);
+  // vfio_iommu_type1_dma_unmap: argsz 24, flags VFIO_DMA_UNMAP_FLAG_ALL (1 << 1), iova 0, size 0
+  assert.deepEqual(k.callsOf("ioctl").at(-1)!.argIn, le(24, [[0, 4, 24], [4, 4, 2]]));
+  backend.close();
 });
