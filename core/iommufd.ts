@@ -63,11 +63,12 @@ import {
   throwErrno,
 } from "./syscall.ts";
 import { decodeVtdRegisters, type VtdRegisters } from "./vtd_info.ts";
+import { IOVA_MAX } from "./iova_allocator.ts";
 
 /** The iommufd node. */
 export const IOMMUFD_PATH = "/dev/iommu";
 /** `U64_MAX`: IOAS_UNMAP with iova 0 and this length unmaps everything. */
-export const IOMMUFD_UNMAP_ALL_LENGTH: bigint = (1n << 64n) - 1n;
+export const IOMMUFD_UNMAP_ALL_LENGTH: bigint = IOVA_MAX;
 /** How many times IOVA_RANGES is retried when the ranges change between calls. */
 const IOVA_RANGES_ATTEMPTS = 4;
 

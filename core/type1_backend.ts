@@ -23,7 +23,7 @@ import {
 import { ContainerBackend } from "./container_backend.ts";
 import type { DmaProtection, IovaRange } from "./dma_backend.ts";
 import { VfioError } from "./errors.ts";
-import { hex } from "./iova_allocator.ts";
+import { hex, IOVA_MAX } from "./iova_allocator.ts";
 import { closeQuietly, HINTS, type HintTable } from "./syscall.ts";
 import { type Type1Info, VfioContainer } from "./type1.ts";
 
@@ -101,9 +101,7 @@ export class Type1Backend extends ContainerBackend {
     const info = this.container.getInfo();
     this.#info = info;
     this.#mapsSinceInfo = 0;
-    this.#ranges = info.iovaRanges.length > 0
-      ? info.iovaRanges
-      : [{ start: 0n, end: (1n << 64n) - 1n }]; // empty list: no restriction
+    this.#ranges = info.iovaRanges.length > 0 ? info.iovaRanges : [{ start: 0n, end: IOVA_MAX }]; // empty list: no restriction
   }
 
   /** Forget ranges and page sizes: the container has no IOMMU any more. */
