@@ -1,0 +1,550 @@
+/**
+ * A simulated Intel VT-d remapping unit in legacy (second-level) mode, as QEMU's `intel-iommu`
+ * presents it to a Linux 6.12 guest: real CAP/ECAP values, second-stage page tables in the real
+ * format in {@link PhysicalMemory}, an IOTLB tagged by domain id, and fault records in the
+ * hardware's 128-bit format with Linux's DMAR log line.
+ *
+ * Translation of one request (no PASID), in the order the hardware checks:
+ * 1. IOVA in the interrupt-address window 0xfee00000–0xfeefffff: an interrupt request, never a
+ *    memory access (VT-d §3.14). DMA writes of data there are refused (see {@link VtdIommu.translate}).
+ * 2. No domain attached (no present context entry): fault 0x02.
+ * 3. IOVA beyond the domain's address width: fault 0x04.
+ * 4. IOTLB, then a page walk: missing or insufficient permission gives 0x05 (write) / 0x06 (read).
+ *
+ * Requests with a PASID get 0x31 ("SM: TTM 0 for request with PASID"): the unit runs in legacy
+ * mode, so it has no PASID tables.
+ *
+ * @example
+ * ```ts
+ * const memory = new PhysicalMemory();
+ * const iommu = new VtdIommu({ memory, clock: new VirtualClock() });
+ * const domain = iommu.allocDomain();
+ * domain.map(0x100000n, 0x1_0000_0000n, 0x2000n, { read: true, write: true });
+ * iommu.attach(0x0010, domain); // 00:02.0
+ * iommu.translate(0x0010, undefined, 0x100010n, "read", 4); // { ok: true, phys: 0x1_0000_0010n }
+ * ```
+ *
+ * @module
+ */
+
+import { ERRNO } from "../../ffi/errno.ts";
+import type { VirtualClock } from "../clock.ts";
+import type { PhysicalMemory } from "../memory.ts";
+import type {
+  DmaAccess,
+  IommuDomain,
+  IommuFacts,
+  IommuFault,
+  IommuModel,
+  MapProtection,
+  ReservedRegion,
+  TranslateResult,
+} from "./model.ts";
+import {
+  decodeVtdFaultRecord,
+  encodeVtdFaultRecord,
+  formatSourceId,
+  VTD_FR,
+  VTD_FRR_IR_INDEX_SHIFT,
+  vtdFaultMessage,
+  vtdFaultReasonName,
+  VtdFaultUnit,
+} from "./vtd_fault.ts";
+import {
+  levelSize,
+  SecondStageTable,
+  VTD_LEVEL_STRIDE,
+  VTD_PAGE_SHIFT,
+  VTD_PAGE_SIZE,
+} from "./vtd_pgtable.ts";
+import { VtdIotlb } from "./vtd_iotlb.ts";
+import {
+  getField,
+  IOMMU_HW_INFO_TYPE_INTEL_VTD,
+  VTD_AGAW_BASE,
+  VTD_AGAW_STEP,
+  VTD_CAP,
+  VTD_ECAP,
+  VTD_FRR_BYTES,
+  VTD_FSTS,
+  VTD_GSTS,
+  VTD_ND_BASE,
+  VTD_ND_STEP,
+  VTD_QEMU_NFR,
+  VTD_REG,
+  VTD_VERSION,
+  type VtdAddressWidth,
+  vtdCapValue,
+  vtdEcapValue,
+  vtdHwInfoData,
+} from "./vtd_regs.ts";
+
+/** The x86 interrupt-address window (IOMMU_RESV_MSI on VT-d), inclusive. */
+export const VTD_MSI_WINDOW = { start: 0xfee0_0000n, end: 0xfeef_ffffn } as const;
+/** Interrupt-request address bit 4: remappable format (VT-d §5.1.2.2). */
+const MSI_ADDR_REMAPPABLE = 1n << 4n;
+/** Interrupt-request address bit 2: handle bit 15; bits 19:5: handle 14:0 (VT-d §5.1.2.2). */
+const MSI_ADDR_HANDLE_HI = 1n << 2n;
+const MSI_ADDR_HANDLE_SHIFT = 5n;
+const MSI_ADDR_HANDLE_MASK = 0x7fffn;
+const MSI_HANDLE_HI_BIT = 15n;
+/** An interrupt request is one aligned DWORD write. */
+const MSI_REQUEST_BYTES = 4;
+/** Domain ids 0 and 1 are reserved (caching-mode tag, FLPT_DEFAULT_DID); Linux allocates from 2. */
+export const VTD_FIRST_DID = 2;
+/** Default IOTLB capacity in entries. */
+export const VTD_IOTLB_ENTRIES = 512;
+
+/** An RMRR (ACPI DMAR reserved-memory region) and the devices it covers. */
+export interface VtdRmrr {
+  /** First address. */
+  readonly start: bigint;
+  /** Last address (inclusive). */
+  readonly end: bigint;
+  /** Requester ids in the RMRR's device scope. */
+  readonly requesters: readonly number[];
+  /** USB / graphics devices get DIRECT_RELAXABLE instead of DIRECT. */
+  readonly relaxable?: boolean;
+}
+
+/** Options of {@link VtdIommu}. */
+export interface VtdOptions {
+  /** Physical memory that holds the page tables. */
+  readonly memory: PhysicalMemory;
+  /** The machine's clock (fault timestamps). */
+  readonly clock: VirtualClock;
+  /** Guest address width: 48 (default, 4-level), 39 (3-level) or 57 (5-level). */
+  readonly addressWidth?: VtdAddressWidth;
+  /** RMRRs from the (simulated) ACPI DMAR table. */
+  readonly rmrrs?: readonly VtdRmrr[];
+  /** Interrupt remapping (ECAP.IR; default true). */
+  readonly intremap?: boolean;
+  /** MSI isolation as the kernel sees it (default: = intremap). */
+  readonly msiIsolated?: boolean;
+  /** Fault-recording registers (CAP.NFR + 1; default 1 as QEMU). */
+  readonly faultRegisters?: number;
+  /**
+   * Drain the fault registers as soon as a fault is recorded, as Linux's `dmar_fault` interrupt
+   * handler does (default true). False leaves them for {@link VtdIommu.readRegister} tests.
+   */
+  readonly hostDrainsFaults?: boolean;
+  /** IOTLB capacity in entries (default {@link VTD_IOTLB_ENTRIES}). */
+  readonly iotlbEntries?: number;
+  /** Trace sink for maps, unmaps, attaches and faults. */
+  readonly trace?: (line: string) => void;
+  /** Host kernel log sink: receives the DMAR lines Linux prints when it drains faults. */
+  readonly kernelLog?: (line: string) => void;
+}
+
+/** A VT-d paging domain: a DID and a second-stage table. */
+export class VtdDomain implements IommuDomain {
+  /** @internal the owning unit, for flushes. */
+  readonly unit: VtdIommu;
+  /** The second-stage table (root at `table.root`). */
+  readonly table: SecondStageTable;
+  /** Set once freed; further use is a kernel bug. */
+  freed = false;
+
+  /** Use {@link VtdIommu.allocDomain}. */
+  constructor(unit: VtdIommu, readonly id: number, table: SecondStageTable) {
+    this.unit = unit;
+    this.table = table;
+  }
+
+  /** Map; 0, -EINVAL (misaligned, empty, no permission, beyond the aperture), -EEXIST, -ENOMEM. */
+  map(iova: bigint, phys: bigint, size: bigint, prot: MapProtection): number {
+    const page = BigInt(VTD_PAGE_SIZE);
+    if (this.freed || size <= 0n || iova < 0n || phys < 0n) return -ERRNO.EINVAL;
+    if (iova % page !== 0n || phys % page !== 0n || size % page !== 0n) return -ERRNO.EINVAL;
+    if (!prot.read && !prot.write) return -ERRNO.EINVAL;
+    if (iova + size - 1n > this.unit.facts.aperture.end) return -ERRNO.EINVAL;
+    if (this.table.anyMapped(iova, iova + size)) return -ERRNO.EEXIST;
+    const r = this.table.map(iova, phys, size, prot);
+    this.unit.traceLine(
+      `vtd map did=${this.id} iova=0x${iova.toString(16)} size=0x${size.toString(16)} ` +
+        `phys=0x${phys.toString(16)} ${prot.read ? "r" : "-"}${prot.write ? "w" : "-"}` +
+        (r < 0 ? ` -> ${r}` : ""),
+    );
+    return r;
+  }
+
+  /** Unmap exactly the range (large pages are split); flushes the IOTLB for it. */
+  unmap(iova: bigint, size: bigint): bigint {
+    const page = BigInt(VTD_PAGE_SIZE);
+    if (this.freed || size <= 0n || iova < 0n || iova % page !== 0n || size % page !== 0n) {
+      return 0n;
+    }
+    const removed = this.table.unmap(iova, size);
+    this.unit.iotlb.flushRange(this.id, iova, iova + size);
+    this.unit.traceLine(
+      `vtd unmap did=${this.id} iova=0x${iova.toString(16)} size=0x${size.toString(16)} ` +
+        `-> 0x${removed.toString(16)}`,
+    );
+    return removed;
+  }
+
+  /** Page walk without caching or faulting. */
+  lookup(iova: bigint): { phys: bigint; prot: MapProtection } | undefined {
+    const w = this.freed ? undefined : this.table.walk(iova);
+    return w && { phys: w.phys, prot: w.prot };
+  }
+}
+
+/** The simulated VT-d unit. */
+export class VtdIommu implements IommuModel {
+  /** The facts Linux derives from this unit (see {@link IommuFacts}). */
+  readonly facts: IommuFacts;
+  /** CAP register value. */
+  readonly cap: bigint;
+  /** ECAP register value. */
+  readonly ecap: bigint;
+  /** Page-table levels of every domain. */
+  readonly levels: number;
+  /** The IOTLB. */
+  readonly iotlb: VtdIotlb;
+  readonly #memory: PhysicalMemory;
+  readonly #clock: VirtualClock;
+  readonly #rmrrs: readonly VtdRmrr[];
+  readonly #faultUnit: VtdFaultUnit;
+  readonly #hostDrains: boolean;
+  readonly #trace?: (line: string) => void;
+  readonly #kernelLog?: (line: string) => void;
+  readonly #dids = new Set<number>();
+  readonly #maxDid: number;
+  readonly #context = new Map<number, VtdDomain>();
+  readonly #faults: IommuFault[] = [];
+  readonly #intremap: boolean;
+  readonly #largestLeaf: number;
+
+  /** A unit over `memory`; see {@link VtdOptions}. */
+  constructor(o: VtdOptions) {
+    const width = o.addressWidth ?? 48;
+    this.#memory = o.memory;
+    this.#clock = o.clock;
+    this.#rmrrs = o.rmrrs ?? [];
+    this.#intremap = o.intremap ?? true;
+    this.#hostDrains = o.hostDrainsFaults ?? true;
+    this.#trace = o.trace;
+    this.#kernelLog = o.kernelLog;
+    const nfr = o.faultRegisters ?? VTD_QEMU_NFR;
+    this.cap = vtdCapValue({ width, faultRegisters: nfr });
+    this.ecap = vtdEcapValue({ intremap: this.#intremap });
+    this.#faultUnit = new VtdFaultUnit(getField(this.cap, VTD_CAP.NFR) + 1);
+    this.#maxDid = 2 ** (VTD_ND_BASE + VTD_ND_STEP * getField(this.cap, VTD_CAP.ND)) - 1;
+    this.iotlb = new VtdIotlb(o.iotlbEntries ?? VTD_IOTLB_ENTRIES);
+    // Linux picks the largest SAGAW level; the aperture is limited by MGAW too.
+    const sagaw = getField(this.cap, VTD_CAP.SAGAW);
+    const agawWidth = VTD_AGAW_BASE + VTD_AGAW_STEP * Math.floor(Math.log2(sagaw));
+    this.levels = (agawWidth - VTD_PAGE_SHIFT) / VTD_LEVEL_STRIDE; // 39 → 3, 48 → 4, 57 → 5
+    const gaw = Math.min(agawWidth, getField(this.cap, VTD_CAP.MGAW) + 1);
+    const sllps = getField(this.cap, VTD_CAP.SLLPS);
+    let pgsizes = BigInt(VTD_PAGE_SIZE);
+    let largest = 1;
+    for (let bit = 0; bit < VTD_CAP.SLLPS.width; bit++) {
+      if (((sllps >> bit) & 1) === 0) break;
+      largest = bit + 2;
+      pgsizes |= levelSize(largest);
+    }
+    this.#largestLeaf = largest;
+    const pasidBits = getField(this.ecap, VTD_ECAP.PASID)
+      ? getField(this.ecap, VTD_ECAP.PSS) + 1
+      : 0;
+    this.facts = {
+      kind: "vtd",
+      pgsizeBitmap: pgsizes,
+      aperture: { start: 0n, end: (1n << BigInt(gaw)) - 1n },
+      cacheCoherency: true,
+      enforceCacheCoherency: getField(this.ecap, VTD_ECAP.SC) === 1,
+      dirtyTracking: getField(this.ecap, VTD_ECAP.SLADS) === 1,
+      msiIsolated: o.msiIsolated ?? this.#intremap,
+      hwInfo: { type: IOMMU_HW_INFO_TYPE_INTEL_VTD, data: vtdHwInfoData(this.cap, this.ecap) },
+      maxPasidLog2: pasidBits,
+    };
+  }
+
+  /** Every fault recorded so far, oldest first (beyond the hardware's NFR registers). */
+  get faults(): readonly IommuFault[] {
+    return this.#faults;
+  }
+
+  /** Domain ids in use. */
+  get domainIds(): number[] {
+    return [...this.#dids].sort((a, b) => a - b);
+  }
+
+  /** The MSI window, plus each RMRR whose scope holds the device, sorted by address. */
+  reservedRegions(requester: number): ReservedRegion[] {
+    const out: ReservedRegion[] = [{ ...VTD_MSI_WINDOW, type: "msi" }];
+    for (const r of this.#rmrrs) {
+      if (!r.requesters.includes(requester)) continue;
+      out.push({ start: r.start, end: r.end, type: r.relaxable ? "direct-relaxable" : "direct" });
+    }
+    return out.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  }
+
+  /** A new domain with the lowest free DID ≥ 2; throws when all 2^16 − 2 are in use. */
+  allocDomain(): VtdDomain {
+    let did = VTD_FIRST_DID;
+    while (this.#dids.has(did)) did++;
+    if (did > this.#maxDid) throw new RangeError("VT-d: out of domain ids");
+    const table = new SecondStageTable(this.#memory, this.levels, this.#largestLeaf);
+    this.#dids.add(did);
+    this.traceLine(`vtd domain alloc did=${did}`);
+    return new VtdDomain(this, did, table);
+  }
+
+  /** Free a domain's tables and DID. Throws if it is attached or not this unit's. */
+  freeDomain(domain: IommuDomain): void {
+    const d = this.#own(domain);
+    if (d.freed) return;
+    for (const attached of this.#context.values()) {
+      if (attached === d) throw new Error(`VT-d: domain ${d.id} freed while attached`);
+    }
+    this.iotlb.flushDomain(d.id);
+    d.table.destroy();
+    d.freed = true;
+    this.#dids.delete(d.id);
+    this.traceLine(`vtd domain free did=${d.id}`);
+  }
+
+  /** Set the device's context entry to `domain` (or clear it); flushes both domains' IOTLB. */
+  attach(requester: number, domain: IommuDomain | null): void {
+    const old = this.#context.get(requester);
+    if (old) this.iotlb.flushDomain(old.id);
+    if (domain === null) {
+      this.#context.delete(requester);
+    } else {
+      const d = this.#own(domain);
+      if (d.freed) throw new Error(`VT-d: attach of freed domain ${d.id}`);
+      this.#context.set(requester, d);
+      this.iotlb.flushDomain(d.id);
+    }
+    this.traceLine(`vtd attach rid=0x${requester.toString(16)} did=${domain?.id ?? "none"}`);
+  }
+
+  /** The domain a device is attached to. */
+  attached(requester: number): VtdDomain | undefined {
+    return this.#context.get(requester);
+  }
+
+  /**
+   * Translate one access of `length` bytes within one 4 KiB page (callers split at page
+   * boundaries; only the first page is checked).
+   *
+   * The interrupt window: a DMA read there is malformed; a DMA write is an interrupt request,
+   * never memory. The model does not deliver interrupts written as data (devices raise theirs
+   * through their InterruptSink), so it refuses every such access without touching memory and,
+   * with interrupt remapping on, records the fault the remapping hardware would: 0x20 for a read
+   * or a write that is not one aligned DWORD, 0x25 for a compatibility-format request, 0x22 for a
+   * remappable one (the model keeps no IRTEs for data writes). Without interrupt remapping the
+   * hardware would pass the write to the interrupt controller; the model refuses it all the same
+   * and logs it in {@link faults} with reason 0 ("Software") but in no fault register.
+   */
+  translate(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+    length: number,
+  ): TranslateResult {
+    if (pasid === undefined && iova >= VTD_MSI_WINDOW.start && iova <= VTD_MSI_WINDOW.end) {
+      return this.#interruptWindow(requester, iova, access, length);
+    }
+    if (pasid !== undefined) {
+      return this.#fault(requester, pasid, iova, access, VTD_FR.SM_TTM0_PASID);
+    }
+    const domain = this.#context.get(requester);
+    if (!domain) return this.#fault(requester, pasid, iova, access, VTD_FR.CONTEXT_ENTRY_P);
+    if (iova < 0n || iova > this.facts.aperture.end) {
+      return this.#fault(requester, pasid, iova, access, VTD_FR.ADDR_BEYOND_MGAW);
+    }
+    const denied = access === "write" ? VTD_FR.PTE_WRITE : VTD_FR.PTE_READ;
+    const cached = this.iotlb.lookup(domain.id, iova);
+    if (cached && (access === "write" ? cached.write : cached.read)) {
+      return { ok: true, phys: cached.physBase + (iova - cached.iovaBase) };
+    }
+    const walk = domain.table.walk(iova);
+    if (!walk || !(access === "write" ? walk.prot.write : walk.prot.read)) {
+      return this.#fault(requester, pasid, iova, access, denied);
+    }
+    this.iotlb.insert({
+      did: domain.id,
+      iovaBase: walk.pageIova,
+      size: walk.pageSize,
+      physBase: walk.phys - (iova - walk.pageIova),
+      read: walk.prot.read,
+      write: walk.prot.write,
+    });
+    return { ok: true, phys: walk.phys };
+  }
+
+  /**
+   * Read a register of the unit: VER, CAP, ECAP, GSTS, FSTS, FECTL and the fault-recording
+   * registers at CAP.FRO (4- or 8-byte reads; others read 0).
+   */
+  readRegister(offset: number, size: 4 | 8): bigint {
+    const fro = getField(this.cap, VTD_CAP.FRO) * VTD_FRR_BYTES;
+    if (offset >= fro && offset < fro + this.#faultUnit.count * VTD_FRR_BYTES) {
+      const frr = this.#faultUnit.register(Math.floor((offset - fro) / VTD_FRR_BYTES));
+      const at = (offset - fro) % VTD_FRR_BYTES;
+      const v = new DataView(frr.buffer);
+      if (at + size > VTD_FRR_BYTES) return 0n;
+      return size === 8 ? v.getBigUint64(at, true) : BigInt(v.getUint32(at, true));
+    }
+    let value: bigint;
+    switch (offset) {
+      case VTD_REG.VER:
+        value = BigInt(VTD_VERSION);
+        break;
+      case VTD_REG.CAP:
+        value = this.cap;
+        break;
+      case VTD_REG.ECAP:
+        value = this.ecap;
+        break;
+      case VTD_REG.GSTS:
+        value = BigInt(
+          (VTD_GSTS.TES | VTD_GSTS.RTPS | VTD_GSTS.QIES |
+            (this.#intremap ? VTD_GSTS.IRES | VTD_GSTS.IRTPS : 0)) >>> 0,
+        );
+        break;
+      case VTD_REG.FSTS:
+        value = BigInt(this.#faultUnit.fsts);
+        break;
+      default:
+        value = 0n;
+    }
+    return size === 8 ? value : value & 0xffff_ffffn;
+  }
+
+  /** Write a register: FSTS.PFO and FRR.F are RW1C; everything else modelled is read-only. */
+  writeRegister(offset: number, size: 4 | 8, value: bigint): void {
+    const fro = getField(this.cap, VTD_CAP.FRO) * VTD_FRR_BYTES;
+    if (offset === VTD_REG.FSTS) {
+      this.#faultUnit.writeFsts(Number(value & 0xffff_ffffn));
+      return;
+    }
+    const highDword = VTD_FRR_BYTES - 4;
+    const highQword = VTD_FRR_BYTES - 8;
+    if (offset >= fro && offset < fro + this.#faultUnit.count * VTD_FRR_BYTES) {
+      const i = Math.floor((offset - fro) / VTD_FRR_BYTES);
+      const at = (offset - fro) % VTD_FRR_BYTES;
+      if (size === 4 && at === highDword) this.#faultUnit.writeRegisterHigh(i, Number(value));
+      if (size === 8 && at === highQword) {
+        this.#faultUnit.writeRegisterHigh(i, Number(value >> 32n));
+      }
+    }
+  }
+
+  /**
+   * Drain the fault registers as Linux's `dmar_fault` handler does; each record is written to the
+   * kernel log as Linux prints it. Returns the lines.
+   */
+  drainFaults(): string[] {
+    const fsts = this.#faultUnit.fsts;
+    if ((fsts & (VTD_FSTS.PPF | VTD_FSTS.PFO)) === 0) return [];
+    const lines = [`DMAR: DRHD: handling fault status reg ${fsts.toString(16)}`];
+    for (const r of this.#faultUnit.drain()) lines.push(vtdFaultMessage(r));
+    for (const line of lines) this.#kernelLog?.(line);
+    return lines;
+  }
+
+  /** @internal trace a line. */
+  traceLine(line: string): void {
+    this.#trace?.(line);
+  }
+
+  #own(domain: IommuDomain): VtdDomain {
+    if (!(domain instanceof VtdDomain) || domain.unit !== this) {
+      throw new TypeError("VT-d: not a domain of this unit");
+    }
+    return domain;
+  }
+
+  #interruptWindow(
+    requester: number,
+    iova: bigint,
+    access: DmaAccess,
+    length: number,
+  ): TranslateResult {
+    if (!this.#intremap) {
+      const fault = this.#faultObject(requester, undefined, iova, access, 0, undefined);
+      const message = `DMAR: DMA ${access} of ${length} bytes to the interrupt window at ` +
+        `0x${iova.toString(16)} from [${formatSourceId(requester)}]: an interrupt request, not ` +
+        `memory (no interrupt remapping); refused by the simulator`;
+      return this.#log({ ...fault, message });
+    }
+    let reason: number = VTD_FR.IR_REQ_RSVD;
+    let index = 0n;
+    if (access === "write" && length === MSI_REQUEST_BYTES && iova % 4n === 0n) {
+      if ((iova & MSI_ADDR_REMAPPABLE) === 0n) {
+        reason = VTD_FR.IR_REQ_COMPAT;
+      } else {
+        reason = VTD_FR.IR_ENTRY_P;
+        index = ((iova >> MSI_ADDR_HANDLE_SHIFT) & MSI_ADDR_HANDLE_MASK) |
+          ((iova & MSI_ADDR_HANDLE_HI) !== 0n ? 1n << MSI_HANDLE_HI_BIT : 0n);
+      }
+    }
+    return this.#fault(requester, undefined, iova, access, reason, index << VTD_FRR_IR_INDEX_SHIFT);
+  }
+
+  #fault(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+    reason: number,
+    fi?: bigint,
+  ): TranslateResult {
+    const fault = this.#faultObject(requester, pasid, iova, access, reason, fi);
+    this.#faultUnit.record({
+      fi: fi ?? iova,
+      sid: requester,
+      pp: pasid !== undefined,
+      pv: pasid ?? 0,
+      fr: reason,
+      read: access === "read",
+      valid: true,
+    });
+    const result = this.#log(fault);
+    if (this.#hostDrains) this.drainFaults();
+    return result;
+  }
+
+  #faultObject(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+    reason: number,
+    fi: bigint | undefined,
+  ): IommuFault {
+    const raw = encodeVtdFaultRecord({
+      fi: fi ?? iova,
+      sid: requester,
+      pp: pasid !== undefined,
+      pv: pasid ?? 0,
+      fr: reason,
+      read: access === "read",
+      valid: true,
+    });
+    return {
+      format: "vtd-frr",
+      requester,
+      pasid,
+      address: iova,
+      access,
+      reason,
+      reasonName: vtdFaultReasonName(reason),
+      raw,
+      message: vtdFaultMessage(decodeVtdFaultRecord(raw)),
+      timeNs: this.#clock.nowNs,
+    };
+  }
+
+  #log(fault: IommuFault): TranslateResult {
+    this.#faults.push(fault);
+    this.traceLine(`vtd fault ${fault.message}`);
+    return { ok: false, fault };
+  }
+}
