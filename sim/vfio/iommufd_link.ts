@@ -3,13 +3,13 @@
  * iommufd context, attaching it to an IOAS or HWPT, and the compat IOAS a group gets when an
  * iommufd is passed to VFIO_GROUP_SET_CONTAINER.
  *
- * Until sim/iommufd/mod.ts lands, an iommufd file is recognised by its kind and methods; then this
- * becomes `file instanceof IommufdContext`.
+ * An iommufd file is an {@link IommufdContext} (sim/iommufd/).
  *
  * @module
  */
 
 import type { SimFile, SimProcess } from "../kernel/file.ts";
+import { IommufdContext } from "../iommufd/mod.ts";
 import type { SimPciFunction } from "../kernel/pci_function.ts";
 
 /** What VFIO calls on an iommufd context. */
@@ -31,9 +31,5 @@ export type IommufdFile = SimFile & IommufdKernelApi;
 
 /** The iommufd behind an open file, or undefined (`iommufd_ctx_from_file` fails: EBADFD). */
 export function asIommufd(file: SimFile): IommufdFile | undefined {
-  if (file.kind !== "iommufd") return undefined;
-  const f = file as Partial<IommufdKernelApi>;
-  return typeof f.bindDevice === "function" && typeof f.compatIoasId === "function"
-    ? file as IommufdFile
-    : undefined;
+  return file instanceof IommufdContext ? file : undefined;
 }

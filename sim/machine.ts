@@ -1,0 +1,291 @@
+/**
+ * `createMachine()`: a simulated x86 machine (Linux 6.12 with VFIO and iommufd, an Intel VT-d
+ * IOMMU, PCI functions) behind a {@link SimKernel}.
+ *
+ * Topology rules:
+ * - the default machine has one QEMU "edu" device at 0000:00:02.0 bound to vfio-pci;
+ * - further devices without a `bdf` take the next free slot on bus 0 (00:03.0, 00:04.0, …);
+ * - IOMMU groups are numbered as QEMU q35 with intel-iommu numbers them — one group per device,
+ *   the group number being the slot on bus 0 (edu at 00:02.0 is group 2); devices given the same
+ *   `group` share it; a function off bus 0 takes the lowest free number from 32 up;
+ * - the process has RLIMIT_MEMLOCK 8 MiB (Linux's default) but CAP_IPC_LOCK by default, so tests
+ *   are not limited unless they ask (`capIpcLock: false`).
+ *
+ * Everything is deterministic: the same options and the same calls give the same results; the
+ * seed drives every random choice a device model makes.
+ *
+ * @example
+ * ```ts
+ * const m = createMachine({ iommu: "vtd" });
+ * const fd = m.kernel.open("/dev/vfio/vfio", O_RDWR);
+ * ```
+ *
+ * @module
+ */
+
+import { VirtualClock } from "./clock.ts";
+import type { IommuFault, IommuModel } from "./iommu/model.ts";
+import { VtdIommu } from "./iommu/vtd.ts";
+import { IommufdContext } from "./iommufd/mod.ts";
+import { PciBus, VFIO_PCI_DRIVER } from "./kernel/pci_bus.ts";
+import type { SimIommuGroup, SimPciFunction } from "./kernel/pci_function.ts";
+import { DEFAULT_MEMLOCK_LIMIT, SimKernel } from "./kernel/sim_kernel.ts";
+import { buildSysfs } from "./kernel/sysfs.ts";
+import { PhysicalMemory } from "./memory.ts";
+import type { PciDeviceModel } from "./pci/device.ts";
+import { IrqRouter } from "./vfio/device.ts";
+import { DEFAULT_DMA_ENTRY_LIMIT } from "./vfio/type1.ts";
+import { VfioSubsystem } from "./vfio/vfio.ts";
+import { machineDmaPort } from "./machine_dma.ts";
+import { createDeviceModel, type DeviceModelName } from "./machine_models.ts";
+
+/** One PCI function of the machine. */
+export interface MachineDevice {
+  /** A built-in model by name, or a model instance. */
+  readonly model: DeviceModelName | PciDeviceModel;
+  /** PCI address (default: the next free slot on bus 0). */
+  readonly bdf?: string;
+  /** Driver bound at boot (default "vfio-pci"; "" leaves it unbound; other names are host drivers). */
+  readonly driver?: string;
+  /** IOMMU group number; devices with the same number share a group. */
+  readonly group?: number;
+}
+
+/** Options of {@link createMachine}. */
+export interface MachineOptions {
+  /** The IOMMU model. */
+  readonly iommu: "vtd";
+  /** PCI functions (default: one edu at 0000:00:02.0). */
+  readonly devices?: readonly MachineDevice[];
+  /** Seed of every random choice (default 1). */
+  readonly seed?: number;
+  /** /dev/iommu (CONFIG_IOMMUFD; default true). */
+  readonly iommufd?: boolean;
+  /** /dev/vfio/devices/vfioN (CONFIG_VFIO_DEVICE_CDEV; default true). */
+  readonly cdev?: boolean;
+  /** /dev/vfio/vfio served by iommufd (CONFIG_IOMMUFD_VFIO_CONTAINER; default false). */
+  readonly iommufdVfioContainer?: boolean;
+  /** Module parameters `allow_unsafe_interrupts` of vfio_iommu_type1 and iommufd (default false). */
+  readonly allowUnsafeInterrupts?: { readonly type1?: boolean; readonly iommufd?: boolean };
+  /** vfio_iommu_type1 `dma_entry_limit` (default 65535). */
+  readonly dmaEntryLimit?: number;
+  /** RLIMIT_MEMLOCK in bytes (default 8 MiB, Linux's default). */
+  readonly memlockLimit?: number;
+  /** The process has CAP_IPC_LOCK (default true, so tests are not limited by RLIMIT_MEMLOCK). */
+  readonly capIpcLock?: boolean;
+  /** VT-d interrupt remapping (QEMU `intremap=on`; default true). Off: MSI is not isolated. */
+  readonly intremap?: boolean;
+  /** Simulated physical memory in bytes (default 4 GiB). */
+  readonly physicalMemory?: number;
+  /** Throw internal simulator errors instead of answering -EIO (default false; tests set it). */
+  readonly strict?: boolean;
+}
+
+/** A simulated machine. */
+export interface SimMachine {
+  /** The kernel (pass it wherever a {@link Kernel} is expected). */
+  readonly kernel: SimKernel;
+  /** Virtual time. */
+  readonly clock: VirtualClock;
+  /** Physical memory. */
+  readonly memory: PhysicalMemory;
+  /** The IOMMU. */
+  readonly iommu: IommuModel;
+  /** PCI functions, in bdf order. */
+  readonly functions: readonly SimPciFunction[];
+  /** The function at `bdf` (throws for an unknown address). */
+  fn(bdf: string): SimPciFunction;
+  /** IOMMU faults recorded so far. */
+  faults(): readonly IommuFault[];
+  /** Trace of device, IOMMU and VFIO events. */
+  readonly trace: string[];
+}
+
+/** Default device: QEMU's edu at 00:02.0. */
+const DEFAULT_DEVICES: readonly MachineDevice[] = [{ model: "edu", bdf: "0000:00:02.0" }];
+/** First slot handed out on bus 0 (00:00.0 host bridge and 00:01.0 VGA exist on q35). */
+const FIRST_FREE_SLOT = 2;
+/** Group numbers for functions off bus 0 start here (above every bus-0 slot). */
+const OFF_ROOT_GROUP_BASE = 32;
+/** /sys/kernel/iommu_groups/N/type of a VT-d group with Linux's default (lazy) DMA domain. */
+const DEFAULT_DOMAIN_TYPE = "DMA-FQ";
+/** Major number of the vfio cdevs (dynamic on Linux; 511 is what 6.12 guests show first). */
+const VFIO_CDEV_MAJOR = 511;
+/** Physical memory default. */
+const DEFAULT_PHYSICAL_MEMORY = 4 * 1024 ** 3;
+const BDF_RE = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$/;
+
+/** A deterministic PRNG (mulberry32) from a seed. */
+function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+function parseBdf(bdf: string): { bus: number; slot: number; func: number } {
+  const m = BDF_RE.exec(bdf);
+  if (!m) throw new Error(`createMachine: bad PCI address "${bdf}" (want dddd:bb:ss.f)`);
+  const slot = parseInt(m[3], 16);
+  if (slot > 0x1f) throw new Error(`createMachine: slot of "${bdf}" out of range`);
+  return { bus: parseInt(m[2], 16), slot, func: parseInt(m[4], 10) };
+}
+
+function slotBdf(slot: number): string {
+  return `0000:00:${slot.toString(16).padStart(2, "0")}.0`;
+}
+
+/** Assign addresses and group numbers (see the module doc). */
+function layout(devices: readonly MachineDevice[]): { bdf: string; group: number }[] {
+  const taken = new Set(devices.map((d) => d.bdf).filter((b) => b !== undefined));
+  let next = FIRST_FREE_SLOT;
+  const bdfs = devices.map((d) => {
+    if (d.bdf !== undefined) return d.bdf;
+    while (taken.has(slotBdf(next))) next++;
+    const bdf = slotBdf(next);
+    taken.add(bdf);
+    return bdf;
+  });
+  if (new Set(bdfs).size !== bdfs.length) throw new Error("createMachine: duplicate PCI address");
+  const used = new Set(devices.map((d) => d.group).filter((g) => g !== undefined));
+  return bdfs.map((bdf, i) => {
+    const explicit = devices[i].group;
+    if (explicit !== undefined) return { bdf, group: explicit };
+    const { bus, slot } = parseBdf(bdf);
+    let group = bus === 0 ? slot : OFF_ROOT_GROUP_BASE;
+    while (used.has(group)) group = group < OFF_ROOT_GROUP_BASE ? OFF_ROOT_GROUP_BASE : group + 1;
+    used.add(group);
+    return { bdf, group };
+  });
+}
+
+/** Build a machine. */
+export function createMachine(options: MachineOptions): SimMachine {
+  const trace: string[] = [];
+  const log = (line: string): void => void trace.push(line);
+  const clock = new VirtualClock();
+  const memory = new PhysicalMemory(options.physicalMemory ?? DEFAULT_PHYSICAL_MEMORY);
+  const iommu = new VtdIommu({
+    memory,
+    clock,
+    intremap: options.intremap ?? true,
+    trace: log,
+    kernelLog: log,
+  });
+  const random = seededRandom(options.seed ?? 1);
+  const devices = options.devices ?? DEFAULT_DEVICES;
+  const places = layout(devices);
+
+  const groups = new Map<number, { id: number; functions: SimPciFunction[] } & SimIommuGroup>();
+  const functions: SimPciFunction[] = [];
+  const routers = new Map<SimPciFunction, IrqRouter>();
+  const native = new Map<string, string>();
+  const bootDriver = new Map<SimPciFunction, string>();
+  devices.forEach((d, i) => {
+    const { bdf, group: groupId } = places[i];
+    const { bus, slot, func } = parseBdf(bdf);
+    let group = groups.get(groupId);
+    if (group === undefined) {
+      group = { id: groupId, iommu, functions: [], dmaOwner: undefined, dmaOwnerCookie: undefined };
+      groups.set(groupId, group);
+    }
+    const model = typeof d.model === "string" ? createDeviceModel(d.model) : d.model;
+    const fn: SimPciFunction = {
+      bdf,
+      requester: (bus << 8) | (slot << 3) | func,
+      group,
+      model,
+      driver: "",
+      cdevIndex: undefined,
+    };
+    group.functions.push(fn);
+    functions.push(fn);
+    const router = new IrqRouter();
+    routers.set(fn, router);
+    const driver = d.driver ?? VFIO_PCI_DRIVER;
+    if (driver !== VFIO_PCI_DRIVER && driver !== "") native.set(bdf, driver);
+    if (driver !== "") bootDriver.set(fn, driver);
+    model.connect({
+      clock,
+      dma: machineDmaPort(iommu, memory, fn.requester),
+      irq: router,
+      random,
+      trace: (line) => log(`${bdf} ${model.model}: ${line}`),
+    });
+  });
+  functions.sort((a, b) => (a.bdf < b.bdf ? -1 : a.bdf > b.bdf ? 1 : 0));
+
+  const kernel = new SimKernel({
+    clock,
+    memory,
+    memlockLimit: options.memlockLimit ?? DEFAULT_MEMLOCK_LIMIT,
+    capIpcLock: options.capIpcLock ?? true,
+    strict: options.strict,
+  });
+  const bus = new PciBus(functions, native);
+  const iommufd = (compatMode: boolean): IommufdContext =>
+    new IommufdContext({
+      allowUnsafeInterrupts: options.allowUnsafeInterrupts?.iommufd ?? false,
+      pageSize: kernel.pageSize,
+      memory,
+      compatMode,
+      ioctlArch: kernel.ioctlArch,
+    });
+  const groupList = [...groups.values()].sort((a, b) => a.id - b.id);
+  const vfio = new VfioSubsystem({
+    env: {
+      arch: kernel.ioctlArch,
+      pageSize: kernel.pageSize,
+      physical: memory,
+      clock,
+      refs: kernel.process,
+      bus,
+      type1: {
+        allowUnsafeInterrupts: options.allowUnsafeInterrupts?.type1 ?? false,
+        dmaEntryLimit: options.dmaEntryLimit ?? DEFAULT_DMA_ENTRY_LIMIT,
+      },
+      dynamicMsix: true,
+      trace: log,
+    },
+    groups: groupList,
+    routers,
+    cdev: options.cdev ?? true,
+    openIommufd: (options.iommufd ?? true) ? () => iommufd(false) : undefined,
+    openCompatContainer: options.iommufdVfioContainer ? () => iommufd(true) : undefined,
+  });
+  bus.registerDriver(vfio.driver());
+  for (const name of new Set(native.values())) bus.registerDriver({ name, managesDma: false });
+  for (const fn of functions) {
+    const driver = bootDriver.get(fn);
+    if (driver !== undefined) bus.attach(fn, driver);
+  }
+  kernel.mount("dev", vfio.devDir());
+  kernel.mount(
+    "sys",
+    buildSysfs({
+      bus,
+      groups: groupList,
+      defaultDomainType: DEFAULT_DOMAIN_TYPE,
+      cdevMajor: VFIO_CDEV_MAJOR,
+    }),
+  );
+
+  return {
+    kernel,
+    clock,
+    memory,
+    iommu,
+    functions,
+    fn(bdf: string): SimPciFunction {
+      const f = functions.find((x) => x.bdf === bdf);
+      if (f === undefined) throw new Error(`no PCI function ${bdf} in this machine`);
+      return f;
+    },
+    faults: () => iommu.faults,
+    trace,
+  };
+}
