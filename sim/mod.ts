@@ -27,10 +27,4 @@ export * from "./pci/device.ts";
 export * from "./clock.ts";
 export * from "./memory.ts";
 export type { IoctlArch } from "../ffi/ioctl.ts";
-export type {
-  AnonymousMapOptions,
-  Kernel,
-  MappedMemory,
-  Mmio,
-  PollFd,
-} from "../ffi/kernel.ts";
+export type { AnonymousMapOptions, Kernel, MappedMemory, Mmio, PollFd } from "../ffi/kernel.ts";
