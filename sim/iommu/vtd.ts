@@ -476,7 +476,9 @@ export class VtdIommu implements IommuModel {
     }
     let reason: number = VTD_FR.IR_REQ_RSVD;
     let index = 0n;
-    if (access === "write" && length === MSI_REQUEST_BYTES && iova % 4n === 0n) {
+    if (
+      access === "write" && length === MSI_REQUEST_BYTES && iova % BigInt(MSI_REQUEST_BYTES) === 0n
+    ) {
       if ((iova & MSI_ADDR_REMAPPABLE) === 0n) {
         reason = VTD_FR.IR_REQ_COMPAT;
       } else {

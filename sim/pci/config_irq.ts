@@ -52,6 +52,8 @@ import {
 
 /** Most capabilities a walk visits (Linux `PCI_FIND_CAP_TTL`): a loop guard for bad lists. */
 const PCI_FIND_CAP_TTL = 48;
+/** A capability id read as all-ones: nothing is there (a removed or absent function). */
+const CAP_ID_ABSENT = 0xff;
 /** Capability pointers are dword aligned: the low two bits are reserved. */
 const CAP_POINTER_MASK = 0xfc;
 /** QSIZE/QMASK field shifts in MSI message control. */
@@ -73,7 +75,7 @@ export function capabilities(config: PciConfig): CapabilityEntry[] {
   let at = config.read(PCI_CAPABILITY_LIST, 1) & CAP_POINTER_MASK;
   for (let ttl = PCI_FIND_CAP_TTL; ttl > 0 && at >= PCI_STD_HEADER_SIZEOF; ttl--) {
     const id = config.read(at + PCI_CAP_LIST_ID, 1);
-    if (id === 0xff) break;
+    if (id === CAP_ID_ABSENT) break;
     out.push({ id, offset: at });
     at = config.read(at + PCI_CAP_LIST_NEXT, 1) & CAP_POINTER_MASK;
   }
