@@ -32,7 +32,7 @@ export class EventFd implements SimFile {
   readonly kind = "eventfd";
   #count: bigint;
   readonly #semaphore: boolean;
-  readonly #nonblock: boolean;
+  #nonblock: boolean;
   readonly #wait: BlockingWait;
   readonly #listeners = new Set<EventFdListener>();
 
@@ -45,6 +45,14 @@ export class EventFd implements SimFile {
     this.#semaphore = (flags & EFD_SEMAPHORE) !== 0;
     this.#nonblock = (flags & EFD_NONBLOCK) !== 0;
     this.#wait = wait;
+  }
+
+  /** O_NONBLOCK (set at creation or with FIONBIO). */
+  get nonblock(): boolean {
+    return this.#nonblock;
+  }
+  set nonblock(value: boolean) {
+    this.#nonblock = value;
   }
 
   /** The current counter value. */

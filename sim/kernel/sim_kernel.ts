@@ -38,6 +38,7 @@ import type { VirtualClock } from "../clock.ts";
 import { ProcessMemory } from "../memory.ts";
 import type { PhysicalMemory } from "../memory.ts";
 import { EFD_VALID_FLAGS, EventFd } from "./eventfd.ts";
+import { genericIoctls } from "./generic_ioctl.ts";
 import type { SimFile } from "./file.ts";
 import { SimMmio } from "./mmio.ts";
 import { KernelProcess } from "./process.ts";
@@ -96,11 +97,13 @@ export class SimKernel implements Kernel {
   readonly #clock: VirtualClock;
   readonly #strict: boolean;
   readonly #mounts = new Map<string, VfsNode>();
-  readonly #mmios = new Set<SimMmio>();
+  readonly #mmios = new Map<SimMmio, SimFile>();
+  readonly #generic: ReturnType<typeof genericIoctls>;
 
   /** A kernel over the machine's clock and memory. */
   constructor(options: SimKernelOptions) {
     this.ioctlArch = options.ioctlArch ?? "generic";
+    this.#generic = genericIoctls(this.ioctlArch);
     this.pageSize = options.pageSize ?? SIM_PAGE_SIZE;
     this.#clock = options.clock;
     this.#strict = options.strict ?? false;
@@ -198,6 +201,8 @@ export class SimKernel implements Kernel {
       const file = this.process.fget(fd);
       if (file === undefined) return -ERRNO.EBADF;
       const value = arg instanceof Uint8Array ? arg : toUlong(arg);
+      const generic = this.#generic.get(request >>> 0);
+      if (generic) return generic(this.process, file, value);
       if (!file.ioctl) return -ERRNO.ENOTTY;
       return file.ioctl(this.process, request >>> 0, value);
     });
@@ -336,7 +341,11 @@ export class SimKernel implements Kernel {
       if (offset < 0n || offset % BigInt(this.pageSize) !== 0n) return -ERRNO.EINVAL;
       if (!file.mmap) return -ERRNO.ENODEV;
       const m = file.mmap(this.process, offset, length);
-      if (m instanceof SimMmio) this.#mmios.add(m);
+      if (m instanceof SimMmio) {
+        // The mapping holds the file, as a vma does: closing the fd does not release it.
+        this.process.get(file);
+        this.#mmios.set(m, file);
+      }
       return m;
     });
   }
@@ -345,8 +354,10 @@ export class SimKernel implements Kernel {
   munmap(mapping: MappedMemory | Mmio): number {
     return this.#guard("munmap", -ERRNO.EIO, () => {
       if (mapping instanceof SimMmio) {
+        const file = this.#mmios.get(mapping);
         mapping.unmap();
         this.#mmios.delete(mapping);
+        if (file !== undefined) this.process.put(file);
         return 0;
       }
       if (!("address" in mapping)) return -ERRNO.EINVAL;

@@ -11,6 +11,10 @@ import { VirtualClock } from "../../sim/clock.ts";
 import { PhysicalMemory } from "../../sim/memory.ts";
 import { SimKernel } from "../../sim/kernel/sim_kernel.ts";
 import { roFile, staticDir, symlink, woFile } from "../../sim/kernel/vfs.ts";
+import { createMachine } from "../../sim/mod.ts";
+import { ioctlNumber } from "../../ffi/uapi/common.ts";
+import * as U from "../../sim/vfio/uapi.ts";
+import { FakeDevice } from "./fake_device.ts";
 
 function bareKernel(): SimKernel {
   return new SimKernel({ clock: new VirtualClock(), memory: new PhysicalMemory(), strict: true });
@@ -187,5 +191,42 @@ Deno.test({
     const status = k.readFile("/proc/self/status");
     assert(typeof status === "string");
     assert(status.includes("VmLck:\t       0 kB\n"), status);
+  },
+});
+
+Deno.test({
+  name: "generic ioctls: FIOCLEX answers 0 on any fd, FIONBIO makes an eventfd non-blocking",
+  permissions: "none",
+  fn() {
+    const k = bareKernel();
+    const fd = k.eventfd(0, 0);
+    assert.deepEqual(k.ioctl(fd, 0x5451), 0);
+    assert.deepEqual(k.ioctl(fd, 0x5421, new Uint8Array(2)), -ERRNO.EFAULT);
+    assert.deepEqual(k.ioctl(fd, 0x5421, new Uint8Array([1, 0, 0, 0])), 0);
+    assert.deepEqual(k.read(fd, new Uint8Array(8)), -ERRNO.EAGAIN);
+  },
+});
+
+Deno.test({
+  name: "pointer arguments: a process address works like a buffer; unmapped addresses are EFAULT",
+  permissions: "none",
+  fn() {
+    const m = createMachine({
+      iommu: "vtd",
+      devices: [{ model: new FakeDevice(), bdf: "0000:00:02.0" }],
+      strict: true,
+    });
+    const k = m.kernel;
+    const group = k.open("/dev/vfio/2", O_RDWR);
+    const mem = k.mmapAnonymous(4096);
+    assert.ok(typeof mem !== "number");
+    const status = ioctlNumber(k.ioctlArch, U.VFIO_GROUP_GET_STATUS);
+    mem.bytes.set([8, 0, 0, 0]);
+    assert.deepEqual(k.ioctl(group, status, mem.address), 0);
+    assert.deepEqual(mem.bytes[4], U.VFIO_GROUP_FLAGS_VIABLE);
+    assert.deepEqual(k.ioctl(group, status, Number(mem.address)), 0);
+    assert.deepEqual(k.ioctl(group, status, 0), -ERRNO.EFAULT);
+    assert.deepEqual(k.ioctl(group, status, mem.address + 4094n), -ERRNO.EFAULT);
+    assert.deepEqual(k.ioctl(group, status, 0x1234n), -ERRNO.EFAULT);
   },
 });
