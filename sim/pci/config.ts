@@ -33,6 +33,7 @@ import {
   PCI_CAP_ID_MSI,
   PCI_CAP_ID_MSIX,
   PCI_CAP_ID_PM,
+  PCI_CAP_ID_VNDR,
   PCI_CAP_LIST_NEXT,
   PCI_CAP_MSIX_SIZEOF,
   PCI_CAPABILITY_LIST,
@@ -337,6 +338,18 @@ export class PciConfigSpace implements PciConfig {
     this.set(at + PCI_PM_CTRL, 2, o.noSoftReset ? PCI_PM_CTRL_NO_SOFT_RESET : 0);
     this.#mask(at + PCI_PM_CTRL, 2, PCI_PM_CTRL_STATE_MASK | PCI_PM_CTRL_PME_ENABLE);
     this.#rw1c(at + PCI_PM_CTRL, 2, PCI_PM_CTRL_PME_STATUS);
+    this.#commit();
+    return at;
+  }
+
+  /**
+   * Add a vendor-specific capability (PCI 3.0 §6.7, id 0x09). `body` is the whole capability;
+   * its first two bytes (id, next) are filled in here, the rest is copied as is and read-only.
+   * Returns its offset.
+   */
+  addVendorCapability(body: Uint8Array): number {
+    const at = this.#addCap(PCI_CAP_ID_VNDR, body.length);
+    for (let i = PCI_CAP_LIST_NEXT + 1; i < body.length; i++) this.set(at + i, 1, body[i]);
     this.#commit();
     return at;
   }

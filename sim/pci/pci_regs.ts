@@ -111,6 +111,8 @@ export const PCI_CAP_ID_PM = 0x01;
 export const PCI_CAP_ID_MSI = 0x05;
 /** PCI Express capability id (PCIe 4.0 §7.5.3). */
 export const PCI_CAP_ID_EXP = 0x10;
+/** Capability id: vendor specific (PCI 3.0 §6.7; virtio's structure capabilities). */
+export const PCI_CAP_ID_VNDR = 0x09;
 /** MSI-X capability id (PCI 3.0 §6.8.2). */
 export const PCI_CAP_ID_MSIX = 0x11;
 
