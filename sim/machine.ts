@@ -36,7 +36,7 @@ import type { PciDeviceModel } from "./pci/device.ts";
 import { IrqRouter } from "./vfio/device.ts";
 import { DEFAULT_DMA_ENTRY_LIMIT } from "./vfio/type1.ts";
 import { VfioSubsystem } from "./vfio/vfio.ts";
-import { machineDmaPort } from "./machine_dma.ts";
+import { createDmaPort } from "./pci/dma_port.ts";
 import { createDeviceModel, type DeviceModelName } from "./machine_models.ts";
 
 /** One PCI function of the machine. */
@@ -211,7 +211,14 @@ export function createMachine(options: MachineOptions): SimMachine {
     if (driver !== "") bootDriver.set(fn, driver);
     model.connect({
       clock,
-      dma: machineDmaPort(iommu, memory, fn.requester),
+      dma: createDmaPort({
+        iommu,
+        memory,
+        requester: fn.requester,
+        config: model.config,
+        clock,
+        trace: log,
+      }),
       irq: router,
       random,
       trace: (line) => log(`${bdf} ${model.model}: ${line}`),
