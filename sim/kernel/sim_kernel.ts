@@ -77,6 +77,12 @@ export interface SimKernelOptions {
   readonly strict?: boolean;
 }
 
+/**
+ * Virtual time after which a wait without timeout (blocking read, poll with -1) is declared a hang:
+ * on Linux it would block forever; here it throws in strict mode or answers -EINTR.
+ */
+export const HANG_LIMIT_NS = 3600 * 1e9;
+
 /** RLIMIT_MEMLOCK default (`MLOCK_LIMIT` = 8 MiB since Linux 5.16). */
 export const DEFAULT_MEMLOCK_LIMIT = 8 * 1024 * 1024;
 
@@ -144,11 +150,16 @@ export class SimKernel implements Kernel {
     }
   }
 
-  /** Run device events until `ready()` holds; false when no pending event can change anything. */
+  /**
+   * Run device events until `ready()` holds or virtual time reaches `deadlineNs`; false when it
+   * did not become ready. Without a deadline, a wait that no pending event can end, or that lasts
+   * longer than {@link HANG_LIMIT_NS} of virtual time, is a hang (false).
+   */
   waitUntil(ready: () => boolean, deadlineNs = Infinity): boolean {
+    const limit = deadlineNs === Infinity ? this.#clock.nowNs + HANG_LIMIT_NS : deadlineNs;
     while (!ready()) {
       const next = this.#clock.nextEventNs();
-      if (next === undefined || next > deadlineNs) {
+      if (next === undefined || next > limit) {
         if (deadlineNs !== Infinity) this.#clock.runUntil(deadlineNs);
         return ready();
       }
@@ -250,7 +261,11 @@ export class SimKernel implements Kernel {
   eventfd(initialValue: number, flags: number): number {
     return this.#guard("eventfd", -ERRNO.EIO, () => {
       if ((flags & ~EFD_VALID_FLAGS) !== 0) return -ERRNO.EINVAL;
-      const file = new EventFd(initialValue, flags, (ready) => this.waitUntil(ready));
+      const file = new EventFd(initialValue, flags, (ready) => {
+        if (this.waitUntil(ready)) return true;
+        this.#hang("blocking eventfd read/write");
+        return false;
+      });
       return this.process.installFd(file);
     });
   }
@@ -299,12 +314,14 @@ export class SimKernel implements Kernel {
 
   /** poll(2) that yields to the event loop between device events (same virtual-time rules). */
   async pollAsync(fds: PollFd[], timeoutMs: number): Promise<number> {
-    const deadline = timeoutMs < 0 ? Infinity : this.#clock.nowNs + timeoutMs * NS_PER_MS;
+    const start = this.#clock.nowNs;
+    const deadline = timeoutMs < 0 ? Infinity : start + timeoutMs * NS_PER_MS;
+    const limit = timeoutMs < 0 ? start + HANG_LIMIT_NS : deadline;
     for (;;) {
       const ready = this.#guard("pollAsync", -ERRNO.EIO, () => this.#pollOnce(fds));
       if (ready !== 0 || timeoutMs === 0) return ready;
       const next = this.#clock.nextEventNs();
-      if (next === undefined || next > deadline) {
+      if (next === undefined || next > limit) {
         if (deadline === Infinity) return this.#hang("pollAsync without timeout");
         this.#guard("pollAsync", undefined, () => this.#clock.runUntil(deadline));
         return this.#guard("pollAsync", -ERRNO.EIO, () => this.#pollOnce(fds));
@@ -316,7 +333,7 @@ export class SimKernel implements Kernel {
 
   #hang(what: string): number {
     if (this.#strict) {
-      throw new Error(`${what}: no device event can wake this wait; Linux would block forever`);
+      throw new Error(`${what}: no device event wakes this wait; Linux would block forever`);
     }
     return -ERRNO.EINTR;
   }

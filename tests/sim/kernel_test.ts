@@ -230,3 +230,22 @@ Deno.test({
     assert.deepEqual(k.ioctl(group, status, 0x1234n), -ERRNO.EFAULT);
   },
 });
+
+Deno.test({
+  name: "a wait nothing can end: -EINTR, or a thrown error in strict mode",
+  permissions: "none",
+  async fn() {
+    const lax = new SimKernel({ clock: new VirtualClock(), memory: new PhysicalMemory() });
+    const fd = lax.eventfd(0, 0);
+    assert.deepEqual(lax.read(fd, new Uint8Array(8)), -ERRNO.EINTR);
+    assert.deepEqual(lax.poll([{ fd, events: POLLIN, revents: 0 }], -1), -ERRNO.EINTR);
+    assert.deepEqual(await lax.pollAsync([{ fd, events: POLLIN, revents: 0 }], -1), -ERRNO.EINTR);
+    const strict = bareKernel();
+    const sfd = strict.eventfd(0, 0);
+    assert.throws(
+      () => strict.poll([{ fd: sfd, events: POLLIN, revents: 0 }], -1),
+      /block forever/,
+    );
+    assert.throws(() => strict.read(sfd, new Uint8Array(8)), /block forever/);
+  },
+});
