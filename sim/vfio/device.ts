@@ -114,9 +114,12 @@ export class VfioPciDevice {
   resetFunction(): void {
     const cfg = this.fn.model.config;
     const command = cfg.read(PCI.COMMAND, 2);
-    const bars = this.fn.model.bars.map((b) => cfg.read(BAR0 + 4 * b.index, 4));
+    const slots = this.fn.model.bars.flatMap((b) =>
+      b.kind === "mem64" ? [b.index, b.index + 1] : [b.index]
+    );
+    const saved = slots.map((i) => cfg.read(BAR0 + BAR_STRIDE * i, 4));
     this.fn.model.reset();
-    this.fn.model.bars.forEach((b, i) => cfg.write(BAR0 + 4 * b.index, 4, bars[i]));
+    slots.forEach((i, n) => cfg.write(BAR0 + BAR_STRIDE * i, 4, saved[n]));
     cfg.write(PCI.COMMAND, 2, command);
     this.irqs.reprogram();
   }
@@ -124,3 +127,5 @@ export class VfioPciDevice {
 
 /** Offset of BAR0 in config space. */
 const BAR0 = 0x10;
+/** Bytes per BAR register. */
+const BAR_STRIDE = 4;

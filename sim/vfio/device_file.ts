@@ -44,6 +44,9 @@ import {
   VFIO_DEVICE_SET_IRQS,
 } from "./uapi.ts";
 
+/** Bytes of the `__u32` output fields written back (out_devid, pt_id). */
+const U32_SIZE = 4;
+
 type DeviceHandler = (process: SimProcess, user: Uint8Array) => number;
 
 /** An open device fd. */
@@ -204,13 +207,17 @@ export class VfioDeviceFile implements SimFile {
       this.#cdevIommufd = undefined;
       return r;
     }
-    const out = copyIn(user, outAt, 4);
+    const out = copyIn(user, outAt, U32_SIZE);
     if (out === undefined) {
       this.#dfClose();
       this.#cdevIommufd = undefined;
       return -ERRNO.EFAULT;
     }
-    new DataView(out.buffer, out.byteOffset, 4).setUint32(0, this.device.iommufd!.devid, true);
+    new DataView(out.buffer, out.byteOffset, U32_SIZE).setUint32(
+      0,
+      this.device.iommufd!.devid,
+      true,
+    );
     this.device.env.refs.get(ictx);
     this.device.cdevOpened = true;
     this.accessGranted = true;
@@ -228,12 +235,12 @@ export class VfioDeviceFile implements SimFile {
     if (bound === undefined) return -ERRNO.EINVAL;
     const hwpt = bound.ctx.attachDevice(bound.devid, attach.pt_id);
     if (hwpt < 0) return hwpt;
-    const out = copyIn(user, layout.fields.pt_id.offset, 4);
+    const out = copyIn(user, layout.fields.pt_id.offset, U32_SIZE);
     if (out === undefined) {
       bound.ctx.detachDevice(bound.devid);
       return -ERRNO.EFAULT;
     }
-    new DataView(out.buffer, out.byteOffset, 4).setUint32(0, hwpt, true);
+    new DataView(out.buffer, out.byteOffset, U32_SIZE).setUint32(0, hwpt, true);
     return 0;
   }
 

@@ -13,7 +13,7 @@ import type { SimPciFunction } from "../kernel/pci_function.ts";
 import { copyIn, readStruct, writeStruct } from "../kernel/user.ts";
 import type { VfioPciDevice } from "./device.ts";
 import { eventfdFromFd } from "./irqs.ts";
-import { msixTable } from "./pci_caps.ts";
+import { MSIX, msixTable } from "./pci_caps.ts";
 import { barOf, VFIO_PCI_OFFSET_MASK, VFIO_PCI_OFFSET_SHIFT } from "./regions.ts";
 import {
   vfio_device_feature,
@@ -55,6 +55,8 @@ export const FEATURE = {
   DMA_LOGGING_REPORT: 8,
   MIG_DATA_SIZE: 9,
 } as const;
+/** Bytes of one `__s32 group_fds[]` entry of VFIO_DEVICE_PCI_HOT_RESET. */
+const GROUP_FD_SIZE = 4;
 /** Bytes of `vfio_device_low_power_entry_with_wakeup`. */
 const WAKEUP_DATA_SIZE = 8;
 
@@ -164,12 +166,12 @@ export function hotReset(
   if (scope === undefined) return -ERRNO.ENODEV;
   if (hdr.count > 0) {
     if (hdr.count > scope.length) return -ERRNO.EINVAL;
-    const fds = copyIn(user, layout.size, hdr.count * 4);
+    const fds = copyIn(user, layout.size, hdr.count * GROUP_FD_SIZE);
     if (fds === undefined) return -ERRNO.EFAULT;
     const view = new DataView(fds.buffer, fds.byteOffset, fds.byteLength);
     const groups = new Set<number>();
     for (let i = 0; i < hdr.count; i++) {
-      const id = peers.groupIdOfFile(process, view.getInt32(i * 4, true));
+      const id = peers.groupIdOfFile(process, view.getInt32(i * GROUP_FD_SIZE, true));
       if (id === "ebadf") return -ERRNO.EBADF;
       if (id === undefined) return -ERRNO.EINVAL;
       groups.add(id);
@@ -272,7 +274,7 @@ export function deviceIoeventfd(
   if (pos + count > (decl?.size ?? 0)) return -ERRNO.EINVAL;
   const table = msixTable(device.fn.model.config);
   if (table !== undefined && table.bar === bar) {
-    const end = table.offset + table.entries * 16;
+    const end = table.offset + table.entries * MSIX.ENTRY_SIZE;
     if (!(pos + count <= table.offset || pos >= end)) return -ERRNO.EINVAL;
   }
   const list = device.ioeventfds;

@@ -21,7 +21,7 @@ import type { BarDecl } from "../pci/device.ts";
 import { buildCapChain, type InfoCap } from "./caps.ts";
 import { configRw } from "./config_virt.ts";
 import type { VfioEnv } from "./env.ts";
-import { msixTable, PCI } from "./pci_caps.ts";
+import { MSIX, msixTable, PCI } from "./pci_caps.ts";
 import {
   vfio_info_cap_header,
   VFIO_PCI_BAR5_REGION_INDEX,
@@ -167,7 +167,7 @@ function barRw(
   if (decl.kind !== "io" && !memoryEnabled(fn)) return -ERRNO.EIO;
   const table = msixTable(fn.model.config);
   const tableStart = table?.bar === bar ? table.offset : -1;
-  const tableEnd = table?.bar === bar ? table.offset + table.entries * 16 : -1;
+  const tableEnd = table?.bar === bar ? table.offset + table.entries * MSIX.ENTRY_SIZE : -1;
   let done = 0;
   const start = Number(pos);
   while (done < count) {
