@@ -1,0 +1,172 @@
+/**
+ * What each IOMMU driver of Linux 6.12 contributes to iommufd, as data: whether it has
+ * `domain_alloc_user` and which flags/data it accepts, its `hw_info` report and its nested
+ * (user stage-1) formats. Rows are keyed by {@link IommuFacts.kind}; unknown kinds behave like a
+ * driver without any iommufd extensions (virtio-iommu).
+ *
+ * Sources: iommufd.md §5, §8 (HWPT_ALLOC table, GET_HW_INFO), iommu-models.md §0, §1.1.
+ *
+ * @module
+ */
+
+import { ERRNO } from "../../ffi/errno.ts";
+import { decode, encode } from "../../ffi/uapi/layout.ts";
+import type { IommuFacts } from "../iommu/model.ts";
+import {
+  IOMMU_HW_INFO_TYPE_INTEL_VTD,
+  IOMMU_HW_INFO_TYPE_NONE,
+  iommu_hw_info_vtd,
+  IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
+  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
+  IOMMU_HWPT_DATA_VTD_S1,
+  IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+  iommu_hwpt_vtd_s1,
+  iommu_hwpt_vtd_s1_invalidate,
+  IOMMU_VTD_INV_FLAGS_LEAF,
+} from "./uapi.ts";
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/** One user-format descriptor the driver reads with `iommu_copy_struct_from_user`. */
+export interface UserFormat {
+  /** The data/entry type value it must carry. */
+  readonly type: number;
+  /** offsetofend of the last mandatory field (shorter → EINVAL). */
+  readonly minLen: number;
+  /** sizeof the kernel struct (longer → EINVAL: no E2BIG path here). */
+  readonly size: number;
+}
+
+/** One IOMMU driver's iommufd behaviour. */
+export interface IommuDriverRow {
+  /** Driver name for diagnostics. */
+  readonly name: string;
+  /** The driver has `domain_alloc_user` (flags or user data are possible at all). */
+  readonly domainAllocUser: boolean;
+  /** `domain_alloc_user(flags, parent = NULL, data)`: 0 or the driver's -errno. */
+  pagingAlloc(facts: IommuFacts, flags: number, userData: boolean): number;
+  /** Nested allocation support checks before the data is read: 0 or -errno. */
+  nestedAlloc(facts: IommuFacts, flags: number, dataType: number): number;
+  /** The stage-1 format a nested allocation reads (undefined: no nesting). */
+  readonly nestedFormat: UserFormat | undefined;
+  /** `hw_info`: the report type and bytes, or undefined (driver without the op). */
+  hwInfo(facts: IommuFacts): { type: number; data: Uint8Array } | undefined;
+  /** The invalidation entry format of nested domains. */
+  readonly invalidateFormat: UserFormat | undefined;
+  /** Validate one decoded invalidation entry: 0 or -errno. */
+  checkInvalidation(entry: Uint8Array): number;
+}
+
+/** VT-d CAP/ECAP registers as reported in `hwInfo.data` (iommu_hw_info_vtd layout). */
+export function vtdRegisters(facts: IommuFacts): { cap: bigint; ecap: bigint } {
+  const data = facts.hwInfo.data;
+  if (facts.hwInfo.type !== IOMMU_HW_INFO_TYPE_INTEL_VTD || data.length < iommu_hw_info_vtd.size) {
+    return { cap: 0n, ecap: 0n };
+  }
+  const v = decode(iommu_hw_info_vtd, data);
+  return { cap: v.cap_reg, ecap: v.ecap_reg };
+}
+
+const bit = (x: bigint, n: number): boolean => ((x >> BigInt(n)) & 1n) === 1n;
+
+/**
+ * `nested_supported(iommu)`: scalable mode (ECAP.SMTS, bit 43) and nesting (ECAP.NEST, bit 26).
+ */
+export function vtdNestingSupported(facts: IommuFacts): boolean {
+  const { ecap } = vtdRegisters(facts);
+  return bit(ecap, 26) && bit(ecap, 43);
+}
+
+/** VT-d first-level 5-level paging support (CAP.FL5LP, bit 60). */
+export function vtdFirstLevel5(facts: IommuFacts): boolean {
+  return bit(vtdRegisters(facts).cap, 60);
+}
+
+const VTD: IommuDriverRow = {
+  name: "intel-iommu",
+  domainAllocUser: true,
+  pagingAlloc(facts, flags, userData) {
+    if (flags & ~(IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING)) {
+      return -ERRNO.EOPNOTSUPP;
+    }
+    if ((flags & IOMMU_HWPT_ALLOC_NEST_PARENT) && !vtdNestingSupported(facts)) {
+      return -ERRNO.EOPNOTSUPP;
+    }
+    if (userData || ((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) && !facts.dirtyTracking)) {
+      return -ERRNO.EOPNOTSUPP;
+    }
+    return 0;
+  },
+  nestedAlloc(facts, flags, dataType) {
+    if (!vtdNestingSupported(facts) || flags) return -ERRNO.EOPNOTSUPP;
+    if (dataType !== IOMMU_HWPT_DATA_VTD_S1) return -ERRNO.EOPNOTSUPP;
+    return 0;
+  },
+  nestedFormat: { type: IOMMU_HWPT_DATA_VTD_S1, minLen: 24, size: iommu_hwpt_vtd_s1.size },
+  hwInfo(facts) {
+    const { cap, ecap } = vtdRegisters(facts);
+    const data = encode(iommu_hw_info_vtd, {
+      flags: IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
+      cap_reg: cap,
+      ecap_reg: ecap,
+    });
+    return { type: IOMMU_HW_INFO_TYPE_INTEL_VTD, data };
+  },
+  invalidateFormat: {
+    type: IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+    minLen: 24,
+    size: iommu_hwpt_vtd_s1_invalidate.size,
+  },
+  checkInvalidation(entry) {
+    const e = decode(iommu_hwpt_vtd_s1_invalidate, entry);
+    if ((e.flags & ~IOMMU_VTD_INV_FLAGS_LEAF) || e.__reserved) return -ERRNO.EOPNOTSUPP;
+    if ((e.addr & 0xfffn) !== 0n || (e.npages === U64_MAX && e.addr !== 0n)) return -ERRNO.EINVAL;
+    return 0;
+  },
+};
+
+const SMMUV3: IommuDriverRow = {
+  name: "arm-smmu-v3",
+  domainAllocUser: true,
+  pagingAlloc(facts, flags, userData) {
+    if (flags & ~IOMMU_HWPT_ALLOC_DIRTY_TRACKING) return -ERRNO.EOPNOTSUPP;
+    if (userData) return -ERRNO.EOPNOTSUPP;
+    if ((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) && !facts.dirtyTracking) return -ERRNO.EOPNOTSUPP;
+    return 0;
+  },
+  nestedAlloc: () => -ERRNO.EOPNOTSUPP,
+  nestedFormat: undefined,
+  hwInfo: () => undefined,
+  invalidateFormat: undefined,
+  checkInvalidation: () => -ERRNO.EOPNOTSUPP,
+};
+
+const PLAIN: IommuDriverRow = {
+  name: "plain",
+  domainAllocUser: false,
+  pagingAlloc: () => 0,
+  nestedAlloc: () => -ERRNO.EOPNOTSUPP,
+  nestedFormat: undefined,
+  hwInfo: () => undefined,
+  invalidateFormat: undefined,
+  checkInvalidation: () => -ERRNO.EOPNOTSUPP,
+};
+
+/** Driver rows by {@link IommuFacts.kind}. */
+export const IOMMU_DRIVERS: Readonly<Record<string, IommuDriverRow>> = {
+  "vtd": VTD,
+  "smmuv3": SMMUV3,
+  "virtio-iommu": { ...PLAIN, name: "virtio-iommu" },
+};
+
+/** The driver row for an IOMMU (a plain driver for unknown kinds). */
+export function driverFor(facts: IommuFacts): IommuDriverRow {
+  return IOMMU_DRIVERS[facts.kind] ?? PLAIN;
+}
+
+/** `hw_info` as GET_HW_INFO reports it: type NONE and no data for drivers without the op. */
+export function hwInfoOf(facts: IommuFacts): { type: number; data: Uint8Array } {
+  return driverFor(facts).hwInfo(facts) ??
+    { type: IOMMU_HW_INFO_TYPE_NONE, data: new Uint8Array(0) };
+}
