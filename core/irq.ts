@@ -355,8 +355,17 @@ export class Interrupts {
       const remaining = forever ? INFINITE : Math.ceil(Math.max(0, deadline - this.#kernel.now()));
       const ready = await this.#kernel.pollAsync(fds, remaining);
       if (this.#gone(waiter)) return "cancelled";
-      if (ready === -ERRNO.EINTR) continue;
-      check(ready, { operation: "poll", device: this.#name });
+      // EINTR (a signal) is retried while a deadline bounds the wait; without one it is reported,
+      // because the simulator also answers EINTR to a wait that nothing could ever end.
+      if (ready === -ERRNO.EINTR && !forever) continue;
+      check(ready, {
+        operation: "poll",
+        device: this.#name,
+        hint: ready === -ERRNO.EINTR
+          ? "the wait without timeout was interrupted; on the simulator no device event could " +
+            "raise this interrupt (is it enabled in the device?)"
+          : undefined,
+      });
       if ((fds[0].revents & (POLLERR | POLLNVAL)) !== 0) {
         throw new VfioError({
           operation: "poll",

@@ -73,6 +73,8 @@ export class DeviceKernel extends RecordingKernel {
   munmapError: number | undefined;
   /** Eventfd counters by fd. */
   readonly counters: Map<number, bigint> = new Map();
+  /** Results (-errno) the next async polls return before looking at any fd. */
+  readonly pollErrors: number[] = [];
   /** Async polls still waiting. */
   readonly pending: Set<PendingPoll> = new Set();
   /** Bytes behind pread/pwrite of non-config regions, by absolute fd offset. */
@@ -149,6 +151,8 @@ export class DeviceKernel extends RecordingKernel {
 
   override pollAsync(fds: PollFd[], timeoutMs: number): Promise<number> {
     this.calls.push({ op: "pollAsync", fd: -1 });
+    const error = this.pollErrors.shift();
+    if (error !== undefined) return Promise.resolve(error);
     const ready = this.#scan(fds);
     if (ready > 0 || timeoutMs === 0) return Promise.resolve(ready);
     return new Promise((resolve) => this.pending.add({ fds, resolve }));

@@ -220,3 +220,18 @@ Deno.test("wait on a vector that is not enabled is an error", async () => {
   await assert.rejects(() => irqs.wait(1, { timeoutMs: 1 }), /vector 1 is not enabled/);
   irqs.close();
 });
+
+Deno.test("wait: EINTR is retried within a deadline, reported for a wait without one", async () => {
+  const { k, irqs } = setup();
+  irqs.enableMsi(1);
+  k.pollErrors.push(-ERRNO.EINTR);
+  const bounded = irqs.wait(0, { timeoutMs: 1000 });
+  await settle(k);
+  k.signal(irqs.eventfd(0));
+  assert.equal(await bounded, 1);
+  k.pollErrors.push(-ERRNO.EINTR);
+  await assert.rejects(() => irqs.wait(0, { timeoutMs: Infinity }), /poll failed with EINTR/);
+  assert.equal(k.pending.size, 0);
+  irqs.close();
+  assert.deepEqual(k.openEventfds(), []);
+});
