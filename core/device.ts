@@ -21,7 +21,6 @@ import { ERRNO } from "../ffi/errno.ts";
 import type { Kernel, Mmio } from "../ffi/kernel.ts";
 import { decode, encode } from "../ffi/uapi/layout.ts";
 import {
-  type CapEntry,
   parseCapChain,
   VFIO_DEVICE_FEATURE,
   vfio_device_feature,
@@ -43,7 +42,13 @@ import {
   vfio_pci_hot_reset_info,
 } from "./device_uapi.ts";
 import { check, VfioError } from "./errors.ts";
-import { type OpenedRegion, openRegion, queryRegionInfo, type RegionInfo } from "./region.ts";
+import {
+  type OpenedRegion,
+  openRegion,
+  queryRegionInfo,
+  type RegionInfo,
+  type VfioCapHeader,
+} from "./region.ts";
 import { ioctlChecked, requestOf, runAll } from "./syscall.ts";
 
 /** VFIO_DEVICE_GET_INFO, decoded. */
@@ -59,7 +64,7 @@ export interface DeviceInfo {
   /** VFIO_DEVICE_FLAGS_PCI. */
   readonly pci: boolean;
   /** The capability headers of the device-info chain (e.g. PCI_ATOMIC_COMP, id 5). */
-  readonly caps: readonly CapEntry[];
+  readonly caps: readonly VfioCapHeader[];
 }
 
 /** One device that a PCI hot reset also resets. */

@@ -93,7 +93,7 @@ const COUNTER_SIZE = 8; // an eventfd counter is a u64
 const INFINITE = -1; // poll(2) timeout: wait forever
 
 /** Hint for EPERM from SET_IRQS (vfio.md §7.3, vm-lab.md step 3). */
-export const IRQ_REMAPPING_HINT =
+export const IRQ_REMAPPING_HINT: string =
   "the platform has no interrupt remapping (MSI isolation): enable it (intel_iommu=on, " +
   "amd_iommu=on, or an SMMU with an ITS) or, accepting the risk, load vfio_iommu_type1 (container) " +
   "or iommufd (cdev) with allow_unsafe_interrupts=1";

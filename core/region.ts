@@ -21,7 +21,6 @@
 import type { Kernel, Mmio } from "../ffi/kernel.ts";
 import { decode, encode } from "../ffi/uapi/layout.ts";
 import {
-  type CapEntry,
   parseCapChain,
   VFIO_DEVICE_GET_REGION_INFO,
   vfio_region_info,
@@ -38,6 +37,18 @@ import {
 } from "./device_uapi.ts";
 import { VfioError } from "./errors.ts";
 import { ioctlChecked } from "./syscall.ts";
+
+/** One capability header of a VFIO info chain (vfio.md §4). */
+export interface VfioCapHeader {
+  /** Capability id (its namespace is the INFO ioctl's). */
+  readonly id: number;
+  /** Capability version. */
+  readonly version: number;
+  /** Byte offset of the header from the start of the info buffer. */
+  readonly offset: number;
+  /** Offset of the next header, 0 for the last. */
+  readonly next: number;
+}
 
 /** One mmap-able window of a region (from the SPARSE_MMAP capability). */
 export interface SparseMmapArea {
@@ -70,7 +81,7 @@ export interface RegionInfo {
   /** The MSIX_MAPPABLE capability: the MSI-X table in this BAR may be mmapped. */
   readonly msixMappable: boolean;
   /** Every capability header of the chain, in order. */
-  readonly caps: readonly CapEntry[];
+  readonly caps: readonly VfioCapHeader[];
 }
 
 /**
