@@ -13,6 +13,7 @@ import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
 import { decode, encode } from "../../ffi/uapi/layout.ts";
 import { createMachine, type MachineOptions, type SimMachine } from "../../sim/mod.ts";
 import * as U from "../../sim/vfio/uapi.ts";
+import { IOMMU_IOAS_ALLOC, iommu_ioas_alloc } from "../../sim/iommufd/uapi.ts";
 import { FAKE, FakeDevice } from "./fake_device.ts";
 import {
   EDU_DMA_BUFFER,
@@ -571,5 +572,66 @@ Deno.test({
     assert.equal(m.faults().length, 1);
     assert.equal(m.faults()[0].address, iova);
     assert.equal(k.munmap(mmio), 0);
+  },
+});
+
+Deno.test({
+  name: "cdev + iommufd: bind, device access, attach to an IOAS, group exclusion, unbind on close",
+  permissions: "none",
+  fn() {
+    const m = machine();
+    const k = m.kernel;
+    const iommufd = k.open("/dev/iommu", O_RDWR);
+    const cdev = k.open("/dev/vfio/devices/vfio0", O_RDWR);
+    const bind = encode(U.vfio_device_bind_iommufd, { argsz: 16, iommufd });
+    assert.equal(io(m, cdev, U.VFIO_DEVICE_BIND_IOMMUFD, bind), 0);
+    const devid = decode(U.vfio_device_bind_iommufd, bind).out_devid;
+    assert.ok(devid > 0);
+    assert.equal(io(m, cdev, U.VFIO_DEVICE_BIND_IOMMUFD, bind), -ERRNO.EINVAL); // bound already
+    assert.equal(k.open("/dev/vfio/2", O_RDWR), -ERRNO.EBUSY);
+    const second = k.open("/dev/vfio/devices/vfio0", O_RDWR);
+    assert.equal(io(m, second, U.VFIO_DEVICE_BIND_IOMMUFD, bind), -ERRNO.EINVAL); // one cdev open
+    assert.equal(k.close(second), 0);
+    const info = encode(U.vfio_device_info, { argsz: 24 });
+    assert.equal(io(m, cdev, U.VFIO_DEVICE_GET_INFO, info), 0);
+    assert.equal(decode(U.vfio_device_info, info).num_regions, 9);
+    assert.equal(m.fn(BDF).group.dmaOwner, "iommufd");
+
+    const alloc = encode(iommu_ioas_alloc, { size: 12 });
+    assert.equal(io(m, iommufd, IOMMU_IOAS_ALLOC, alloc), 0);
+    const ioas = decode(iommu_ioas_alloc, alloc).out_ioas_id;
+    const attach = (pt: number, argsz = 12, flags = 0): [number, number] => {
+      const b = encode(U.vfio_device_attach_iommufd_pt, { argsz, flags, pt_id: pt });
+      const r = io(m, cdev, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, b);
+      return [r, decode(U.vfio_device_attach_iommufd_pt, b).pt_id];
+    };
+    assert.deepEqual(attach(ioas, 11), [-ERRNO.EINVAL, ioas]);
+    assert.deepEqual(attach(ioas, 12, 1), [-ERRNO.EINVAL, ioas]);
+    assert.deepEqual(attach(999), [-ERRNO.ENOENT, 999]);
+    const [r, hwpt] = attach(ioas);
+    assert.equal(r, 0);
+    assert.ok(hwpt > ioas, `the auto HWPT id ${hwpt} is written back`);
+    const detach = encode(U.vfio_device_detach_iommufd_pt, { argsz: 8 });
+    assert.equal(io(m, cdev, U.VFIO_DEVICE_DETACH_IOMMUFD_PT, detach), 0);
+    const badDetach = encode(U.vfio_device_detach_iommufd_pt, { argsz: 8, flags: 1 });
+    assert.equal(io(m, cdev, U.VFIO_DEVICE_DETACH_IOMMUFD_PT, badDetach), -ERRNO.EINVAL);
+
+    assert.equal(k.close(cdev), 0);
+    assert.equal(m.fn(BDF).group.dmaOwner, undefined);
+    const group = k.open("/dev/vfio/2", O_RDWR);
+    assert.ok(group > 0);
+    // The group path with the iommufd as its container: the compat IOAS.
+    assert.equal(io(m, group, U.VFIO_GROUP_SET_CONTAINER, fdArg(iommufd)), 0);
+    const status = encode(U.vfio_group_status, { argsz: 8 });
+    assert.equal(io(m, group, U.VFIO_GROUP_GET_STATUS, status), 0);
+    assert.equal(decode(U.vfio_group_status, status).flags, 3);
+    const device = io(m, group, U.VFIO_GROUP_GET_DEVICE_FD, new TextEncoder().encode(BDF + "\0"));
+    assert.ok(device > 0);
+    assert.equal(m.fn(BDF).group.dmaOwner, "iommufd");
+    assert.equal(io(m, device, U.VFIO_DEVICE_BIND_IOMMUFD, bind), -ERRNO.EINVAL);
+    assert.equal(k.close(device), 0);
+    assert.equal(k.close(group), 0);
+    assert.equal(k.close(iommufd), 0);
+    assert.equal(k.process.liveFiles, 0);
   },
 });
