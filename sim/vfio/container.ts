@@ -119,6 +119,26 @@ export class VfioContainer implements SimFile {
     return 0;
   }
 
+  /** read(2): a char device without a read op (EINVAL). */
+  read(): number {
+    return -ERRNO.EINVAL;
+  }
+
+  /** write(2): EINVAL. */
+  write(): number {
+    return -ERRNO.EINVAL;
+  }
+
+  /** pread(2): EINVAL (opened by path, so positioned I/O is allowed but there is no read op). */
+  pread(): number {
+    return -ERRNO.EINVAL;
+  }
+
+  /** pwrite(2): EINVAL. */
+  pwrite(): number {
+    return -ERRNO.EINVAL;
+  }
+
   /** ioctl on the container fd. */
   ioctl(process: SimProcess, request: number, arg: Uint8Array | bigint): number {
     const base = this.#base.get(request);

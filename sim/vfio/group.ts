@@ -154,6 +154,26 @@ export class VfioGroupFile implements SimFile {
     ]);
   }
 
+  /** read(2): a char device without a read op (EINVAL). */
+  read(): number {
+    return -ERRNO.EINVAL;
+  }
+
+  /** write(2): EINVAL. */
+  write(): number {
+    return -ERRNO.EINVAL;
+  }
+
+  /** pread(2): EINVAL (opened by path, so positioned I/O is allowed but there is no read op). */
+  pread(): number {
+    return -ERRNO.EINVAL;
+  }
+
+  /** pwrite(2): EINVAL. */
+  pwrite(): number {
+    return -ERRNO.EINVAL;
+  }
+
   /** ioctl on the group fd (ENOTTY for anything else). */
   ioctl(process: SimProcess, request: number, arg: Uint8Array | bigint): number {
     const handler = this.#handlers.get(request);
