@@ -84,7 +84,14 @@ export function allocHwptPaging(
     core.objects.release(id);
     return rc;
   }
-  const domain = iommu.allocDomain();
+  let domain: IommuDomain;
+  try {
+    domain = iommu.allocDomain();
+  } catch {
+    // Out of hardware domain ids: Linux fails the attach with ENOSPC; here it is the allocation.
+    core.objects.release(id);
+    return -ERRNO.ENOSPC;
+  }
   const hwpt: HwptPaging = {
     id,
     type: "hwpt-paging",

@@ -158,9 +158,27 @@ export class IoPagetable {
     return this.#allowed;
   }
 
+  /** Index of the first area whose last IOVA is >= `iova` (areas are disjoint and sorted). */
+  #firstEndingAtOrAfter(iova: bigint): number {
+    let lo = 0;
+    let hi = this.#areas.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#areas[mid].last < iova) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   /** Areas intersecting `[start, last]`, by IOVA. */
   areasIn(start: bigint, last: bigint): Area[] {
-    return this.#areas.filter((a) => a.start <= last && a.last >= start);
+    const out: Area[] = [];
+    for (let i = this.#firstEndingAtOrAfter(start); i < this.#areas.length; i++) {
+      const a = this.#areas[i];
+      if (a.start > last) break;
+      out.push(a);
+    }
+    return out;
   }
 
   #reservedHit(start: bigint, last: bigint): boolean {
@@ -311,10 +329,14 @@ export class IoPagetable {
   }
 
   #insert(area: Area): void {
-    const i = this.#areas.findIndex((a) => a.start > area.start);
-    if (i < 0) this.#areas.push(area);
-    else this.#areas.splice(i, 0, area);
+    this.#areas.splice(this.#firstEndingAtOrAfter(area.start), 0, area);
     area.pages.users.add(area);
+  }
+
+  #remove(area: Area): void {
+    const i = this.#firstEndingAtOrAfter(area.start);
+    if (this.#areas[i] === area) this.#areas.splice(i, 1);
+    area.pages.users.delete(area);
   }
 
   /** Pin the pages of `areas` (if any domain exists) and map them into every domain. */
@@ -378,8 +400,7 @@ export class IoPagetable {
   /** Remove an area: unmap it from every domain, drop its pages use. */
   #removeArea(area: Area, mapped = true): void {
     if (mapped) { for (const d of this.#domains) this.#unmapArea(area, d); }
-    this.#areas = this.#areas.filter((a) => a !== area);
-    area.pages.users.delete(area);
+    this.#remove(area);
     if (area.pages.users.size === 0) area.pages.releaseAll();
     else area.pages.syncUsers();
   }
@@ -454,8 +475,7 @@ export class IoPagetable {
     if (this.#domains.length > 0 && !this.disableLargePages) return -ERRNO.EINVAL;
     const lhs = new Area(this, area.start, x, area.pages, area.startByte, area.prot);
     const rhs = new Area(this, x + 1n, area.last, area.pages, rhsStartByte, area.prot);
-    this.#areas = this.#areas.filter((a) => a !== area);
-    area.pages.users.delete(area);
+    this.#remove(area);
     this.#insert(lhs);
     this.#insert(rhs);
     return 0;
