@@ -1,6 +1,8 @@
 /**
  * Every conformance scenario on the simulator: one fresh machine per scenario × IOMMU model ×
  * path, one Deno test step each. A failing step lists every expectation the simulator missed.
+ * A second test compares the simulator's observations with the real kernel's goldens
+ * (tests/goldens/<machine>/conformance-<path>.json, recorded by the VM bench) where they exist.
  *
  * @module
  */
@@ -9,8 +11,10 @@ import { createMachine, type SimMachine } from "../../sim/mod.ts";
 import { FakeDevice } from "../sim/fake_device.ts";
 import { ALL_SCENARIOS } from "./all.ts";
 import { discoverEnv, pathUnavailable } from "./discover.ts";
-import { expectationsFor } from "./expectations.ts";
-import { failureLines, runScenario } from "./run.ts";
+import { expectationsFor, IOMMU_EXPECTATIONS } from "./expectations.ts";
+import { failureLines, golden, type GoldenScenario, runScenario } from "./run.ts";
+import { VM_MACHINES } from "../vm/machines.ts";
+import { compareGolden, goldenPath } from "../vm/results.ts";
 
 type MachineOptions = Parameters<typeof createMachine>[0];
 
@@ -70,3 +74,50 @@ for (const { model, options } of SIM_MODELS) {
     },
   });
 }
+
+/** Where the VM bench keeps the real kernel's answers (tests/vm/run.ts --update-goldens). */
+const ROOT = new URL("../../", import.meta.url);
+
+Deno.test({
+  name: "the simulator answers like the recorded kernel goldens (machines with a simulated IOMMU)",
+  permissions: { read: [new URL("tests/goldens/", ROOT)] },
+  fn: async (t) => {
+    const simulated = new Set<string>(SIM_MODELS.map((m) => m.model));
+    for (const vm of VM_MACHINES.filter((m) => simulated.has(m.simIommu))) {
+      for (const path of vm.paths) {
+        const file = goldenPath(ROOT.pathname, vm.name, `conformance-${path}`);
+        let recorded: { observations?: { runs?: unknown } };
+        try {
+          recorded = JSON.parse(await Deno.readTextFile(file));
+        } catch {
+          continue; // no golden recorded yet for this machine and path
+        }
+        await t.step(`${vm.name} ${path}`, async () => {
+          const model = vm.simIommu as MachineOptions["iommu"];
+          const options = SIM_MODELS.find((m) => m.model === model)?.options;
+          const scenarios: GoldenScenario[] = [];
+          for (const def of ALL_SCENARIOS.filter((d) => d.paths.includes(path))) {
+            const machine = machineFor({
+              iommu: model,
+              iommufd: true,
+              cdev: true,
+              seed: 1,
+              ...options,
+            });
+            const env = discoverEnv(
+              machine.kernel,
+              EDU_BDF,
+              expectationsFor(model) ?? IOMMU_EXPECTATIONS.vtd,
+            );
+            if (typeof env === "string") throw new Error(env);
+            scenarios.push(golden(await runScenario(machine.kernel, env, path, def)));
+          }
+          const diff = compareGolden(`${vm.name}/${path}`, recorded.observations?.runs, [
+            JSON.parse(JSON.stringify({ path, scenarios })),
+          ]);
+          if (diff.length > 0) throw new Error(`\n${diff.join("\n")}`);
+        });
+      }
+    }
+  },
+});
