@@ -15,6 +15,7 @@ import type {
 } from "../../core/dma_backend.ts";
 import { DmaSpace, HUGE_PAGE_SIZE } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
+import { createMachine } from "../../sim/machine.ts";
 import { RecordingKernel } from "../helpers/recording_kernel.ts";
 import { expectVfioError } from "./vfio_test_helpers.ts";
 
@@ -228,3 +229,29 @@ Deno.test("DmaSpace: reserved ranges and IOVA 0", () => {
   assert.equal(zero.allocate(PAGE).iova, 0n);
   zero.close();
 });
+
+for (const kind of ["type1", "iommufd"] as const) {
+  Deno.test(`DmaSpace on the simulated machine (${kind}): two devices share one space`, () => {
+    const m = createMachine({ iommu: "vtd", devices: [{ model: "edu" }, { model: "edu" }] });
+    const space = DmaSpace.open(m.kernel, kind);
+    const targets = [
+      { bdf: "0000:00:02.0", group: 2, cdev: "/dev/vfio/devices/vfio0" },
+      { bdf: "0000:00:03.0", group: 3, cdev: "/dev/vfio/devices/vfio1" },
+    ];
+    const fds = targets.map((t) => space.backend.openDevice(t));
+    assert.equal(new Set(fds).size, 2);
+    // VT-d: the MSI window is cut out of a 48-bit aperture (iommu-models.md §0, §1).
+    assert.deepEqual(space.ranges(), [
+      { start: 0n, end: 0xfedf_ffffn },
+      { start: 0xfef0_0000n, end: (1n << 48n) - 1n },
+    ]);
+    const ring = space.allocate(PAGE);
+    const huge = space.allocate(4 * MiB);
+    assert.equal(ring.iova, 0x1000n);
+    assert.equal(huge.iova, BigInt(HUGE_PAGE_SIZE));
+    expectVfioError(() => space.allocate(PAGE, { iova: 0xfee0_0000n }), "not inside one usable");
+    space.free(ring);
+    space.backend.closeDevice(fds[0]);
+    space.close();
+  });
+}
