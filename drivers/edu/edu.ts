@@ -19,6 +19,7 @@ import type { Mmio } from "../../ffi/kernel.ts";
 import type { PciDevice } from "../../core/pci_device.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
+import { PCI_DEVICE_ID, PCI_VENDOR_ID } from "../../core/config_space.ts";
 import {
   EDU_BAR,
   EDU_DEVICE_ID,
@@ -101,8 +102,8 @@ export class EduDriver {
    * `interrupts: "msi"`, its MSI vector.
    */
   static open(dev: PciDevice, options: EduOptions = {}): EduDriver {
-    const vendor = dev.config.read16(0x00);
-    const device = dev.config.read16(0x02);
+    const vendor = dev.config.read16(PCI_VENDOR_ID);
+    const device = dev.config.read16(PCI_DEVICE_ID);
     if (vendor !== EDU_VENDOR_ID || device !== EDU_DEVICE_ID) {
       throw new VfioError({
         operation: "EduDriver.open",
@@ -119,7 +120,7 @@ export class EduDriver {
       throw new VfioError({
         operation: "EduDriver.open",
         device: dev.bdf,
-        message: `identification register reads 0x${id.toString(16)}, expected 0x……00ed`,
+        message: `identification register reads 0x${id.toString(16)}, expected 0xRRrr00ed`,
       });
     }
     dev.config.enableBusMaster();
@@ -180,6 +181,21 @@ export class EduDriver {
       length,
       EDU_DMA_CMD_TO_RAM,
     );
+  }
+
+  /**
+   * DMA `length` bytes of the device buffer to an arbitrary IOVA, unchecked — for showing what
+   * the IOMMU does with a DMA to memory that was never mapped (a fault, memory untouched).
+   */
+  async dmaFromDeviceToIova(iova: bigint, length: number): Promise<void> {
+    if (length <= 0 || length > EDU_MAX_TRANSFER) {
+      throw new VfioError({
+        operation: "edu DMA",
+        device: this.#dev.bdf,
+        message: `length ${length} is outside 1..${EDU_MAX_TRANSFER}`,
+      });
+    }
+    await this.#dma(BigInt(EDU_DMA_BUFFER), iova, length, EDU_DMA_CMD_TO_RAM);
   }
 
   /** Disable the interrupts this driver enabled. The PciDevice stays open. */
