@@ -310,7 +310,7 @@ export class NetStack {
     if (op === ARP_REQUEST) b.fill(0, a + ARP_THA, a + ARP_THA + 6);
     else b.set(targetMac, a + ARP_THA);
     writeU32(b, a + ARP_TPA, targetIp);
-    buf.length = ETH_HEADER_LENGTH + ARP_LENGTH;
+    buf.length = padFrame(buf.data, ETH_HEADER_LENGTH + ARP_LENGTH);
     if (op === ARP_REQUEST) this.stats.arpRequests++;
     else this.stats.arpReplies++;
     this.#queue(buf);
@@ -415,7 +415,7 @@ export class NetStack {
       dst: dstIp,
       payload: payloadLength,
     });
-    buf.length = Math.max(ETH_MIN_FRAME, ETH_HEADER_LENGTH + IPV4_MIN_HEADER + payloadLength);
+    buf.length = padFrame(buf.data, ETH_HEADER_LENGTH + IPV4_MIN_HEADER + payloadLength);
     if (dstIp === IPV4_BROADCAST) {
       this.#finishFrame(buf, BROADCAST_MAC);
       return true;
@@ -465,6 +465,16 @@ export class NetStack {
     this.stats.txDropped++;
     this.#dev.pool.free(buf);
   }
+}
+
+/**
+ * Pad a frame to the Ethernet minimum with zeros (IEEE 802.3 §4.2.3.3), so no stale bytes of a
+ * reused buffer reach the wire; returns the length to send.
+ */
+function padFrame(frame: Uint8Array, length: number): number {
+  if (length >= ETH_MIN_FRAME) return length;
+  frame.fill(0, length, ETH_MIN_FRAME);
+  return ETH_MIN_FRAME;
 }
 
 function internetChecksumUdp(

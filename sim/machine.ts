@@ -38,6 +38,7 @@ import { DEFAULT_DMA_ENTRY_LIMIT } from "./vfio/type1.ts";
 import { VfioSubsystem } from "./vfio/vfio.ts";
 import { createDmaPort } from "./pci/dma_port.ts";
 import { createDeviceModel, type DeviceModelName } from "./machine_models.ts";
+import { EthernetSegment } from "./net/segment.ts";
 
 /** One PCI function of the machine. */
 export interface MachineDevice {
@@ -79,6 +80,8 @@ export interface MachineOptions {
   readonly physicalMemory?: number;
   /** Throw internal simulator errors instead of answering -EIO (default false; tests set it). */
   readonly strict?: boolean;
+  /** Pace virtual time with real time (for bridges to real host sockets; default false). */
+  readonly realtime?: boolean;
 }
 
 /** A simulated machine. */
@@ -99,6 +102,8 @@ export interface SimMachine {
   faults(): readonly IommuFault[];
   /** Trace of device, IOMMU and VFIO events. */
   readonly trace: string[];
+  /** The Ethernet segment every NIC model is plugged into (attach peers, taps, pcap). */
+  readonly segment: EthernetSegment;
 }
 
 /** Default device: QEMU's edu at 00:02.0. */
@@ -177,6 +182,13 @@ export function createMachine(options: MachineOptions): SimMachine {
     kernelLog: log,
   });
   const random = seededRandom(options.seed ?? 1);
+  const segment = new EthernetSegment(clock);
+  const made = new Map<string, number>();
+  const instances = (name: string): number => {
+    const n = made.get(name) ?? 0;
+    made.set(name, n + 1);
+    return n;
+  };
   const devices = options.devices ?? DEFAULT_DEVICES;
   const places = layout(devices);
 
@@ -193,7 +205,9 @@ export function createMachine(options: MachineOptions): SimMachine {
       group = { id: groupId, iommu, functions: [], dmaOwner: undefined, dmaOwnerCookie: undefined };
       groups.set(groupId, group);
     }
-    const model = typeof d.model === "string" ? createDeviceModel(d.model) : d.model;
+    const model = typeof d.model === "string"
+      ? createDeviceModel(d.model, { segment, instance: instances(d.model) })
+      : d.model;
     const fn: SimPciFunction = {
       bdf,
       requester: (bus << 8) | (slot << 3) | func,
@@ -232,6 +246,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     memlockLimit: options.memlockLimit ?? DEFAULT_MEMLOCK_LIMIT,
     capIpcLock: options.capIpcLock ?? true,
     strict: options.strict,
+    realtime: options.realtime,
   });
   const bus = new PciBus(functions, native);
   const iommufd = (compatMode: boolean): IommufdContext =>
@@ -294,5 +309,6 @@ export function createMachine(options: MachineOptions): SimMachine {
     },
     faults: () => iommu.faults,
     trace,
+    segment,
   };
 }

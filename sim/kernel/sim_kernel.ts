@@ -75,6 +75,11 @@ export interface SimKernelOptions {
   readonly capIpcLock?: boolean;
   /** Throw internal simulator errors instead of reporting them (tests). */
   readonly strict?: boolean;
+  /**
+   * Pace virtual time with real time: `sleep(ms)` also waits `ms` real milliseconds, so real
+   * I/O (a bridge to host sockets) gets its turn (default false: as fast as possible).
+   */
+  readonly realtime?: boolean;
 }
 
 /**
@@ -102,6 +107,7 @@ export class SimKernel implements Kernel {
   readonly bugs: Error[] = [];
   readonly #clock: VirtualClock;
   readonly #strict: boolean;
+  readonly #realtime: boolean;
   readonly #mounts = new Map<string, VfsNode>();
   readonly #mmios = new Map<SimMmio, SimFile>();
   readonly #generic: ReturnType<typeof genericIoctls>;
@@ -113,6 +119,7 @@ export class SimKernel implements Kernel {
     this.pageSize = options.pageSize ?? SIM_PAGE_SIZE;
     this.#clock = options.clock;
     this.#strict = options.strict ?? false;
+    this.#realtime = options.realtime ?? false;
     this.process = new KernelProcess(
       new ProcessMemory(options.memory, this.pageSize),
       options.clock,
@@ -409,10 +416,14 @@ export class SimKernel implements Kernel {
     return this.#clock.nowNs / NS_PER_MS;
   }
 
-  /** Advance virtual time by `ms`, running device events on the way. */
+  /**
+   * Advance virtual time by `ms`, running device events on the way; in realtime mode also wait
+   * that long for real.
+   */
   sleep(ms: number): Promise<void> {
     this.#guard("sleep", undefined, () => this.#clock.advance(Math.max(0, ms) * NS_PER_MS));
-    return Promise.resolve();
+    if (!this.#realtime) return Promise.resolve();
+    return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
   }
 }
 

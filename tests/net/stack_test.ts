@@ -110,6 +110,8 @@ Deno.test({
     assert.deepEqual(r.subarray(6, 12), OUR_MAC);
     assert.equal((r[12] << 8) | r[13], 0x0806);
     assert.equal((r[20] << 8) | r[21], 2, "operation reply");
+    assert.equal(r.length, 60, "padded to the Ethernet minimum");
+    assert.ok(r.subarray(42).every((b) => b === 0), "padding is zeros");
     assert.deepEqual(r.subarray(22, 28), OUR_MAC);
     assert.deepEqual(r.subarray(32, 38), PEER_MAC);
     assert.equal(stack.stats.arpReplies, 1);
@@ -173,6 +175,7 @@ Deno.test({
     assert.equal(ulen, 13);
     assert.equal(udpChecksum(u, 0, ulen, OUR_IP, PEER_IP), 0xffff, "checksum verifies");
     assert.equal(r.length, 60, "padded to the minimum frame");
+    assert.ok(r.subarray(34 + 13).every((b) => b === 0), "padding is zeros");
     assert.equal(dev.pool.available, dev.pool.capacity);
   },
 });
