@@ -25,9 +25,9 @@ export const O_NONBLOCK = 0o4000;
 /** open(2): close on exec. */
 export const O_CLOEXEC = 0o2000000;
 /** eventfd(2): close on exec (same value as O_CLOEXEC). */
-export const EFD_CLOEXEC = O_CLOEXEC;
+export const EFD_CLOEXEC: number = O_CLOEXEC;
 /** eventfd(2): non-blocking reads (same value as O_NONBLOCK). */
-export const EFD_NONBLOCK = O_NONBLOCK;
+export const EFD_NONBLOCK: number = O_NONBLOCK;
 /** poll(2) event: data to read. */
 export const POLLIN = 0x1;
 /** poll(2) event: writable. */

@@ -61,7 +61,7 @@ async function boot(
 ): Promise<{ log: string; lines: { t: number; text: string }[]; timedOut: boolean }> {
   const cmdline = [
     machine.cmdline,
-    "quiet loglevel=4 panic=-1",
+    "quiet loglevel=1 panic=-1",
     "dv.suite=host",
     `dv.paths=${machine.paths.join(",")}`,
     machine.unsafeInterrupts ? "dv.unsafe=1" : "",

@@ -1,0 +1,88 @@
+/**
+ * Shared set-up of the host tests: the real kernel through LinuxKernel, the devices to test, and
+ * the VFIO paths this kernel has. Every host test skips with one clear line when there is no
+ * VFIO (no /dev/vfio, not Linux, or no --allow-ffi).
+ *
+ * @module
+ */
+
+import type { Kernel } from "../../ffi/kernel.ts";
+import { describePciDevice, listPciDevices } from "../../core/sysfs.ts";
+
+/** The kernel and why host tests cannot run, if they cannot. */
+export interface HostEnv {
+  /** The real kernel, when usable. */
+  readonly kernel: Kernel | undefined;
+  /** Why the host tests are skipped. */
+  readonly skip: string | undefined;
+}
+
+let cached: HostEnv | undefined;
+
+/** Open the real kernel once; reports why not. */
+export async function hostEnv(): Promise<HostEnv> {
+  if (cached) return cached;
+  if (Deno.build.os !== "linux") return (cached = { kernel: undefined, skip: "not Linux" });
+  if ((await Deno.permissions.query({ name: "ffi" })).state !== "granted") {
+    return (cached = { kernel: undefined, skip: "no --allow-ffi" });
+  }
+  const { LinuxKernel } = await import("../../ffi/linux.ts");
+  const kernel = LinuxKernel.open();
+  if (typeof kernel.readdir("/dev/vfio") === "number") {
+    return (cached = { kernel: undefined, skip: "/dev/vfio is absent (no VFIO on this machine)" });
+  }
+  return (cached = { kernel, skip: undefined });
+}
+
+/** PCI addresses of the devices with this vendor:device that are bound to vfio-pci. */
+export function vfioDevices(kernel: Kernel, vendor: number, device: number): string[] {
+  return listPciDevices(kernel).filter((bdf) => {
+    const d = describePciDevice(kernel, bdf);
+    return d.vendor === vendor && d.device === device && d.driver === "vfio-pci";
+  });
+}
+
+/** The VFIO paths this kernel offers for a device. */
+export function vfioPaths(kernel: Kernel, bdf: string): ("type1" | "iommufd")[] {
+  const d = describePciDevice(kernel, bdf);
+  const out: ("type1" | "iommufd")[] = [];
+  if (d.hasVfioContainer) out.push("type1");
+  if (d.hasIommufd && d.cdev !== undefined) out.push("iommufd");
+  return out;
+}
+
+/** Open fds of this process (for leak checks). */
+export function openFds(kernel: Kernel): number {
+  const fds = kernel.readdir("/proc/self/fd");
+  return typeof fds === "number" ? -1 : fds.length;
+}
+
+/** VmLck of this process in kB (locked memory charged by VFIO pinning). */
+export function lockedKb(kernel: Kernel): number {
+  const status = kernel.readFile("/proc/self/status");
+  if (typeof status === "number") return -1;
+  const m = /VmLck:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) : -1;
+}
+
+/** The kernel log (dmesg), for IOMMU fault lines; empty when it cannot be read. */
+export async function kernelLog(): Promise<string> {
+  try {
+    const out = await new Deno.Command("dmesg", { stdout: "piped", stderr: "null" }).output();
+    return new TextDecoder().decode(out.stdout);
+  } catch {
+    return "";
+  }
+}
+
+/** Register a host test that skips with one line when there is no VFIO. */
+export function hostTest(name: string, fn: (kernel: Kernel) => Promise<void> | void): void {
+  Deno.test(name, async (t) => {
+    const env = await hostEnv();
+    if (env.kernel === undefined) {
+      console.log(`host test skipped: ${env.skip}`);
+      return;
+    }
+    await t.step(name, () => fn(env.kernel!));
+  });
+}
