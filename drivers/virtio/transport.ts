@@ -80,12 +80,20 @@ export class VirtioPciTransport {
   /** Find the virtio structures of `dev`; throws a VfioError naming what is missing. */
   static open(dev: PciDevice): VirtioPciTransport {
     const found = new Map<number, { structure: Structure; cap: number }>();
+    const used = [
+      VIRTIO_PCI_CAP_COMMON_CFG,
+      VIRTIO_PCI_CAP_NOTIFY_CFG,
+      VIRTIO_PCI_CAP_ISR_CFG,
+      VIRTIO_PCI_CAP_DEVICE_CFG,
+    ];
     for (const cap of dev.config.capabilities()) {
       if (cap.id !== PCI_CAP_ID_VNDR) continue;
       const type = dev.config.read8(cap.offset + VIRTIO_CAP_CFG_TYPE);
-      if (found.has(type)) continue; // the first capability of a type is the preferred one
+      // Skip other structures (the PCI-config access window names an unimplemented BAR 0 on
+      // QEMU) and later duplicates: the first capability of a type is the preferred one.
+      if (!used.includes(type) || found.has(type)) continue;
       const bar = dev.config.read8(cap.offset + VIRTIO_CAP_BAR);
-      if (bar > 5) continue; // not a BAR the driver can map (e.g. the PCI-config access cap)
+      if (bar > 5) continue;
       found.set(type, {
         structure: {
           mmio: dev.bar(bar),

@@ -1,11 +1,14 @@
 # The host suite: the tests for any real Linux with VFIO, then the conformance scenarios on every
-# VFIO path this machine has (dv.paths), each framed for the goldens.
+# VFIO path this machine has (dv.paths), each framed for the goldens (stdout only: the runner's
+# progress goes to a file and is shown after the block).
 paths=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^dv.paths=//p' | tr , ' ')
 fail=0
 deno test --no-check --allow-all tests/host/ || fail=1
 for p in $paths; do
   echo "@@DV BEGIN conformance-$p"
-  deno run --no-check --allow-all tests/conformance/linux_runner.ts --path "$p" --json - || fail=1
+  deno run --no-check --allow-all tests/conformance/linux_runner.ts --path "$p" --json - \
+    2>"/tmp/conformance-$p.log" || fail=1
   echo "@@DV END conformance-$p"
+  cat "/tmp/conformance-$p.log"
 done
 exit $fail
