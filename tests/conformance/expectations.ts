@@ -51,8 +51,6 @@ export function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-const U64_MAX = (1n << 64n) - 1n;
-
 /** Every model with known answers. */
 export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
   // QEMU 10 intel-iommu (intremap=on, legacy/second-level mode, aw-bits 48), Linux 6.12: vm-lab.md
@@ -79,19 +77,39 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
     },
     hwCapabilities: 0n,
   },
-  // QEMU virtio-iommu-pci on q35 (no IRQ remapping: the bench passes allow_unsafe_interrupts):
-  // vm-lab.md step 3. No hw_info op in 6.12 → type NONE, no data.
+  // QEMU 10.0 virtio-iommu-pci on q35 (no IRQ remapping: the bench passes
+  // allow_unsafe_interrupts). Measured by the VM bench (tests/goldens/x86-virtio-iommu): QEMU 10's
+  // input_range ends at 2^39−1 (QEMU 7.2 in vm-lab.md step 3 reported a 64-bit range). No hw_info
+  // op in 6.12 → type NONE, no data.
   "virtio-iommu": {
     model: "virtio-iommu",
     iovaRanges: [
       { start: 0n, end: 0xfedfffffn },
-      { start: 0xfef00000n, end: U64_MAX },
+      { start: 0xfef00000n, end: (1n << 39n) - 1n },
     ],
     pgsizes: 0xfffffffffffff000n,
     iovaAlignment: 0x1000n,
     reservedIova: 0xfee00000n,
     dmaCc: 0,
     nestingSetIommu: "EINVAL",
+    hwInfo: { type: 0, dataHex: "" },
+    hwCapabilities: 0n,
+  },
+  // QEMU 10.0 virt,iommu=smmuv3 with GICv3 ITS (MSI isolated), Linux 6.12 arm64. Measured by the
+  // VM bench (tests/goldens/arm64-smmuv3): the software-MSI window 0x8000000-0x80fffff is cut out
+  // of a 48-bit stage-1 input range; SET_IOMMU(TYPE1_NESTING) answers EPERM there (the reference
+  // expected EINVAL); no hw_info op in 6.12 → type NONE.
+  smmuv3: {
+    model: "smmuv3",
+    iovaRanges: [
+      { start: 0n, end: 0x7ffffffn },
+      { start: 0x8100000n, end: (1n << 48n) - 1n },
+    ],
+    pgsizes: 0x40201000n,
+    iovaAlignment: 0x1000n,
+    reservedIova: 0x8000000n,
+    dmaCc: 0,
+    nestingSetIommu: "EPERM",
     hwInfo: { type: 0, dataHex: "" },
     hwCapabilities: 0n,
   },
