@@ -8,7 +8,6 @@
  */
 
 import { createMachine, type SimMachine } from "../../sim/mod.ts";
-import { FakeDevice } from "../sim/fake_device.ts";
 import { ALL_SCENARIOS } from "./all.ts";
 import { discoverEnv, pathUnavailable } from "./discover.ts";
 import { expectationsFor, IOMMU_EXPECTATIONS } from "./expectations.ts";
@@ -28,17 +27,9 @@ const SIM_MODELS: readonly {
 
 const EDU_BDF = "0000:00:02.0";
 
-/**
- * A machine with the device under test at EDU_BDF: QEMU's edu, or — until the edu model lands in
- * the simulator — the test suite's fake 1234:11e8 function (the scenarios use no device feature).
- */
+/** A machine with QEMU's edu at EDU_BDF (the device under test). */
 function machineFor(options: MachineOptions): SimMachine {
-  try {
-    return createMachine({ ...options, devices: [{ model: "edu", bdf: EDU_BDF }] });
-  } catch (e) {
-    if (!(e instanceof Error && /not available/.test(e.message))) throw e;
-    return createMachine({ ...options, devices: [{ model: new FakeDevice(), bdf: EDU_BDF }] });
-  }
+  return createMachine({ ...options, devices: [{ model: "edu", bdf: EDU_BDF }] });
 }
 
 for (const { model, options } of SIM_MODELS) {

@@ -12,7 +12,6 @@
  */
 
 import { createMachine, type MachineOptions, MmioFault, type SimMachine } from "../../sim/mod.ts";
-import { FakeDevice } from "./fake_device.ts";
 import type { Kernel, MappedMemory } from "../../ffi/kernel.ts";
 import { O_RDWR } from "../../ffi/kernel.ts";
 import { ioctlEncode } from "../../ffi/ioctl.ts";
@@ -25,14 +24,9 @@ const CALLS_PER_ROUND = 3_000;
 const BDF = "0000:00:02.0";
 const MAX_FD = 512;
 
-/** The machine: QEMU's edu at BDF, or the fake 1234:11e8 function until the edu model lands. */
+/** A machine with QEMU's edu at BDF (the device under test). */
 function fuzzMachine(options: MachineOptions): SimMachine {
-  try {
-    return createMachine({ ...options, devices: [{ model: "edu", bdf: BDF }] });
-  } catch (e) {
-    if (!(e instanceof Error && /not available/.test(e.message))) throw e;
-    return createMachine({ ...options, devices: [{ model: new FakeDevice(), bdf: BDF }] });
-  }
+  return createMachine({ ...options, devices: [{ model: "edu", bdf: BDF }] });
 }
 
 /** What the VT-d model says about domains (sim internals: for the "no domain left" check). */
