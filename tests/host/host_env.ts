@@ -86,3 +86,16 @@ export function hostTest(name: string, fn: (kernel: Kernel) => Promise<void> | v
     await t.step(name, () => fn(env.kernel!));
   });
 }
+
+/** virtio-iommu's PCI device id (0x1040 + virtio device type 23). */
+const VIRTIO_IOMMU_PCI_ID = 0x1057;
+
+/** The IOMMU model behind a device, from its sysfs `iommu` link: "vtd", "smmuv3", "virtio-iommu". */
+export function iommuKind(kernel: Kernel, bdf: string): string {
+  const name = describePciDevice(kernel, bdf).iommu ?? "unknown";
+  if (name.startsWith("dmar")) return "vtd";
+  if (name.includes("smmu")) return "smmuv3";
+  const id = kernel.readFile(`/sys/bus/pci/devices/${name}/device`);
+  if (typeof id === "string" && parseInt(id, 16) === VIRTIO_IOMMU_PCI_ID) return "virtio-iommu";
+  return name;
+}
