@@ -223,7 +223,7 @@ export class VfioDevice {
       const d = decode(vfio_pci_dependent_device, bytes, layout.size + i * entry);
       devices.push({
         groupOrDevId: d.group_id,
-        notOwned: devIds && d.group_id === VFIO_PCI_DEVID_NOT_OWNED,
+        notOwned: devIds && d.group_id === VFIO_PCI_DEVID_NOT_OWNED >>> 0,
         bdf: formatBdf(d.segment, d.bus, d.devfn),
       });
     }

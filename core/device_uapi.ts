@@ -10,7 +10,7 @@
  */
 
 import { defineIoctl, type IoctlDecl, VFIO_BASE, VFIO_TYPE } from "../ffi/uapi/common.ts";
-import { defineStruct, u16, u32, u64, u8 } from "../ffi/uapi/layout.ts";
+import { defineStruct, nested, u16, u32, u64, u8 } from "../ffi/uapi/layout.ts";
 
 export { type CapEntry, parseCapChain } from "./dma_uapi.ts";
 
@@ -108,8 +108,8 @@ export const VFIO_IRQ_SET_ACTION_TRIGGER = 1 << 5;
 export const VFIO_PCI_HOT_RESET_FLAG_DEV_ID = 1 << 0;
 /** `VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED`: every affected device is owned by this iommufd. */
 export const VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED = 1 << 1;
-/** `VFIO_PCI_DEVID_NOT_OWNED` (-1 as a u32). */
-export const VFIO_PCI_DEVID_NOT_OWNED = 0xffff_ffff;
+/** `VFIO_PCI_DEVID_NOT_OWNED`: -1 (reads back as 0xffffffff from the `__u32 devid` field). */
+export const VFIO_PCI_DEVID_NOT_OWNED = -1;
 
 /** `VFIO_DEVICE_FEATURE_MASK` (§7.5): the feature index bits. */
 export const VFIO_DEVICE_FEATURE_MASK = 0xffff;
@@ -143,17 +143,21 @@ export const vfio_region_sparse_mmap_area = defineStruct("vfio_region_sparse_mma
   offset: u64(0),
   size: u64(8),
 });
+/** `struct vfio_info_cap_header` (§4): every capability starts with it. */
+export const vfio_info_cap_header = defineStruct("vfio_info_cap_header", 8, {
+  id: u16(0),
+  version: u16(2),
+  next: u32(4),
+});
 /** `struct vfio_region_info_cap_sparse_mmap` (fixed part; areas follow at 16). */
 export const vfio_region_info_cap_sparse_mmap = defineStruct(
   "vfio_region_info_cap_sparse_mmap",
   16,
-  { id: u16(0), version: u16(2), next: u32(4), nr_areas: u32(8), reserved: u32(12) },
+  { header: nested(0, vfio_info_cap_header), nr_areas: u32(8), reserved: u32(12) },
 );
 /** `struct vfio_region_info_cap_type`. */
 export const vfio_region_info_cap_type = defineStruct("vfio_region_info_cap_type", 16, {
-  id: u16(0),
-  version: u16(2),
-  next: u32(4),
+  header: nested(0, vfio_info_cap_header),
   type: u32(8),
   subtype: u32(12),
 });
