@@ -5,13 +5,11 @@
  * @module
  */
 
-declare const iovaBrand: unique symbol;
-
 /**
  * An I/O virtual address: what a device puts on the bus. Branded so the type checker catches an
  * IOVA passed where a process address is expected, or the reverse.
  */
-export type Iova = bigint & { readonly [iovaBrand]: true };
+export type Iova = bigint & { readonly __brand: "Iova" };
 
 /** Brand a bigint as an {@link Iova}. */
 export function iova(value: bigint): Iova {

@@ -70,13 +70,17 @@ function parseOptions(argv: string[]): Options | "help" {
   parseIpv4(values.gateway);
   const num = (name: string, text: string, max: number): number => {
     const n = Number(text);
-    if (!Number.isInteger(n) || n < 0 || n > max) throw new RangeError(`--${name} ${text}: expected an integer 0..${max}`);
+    if (!Number.isInteger(n) || n < 0 || n > max) {
+      throw new RangeError(`--${name} ${text}: expected an integer 0..${max}`);
+    }
     return n;
   };
   let bridge: Options["bridge"];
   if (values.bridge !== undefined) {
     const m = /^([^:]+):(\d+)$/.exec(values.bridge);
-    if (!m) throw new RangeError(`--bridge ${values.bridge}: expected HOST:PORT like 127.0.0.1:9000`);
+    if (!m) {
+      throw new RangeError(`--bridge ${values.bridge}: expected HOST:PORT like 127.0.0.1:9000`);
+    }
     bridge = { hostname: m[1], port: num("bridge port", m[2], 65535) };
   }
   return {
@@ -153,11 +157,16 @@ async function main(): Promise<number> {
   const nic = await VirtioNet.open(dev);
   try {
     const stack = new NetStack(nic, { address: o.ip, gateway: o.gateway, now: () => kernel.now() });
-    const echo = stack.udpBind(o.port, (d, off, len, ip, port) => echo.sendTo(ip, port, d, off, len));
+    const echo = stack.udpBind(
+      o.port,
+      (d, off, len, ip, port) => echo.sendTo(ip, port, d, off, len),
+    );
     console.log(
       `udp_echo: ${nic.name} mac ${formatMac(nic.mac)} ip ${o.ip} echoing UDP port ${o.port}` +
         (world ? ` (simulated ${o.iommu})` : "") +
-        (world?.bridge ? `; host clients: ${world.bridge.address.hostname}:${world.bridge.address.port}` : ""),
+        (world?.bridge
+          ? `; host clients: ${world.bridge.address.hostname}:${world.bridge.address.port}`
+          : ""),
     );
     const client = world && !world.bridge ? builtInClient(world, nicIp, o) : undefined;
     const started = kernel.now();
@@ -243,4 +252,3 @@ if (import.meta.main) {
     Deno.exit(1);
   }
 }
-

@@ -180,18 +180,19 @@ export class NetStack {
     if (this.#sockets.has(port)) throw new RangeError(`UDP port ${port} is already bound`);
     const state = { received: 0 };
     this.#sockets.set(port, { handler, socket: state });
-    const stack = this;
     return {
       port,
       get received(): number {
         return state.received;
       },
-      sendTo(dstIp: number, dstPort: number, data: Uint8Array, offset = 0, length = data.length) {
-        return stack.sendUdp(port, dstIp, dstPort, data, offset, length);
-      },
-      close(): void {
-        stack.#sockets.delete(port);
-      },
+      sendTo: (
+        dstIp: number,
+        dstPort: number,
+        data: Uint8Array,
+        offset = 0,
+        length = data.length,
+      ) => this.sendUdp(port, dstIp, dstPort, data, offset, length),
+      close: (): void => void this.#sockets.delete(port),
     };
   }
 

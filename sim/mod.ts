@@ -28,3 +28,12 @@ export * from "./clock.ts";
 export * from "./memory.ts";
 export type { IoctlArch } from "../ffi/ioctl.ts";
 export type { AnonymousMapOptions, Kernel, MappedMemory, Mmio, PollFd } from "../ffi/kernel.ts";
+export * from "./net/segment.ts";
+export * from "./net/peer.ts";
+export * from "./net/pcap.ts";
+export * from "./net/bridge.ts";
+export {
+  type VirtioNetCounters,
+  VirtioNetDevice,
+  type VirtioNetDeviceOptions,
+} from "./pci/virtio_net.ts";

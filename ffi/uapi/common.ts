@@ -15,7 +15,7 @@ export const VFIO_TYPE = 0x3b;
 /** `VFIO_BASE`: first VFIO command number. */
 export const VFIO_BASE = 100;
 /** `IOMMUFD_TYPE`: iommufd's ioctl type byte (also ';'). */
-export const IOMMUFD_TYPE = VFIO_TYPE;
+export const IOMMUFD_TYPE: number = VFIO_TYPE;
 
 /** One ioctl: its C macro name and command number. */
 export interface IoctlDecl {

@@ -45,9 +45,13 @@ export interface StructLayout<F extends FieldMap = FieldMap> {
   readonly fields: F;
 }
 
-type ScalarValue<T> = T extends "u64" ? bigint : number;
-type ElementValue<T> = T extends StructLayout<infer G> ? StructValues<G> : ScalarValue<T>;
-type FieldValue<D extends FieldDecl> = D extends { count: number } ? ElementValue<D["type"]>[]
+/** The JavaScript type of a scalar field: bigint for u64, number otherwise. */
+export type ScalarValue<T> = T extends "u64" ? bigint : number;
+/** The JavaScript type of one element of a field (scalar or nested struct). */
+export type ElementValue<T> = T extends StructLayout<infer G> ? StructValues<G> : ScalarValue<T>;
+/** The JavaScript type of a field (an array for fixed-size array fields). */
+export type FieldValue<D extends FieldDecl> = D extends { count: number }
+  ? ElementValue<D["type"]>[]
   : ElementValue<D["type"]>;
 
 /** The decoded values of a struct: u64 fields are bigint, other scalars number. */
@@ -104,7 +108,9 @@ export function defineStruct<F extends FieldMap>(
   for (const [field, decl] of Object.entries(fields)) {
     const end = decl.offset + fieldSize(decl);
     if (decl.offset < 0 || end > size) {
-      throw new Error(`struct ${name}: field ${field} [${decl.offset}, ${end}) exceeds size ${size}`);
+      throw new Error(
+        `struct ${name}: field ${field} [${decl.offset}, ${end}) exceeds size ${size}`,
+      );
     }
   }
   return Object.freeze({ name, size, fields: Object.freeze(fields) });

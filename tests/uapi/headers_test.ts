@@ -108,7 +108,9 @@ async function headers(): Promise<string> {
 }
 
 function program(items: Item[]): string {
-  const lines = items.map((it, i) => `  printf("%d %llu\\n", ${i}, (unsigned long long)(${it.expr}));`);
+  const lines = items.map((it, i) =>
+    `  printf("%d %llu\\n", ${i}, (unsigned long long)(${it.expr}));`
+  );
   return [
     "#include <stddef.h>",
     "#include <stdio.h>",
@@ -125,12 +127,16 @@ function program(items: Item[]): string {
 }
 
 /** Compile and run; identifiers the headers lack are dropped and reported. */
-async function measure(include: string, items: Item[]): Promise<{ values: Map<number, bigint>; missing: Set<string> }> {
+async function measure(
+  include: string,
+  items: Item[],
+): Promise<{ values: Map<number, bigint>; missing: Set<string> }> {
   const dir = await Deno.makeTempDir({ prefix: "uapi-layout-" });
   const missing = new Set<string>();
   try {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const gone = (it: Item): boolean => missing.has(it.needs) || missing.has(it.needs.split(".")[0]);
+      const gone = (it: Item): boolean =>
+        missing.has(it.needs) || missing.has(it.needs.split(".")[0]);
       const live = items.map((it, i) => ({ it, i })).filter(({ it }) => !gone(it));
       const src = program(live.map(({ it }) => it)).replace(
         /printf\("%d %llu\\n", (\d+),/g,
@@ -138,7 +144,15 @@ async function measure(include: string, items: Item[]): Promise<{ values: Map<nu
       );
       await Deno.writeTextFile(`${dir}/layout.c`, src);
       const cc = await new Deno.Command("gcc", {
-        args: ["-I", include, "-I", `${include}/x86_64-linux-gnu`, "-o", `${dir}/layout`, `${dir}/layout.c`],
+        args: [
+          "-I",
+          include,
+          "-I",
+          `${include}/x86_64-linux-gnu`,
+          "-o",
+          `${dir}/layout`,
+          `${dir}/layout.c`,
+        ],
         stdout: "piped",
         stderr: "piped",
       }).output();
@@ -146,14 +160,33 @@ async function measure(include: string, items: Item[]): Promise<{ values: Map<nu
       if (!cc.success) {
         const q = "['\u2018\u2019]";
         const unknown = [
-          ...[...errors.matchAll(new RegExp(`${q}([A-Za-z0-9_]+)${q} undeclared`, "g"))].map((m) => m[1]),
-          ...[...errors.matchAll(new RegExp(`${q}struct ([A-Za-z0-9_]+)${q} has no member named ${q}([A-Za-z0-9_]+)${q}`, "g"))]
+          ...[...errors.matchAll(new RegExp(`${q}([A-Za-z0-9_]+)${q} undeclared`, "g"))].map((m) =>
+            m[1]
+          ),
+          ...[
+            ...errors.matchAll(
+              new RegExp(
+                `${q}struct ([A-Za-z0-9_]+)${q} has no member named ${q}([A-Za-z0-9_]+)${q}`,
+                "g",
+              ),
+            ),
+          ]
             .map((m) => `${m[1]}.${m[2]}`),
-          ...[...errors.matchAll(new RegExp(`(?:incomplete type|invalid use of undefined type) ${q}struct ([A-Za-z0-9_]+)${q}`, "g"))]
+          ...[
+            ...errors.matchAll(
+              new RegExp(
+                `(?:incomplete type|invalid use of undefined type) ${q}struct ([A-Za-z0-9_]+)${q}`,
+                "g",
+              ),
+            ),
+          ]
             .map((m) => m[1]),
         ];
         const fresh = unknown.filter((u) => !missing.has(u));
-        assert.ok(fresh.length > 0, `gcc failed on something other than a missing name:\n${errors.slice(0, 2000)}`);
+        assert.ok(
+          fresh.length > 0,
+          `gcc failed on something other than a missing name:\n${errors.slice(0, 2000)}`,
+        );
         for (const u of fresh) missing.add(u);
         continue;
       }
@@ -187,8 +220,7 @@ Deno.test("uAPI declarations agree with the Linux 6.12 headers, item by item", a
         const i = items.indexOf(it);
         if (missing.has(it.needs) || missing.has(it.needs.split(".")[0])) {
           wrong.push(`${it.key}: not in the 6.12 headers`);
-        }
-        else if (values.get(i) !== it.value) {
+        } else if (values.get(i) !== it.value) {
           wrong.push(`${it.key}: TypeScript ${it.value}, headers ${values.get(i)}`);
         }
       }
@@ -197,5 +229,7 @@ Deno.test("uAPI declarations agree with the Linux 6.12 headers, item by item", a
   }
   const structs = new Set(items.filter((i) => i.key.endsWith(" sizeof")).map((i) => i.needs));
   const ioctls = items.filter((i) => i.key.endsWith(" number")).length;
-  console.log(`uapi: ${items.length} items checked (${structs.size} structs, ${ioctls} ioctl declarations) against ${include}`);
+  console.log(
+    `uapi: ${items.length} items checked (${structs.size} structs, ${ioctls} ioctl declarations) against ${include}`,
+  );
 });
