@@ -35,6 +35,11 @@ export interface VmMachine {
   readonly paths: readonly VfioPath[];
   /** The IOMMU model the simulator uses for the same machine. */
   readonly simIommu: string;
+  /**
+   * Run the UDP echo demo over real VFIO on the virtio-net device, with a host UDP port forwarded
+   * into the guest by QEMU's user networking, and check a host client's echoes.
+   */
+  readonly echo: boolean;
 }
 
 const X86_CPU = ["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2G"];
@@ -57,6 +62,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
     unsafeInterrupts: false,
     paths: ["type1"],
     simIommu: "vtd",
+    echo: true,
   },
   {
     name: "x86-vtd-iommufd",
@@ -73,6 +79,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
     unsafeInterrupts: false,
     paths: ["type1", "iommufd"],
     simIommu: "vtd",
+    echo: true,
   },
   {
     name: "x86-virtio-iommu",
@@ -84,6 +91,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
     unsafeInterrupts: true,
     paths: ["type1", "iommufd"],
     simIommu: "virtio-iommu",
+    echo: false,
   },
   {
     name: "arm64-smmuv3",
@@ -94,11 +102,28 @@ export const VM_MACHINES: readonly VmMachine[] = [
     unsafeInterrupts: false,
     paths: ["type1"],
     simIommu: "smmuv3",
+    echo: false,
   },
 ];
 
-/** Test devices every machine gets (romfile= skips the iPXE option ROM: faster boot). */
-export const VM_DEVICES: readonly string[] = [
+/** The guest address the echo demo uses (QEMU user networking's default guest address). */
+export const GUEST_IP = "10.0.2.15";
+/** The UDP port the echo demo serves in the guest. */
+export const GUEST_ECHO_PORT = 7;
+
+/**
+ * Test devices every machine gets (romfile= skips the iPXE option ROM: faster boot). The
+ * virtio-net's user network forwards host UDP `echoPort` on 127.0.0.1 to the guest's echo port.
+ */
+export function vmDevices(echoPort: number): string[] {
+  return VM_DEVICES.map((a) =>
+    a === "user,id=n1"
+      ? `user,id=n1,hostfwd=udp:127.0.0.1:${echoPort}-${GUEST_IP}:${GUEST_ECHO_PORT}`
+      : a
+  );
+}
+
+const VM_DEVICES: readonly string[] = [
   "-device",
   "edu",
   "-netdev",

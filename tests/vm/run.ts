@@ -14,13 +14,54 @@
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { VM_DEVICES, VM_MACHINES, type VmMachine } from "./machines.ts";
+import dgram from "node:dgram";
+import { VM_MACHINES, vmDevices, type VmMachine } from "./machines.ts";
 import { compareGolden, type GoldenBlock, goldenPath, parseMarkers } from "./results.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..", "..");
 const OUT = join(HERE, "out");
 const DEFAULT_TIMEOUT_S = 900;
+
+/** Datagrams the host client sends to the guest's echo demo. */
+const ECHO_DATAGRAMS = 20;
+/** The guest demo's line that says it is serving (examples/udp_echo.ts). */
+const ECHO_READY = /udp_echo: .* echoing UDP port/;
+
+/** A host UDP client for the guest's echo demo: sends when told, counts what comes back. */
+class EchoClient {
+  readonly socket: dgram.Socket = dgram.createSocket("udp4");
+  sent = 0;
+  echoed = 0;
+  #started = false;
+  /** Send the datagrams (once) to 127.0.0.1:port, spaced so slow TCG guests keep up. */
+  start(port: number): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.socket.on("message", () => void this.echoed++);
+    let i = 0;
+    const timer = setInterval(() => {
+      this.socket.send(`deno_vfio vm echo ${i}`, port, "127.0.0.1");
+      this.sent++;
+      if (++i === ECHO_DATAGRAMS) clearInterval(timer);
+    }, 100);
+  }
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** A free UDP port on 127.0.0.1 for the forwarded echo port. */
+function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket("udp4");
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => {
+      const port = s.address().port;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 /** What one machine's run produced. */
 interface MachineResult {
@@ -58,6 +99,8 @@ async function boot(
   kernel: string,
   initrd: string,
   timeoutS: number,
+  onLine: (text: string) => void,
+  echoPort: number,
 ): Promise<{ log: string; lines: { t: number; text: string }[]; timedOut: boolean }> {
   const cmdline = [
     machine.cmdline,
@@ -65,6 +108,7 @@ async function boot(
     "dv.suite=host",
     `dv.paths=${machine.paths.join(",")}`,
     machine.unsafeInterrupts ? "dv.unsafe=1" : "",
+    machine.echo ? "dv.echo=1" : "",
   ].join(" ");
   const args = [
     machine.arch,
@@ -77,7 +121,7 @@ async function boot(
     cmdline,
     "-nographic",
     "-no-reboot",
-    ...VM_DEVICES,
+    ...vmDevices(echoPort),
   ];
   const started = performance.now();
   const child = new Deno.Command("bash", {
@@ -104,7 +148,10 @@ async function boot(
     const parts = pending.split(/\r?\n/);
     pending = parts.pop() ?? "";
     const t = (performance.now() - started) / 1000;
-    for (const text of parts) lines.push({ t, text });
+    for (const text of parts) {
+      lines.push({ t, text });
+      onLine(text);
+    }
   }
   if (pending) lines.push({ t: (performance.now() - started) / 1000, text: pending });
   const stderr = decoder.decode(await new Response(child.stderr).arrayBuffer());
@@ -122,13 +169,20 @@ async function runMachine(
 ): Promise<MachineResult> {
   const t0 = performance.now();
   const { kernel, initrd } = await prepare(machine);
-  const { lines, timedOut } = await boot(machine, kernel, initrd, timeoutS);
+  const echoPort = await freeUdpPort();
+  const client = new EchoClient();
+  const { lines, timedOut } = await boot(machine, kernel, initrd, timeoutS, (text) => {
+    if (machine.echo && ECHO_READY.test(text)) client.start(echoPort);
+  }, echoPort);
+  client.close();
   const totalS = (performance.now() - t0) / 1000;
   const parsed = parseMarkers(lines);
   const problems: string[] = [];
   if (timedOut) problems.push(`timed out after ${timeoutS} s`);
   if (parsed.exit === undefined) problems.push("the guest never reported an exit code");
-  else if (parsed.exit !== 0) problems.push(`guest suite exited ${parsed.exit}`);
+  if (machine.echo && (client.sent !== ECHO_DATAGRAMS || client.echoed !== client.sent)) {
+    problems.push(`echo over real VFIO: sent ${client.sent}, echoed ${client.echoed}`);
+  } else if (parsed.exit !== 0) problems.push(`guest suite exited ${parsed.exit}`);
   for (const block of parsed.blocks) {
     const file = goldenPath(ROOT, machine.name, block.name);
     problems.push(...await checkGolden(file, block, parsed.kernelRelease, updateGoldens));
@@ -138,7 +192,8 @@ async function runMachine(
     ok: problems.length === 0,
     bootS: parsed.readyAt,
     totalS,
-    summary: parsed.testSummary ?? "(no test summary)",
+    summary: (parsed.testSummary ?? "(no test summary)") +
+      (machine.echo ? `; host echo client ${client.echoed}/${client.sent}` : ""),
     problems,
   };
 }
