@@ -13,14 +13,7 @@ import { type FieldDecl, fieldSize, type StructLayout } from "../../ffi/uapi/lay
 import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
 
 /** Modules that declare uAPI (paths from the repository root). */
-const UAPI_MODULES = [
-  "ffi/uapi/common.ts",
-  "core/dma_uapi.ts",
-  "core/device_uapi.ts",
-  "sim/vfio/uapi.ts",
-  "sim/iommufd/uapi.ts",
-  "tests/conformance/uapi.ts",
-];
+const UAPI_MODULES = ["ffi/uapi/common.ts", "ffi/uapi/vfio.ts", "ffi/uapi/iommufd.ts"];
 
 /**
  * Exported names that look like uAPI macros but are kernel-internal or project constants (not in
