@@ -1,0 +1,629 @@
+/**
+ * virtio-iommu as a Linux 6.12 guest sees it: the {@link VirtioIommuDevice} (QEMU 10's
+ * `virtio-iommu-pci` by default) and, kept apart from it, the guest kernel's driver side
+ * (drivers/iommu/virtio-iommu.c) behind the {@link IommuModel} interface. The two halves meet
+ * only through bytes: every domain operation becomes a request in the virtio-iommu wire format
+ * ({@link encodeAttach}, {@link encodeMap}, …) that the device parses, and every fault comes back
+ * as a `virtio_iommu_fault` record on the event queue.
+ *
+ * The driver side behaves as Linux's does:
+ * - feature negotiation with Linux's feature table; facts from the config space: `pgsize_bitmap`
+ *   = page_size_mask, aperture = input_range, domain ids from domain_range through an IDA (with
+ *   BYPASS_CONFIG the first id is reserved for the identity domain, so paging domains start at 1);
+ * - endpoints are probed once (PROBE) before use; RESV_MEM RESERVED/MSI become "reserved"/"msi"
+ *   regions, and without an MSI property a SW_MSI window 0x08000000/1 MiB is added;
+ * - map splits the range as `__iommu_map` does (`iommu_pgsize`) and each piece is one MAP
+ *   request, sent only while the domain has endpoints (kept in the driver's tree and replayed on
+ *   the first attach otherwise); unmap walks `__iommu_unmap`'s chunks, each removing whole
+ *   mappings that start inside it (so a range starting inside a mapping removes nothing, and one
+ *   ending inside a mapping removes all of it), then one UNMAP request;
+ * - blocking (`attach(requester, null)`) attaches an empty paging domain, as the 6.12 core does
+ *   for drivers without a blocked domain; faults then read "page fault";
+ * - a device status maps to an errno as `viommu_get_req_errno` does (RANGE → ERANGE, …).
+ *
+ * Documented deviations: Linux queues MAP/UNMAP without reading their status; here the status is
+ * read and returned as an errno (the driver's tree rolled back). An overlapping map is refused
+ * with -EEXIST before any request (the IommuDomain rule; Linux would send it and the device would
+ * refuse it). When an unmap chunk finds a hole, Linux returns with the removed mappings still in
+ * the device; here the device is told too, so it never keeps a mapping the kernel forgot.
+ *
+ * @example
+ * ```ts
+ * const viommu = new VirtioIommu({ clock: new VirtualClock(), platform: "x86" });
+ * const d = viommu.allocDomain(); // domain id 1
+ * viommu.attach(0x0010, d); // PROBE + ATTACH
+ * d.map(0x100000n, 0x1_0000_0000n, 0x2000n, { read: true, write: true }); // one MAP request
+ * viommu.translate(0x0010, undefined, 0x800000n, "write", 4);
+ * // fault: "virtio_iommu virtio0: page fault from EP 16 at 0x800000 []"
+ * ```
+ *
+ * @module
+ */
+
+import { ERRNO } from "../../ffi/errno.ts";
+import type { VirtualClock } from "../clock.ts";
+import type {
+  DmaAccess,
+  IommuDomain,
+  IommuFacts,
+  IommuFault,
+  IommuModel,
+  MapProtection,
+  ReservedRegion,
+  TranslateResult,
+} from "./model.ts";
+import { VirtioIommuDevice, type VirtioIommuDeviceOptions } from "./virtio_iommu_device.ts";
+import { IntervalList } from "./virtio_iommu_intervals.ts";
+import {
+  decodeConfig,
+  decodeFault,
+  decodeRequest,
+  decodeResvMem,
+  encodeAttach,
+  encodeDetach,
+  encodeMap,
+  encodeProbe,
+  encodeUnmap,
+  type FaultEvent,
+  parseProbeProperties,
+  requestStatus,
+  splitRequest,
+  U64_MAX,
+  viommuStatusErrno,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_IOMMU_ATTACH_F_BYPASS,
+  VIRTIO_IOMMU_F,
+  VIRTIO_IOMMU_FAULT_F,
+  VIRTIO_IOMMU_FAULT_R,
+  VIRTIO_IOMMU_MAP_F,
+  VIRTIO_IOMMU_PROBE_T,
+  VIRTIO_IOMMU_RESV_MEM_T,
+  VIRTIO_IOMMU_S,
+  VIRTIO_IOMMU_SIZE,
+} from "./virtio_iommu_wire.ts";
+
+/** The platform the device sits on: x86 q35 (no IRQ remapping) or arm64 virt (GICv3 ITS). */
+export type VirtioIommuPlatform = "x86" | "arm64";
+
+/** The x86 interrupt window QEMU's pc machines report as a RESV_MEM MSI property. */
+export const VIOMMU_X86_MSI_WINDOW = { start: 0xfee0_0000n, end: 0xfeef_ffffn } as const;
+/** Linux's software-MSI window (`MSI_IOVA_BASE`, `MSI_IOVA_LENGTH`), inclusive. */
+export const VIOMMU_SW_MSI_WINDOW = { start: 0x0800_0000n, end: 0x080f_ffffn } as const;
+/** QEMU 10's default `aw-bits` per machine: pc 39, arm virt 48 (QEMU ≤ 8.2 gave 64). */
+export const VIOMMU_QEMU_AW_BITS: Readonly<Record<VirtioIommuPlatform, number>> = {
+  x86: 39,
+  arm64: 48,
+};
+/** The guest's PAGE_SIZE. */
+export const VIOMMU_LINUX_PAGE_SIZE = 4096n;
+/** Linux's feature table (`features[]` of virtio-iommu.c) plus VIRTIO_F_VERSION_1. */
+export const VIOMMU_LINUX_FEATURES = (1n << BigInt(VIRTIO_F_VERSION_1)) |
+  [
+    VIRTIO_IOMMU_F.MAP_UNMAP,
+    VIRTIO_IOMMU_F.INPUT_RANGE,
+    VIRTIO_IOMMU_F.DOMAIN_RANGE,
+    VIRTIO_IOMMU_F.PROBE,
+    VIRTIO_IOMMU_F.MMIO,
+    VIRTIO_IOMMU_F.BYPASS_CONFIG,
+  ].reduce((acc, bit) => acc | (1n << BigInt(bit)), 0n);
+
+/** Options of {@link VirtioIommu}. */
+export interface VirtioIommuOptions {
+  /** The machine's clock (fault timestamps). */
+  readonly clock: VirtualClock;
+  /** Platform (default "x86"): MSI window, MSI isolation, QEMU's aw-bits. */
+  readonly platform?: VirtioIommuPlatform;
+  /** A device built elsewhere; else one is built from {@link deviceOptions} and the platform. */
+  readonly device?: VirtioIommuDevice;
+  /** Options of the device built here (they override the platform's defaults). */
+  readonly deviceOptions?: VirtioIommuDeviceOptions;
+  /** MSI isolation as the kernel sees it (default: false on x86, true on arm64). */
+  readonly msiIsolated?: boolean;
+  /** Index of the virtio device in log lines ("virtio0"; default 0). */
+  readonly virtioIndex?: number;
+  /** Trace sink: every request and its status, attaches, faults. */
+  readonly trace?: (line: string) => void;
+  /** Host kernel log sink: the lines Linux prints for fault events. */
+  readonly kernelLog?: (line: string) => void;
+}
+
+/** One mapping in the driver's tree (`struct viommu_mapping`), inclusive. */
+interface DriverMapping {
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly phys: bigint;
+  readonly flags: number;
+}
+
+/** A paging domain of the driver (`struct viommu_domain`). */
+export class VirtioIommuDomain implements IommuDomain {
+  /** @internal the owning driver. */
+  readonly unit: VirtioIommu;
+  /** The driver's mapping tree: sorted by start, disjoint (overlaps are refused). */
+  readonly mappings: IntervalList<DriverMapping> = new IntervalList();
+  /** Endpoints attached (`nr_endpoints`). */
+  nrEndpoints = 0;
+  /** Set once freed. */
+  freed = false;
+
+  /** Use {@link VirtioIommu.allocDomain}. */
+  constructor(unit: VirtioIommu, readonly id: number, readonly bypass = false) {
+    this.unit = unit;
+  }
+
+  /**
+   * Map as `iommu_map` → `viommu_map_pages` do. 0, -EINVAL (misaligned to the granule, empty, no
+   * permission, beyond the aperture), -EEXIST (overlap), or the errno of a refused MAP.
+   */
+  map(iova: bigint, phys: bigint, size: bigint, prot: MapProtection): number {
+    const u = this.unit;
+    const granule = u.granule;
+    if (this.freed || size <= 0n || iova < 0n || phys < 0n) return -ERRNO.EINVAL;
+    if (((iova | phys | size) & (granule - 1n)) !== 0n) return -ERRNO.EINVAL;
+    if (!prot.read && !prot.write) return -ERRNO.EINVAL;
+    const ap = u.facts.aperture;
+    if (iova < ap.start || iova + size - 1n > ap.end) return -ERRNO.EINVAL;
+    if (this.mappings.overlapping(iova, iova + size - 1n).length > 0) return -ERRNO.EEXIST;
+    const flags = (prot.read ? VIRTIO_IOMMU_MAP_F.READ : 0) |
+      (prot.write ? VIRTIO_IOMMU_MAP_F.WRITE : 0);
+    let done = 0n;
+    let rc = 0;
+    while (done < size) {
+      const { pgsize, count } = iommuPgsize(
+        u.facts.pgsizeBitmap,
+        iova + done,
+        phys + done,
+        size - done,
+      );
+      rc = this.#mapPages(iova + done, phys + done, pgsize * count, flags);
+      if (rc < 0) break;
+      done += pgsize * count;
+    }
+    if (rc < 0 && done > 0n) this.unmap(iova, done);
+    return rc;
+  }
+
+  /** Unmap as `iommu_unmap` → `viommu_unmap_pages` do; returns the bytes unmapped. */
+  unmap(iova: bigint, size: bigint): bigint {
+    if (this.freed || size <= 0n || iova < 0n) return 0n;
+    if (((iova | size) & (this.unit.granule - 1n)) !== 0n) return 0n;
+    let unmapped = 0n;
+    while (unmapped < size) {
+      const at = iova + unmapped;
+      const { pgsize, count } = iommuPgsize(this.unit.facts.pgsizeBitmap, at, at, size - unmapped);
+      const r = this.#unmapPages(at, pgsize * count);
+      if (r === 0n) break;
+      unmapped += r;
+    }
+    return unmapped;
+  }
+
+  /** Look up in the driver's tree (`viommu_iova_to_phys`), with the mapping's permissions. */
+  lookup(iova: bigint): { phys: bigint; prot: MapProtection } | undefined {
+    const m = this.freed ? undefined : this.mappings.find(iova);
+    if (m === undefined) return undefined;
+    return {
+      phys: m.phys + (iova - m.start),
+      prot: {
+        read: (m.flags & VIRTIO_IOMMU_MAP_F.READ) !== 0,
+        write: (m.flags & VIRTIO_IOMMU_MAP_F.WRITE) !== 0,
+      },
+    };
+  }
+
+  /** @internal send MAP for every mapping of the tree (`viommu_replay_mappings`). */
+  replay(): number {
+    for (const m of this.mappings.values()) {
+      const rc = this.unit.sendRequest(
+        encodeMap({
+          domain: this.id,
+          virtStart: m.start,
+          virtEnd: m.end,
+          physStart: m.phys,
+          flags: m.flags,
+        }),
+      );
+      if (rc < 0) return rc;
+    }
+    return 0;
+  }
+
+  /** @internal drop every mapping from the tree (`viommu_domain_free`). */
+  clear(): void {
+    this.mappings.clear();
+  }
+
+  #mapPages(iova: bigint, phys: bigint, len: bigint, flags: number): number {
+    const m: DriverMapping = { start: iova, end: iova + len - 1n, phys, flags };
+    this.mappings.insert(m);
+    if (this.nrEndpoints === 0) return 0;
+    const rc = this.unit.sendRequest(
+      encodeMap({ domain: this.id, virtStart: m.start, virtEnd: m.end, physStart: phys, flags }),
+    );
+    if (rc < 0) this.mappings.remove(m);
+    return rc;
+  }
+
+  /** `viommu_del_mappings` + UNMAP: whole mappings starting in the chunk; 0 when short. */
+  #unmapPages(iova: bigint, len: bigint): bigint {
+    const end = iova + len - 1n;
+    let removed = 0n;
+    let last = iova - 1n;
+    for (const m of this.mappings.overlapping(iova, end)) {
+      if (m.start < iova) break; // would split a mapping
+      removed += m.end - m.start + 1n;
+      if (m.end > last) last = m.end;
+      this.mappings.remove(m);
+    }
+    if (removed === 0n) return 0n;
+    if (this.nrEndpoints > 0) {
+      const rc = this.unit.sendRequest(
+        // Linux: [iova, iova + removed − 1]; the same range unless the chunk had a hole.
+        encodeUnmap({ domain: this.id, virtStart: iova, virtEnd: last }),
+      );
+      if (rc < 0) return 0n;
+    }
+    return removed < len ? 0n : removed;
+  }
+}
+
+/** A probed endpoint (`struct viommu_endpoint`). */
+interface Endpoint {
+  readonly id: number;
+  readonly resv: ReservedRegion[];
+  domain: VirtioIommuDomain | undefined;
+}
+
+/** The guest kernel's virtio-iommu driver over a {@link VirtioIommuDevice}. */
+export class VirtioIommu implements IommuModel {
+  /** The device half. */
+  readonly device: VirtioIommuDevice;
+  /** The facts Linux derives from the device (see {@link IommuFacts}). */
+  readonly facts: IommuFacts;
+  /** Platform. */
+  readonly platform: VirtioIommuPlatform;
+  /** Device name in log lines ("virtio0"). */
+  readonly name: string;
+  /** The granule (lowest bit of page_size_mask). */
+  readonly granule: bigint;
+  /** Id reserved for the identity domain (BYPASS_CONFIG), or undefined. */
+  readonly identityDomainId: number | undefined;
+  readonly #clock: VirtualClock;
+  readonly #probeSize: number;
+  readonly #firstDomain: number;
+  readonly #lastDomain: number;
+  readonly #ids = new Set<number>();
+  readonly #endpoints = new Map<number, Endpoint>();
+  readonly #blocking = new Map<number, VirtioIommuDomain>();
+  readonly #faults: IommuFault[] = [];
+  readonly #trace?: (line: string) => void;
+  readonly #kernelLog?: (line: string) => void;
+
+  /** Probe the device as `viommu_probe` does; see {@link VirtioIommuOptions}. */
+  constructor(o: VirtioIommuOptions) {
+    this.platform = o.platform ?? "x86";
+    this.#clock = o.clock;
+    this.#trace = o.trace;
+    this.#kernelLog = o.kernelLog;
+    this.name = `virtio${o.virtioIndex ?? 0}`;
+    this.device = o.device ?? new VirtioIommuDevice({
+      inputRange: { start: 0n, end: (1n << BigInt(VIOMMU_QEMU_AW_BITS[this.platform])) - 1n },
+      reservedRegions: this.platform === "x86"
+        ? [{ subtype: VIRTIO_IOMMU_RESV_MEM_T.MSI, ...VIOMMU_X86_MSI_WINDOW }]
+        : [],
+      ...o.deviceOptions,
+    });
+    const features = this.device.negotiate(VIOMMU_LINUX_FEATURES);
+    const has = (bit: number): boolean => (features & (1n << BigInt(bit))) !== 0n;
+    const cfg = decodeConfig(this.device.readConfig());
+    const input = has(VIRTIO_IOMMU_F.INPUT_RANGE) ? cfg.inputRange : { start: 0n, end: U64_MAX };
+    this.#firstDomain = has(VIRTIO_IOMMU_F.DOMAIN_RANGE) ? cfg.domainRange.start : 0;
+    this.#lastDomain = has(VIRTIO_IOMMU_F.DOMAIN_RANGE) ? cfg.domainRange.end : 0xffff_ffff;
+    this.#probeSize = has(VIRTIO_IOMMU_F.PROBE) ? cfg.probeSize : 0;
+    this.identityDomainId = has(VIRTIO_IOMMU_F.BYPASS_CONFIG) ? this.#firstDomain++ : undefined;
+    this.granule = cfg.pageSizeMask & -cfg.pageSizeMask;
+    this.device.onEvent = (raw) => this.#eventHandler(raw);
+    this.facts = {
+      kind: "virtio-iommu",
+      pgsizeBitmap: cfg.pageSizeMask,
+      aperture: { start: input.start, end: input.end },
+      cacheCoherency: true,
+      enforceCacheCoherency: false,
+      dirtyTracking: false,
+      msiIsolated: o.msiIsolated ?? this.platform === "arm64",
+      hwInfo: { type: 0, data: new Uint8Array(0) },
+      maxPasidLog2: 0,
+    };
+  }
+
+  /** Every fault reported so far, oldest first. */
+  get faults(): readonly IommuFault[] {
+    return this.#faults;
+  }
+
+  /** Domain ids in use (the blocking domains included). */
+  get domainIds(): number[] {
+    return [...this.#ids].sort((a, b) => a - b);
+  }
+
+  /** Reserved regions of an endpoint (`viommu_get_resv_regions`), probing it first if needed. */
+  reservedRegions(requester: number): ReservedRegion[] {
+    const ep = this.#endpoint(requester);
+    const out = [...ep.resv];
+    if (!out.some((r) => r.type === "msi")) out.push({ ...VIOMMU_SW_MSI_WINDOW, type: "sw-msi" });
+    return out;
+  }
+
+  /**
+   * A new paging domain with the lowest free id of domain_range (`viommu_domain_alloc_paging`).
+   * Throws when the granule is larger than PAGE_SIZE (Linux: ENODEV) or the ids run out.
+   */
+  allocDomain(): VirtioIommuDomain {
+    if (this.granule === 0n || this.granule > VIOMMU_LINUX_PAGE_SIZE) {
+      throw new RangeError(
+        `virtio-iommu: granule 0x${this.granule.toString(16)} larger than system page size 0x1000`,
+      );
+    }
+    let id = this.#firstDomain;
+    while (this.#ids.has(id)) id++;
+    if (id > this.#lastDomain) throw new RangeError("virtio-iommu: out of domain ids");
+    this.#ids.add(id);
+    this.#traceLine(`viommu domain alloc id=${id}`);
+    return new VirtioIommuDomain(this, id);
+  }
+
+  /** Free a domain (`viommu_domain_free`). Throws if it is attached or not this driver's. */
+  freeDomain(domain: IommuDomain): void {
+    const d = this.#own(domain);
+    if (d.freed) return;
+    if (d.nrEndpoints > 0) throw new Error(`virtio-iommu: domain ${d.id} freed while attached`);
+    d.clear();
+    d.freed = true;
+    this.#ids.delete(d.id);
+    this.#traceLine(`viommu domain free id=${d.id}`);
+  }
+
+  /**
+   * Attach an endpoint (`viommu_attach_dev`): ATTACH, then replay the domain's mappings if it had
+   * no endpoint. `null` attaches the endpoint's blocking domain (an empty paging domain). Returns
+   * 0 or the -errno of the refused request.
+   */
+  attach(requester: number, domain: IommuDomain | null): number {
+    const ep = this.#endpoint(requester);
+    let d: VirtioIommuDomain;
+    if (domain === null) {
+      const blocking = this.#blocking.get(requester) ?? this.allocDomain();
+      this.#blocking.set(requester, blocking);
+      d = blocking;
+    } else {
+      d = this.#own(domain);
+      if (d.freed) throw new Error(`virtio-iommu: attach of freed domain ${d.id}`);
+    }
+    const old = ep.domain;
+    if (old) old.nrEndpoints--;
+    const flags = d.bypass ? VIRTIO_IOMMU_ATTACH_F_BYPASS : 0;
+    let rc = this.sendRequest(encodeAttach({ domain: d.id, endpoint: ep.id, flags }));
+    if (rc === 0 && d.nrEndpoints === 0) rc = d.replay();
+    if (rc < 0) {
+      if (old) old.nrEndpoints++;
+      this.#traceLine(`viommu attach ep=0x${ep.id.toString(16)} domain=${d.id} -> ${rc}`);
+      return rc;
+    }
+    d.nrEndpoints++;
+    ep.domain = d;
+    this.#traceLine(
+      `viommu attach ep=0x${ep.id.toString(16)} domain=${d.id}${
+        domain === null ? " (blocking)" : ""
+      }`,
+    );
+    return 0;
+  }
+
+  /** Detach an endpoint (`viommu_detach_dev`, on device release): DETACH. 0 or -errno. */
+  detach(requester: number): number {
+    const ep = this.#endpoints.get(requester);
+    if (ep?.domain === undefined) return 0;
+    const rc = this.sendRequest(encodeDetach({ domain: ep.domain.id, endpoint: ep.id }));
+    ep.domain.nrEndpoints--;
+    ep.domain = undefined;
+    return rc;
+  }
+
+  /** The domain an endpoint is attached to (a blocking domain included). */
+  attached(requester: number): VirtioIommuDomain | undefined {
+    return this.#endpoints.get(requester)?.domain;
+  }
+
+  /**
+   * Send one whole request (head, body, writable part) and wait for it, as
+   * `viommu_send_req_sync` does: the device's status is written back into `req` (IOERR when it
+   * wrote nothing) and mapped to 0 or -errno.
+   */
+  sendRequest(req: Uint8Array): number {
+    const { readable, writable } = splitRequest(req, this.#probeSize);
+    const used = this.device.process(readable, writable);
+    if (used === 0 && req.length >= VIRTIO_IOMMU_SIZE.TAIL) {
+      req[req.length - VIRTIO_IOMMU_SIZE.TAIL] = VIRTIO_IOMMU_S.IOERR;
+    }
+    const status = requestStatus(req);
+    if (this.#trace) {
+      this.#trace(`viommu req ${describe(req, this.#probeSize)} -> ${statusName(status)}`);
+    }
+    return viommuStatusErrno(status);
+  }
+
+  /** Translate one access through the device; a fault comes back as its event record. */
+  translate(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+    _length: number,
+  ): TranslateResult {
+    const r = this.device.translate(requester, pasid, iova, access);
+    if (r.ok) return r;
+    const fault: IommuFault = {
+      format: "virtio-iommu-fault",
+      requester,
+      pasid,
+      address: iova,
+      access,
+      reason: r.event.reason,
+      reasonName: FAULT_REASON_NAMES[r.event.reason] ?? "unknown",
+      raw: r.raw,
+      message: viommuFaultMessage(this.name, r.event),
+      timeNs: this.#clock.nowNs,
+    };
+    this.#faults.push(fault);
+    this.#traceLine(`viommu fault ${fault.message}`);
+    return { ok: false, fault };
+  }
+
+  /** The endpoint, probed (PROBE, RESV_MEM parsing) on first use as `viommu_probe_device` does. */
+  #endpoint(id: number): Endpoint {
+    const known = this.#endpoints.get(id);
+    if (known) return known;
+    const ep: Endpoint = { id, resv: [], domain: undefined };
+    this.#endpoints.set(id, ep);
+    if (this.#probeSize === 0) return ep;
+    const req = encodeProbe(id, this.#probeSize);
+    const rc = this.sendRequest(req);
+    if (rc < 0) return ep;
+    const props = req.subarray(
+      VIRTIO_IOMMU_SIZE.PROBE_HEAD,
+      VIRTIO_IOMMU_SIZE.PROBE_HEAD + this.#probeSize,
+    );
+    for (const p of parseProbeProperties(props)) {
+      if (p.type !== VIRTIO_IOMMU_PROBE_T.RESV_MEM) continue;
+      const mem = decodeResvMem(p.value);
+      if (mem === undefined || mem.end < mem.start) continue;
+      const type = mem.subtype === VIRTIO_IOMMU_RESV_MEM_T.MSI ? "msi" : "reserved";
+      ep.resv.push({ start: mem.start, end: mem.end, type });
+    }
+    ep.resv.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    return ep;
+  }
+
+  /** `viommu_event_handler` + `viommu_fault_handler`: log a fault record as Linux does. */
+  #eventHandler(raw: Uint8Array): void {
+    const head = new DataView(raw.buffer, raw.byteOffset, raw.byteLength).getUint32(0, true);
+    if ((head & VIOMMU_FAULT_RESV_MASK) !== 0) return;
+    const e = decodeFault(raw);
+    if (e) this.#kernelLog?.(viommuFaultMessage(this.name, e));
+  }
+
+  #own(domain: IommuDomain): VirtioIommuDomain {
+    if (!(domain instanceof VirtioIommuDomain) || domain.unit !== this) {
+      throw new TypeError("virtio-iommu: not a domain of this driver");
+    }
+    return domain;
+  }
+
+  #traceLine(line: string): void {
+    this.#trace?.(line);
+  }
+}
+
+/** Reserved bits of an event's first u32 (Linux `VIOMMU_FAULT_RESV_MASK`). */
+const VIOMMU_FAULT_RESV_MASK = 0xffff_ff00;
+
+/** Linux's reason strings (`viommu_fault_handler`). */
+const FAULT_REASON_NAMES: Readonly<Record<number, string>> = {
+  [VIRTIO_IOMMU_FAULT_R.UNKNOWN]: "unknown",
+  [VIRTIO_IOMMU_FAULT_R.DOMAIN]: "domain",
+  [VIRTIO_IOMMU_FAULT_R.MAPPING]: "page",
+};
+
+/** Index of the highest set bit (`__fls`); -1 for 0. */
+function fls(v: bigint): number {
+  return v === 0n ? -1 : v.toString(2).length - 1;
+}
+
+/** Index of the lowest set bit (`__ffs`); -1 for 0. */
+function ffs(v: bigint): number {
+  return fls(v & -v);
+}
+
+/** `GENMASK(bit, 0)`. */
+function lowMask(bit: number): bigint {
+  return (1n << BigInt(bit + 1)) - 1n;
+}
+
+/**
+ * Linux's `iommu_pgsize` (drivers/iommu/iommu.c): the largest page size of `bitmap` that fits
+ * `size` and the alignment of `iova | paddr`, and how many of them to map before a larger page
+ * size could start (only when `iova` and `paddr` are offset alike within it).
+ */
+export function iommuPgsize(
+  bitmap: bigint,
+  iova: bigint,
+  paddr: bigint,
+  size: bigint,
+): { pgsize: bigint; count: bigint } {
+  const merge = iova | paddr;
+  let pgsizes = bitmap & lowMask(fls(size));
+  if (merge !== 0n) pgsizes &= lowMask(ffs(merge));
+  if (pgsizes === 0n) return { pgsize: size, count: 1n }; // Linux: BUG_ON; callers check alignment
+  const idx = fls(pgsizes);
+  const pgsize = 1n << BigInt(idx);
+  let span = size;
+  const bigger = bitmap & ~lowMask(idx);
+  if (bigger !== 0n) {
+    const next = bigger & -bigger;
+    if (((iova ^ paddr) & (next - 1n)) === 0n) {
+      const offset = next - (merge & (next - 1n));
+      if (offset + next <= span) span = offset;
+    }
+  }
+  return { pgsize, count: span >> BigInt(idx) };
+}
+
+/** `%#llx`: "0" for zero, else "0x…". */
+function hashHex(v: bigint): string {
+  return v === 0n ? "0" : `0x${v.toString(16)}`;
+}
+
+/**
+ * Linux 6.12's log line for a fault event, with the `dev_err` prefix, e.g.
+ * `virtio_iommu virtio0: page fault from EP 16 at 0x800000 []`.
+ */
+export function viommuFaultMessage(device: string, e: FaultEvent): string {
+  const reason = FAULT_REASON_NAMES[e.reason] ?? "unknown";
+  const prefix = `virtio_iommu ${device}: ${reason} fault from EP ${e.endpoint >>> 0}`;
+  if ((e.flags & VIRTIO_IOMMU_FAULT_F.ADDRESS) === 0) return prefix;
+  const rwx = ((e.flags & VIRTIO_IOMMU_FAULT_F.READ) ? "R" : "") +
+    ((e.flags & VIRTIO_IOMMU_FAULT_F.WRITE) ? "W" : "") +
+    ((e.flags & VIRTIO_IOMMU_FAULT_F.EXEC) ? "X" : "");
+  return `${prefix} at ${hashHex(e.address)} [${rwx}]`;
+}
+
+/** Status names for traces. */
+const STATUS_NAMES: readonly string[] = Object.keys(VIRTIO_IOMMU_S);
+
+function statusName(status: number): string {
+  return STATUS_NAMES[status] ?? `status ${status}`;
+}
+
+/** A short description of a request for traces, e.g. `MAP domain=1 0x1000-0x1fff -> 0x5000 rw`. */
+function describe(req: Uint8Array, probeSize: number): string {
+  const r = decodeRequest(splitRequest(req, probeSize).readable);
+  const hex = (v: bigint): string => `0x${v.toString(16)}`;
+  if (typeof r === "string") return `${r} request (${req.length} bytes)`;
+  switch (r.type) {
+    case "attach":
+      return `ATTACH domain=${r.domain} ep=0x${r.endpoint.toString(16)} flags=${r.flags}`;
+    case "detach":
+      return `DETACH domain=${r.domain} ep=0x${r.endpoint.toString(16)}`;
+    case "map":
+      return `MAP domain=${r.domain} ${hex(r.virtStart)}-${hex(r.virtEnd)} -> ${
+        hex(r.physStart)
+      } ` +
+        `${r.flags & VIRTIO_IOMMU_MAP_F.READ ? "r" : "-"}${
+          r.flags & VIRTIO_IOMMU_MAP_F.WRITE ? "w" : "-"
+        }`;
+    case "unmap":
+      return `UNMAP domain=${r.domain} ${hex(r.virtStart)}-${hex(r.virtEnd)}`;
+    case "probe":
+      return `PROBE ep=0x${r.endpoint.toString(16)}`;
+  }
+}
