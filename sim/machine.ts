@@ -25,7 +25,6 @@
 
 import { VirtualClock } from "./clock.ts";
 import type { IommuFault, IommuModel } from "./iommu/model.ts";
-import { VtdIommu } from "./iommu/vtd.ts";
 import { IommufdContext } from "./iommufd/mod.ts";
 import { PciBus, VFIO_PCI_DRIVER } from "./kernel/pci_bus.ts";
 import type { SimIommuGroup, SimPciFunction } from "./kernel/pci_function.ts";
@@ -37,8 +36,15 @@ import { IrqRouter } from "./vfio/device.ts";
 import { DEFAULT_DMA_ENTRY_LIMIT } from "./vfio/type1.ts";
 import { VfioSubsystem } from "./vfio/vfio.ts";
 import { createDmaPort } from "./pci/dma_port.ts";
-import { createDeviceModel, type DeviceModelName } from "./machine_models.ts";
+import {
+  createDeviceModel,
+  createIommuModel,
+  type DeviceModelName,
+  type IommuModelName,
+} from "./machine_models.ts";
 import { EthernetSegment } from "./net/segment.ts";
+
+export type { IommuModelName } from "./machine_models.ts";
 
 /** One PCI function of the machine. */
 export interface MachineDevice {
@@ -54,8 +60,8 @@ export interface MachineDevice {
 
 /** Options of {@link createMachine}. */
 export interface MachineOptions {
-  /** The IOMMU model. */
-  readonly iommu: "vtd";
+  /** The IOMMU model: "vtd", "smmuv3" or "virtio-iommu" (see machine_models.ts). */
+  readonly iommu: IommuModelName;
   /** PCI functions (default: one edu at 0000:00:02.0). */
   readonly devices?: readonly MachineDevice[];
   /** Seed of every random choice (default 1). */
@@ -174,12 +180,11 @@ export function createMachine(options: MachineOptions): SimMachine {
   const log = (line: string): void => void trace.push(line);
   const clock = new VirtualClock();
   const memory = new PhysicalMemory(options.physicalMemory ?? DEFAULT_PHYSICAL_MEMORY);
-  const iommu = new VtdIommu({
+  const iommu = createIommuModel(options.iommu, {
     memory,
     clock,
     intremap: options.intremap ?? true,
-    trace: log,
-    kernelLog: log,
+    log,
   });
   const random = seededRandom(options.seed ?? 1);
   const segment = new EthernetSegment(clock);

@@ -1,9 +1,15 @@
 /**
- * The built-in device models `createMachine` knows by name.
+ * The built-in device models and IOMMU models `createMachine` knows by name.
  *
  * @module
  */
 
+import type { VirtualClock } from "./clock.ts";
+import type { IommuModel } from "./iommu/model.ts";
+import { SmmuV3Iommu } from "./iommu/smmuv3.ts";
+import { VirtioIommu } from "./iommu/virtio_iommu.ts";
+import { VtdIommu } from "./iommu/vtd.ts";
+import type { PhysicalMemory } from "./memory.ts";
 import { EduDevice } from "./pci/edu.ts";
 import type { PciDeviceModel } from "./pci/device.ts";
 import { VirtioNetDevice } from "./pci/virtio_net.ts";
@@ -38,5 +44,46 @@ const MODELS: Record<DeviceModelName, (ctx: ModelContext) => PciDeviceModel> = {
 export function createDeviceModel(name: DeviceModelName, ctx: ModelContext): PciDeviceModel {
   const make = MODELS[name];
   if (make === undefined) throw new Error(`createMachine: unknown device model "${name}"`);
+  return make(ctx);
+}
+
+/** Names of built-in IOMMU models. */
+export type IommuModelName = "vtd" | "smmuv3" | "virtio-iommu";
+
+/** What an IOMMU model is built with. */
+export interface IommuContext {
+  /** Physical memory (page tables, stream tables, queues). */
+  readonly memory: PhysicalMemory;
+  /** The machine's clock. */
+  readonly clock: VirtualClock;
+  /** VT-d interrupt remapping (QEMU `intremap=on`). */
+  readonly intremap: boolean;
+  /** Trace and kernel-log sink. */
+  readonly log: (line: string) => void;
+}
+
+/**
+ * Factories of the built-in IOMMU models: QEMU's intel-iommu, QEMU virt's SMMUv3 (arm64, GICv3
+ * ITS), and virtio-iommu-pci on q35 (x86, no IRQ remapping).
+ */
+const IOMMUS: Record<IommuModelName, (ctx: IommuContext) => IommuModel> = {
+  vtd: (c) =>
+    new VtdIommu({
+      memory: c.memory,
+      clock: c.clock,
+      intremap: c.intremap,
+      trace: c.log,
+      kernelLog: c.log,
+    }),
+  smmuv3: (c) =>
+    new SmmuV3Iommu({ memory: c.memory, clock: c.clock, trace: c.log, kernelLog: c.log }),
+  "virtio-iommu": (c) =>
+    new VirtioIommu({ clock: c.clock, platform: "x86", trace: c.log, kernelLog: c.log }),
+};
+
+/** A new instance of a built-in IOMMU model. */
+export function createIommuModel(name: IommuModelName, ctx: IommuContext): IommuModel {
+  const make = IOMMUS[name];
+  if (make === undefined) throw new Error(`createMachine: unknown IOMMU model "${name}"`);
   return make(ctx);
 }
