@@ -23,6 +23,9 @@ const SIM_MODELS: readonly {
   readonly options?: Partial<MachineOptions>;
 }[] = [
   { model: "vtd" },
+  { model: "smmuv3" },
+  // x86 virtio-iommu has no interrupt remapping: the VM bench passes allow_unsafe_interrupts too.
+  { model: "virtio-iommu", options: { allowUnsafeInterrupts: { type1: true, iommufd: true } } },
 ];
 
 const EDU_BDF = "0000:00:02.0";
