@@ -16,7 +16,7 @@ import { VirtioNet } from "../drivers/virtio/net.ts";
 import { NetStack } from "../net/stack.ts";
 import { parseCidr, parseIpv4 } from "../net/ipv4.ts";
 import { formatMac } from "../net/ethernet.ts";
-import { createMachine, type SimMachine } from "../sim/machine.ts";
+import { createMachine, type MachineOptions, type SimMachine } from "../sim/machine.ts";
 import { SimPeer } from "../sim/net/peer.ts";
 import { PcapWriter } from "../sim/net/pcap.ts";
 import { UdpBridge } from "../sim/net/bridge.ts";
@@ -24,7 +24,7 @@ import { UdpBridge } from "../sim/net/bridge.ts";
 const HELP = `udp_echo — a userspace NIC driver and UDP/IP stack that echoes datagrams
 
 usage: deno task demo [options]
-  --iommu MODEL       simulated IOMMU: vtd (default)
+  --iommu MODEL       simulated IOMMU: vtd (default), smmuv3, virtio-iommu
   --bridge HOST:PORT  expose the simulated NIC's echo port on a real UDP socket of this host
   --pcap FILE         write the simulated wire's traffic to FILE (pcap; tshark/Wireshark read it)
   --count N           built-in client: datagrams to send when not bridging (default 1000)
@@ -35,6 +35,14 @@ usage: deno task demo [options]
   --gateway A.B.C.D   default gateway (default 10.0.2.2)
   --port N            UDP port to echo on (default 7)
   --help              this text`;
+
+/** Simulated IOMMU models the demo offers, with the machine options each needs. */
+const SIM_IOMMUS: Record<string, Partial<MachineOptions>> = {
+  vtd: {},
+  smmuv3: {},
+  // x86 with virtio-iommu has no interrupt remapping: VFIO needs allow_unsafe_interrupts.
+  "virtio-iommu": { allowUnsafeInterrupts: { type1: true, iommufd: true } },
+};
 
 /** Parsed options. */
 interface Options {
@@ -66,6 +74,9 @@ function parseOptions(argv: string[]): Options | "help" {
     },
   });
   if (values.help) return "help";
+  if (!(values.iommu in SIM_IOMMUS)) {
+    throw new RangeError(`--iommu ${values.iommu}: one of ${Object.keys(SIM_IOMMUS).join(", ")}`);
+  }
   parseCidr(values.ip);
   parseIpv4(values.gateway);
   const num = (name: string, text: string, max: number): number => {
@@ -106,7 +117,8 @@ interface SimWorld {
 
 async function simWorld(o: Options, nicIp: number): Promise<SimWorld> {
   const machine = createMachine({
-    iommu: o.iommu as "vtd",
+    iommu: o.iommu as MachineOptions["iommu"],
+    ...SIM_IOMMUS[o.iommu],
     devices: [{ model: "virtio-net", bdf: "0000:00:03.0" }],
     seed: 1,
     realtime: o.bridge !== undefined,
