@@ -247,7 +247,8 @@ function report(
 ): void {
   const s = stack.stats;
   console.log(
-    `udp_echo: t=${(elapsedMs / 1000).toFixed(2)}s rx ${nic.rxPackets} tx ${nic.txPackets} ` +
+    `udp_echo: t=${(elapsedMs / 1000).toFixed(4)}s${world ? " (virtual)" : ""} ` +
+      `rx ${nic.rxPackets} tx ${nic.txPackets} ` +
       `udp ${s.udpDelivered} arp ${s.arpReplies} ping ${s.echoReplies} ` +
       `dropped malformed=${s.malformed} checksum=${s.badChecksum} nosocket=${s.udpNoSocket} ` +
       `rx=${nic.rxDropped} tx=${nic.txDropped + s.txDropped}` +
