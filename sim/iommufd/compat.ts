@@ -46,7 +46,7 @@ import {
   VFIO_TYPE1_IOMMU,
   VFIO_TYPE1v2_IOMMU,
   VFIO_UNMAP_ALL,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** CHECK_EXTENSION answers that do not depend on state (others: 0; DMA_CC is computed). */
 const EXTENSION_ANSWERS: Readonly<Record<number, number>> = {

@@ -49,7 +49,7 @@ import {
 } from "./ioas_cmds.ts";
 import type { IommufdObject } from "./objects.ts";
 import { copyStructFromUser, Ucmd, userArg } from "./ucmd.ts";
-import * as uapi from "./uapi.ts";
+import * as uapi from "../../ffi/uapi/mod.ts";
 
 /** Options of an {@link IommufdContext}. */
 export interface IommufdContextOptions {

@@ -16,7 +16,7 @@ import type { IommufdCore } from "./core.ts";
 import { vtdFirstLevel5 } from "./drivers.ts";
 import { allocHwptPaging, enforceCacheCoherency, pagingOf } from "./hwpt.ts";
 import type { DeviceObject, Hwpt, HwptPaging, IoasObject, IommufdGroup } from "./objects.ts";
-import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "./uapi.ts";
+import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../ffi/uapi/mod.ts";
 
 /** `iommufd_device_bind`: the device ID or -errno (EINVAL, EPERM, EBUSY). */
 export function bindDevice(core: IommufdCore, fn: SimPciFunction, process: SimProcess): number {

@@ -24,7 +24,7 @@ import {
   iommu_hwpt_vtd_s1,
   iommu_hwpt_vtd_s1_invalidate,
   IOMMU_VTD_INV_FLAGS_LEAF,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 const U64_MAX = (1n << 64n) - 1n;
 

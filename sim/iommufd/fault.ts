@@ -16,7 +16,7 @@ import {
   iommu_hwpt_pgfault,
   IOMMUFD_PAGE_RESP_INVALID,
   IOMMUFD_PAGE_RESP_SUCCESS,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 import { decode } from "../../ffi/uapi/layout.ts";
 
 /** One page request as delivered to user space (the fields of `iommu_hwpt_pgfault` but the cookie). */

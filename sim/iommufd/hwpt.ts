@@ -17,7 +17,7 @@ import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_FAULT_ID_VALID,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /**
  * Optional dirty-tracking operations a simulated domain may offer (`iommu_dirty_ops`). Domains

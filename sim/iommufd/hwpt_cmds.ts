@@ -26,7 +26,7 @@ import {
   IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
   type iommu_hwpt_invalidate,
   type iommu_hwpt_set_dirty_tracking,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** Largest `entry_num` of HWPT_INVALIDATE (6.12.96+). */
 const MAX_INVALIDATE_ENTRIES = 1 << 19;

@@ -34,7 +34,7 @@ import {
   IOMMU_VFIO_IOAS_CLEAR,
   IOMMU_VFIO_IOAS_GET,
   IOMMU_VFIO_IOAS_SET,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 const MAP_FLAGS = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
 /** `SIZE_MAX`. */

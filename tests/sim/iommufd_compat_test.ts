@@ -15,7 +15,7 @@ import type { IoctlDecl } from "../../ffi/uapi/common.ts";
 import { decode, encode } from "../../ffi/uapi/layout.ts";
 import { defineIoctl, VFIO_BASE, VFIO_TYPE } from "../../ffi/uapi/common.ts";
 import { createMachine } from "../../sim/machine.ts";
-import * as u from "../../sim/iommufd/uapi.ts";
+import * as u from "../../ffi/uapi/mod.ts";
 import { err, PAGE, U64_MAX, type World, world } from "./iommufd_fixture.ts";
 
 const VFIO_GROUP_SET_CONTAINER = defineIoctl("VFIO_GROUP_SET_CONTAINER", VFIO_TYPE, VFIO_BASE + 4);

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { ioctlEncode } from "../../ffi/ioctl.ts";
 import { decode, encode } from "../../ffi/uapi/layout.ts";
 import { userLockedPages } from "../../sim/iommufd/mod.ts";
-import * as u from "../../sim/iommufd/uapi.ts";
+import * as u from "../../ffi/uapi/mod.ts";
 import { err, PAGE, U64_MAX, type World, world } from "./iommufd_fixture.ts";
 
 const RW = u.IOMMU_IOAS_MAP_READABLE | u.IOMMU_IOAS_MAP_WRITEABLE;
