@@ -43,6 +43,7 @@ import {
   type IommuModelName,
 } from "./machine_models.ts";
 import { EthernetSegment } from "./net/segment.ts";
+import { DEFAULT_KERNEL_VERSION, parseKernelVersion } from "./kernel_version.ts";
 
 export type { IommuModelName } from "./machine_models.ts";
 
@@ -88,6 +89,11 @@ export interface MachineOptions {
   readonly strict?: boolean;
   /** Pace virtual time with real time (for bridges to real host sockets; default false). */
   readonly realtime?: boolean;
+  /**
+   * The Linux version the kernel answers as (default {@link DEFAULT_KERNEL_VERSION}, 6.12). uAPI
+   * merged after 6.12 exists only when this names a later version.
+   */
+  readonly kernelVersion?: string;
 }
 
 /** A simulated machine. */
@@ -176,6 +182,7 @@ function layout(devices: readonly MachineDevice[]): { bdf: string; group: number
 
 /** Build a machine. */
 export function createMachine(options: MachineOptions): SimMachine {
+  const kernelVersion = parseKernelVersion(options.kernelVersion ?? DEFAULT_KERNEL_VERSION);
   const trace: string[] = [];
   const log = (line: string): void => void trace.push(line);
   const clock = new VirtualClock();
@@ -261,6 +268,7 @@ export function createMachine(options: MachineOptions): SimMachine {
       memory,
       compatMode,
       ioctlArch: kernel.ioctlArch,
+      kernelVersion,
     });
   const groupList = [...groups.values()].sort((a, b) => a.id - b.id);
   const vfio = new VfioSubsystem({
@@ -276,6 +284,7 @@ export function createMachine(options: MachineOptions): SimMachine {
         dmaEntryLimit: options.dmaEntryLimit ?? DEFAULT_DMA_ENTRY_LIMIT,
       },
       dynamicMsix: true,
+      kernelVersion,
       trace: log,
     },
     groups: groupList,

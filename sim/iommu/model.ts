@@ -6,6 +6,8 @@
  * @module
  */
 
+import { ERRNO } from "../../ffi/errno.ts";
+
 /** Linux `enum iommu_resv_type` (include/linux/iommu.h). */
 export type ReservedRegionType = "direct" | "direct-relaxable" | "reserved" | "msi" | "sw-msi";
 
@@ -113,6 +115,12 @@ export interface IommuModel {
   /** Point a device (requester id) at a domain; `null` blocks all its DMA. Flushes its IOTLB. */
   attach(requester: number, domain: IommuDomain | null): void;
   /**
+   * Point one PASID (substream) of a device at a domain; `null` blocks that PASID. Flushes the
+   * PASID's IOTLB entries. Returns 0, or -EOPNOTSUPP when the IOMMU has no PASID support
+   * (`facts.maxPasidLog2 === 0`), or -EINVAL for a PASID of `1 << maxPasidLog2` or more.
+   */
+  attachPasid(requester: number, pasid: number, domain: IommuDomain | null): number;
+  /**
    * Translate one DMA access of `length` bytes (not crossing a 4 KiB page). On a fault the record
    * is appended to {@link faults} and returned.
    */
@@ -125,4 +133,16 @@ export interface IommuModel {
   ): TranslateResult;
   /** Every fault recorded so far, oldest first. */
   readonly faults: readonly IommuFault[];
+}
+
+/**
+ * The checks every model's {@link IommuModel.attachPasid} starts with: 0 when `pasid` is within
+ * the IOMMU's PASID width, -EOPNOTSUPP without PASID support, -EINVAL beyond the width.
+ */
+export function checkPasidAttach(facts: IommuFacts, pasid: number): number {
+  if (facts.maxPasidLog2 === 0) return -ERRNO.EOPNOTSUPP;
+  if (!Number.isInteger(pasid) || pasid < 0 || pasid >= 2 ** facts.maxPasidLog2) {
+    return -ERRNO.EINVAL;
+  }
+  return 0;
 }

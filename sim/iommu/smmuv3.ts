@@ -46,6 +46,7 @@
 import { ERRNO } from "../../ffi/errno.ts";
 import type { VirtualClock } from "../clock.ts";
 import type { PhysicalMemory } from "../memory.ts";
+import { checkPasidAttach } from "./model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -359,6 +360,12 @@ export class SmmuV3Iommu implements IommuModel {
     d.freed = true;
     (d.stage === 1 ? this.#asids : this.#vmids).delete(d.id);
     this.traceLine(`smmuv3 domain free ${d.stage === 1 ? "asid" : "vmid"}=${d.id}`);
+  }
+
+  /** PASID attach: the width checks; PASID tables are not modelled yet, so -EOPNOTSUPP after them. */
+  attachPasid(_requester: number, pasid: number, _domain: IommuDomain | null): number {
+    const rc = checkPasidAttach(this.facts, pasid);
+    return rc < 0 ? rc : -ERRNO.EOPNOTSUPP;
   }
 
   /**

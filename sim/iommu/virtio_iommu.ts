@@ -42,6 +42,7 @@
 
 import { ERRNO } from "../../ffi/errno.ts";
 import type { VirtualClock } from "../clock.ts";
+import { checkPasidAttach } from "./model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -381,6 +382,12 @@ export class VirtioIommu implements IommuModel {
     d.freed = true;
     this.#ids.delete(d.id);
     this.#traceLine(`viommu domain free id=${d.id}`);
+  }
+
+  /** PASID attach: the width checks; PASID tables are not modelled yet, so -EOPNOTSUPP after them. */
+  attachPasid(_requester: number, pasid: number, _domain: IommuDomain | null): number {
+    const rc = checkPasidAttach(this.facts, pasid);
+    return rc < 0 ? rc : -ERRNO.EOPNOTSUPP;
   }
 
   /**

@@ -30,6 +30,7 @@
 import { ERRNO } from "../../ffi/errno.ts";
 import type { VirtualClock } from "../clock.ts";
 import type { PhysicalMemory } from "../memory.ts";
+import { checkPasidAttach } from "./model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -305,6 +306,12 @@ export class VtdIommu implements IommuModel {
     d.freed = true;
     this.#dids.delete(d.id);
     this.traceLine(`vtd domain free did=${d.id}`);
+  }
+
+  /** PASID attach: the width checks; PASID tables are not modelled yet, so -EOPNOTSUPP after them. */
+  attachPasid(_requester: number, pasid: number, _domain: IommuDomain | null): number {
+    const rc = checkPasidAttach(this.facts, pasid);
+    return rc < 0 ? rc : -ERRNO.EOPNOTSUPP;
   }
 
   /** Set the device's context entry to `domain` (or clear it); flushes both domains' IOTLB. */

@@ -17,6 +17,7 @@
  */
 
 import { ERRNO } from "../../ffi/errno.ts";
+import type { KernelVersion } from "../kernel_version.ts";
 import type { IoctlArch } from "../../ffi/ioctl.ts";
 import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
 import type { StructLayout } from "../../ffi/uapi/layout.ts";
@@ -65,6 +66,8 @@ export interface IommufdContextOptions {
   readonly ioctlArch?: IoctlArch;
   /** The opener has CAP_SYS_RESOURCE (IOMMU_OPTION RLIMIT_MODE SET); default false. */
   readonly capSysResource?: boolean;
+  /** The Linux version answered as (default 6.12.107; post-6.12 commands only when later). */
+  readonly kernelVersion?: KernelVersion;
 }
 
 /** One command of the table: its ioctl, kernel struct and handler. */

@@ -12,6 +12,7 @@ import type { VirtualClock } from "../clock.ts";
 import type { PhysicalMemory } from "../memory.ts";
 import type { PciBus } from "../kernel/pci_bus.ts";
 import type { FileRefs } from "../kernel/process.ts";
+import type { KernelVersion } from "../kernel_version.ts";
 
 /** vfio_iommu_type1 module parameters. */
 export interface Type1Params {
@@ -39,6 +40,8 @@ export interface VfioEnv {
   readonly type1: Type1Params;
   /** Whether the platform can add MSI-X vectors while MSI-X is enabled (no NORESIZE). */
   readonly dynamicMsix: boolean;
+  /** The Linux version answered as (post-6.12 uAPI only when later). */
+  readonly kernelVersion: KernelVersion;
   /** Append a line to the machine trace. */
   trace(line: string): void;
 }

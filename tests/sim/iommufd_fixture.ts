@@ -83,6 +83,11 @@ export class VariantIommu implements IommuModel {
   }
 
   /** Forwarded. */
+  attachPasid(requester: number, pasid: number, domain: IommuDomain | null): number {
+    return this.inner.attachPasid(requester, pasid, domain);
+  }
+
+  /** Forwarded. */
   translate(
     requester: number,
     pasid: number | undefined,
