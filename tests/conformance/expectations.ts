@@ -44,6 +44,11 @@ export interface IommuExpectations {
   readonly hwInfo: { readonly type: number; readonly dataHex: string };
   /** IOMMU_GET_HW_INFO `out_capabilities`. */
   readonly hwCapabilities: bigint;
+  /**
+   * HWPT_ALLOC of a nested HWPT over a paging HWPT allocated without NEST_PARENT: EINVAL from
+   * iommufd when the driver has `domain_alloc_user`, EOPNOTSUPP when it has none.
+   */
+  readonly nestedOverPlainParent: ErrnoName;
 }
 
 /** Lowercase hex of bytes, no separators (how vendor hw_info data is compared). */
@@ -76,6 +81,7 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
       })),
     },
     hwCapabilities: 0n,
+    nestedOverPlainParent: "EINVAL",
   },
   // QEMU 10.0 virtio-iommu-pci on q35 (no IRQ remapping: the bench passes
   // allow_unsafe_interrupts). Measured by the VM bench (tests/goldens/x86-virtio-iommu): QEMU 10's
@@ -94,6 +100,7 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
     nestingSetIommu: "EINVAL",
     hwInfo: { type: 0, dataHex: "" },
     hwCapabilities: 0n,
+    nestedOverPlainParent: "EOPNOTSUPP", // no domain_alloc_user in 6.12's virtio-iommu
   },
   // QEMU 10.0 virt,iommu=smmuv3 with GICv3 ITS (MSI isolated), Linux 6.12 arm64. Measured by the
   // VM bench (tests/goldens/arm64-smmuv3): the software-MSI window 0x8000000-0x80fffff is cut out
@@ -112,6 +119,7 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
     nestingSetIommu: "EPERM",
     hwInfo: { type: 0, dataHex: "" },
     hwCapabilities: 0n,
+    nestedOverPlainParent: "EINVAL", // 6.12's arm_smmu_domain_alloc_user exists (dirty tracking)
   },
 };
 
