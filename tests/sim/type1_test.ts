@@ -10,50 +10,16 @@ import assert from "node:assert/strict";
 import { ERRNO } from "../../ffi/errno.ts";
 import type { MappedMemory } from "../../ffi/kernel.ts";
 import { O_RDWR } from "../../ffi/kernel.ts";
-import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
 import { decode, encode } from "../../ffi/uapi/layout.ts";
-import { createMachine, type MachineOptions, type SimMachine } from "../../sim/mod.ts";
+import type { SimMachine } from "../../sim/mod.ts";
 import * as U from "../../sim/vfio/uapi.ts";
 import { FakeDevice } from "./fake_device.ts";
+import { BDF, fdArg, io, machine, session } from "./vfio_fixture.ts";
 
-const BDF = "0000:00:02.0";
 const MiB = 1024 * 1024;
-
-function machine(extra: Partial<MachineOptions> = {}): SimMachine {
-  return createMachine({
-    iommu: "vtd",
-    devices: [{ model: new FakeDevice(), bdf: BDF }],
-    strict: true,
-    ...extra,
-  });
-}
-
-function io(
-  m: SimMachine,
-  fd: number,
-  decl: IoctlDecl,
-  arg?: Uint8Array | number | bigint,
-): number {
-  return m.kernel.ioctl(fd, ioctlNumber(m.kernel.ioctlArch, decl), arg);
-}
-
-function fdArg(fd: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setInt32(0, fd, true);
-  return b;
-}
 
 function cstr(s: string): Uint8Array {
   return new TextEncoder().encode(s + "\0");
-}
-
-/** Container + group 2 + type1v2 (or `type`), ready to map. */
-function session(m: SimMachine, type = U.VFIO_TYPE1v2_IOMMU): { container: number; group: number } {
-  const container = m.kernel.open("/dev/vfio/vfio", O_RDWR);
-  const group = m.kernel.open("/dev/vfio/2", O_RDWR);
-  assert.equal(io(m, group, U.VFIO_GROUP_SET_CONTAINER, fdArg(container)), 0);
-  assert.equal(io(m, container, U.VFIO_SET_IOMMU, type), 0);
-  return { container, group };
 }
 
 function mapArg(vaddr: bigint, iova: bigint, size: bigint, flags = 3, argsz = 32): Uint8Array {

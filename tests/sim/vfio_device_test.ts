@@ -9,12 +9,12 @@
 import assert from "node:assert/strict";
 import { ERRNO } from "../../ffi/errno.ts";
 import { EFD_NONBLOCK, O_RDWR, POLLIN } from "../../ffi/kernel.ts";
-import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
 import { decode, encode } from "../../ffi/uapi/layout.ts";
-import { createMachine, type MachineOptions, type SimMachine } from "../../sim/mod.ts";
+import { createMachine, type SimMachine } from "../../sim/mod.ts";
 import * as U from "../../sim/vfio/uapi.ts";
 import { IOMMU_IOAS_ALLOC, iommu_ioas_alloc } from "../../sim/iommufd/uapi.ts";
 import { FAKE, FakeDevice } from "./fake_device.ts";
+import { BDF, fdArg, io, machine, session } from "./vfio_fixture.ts";
 import {
   EDU_DMA_BUFFER,
   EDU_DMA_CMD_IRQ,
@@ -30,40 +30,11 @@ import {
   EDU_REG_IRQ_STATUS,
 } from "../../drivers/edu/registers.ts";
 
-const BDF = "0000:00:02.0";
 const REGION_SHIFT = 40n;
-
-function machine(extra: Partial<MachineOptions> = {}): SimMachine {
-  return createMachine({
-    iommu: "vtd",
-    devices: [{ model: new FakeDevice(), bdf: BDF }],
-    strict: true,
-    ...extra,
-  });
-}
-
-function io(
-  m: SimMachine,
-  fd: number,
-  decl: IoctlDecl,
-  arg?: Uint8Array | number | bigint,
-): number {
-  return m.kernel.ioctl(fd, ioctlNumber(m.kernel.ioctlArch, decl), arg);
-}
-
-function fdArg(fd: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setInt32(0, fd, true);
-  return b;
-}
 
 /** A device fd through container + group 2 + type1v2. */
 function openDevice(m: SimMachine): { device: number; group: number; container: number } {
-  const k = m.kernel;
-  const container = k.open("/dev/vfio/vfio", O_RDWR);
-  const group = k.open("/dev/vfio/2", O_RDWR);
-  assert.equal(io(m, group, U.VFIO_GROUP_SET_CONTAINER, fdArg(container)), 0);
-  assert.equal(io(m, container, U.VFIO_SET_IOMMU, U.VFIO_TYPE1v2_IOMMU), 0);
+  const { container, group } = session(m);
   const device = io(m, group, U.VFIO_GROUP_GET_DEVICE_FD, new TextEncoder().encode(BDF + "\0"));
   assert.ok(device >= 3, `device fd ${device}`);
   return { device, group, container };
