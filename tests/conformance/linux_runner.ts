@@ -51,6 +51,7 @@ function placeholderExpectations(model: string): IommuExpectations {
     nestingSetIommu: null,
     hwInfo: { type: 0, dataHex: "" },
     hwCapabilities: 0n,
+    nestedOverPlainParent: "EINVAL",
   };
 }
 
