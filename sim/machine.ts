@@ -1,6 +1,8 @@
 /**
- * `createMachine()`: a simulated x86 machine (Linux 6.12 with VFIO and iommufd, an Intel VT-d
- * IOMMU, PCI functions) behind a {@link SimKernel}.
+ * `createMachine()`: a simulated machine (Linux 6.12 with VFIO and iommufd, one IOMMU model, PCI
+ * functions) behind a {@link SimKernel}: x86 with VT-d or virtio-iommu, arm64 with SMMUv3, or a
+ * POWER9 PowerNV host with sPAPR TCE windows (powerpc ioctl numbers, 64 KiB pages, the VFIO
+ * container with the sPAPR TCE driver and no VFIO cdev; on it each IOMMU group is one PE).
  *
  * Topology rules:
  * - the default machine has one QEMU "edu" device at 0000:00:02.0 bound to vfio-pci;
@@ -40,6 +42,7 @@ import {
   createDeviceModel,
   createIommuModel,
   type DeviceModelName,
+  IOMMU_PLATFORMS,
   type IommuModelName,
 } from "./machine_models.ts";
 import { EthernetSegment } from "./net/segment.ts";
@@ -61,7 +64,10 @@ export interface MachineDevice {
 
 /** Options of {@link createMachine}. */
 export interface MachineOptions {
-  /** The IOMMU model: "vtd", "smmuv3" or "virtio-iommu" (see machine_models.ts). */
+  /**
+   * The IOMMU model: "vtd", "smmuv3", "virtio-iommu" or "spapr"; it also picks the platform
+   * (ioctl encoding, page size, VFIO container drivers; see machine_models.ts).
+   */
   readonly iommu: IommuModelName;
   /** PCI functions (default: one edu at 0000:00:02.0). */
   readonly devices?: readonly MachineDevice[];
@@ -124,8 +130,6 @@ const DEFAULT_DEVICES: readonly MachineDevice[] = [{ model: "edu", bdf: "0000:00
 const FIRST_FREE_SLOT = 2;
 /** Group numbers for functions off bus 0 start here (above every bus-0 slot). */
 const OFF_ROOT_GROUP_BASE = 32;
-/** /sys/kernel/iommu_groups/N/type of a VT-d group with Linux's default (lazy) DMA domain. */
-const DEFAULT_DOMAIN_TYPE = "DMA-FQ";
 /** Major number of the vfio cdevs (dynamic on Linux; 511 is what 6.12 guests show first). */
 const VFIO_CDEV_MAJOR = 511;
 /** Physical memory default. */
@@ -180,18 +184,47 @@ function layout(devices: readonly MachineDevice[]): { bdf: string; group: number
   });
 }
 
+/** Refuse options the platform's Linux 6.12 configuration cannot have. */
+function checkPlatformOptions(options: MachineOptions, vfioCdev: boolean): void {
+  if (vfioCdev) return;
+  const bad = [
+    options.cdev === true ? "cdev: true" : undefined,
+    options.iommufdVfioContainer === true ? "iommufdVfioContainer: true" : undefined,
+  ].filter((x) => x !== undefined);
+  if (bad.length > 0) {
+    throw new Error(
+      `createMachine: ${bad.join(" and ")} with iommu "${options.iommu}": Linux 6.12 builds ` +
+        "VFIO_DEVICE_CDEV only without SPAPR_TCE_IOMMU and IOMMUFD_VFIO_CONTAINER only without " +
+        "the VFIO container, so a sPAPR machine uses the container with the sPAPR TCE driver; " +
+        "leave these options out",
+    );
+  }
+}
+
 /** Build a machine. */
 export function createMachine(options: MachineOptions): SimMachine {
   const kernelVersion = parseKernelVersion(options.kernelVersion ?? DEFAULT_KERNEL_VERSION);
+  const platform = IOMMU_PLATFORMS[options.iommu];
+  if (platform === undefined) {
+    throw new Error(
+      `createMachine: unknown IOMMU model "${options.iommu}" (want one of ${
+        Object.keys(IOMMU_PLATFORMS).join(", ")
+      })`,
+    );
+  }
+  checkPlatformOptions(options, platform.vfioCdev);
   const trace: string[] = [];
   const log = (line: string): void => void trace.push(line);
   const clock = new VirtualClock();
   const memory = new PhysicalMemory(options.physicalMemory ?? DEFAULT_PHYSICAL_MEMORY);
+  const groupOfRequester = new Map<number, number>();
   const iommu = createIommuModel(options.iommu, {
     memory,
     clock,
     intremap: options.intremap ?? true,
     log,
+    pageSize: platform.pageSize,
+    groupOf: (requester) => groupOfRequester.get(requester),
   });
   const random = seededRandom(options.seed ?? 1);
   const segment = new EthernetSegment(clock);
@@ -230,6 +263,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     };
     group.functions.push(fn);
     functions.push(fn);
+    groupOfRequester.set(fn.requester, groupId);
     const router = new IrqRouter();
     routers.set(fn, router);
     const driver = d.driver ?? VFIO_PCI_DRIVER;
@@ -259,6 +293,8 @@ export function createMachine(options: MachineOptions): SimMachine {
     capIpcLock: options.capIpcLock ?? true,
     strict: options.strict,
     realtime: options.realtime,
+    ioctlArch: platform.ioctlArch,
+    pageSize: platform.pageSize,
   });
   const bus = new PciBus(functions, native);
   const iommufd = (compatMode: boolean): IommufdContext =>
@@ -279,6 +315,7 @@ export function createMachine(options: MachineOptions): SimMachine {
       clock,
       refs: kernel.process,
       bus,
+      iommuDrivers: platform.iommuDrivers,
       type1: {
         allowUnsafeInterrupts: options.allowUnsafeInterrupts?.type1 ?? false,
         dmaEntryLimit: options.dmaEntryLimit ?? DEFAULT_DMA_ENTRY_LIMIT,
@@ -289,7 +326,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     },
     groups: groupList,
     routers,
-    cdev: options.cdev ?? true,
+    cdev: options.cdev ?? platform.vfioCdev,
     openIommufd: (options.iommufd ?? true) ? () => iommufd(false) : undefined,
     openCompatContainer: options.iommufdVfioContainer ? () => iommufd(true) : undefined,
   });
@@ -305,7 +342,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     buildSysfs({
       bus,
       groups: groupList,
-      defaultDomainType: DEFAULT_DOMAIN_TYPE,
+      defaultDomainType: platform.defaultDomainType,
       cdevMajor: VFIO_CDEV_MAJOR,
     }),
   );

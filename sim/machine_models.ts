@@ -4,9 +4,11 @@
  * @module
  */
 
+import type { IoctlArch } from "../ffi/ioctl.ts";
 import type { VirtualClock } from "./clock.ts";
 import type { IommuModel } from "./iommu/model.ts";
 import { SmmuV3Iommu } from "./iommu/smmuv3.ts";
+import { SpaprTceIommu } from "./iommu/spapr_tce.ts";
 import { VirtioIommu } from "./iommu/virtio_iommu.ts";
 import { VtdIommu } from "./iommu/vtd.ts";
 import type { PhysicalMemory } from "./memory.ts";
@@ -14,6 +16,9 @@ import { EduDevice } from "./pci/edu.ts";
 import type { PciDeviceModel } from "./pci/device.ts";
 import { VirtioNetDevice } from "./pci/virtio_net.ts";
 import type { EthernetSegment } from "./net/segment.ts";
+import type { VfioIommuDriverSpec } from "./vfio/iommu_driver.ts";
+import { SPAPR_TCE_DRIVER } from "./vfio/spapr_ioctl.ts";
+import { TYPE1_DRIVER } from "./vfio/type1_driver.ts";
 
 /** Names of built-in models. */
 export type DeviceModelName = "edu" | "virtio-net";
@@ -48,7 +53,7 @@ export function createDeviceModel(name: DeviceModelName, ctx: ModelContext): Pci
 }
 
 /** Names of built-in IOMMU models. */
-export type IommuModelName = "vtd" | "smmuv3" | "virtio-iommu";
+export type IommuModelName = "vtd" | "smmuv3" | "virtio-iommu" | "spapr";
 
 /** What an IOMMU model is built with. */
 export interface IommuContext {
@@ -60,11 +65,55 @@ export interface IommuContext {
   readonly intremap: boolean;
   /** Trace and kernel-log sink. */
   readonly log: (line: string) => void;
+  /** The kernel's PAGE_SIZE. */
+  readonly pageSize: number;
+  /** The IOMMU group (sPAPR: the PE) of a requester id, once the machine is built. */
+  readonly groupOf: (requester: number) => number | undefined;
 }
+
+/** What the platform around an IOMMU model fixes for the kernel. */
+export interface IommuPlatform {
+  /** ioctl number encoding of the architecture. */
+  readonly ioctlArch: IoctlArch;
+  /** PAGE_SIZE of the distribution kernels (Debian: 4 KiB on amd64/arm64, 64 KiB on ppc64el). */
+  readonly pageSize: number;
+  /** The VFIO container IOMMU drivers the kernel registers. */
+  readonly iommuDrivers: readonly VfioIommuDriverSpec[];
+  /** CONFIG_VFIO_DEVICE_CDEV is possible (6.12: `depends on IOMMUFD && !SPAPR_TCE_IOMMU`). */
+  readonly vfioCdev: boolean;
+  /** /sys/kernel/iommu_groups/N/type of a group with its default domain. */
+  readonly defaultDomainType: string;
+}
+
+const X86_OR_ARM64: IommuPlatform = {
+  ioctlArch: "generic",
+  pageSize: 4096,
+  iommuDrivers: [TYPE1_DRIVER],
+  vfioCdev: true,
+  defaultDomainType: "DMA-FQ", // Linux's default lazy DMA domain
+};
+
+/**
+ * The platform of each IOMMU model: x86 q35 (VT-d, virtio-iommu), arm64 virt (SMMUv3), POWER9
+ * PowerNV (sPAPR TCE: powerpc ioctl encoding, 64 KiB pages, the sPAPR container driver only, no
+ * VFIO cdev, and a platform default domain that sysfs shows as "unknown").
+ */
+export const IOMMU_PLATFORMS: Readonly<Record<IommuModelName, IommuPlatform>> = {
+  vtd: X86_OR_ARM64,
+  "virtio-iommu": X86_OR_ARM64,
+  smmuv3: X86_OR_ARM64,
+  spapr: {
+    ioctlArch: "powerpc",
+    pageSize: 65536,
+    iommuDrivers: [SPAPR_TCE_DRIVER],
+    vfioCdev: false,
+    defaultDomainType: "unknown",
+  },
+};
 
 /**
  * Factories of the built-in IOMMU models: QEMU's intel-iommu, QEMU virt's SMMUv3 (arm64, GICv3
- * ITS), and virtio-iommu-pci on q35 (x86, no IRQ remapping).
+ * ITS), virtio-iommu-pci on q35 (x86, no IRQ remapping), and a POWER9 PowerNV PHB's TCE windows.
  */
 const IOMMUS: Record<IommuModelName, (ctx: IommuContext) => IommuModel> = {
   vtd: (c) =>
@@ -79,6 +128,15 @@ const IOMMUS: Record<IommuModelName, (ctx: IommuContext) => IommuModel> = {
     new SmmuV3Iommu({ memory: c.memory, clock: c.clock, trace: c.log, kernelLog: c.log }),
   "virtio-iommu": (c) =>
     new VirtioIommu({ clock: c.clock, platform: "x86", trace: c.log, kernelLog: c.log }),
+  spapr: (c) =>
+    new SpaprTceIommu({
+      memory: c.memory,
+      clock: c.clock,
+      hostPageSize: c.pageSize,
+      peOf: c.groupOf,
+      trace: c.log,
+      kernelLog: c.log,
+    }),
 };
 
 /** A new instance of a built-in IOMMU model. */

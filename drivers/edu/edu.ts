@@ -78,6 +78,8 @@ export interface EduCounters {
 
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_POLL_MS = 1;
+/** What a read from a function that no longer answers MMIO returns (PCIe: all-ones). */
+const MMIO_ALL_ONES = 0xffff_ffff;
 
 /** The edu driver. */
 export class EduDriver {
@@ -234,7 +236,7 @@ export class EduDriver {
     this.#regs.write32(EDU_REG_DMA_COUNT, length);
     this.#regs.write32(EDU_REG_DMA_CMD, EDU_DMA_CMD_START | direction | irq);
     if (irq) await this.#takeInterrupt(EDU_IRQ_DMA);
-    await this.#until(() => (this.#regs.read32(EDU_REG_DMA_CMD) & EDU_DMA_CMD_START) === 0, "DMA");
+    await this.#until(() => (this.#dmaCommand() & EDU_DMA_CMD_START) === 0, "DMA");
     this.counters.dmaTransfers++;
     this.counters.dmaBytes += length;
   }
@@ -261,6 +263,24 @@ export class EduDriver {
     const status = this.#regs.read32(EDU_REG_IRQ_STATUS);
     this.#regs.write32(EDU_REG_IRQ_ACK, status);
     return status;
+  }
+
+  /**
+   * The DMA command register; all-ones (bits no edu sets) means the function no longer answers
+   * MMIO: it was removed, or (POWER) EEH froze its PE after a bad DMA.
+   */
+  #dmaCommand(): number {
+    const cmd = this.#regs.read32(EDU_REG_DMA_CMD);
+    if (cmd === MMIO_ALL_ONES) {
+      throw new VfioError({
+        operation: "edu DMA",
+        device: this.#dev.bdf,
+        message: "the DMA command register reads all-ones: the device stopped answering MMIO",
+        hint: "the device was removed, or on POWER EEH froze its PE after a DMA fault " +
+          "(VFIO_EEH_PE_OP: unfreeze or reset the PE)",
+      });
+    }
+    return cmd;
   }
 
   async #until(done: () => boolean, what: string): Promise<void> {

@@ -522,6 +522,37 @@ export const VFIO_IOMMU_SPAPR_TCE_REMOVE: IoctlDecl = vfioIoctl("VFIO_IOMMU_SPAP
 /** `VFIO_EEH_PE_OP`. */
 export const VFIO_EEH_PE_OP: IoctlDecl = vfioIoctl("VFIO_EEH_PE_OP", 21);
 
+/** VFIO_EEH_PE_OP `op`: `VFIO_EEH_PE_DISABLE`. */
+export const VFIO_EEH_PE_DISABLE = 0;
+/** `VFIO_EEH_PE_ENABLE`. */
+export const VFIO_EEH_PE_ENABLE = 1;
+/** `VFIO_EEH_PE_UNFREEZE_IO`: thaw MMIO of a frozen PE. */
+export const VFIO_EEH_PE_UNFREEZE_IO = 2;
+/** `VFIO_EEH_PE_UNFREEZE_DMA`: thaw DMA of a frozen PE. */
+export const VFIO_EEH_PE_UNFREEZE_DMA = 3;
+/** `VFIO_EEH_PE_GET_STATE`: the ioctl returns a `VFIO_EEH_PE_STATE_*` value. */
+export const VFIO_EEH_PE_GET_STATE = 4;
+/** `VFIO_EEH_PE_STATE_NORMAL`: MMIO and DMA enabled. */
+export const VFIO_EEH_PE_STATE_NORMAL = 0;
+/** `VFIO_EEH_PE_STATE_RESET`: the PE is held in reset. */
+export const VFIO_EEH_PE_STATE_RESET = 1;
+/** `VFIO_EEH_PE_STATE_STOPPED`: MMIO and DMA stopped. */
+export const VFIO_EEH_PE_STATE_STOPPED = 2;
+/** `VFIO_EEH_PE_STATE_STOPPED_DMA`: DMA stopped, MMIO enabled. */
+export const VFIO_EEH_PE_STATE_STOPPED_DMA = 4;
+/** `VFIO_EEH_PE_STATE_UNAVAIL`: state unavailable. */
+export const VFIO_EEH_PE_STATE_UNAVAIL = 5;
+/** `VFIO_EEH_PE_RESET_DEACTIVATE`. */
+export const VFIO_EEH_PE_RESET_DEACTIVATE = 5;
+/** `VFIO_EEH_PE_RESET_HOT`. */
+export const VFIO_EEH_PE_RESET_HOT = 6;
+/** `VFIO_EEH_PE_RESET_FUNDAMENTAL`. */
+export const VFIO_EEH_PE_RESET_FUNDAMENTAL = 7;
+/** `VFIO_EEH_PE_CONFIGURE`. */
+export const VFIO_EEH_PE_CONFIGURE = 8;
+/** `VFIO_EEH_PE_INJECT_ERR` (needs the `err` member). */
+export const VFIO_EEH_PE_INJECT_ERR = 9;
+
 /** `VFIO_IOMMU_SPAPR_INFO_DDW`. */
 export const VFIO_IOMMU_SPAPR_INFO_DDW = 1;
 

@@ -133,6 +133,11 @@ export interface IommuModel {
   ): TranslateResult;
   /** Every fault recorded so far, oldest first. */
   readonly faults: readonly IommuFault[];
+  /**
+   * Whether the platform blocks MMIO to a function (sPAPR EEH: a frozen PE reads all-ones and
+   * drops writes). Absent: never blocked.
+   */
+  mmioBlocked?(requester: number): boolean;
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * The VFIO container (`/dev/vfio/vfio`, drivers/vfio/container.c; vfio.md §3, §5): API version,
  * CHECK_EXTENSION, SET_IOMMU, and every other ioctl passed to the IOMMU driver once one is set
- * (EINVAL before). The only IOMMU driver registered on this machine is type1 (x86: no sPAPR, and
- * CONFIG_VFIO_NOIOMMU is unset as in Debian's kernels).
+ * (EINVAL before). The IOMMU drivers are those the machine registered (`env.iommuDrivers`): type1
+ * on x86 and arm64, sPAPR TCE on POWER; CONFIG_VFIO_NOIOMMU is unset as in Debian's kernels.
  *
  * @module
  */
@@ -10,53 +10,15 @@
 import { ERRNO } from "../../ffi/errno.ts";
 import type { SimFile, SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup } from "../kernel/pci_function.ts";
-import { userBytes } from "../kernel/user.ts";
 import type { VfioEnv } from "./env.ts";
 import { ioctlTable } from "./env.ts";
-import { Type1Iommu } from "./type1.ts";
-import { type1DirtyPages, type1GetInfo, type1MapDma, type1UnmapDma } from "./type1_ioctl.ts";
+import type { VfioIommuDriver } from "./iommu_driver.ts";
 import {
   VFIO_API_VERSION,
   VFIO_CHECK_EXTENSION,
-  VFIO_DMA_CC_IOMMU,
   VFIO_GET_API_VERSION,
-  VFIO_IOMMU_DIRTY_PAGES,
-  VFIO_IOMMU_GET_INFO,
-  VFIO_IOMMU_MAP_DMA,
-  VFIO_IOMMU_UNMAP_DMA,
   VFIO_SET_IOMMU,
-  VFIO_TYPE1_IOMMU,
-  VFIO_TYPE1_NESTING_IOMMU,
-  VFIO_TYPE1v2_IOMMU,
-  VFIO_UNMAP_ALL,
-  VFIO_UPDATE_VADDR,
 } from "./uapi.ts";
-
-/** How type1 answers one extension id. */
-export type ExtensionAnswer = (t1: Type1Iommu | undefined) => number;
-
-/**
- * `vfio_iommu_type1_check_extension`: the answer of type1 for an extension id, with or without an
- * instance (before SET_IOMMU the container polls the driver without one).
- */
-export const TYPE1_EXTENSIONS: ReadonlyMap<bigint, ExtensionAnswer> = new Map<
-  bigint,
-  ExtensionAnswer
->([
-  [BigInt(VFIO_TYPE1_IOMMU), () => 1],
-  [BigInt(VFIO_TYPE1v2_IOMMU), () => 1],
-  [BigInt(VFIO_TYPE1_NESTING_IOMMU), () => 1],
-  [BigInt(VFIO_UNMAP_ALL), () => 1],
-  [BigInt(VFIO_UPDATE_VADDR), (t1) => (t1 ? 1 : 0)],
-  [BigInt(VFIO_DMA_CC_IOMMU), (t1) => (t1 ? t1.enforcesCacheCoherency() : 0)],
-]);
-
-/** type1 `open()`: the flavour for an accepted type, undefined (EINVAL) otherwise. */
-export const TYPE1_FLAVOURS: ReadonlyMap<bigint, { v2: boolean; nesting: boolean }> = new Map([
-  [BigInt(VFIO_TYPE1_IOMMU), { v2: false, nesting: false }],
-  [BigInt(VFIO_TYPE1v2_IOMMU), { v2: true, nesting: false }],
-  [BigInt(VFIO_TYPE1_NESTING_IOMMU), { v2: true, nesting: true }],
-]);
 
 /** A value-argument as the kernel sees it (a buffer passed by pointer is some large address). */
 function argValue(arg: Uint8Array | bigint): bigint {
@@ -72,9 +34,8 @@ export class VfioContainer implements SimFile {
   /** The groups attached, in attach order. */
   readonly groups: SimIommuGroup[] = [];
   /** The IOMMU driver instance once SET_IOMMU succeeded. */
-  driver: Type1Iommu | undefined;
+  driver: VfioIommuDriver | undefined;
   readonly #base: Map<number, ContainerHandler>;
-  readonly #type1: Map<number, (t1: Type1Iommu, p: SimProcess, user: Uint8Array) => number>;
 
   /** A fresh container. */
   constructor(private readonly env: VfioEnv) {
@@ -83,39 +44,53 @@ export class VfioContainer implements SimFile {
       [VFIO_CHECK_EXTENSION, (_p, arg) => this.checkExtension(argValue(arg))],
       [VFIO_SET_IOMMU, (_p, arg) => this.#setIommu(argValue(arg))],
     ]);
-    this.#type1 = ioctlTable(env.arch, [
-      [VFIO_IOMMU_GET_INFO, (t1: Type1Iommu, _p: SimProcess, u: Uint8Array) => type1GetInfo(t1, u)],
-      [VFIO_IOMMU_MAP_DMA, type1MapDma],
-      [VFIO_IOMMU_UNMAP_DMA, type1UnmapDma],
-      [VFIO_IOMMU_DIRTY_PAGES, type1DirtyPages],
-    ]);
   }
 
-  /** VFIO_CHECK_EXTENSION: the chosen driver's answer, or polled from every registered driver. */
+  /** VFIO_CHECK_EXTENSION: the chosen driver's answer, or the first positive registered one. */
   checkExtension(ext: bigint): number {
-    return TYPE1_EXTENSIONS.get(ext)?.(this.driver) ?? 0;
+    if (this.driver) return this.driver.checkExtension(ext);
+    let ret = 0;
+    for (const spec of this.env.iommuDrivers) {
+      ret = spec.checkExtension(ext);
+      if (ret > 0) break;
+    }
+    return ret;
   }
 
+  /**
+   * `vfio_ioctl_set_iommu`: each registered driver that reports the type is opened and given
+   * every group; the first that takes them all wins; otherwise the last error (ENODEV if none).
+   */
   #setIommu(type: bigint): number {
     if (this.groups.length === 0 || this.driver !== undefined) return -ERRNO.EINVAL;
-    if ((TYPE1_EXTENSIONS.get(type)?.(undefined) ?? 0) <= 0) return -ERRNO.ENODEV;
-    const flavour = TYPE1_FLAVOURS.get(type);
-    if (flavour === undefined) return -ERRNO.EINVAL;
-    const t1 = new Type1Iommu(flavour, {
-      pageSize: this.env.pageSize,
-      allowUnsafeInterrupts: this.env.type1.allowUnsafeInterrupts,
-      dmaEntryLimit: this.env.type1.dmaEntryLimit,
-      physical: this.env.physical,
-      trace: (line) => this.env.trace(line),
-    });
-    for (const group of this.groups) {
-      const r = t1.attachGroup(group);
+    let ret = -ERRNO.ENODEV;
+    for (const spec of this.env.iommuDrivers) {
+      if (spec.checkExtension(type) <= 0) continue;
+      const driver = spec.open(type, this.env);
+      if (typeof driver === "number") {
+        ret = driver;
+        continue;
+      }
+      ret = this.#attachAll(driver);
+      if (ret < 0) {
+        driver.release();
+        continue;
+      }
+      this.driver = driver;
+      return 0;
+    }
+    return ret;
+  }
+
+  /** `__vfio_container_attach_groups`: all groups or none. */
+  #attachAll(driver: VfioIommuDriver): number {
+    for (let i = 0; i < this.groups.length; i++) {
+      const r = driver.attachGroup(this.groups[i]);
       if (r < 0) {
-        t1.release();
+        for (let j = 0; j < i; j++) driver.detachGroup(this.groups[j]);
         return r;
       }
     }
-    this.driver = t1;
     return 0;
   }
 
@@ -143,13 +118,9 @@ export class VfioContainer implements SimFile {
   ioctl(process: SimProcess, request: number, arg: Uint8Array | bigint): number {
     const base = this.#base.get(request);
     if (base) return base(process, arg);
-    const t1 = this.driver;
-    if (t1 === undefined) return -ERRNO.EINVAL;
-    const handler = this.#type1.get(request);
-    if (handler === undefined) return -ERRNO.ENOTTY;
-    const user = userBytes(process, arg);
-    if (user === undefined) return -ERRNO.EFAULT;
-    return handler(t1, process, user);
+    const driver = this.driver;
+    if (driver === undefined) return -ERRNO.EINVAL;
+    return driver.ioctl(process, request, arg) ?? -ERRNO.ENOTTY;
   }
 
   /**

@@ -13,6 +13,7 @@ import type { PhysicalMemory } from "../memory.ts";
 import type { PciBus } from "../kernel/pci_bus.ts";
 import type { FileRefs } from "../kernel/process.ts";
 import type { KernelVersion } from "../kernel_version.ts";
+import type { VfioIommuDriverSpec } from "./iommu_driver.ts";
 
 /** vfio_iommu_type1 module parameters. */
 export interface Type1Params {
@@ -36,6 +37,8 @@ export interface VfioEnv {
   readonly refs: FileRefs;
   /** The PCI bus (driver binding, group viability). */
   readonly bus: PciBus;
+  /** The container IOMMU drivers registered, in registration order (type1; sPAPR TCE on POWER). */
+  readonly iommuDrivers: readonly VfioIommuDriverSpec[];
   /** type1 module parameters. */
   readonly type1: Type1Params;
   /** Whether the platform can add MSI-X vectors while MSI-X is enabled (no NORESIZE). */

@@ -125,6 +125,10 @@ function barAccess(
   write: boolean,
 ): void {
   const model = fn.model;
+  if (fn.group.iommu.mmioBlocked?.(fn.requester)) {
+    if (!write) data.fill(0xff, at, at + size); // EEH: a frozen PE reads all-ones
+    return;
+  }
   if (write) {
     if (size === 8) {
       model.mmioWrite(
@@ -228,12 +232,14 @@ export function regionMmap(
   return new SimMmio(reqLen, label, {
     read(off, size) {
       if (!memoryEnabled(fn)) throw new MmioFault(`SIGBUS: ${label}: memory decoding disabled`);
-      if (start + off >= decl.size) return size === 8 ? (1n << 64n) - 1n : 2 ** (8 * size) - 1;
+      if (start + off >= decl.size || fn.group.iommu.mmioBlocked?.(fn.requester)) {
+        return size === 8 ? (1n << 64n) - 1n : 2 ** (8 * size) - 1;
+      }
       return fn.model.mmioRead(bar, start + off, size);
     },
     write(off, size, value) {
       if (!memoryEnabled(fn)) throw new MmioFault(`SIGBUS: ${label}: memory decoding disabled`);
-      if (start + off >= decl.size) return;
+      if (start + off >= decl.size || fn.group.iommu.mmioBlocked?.(fn.requester)) return;
       fn.model.mmioWrite(bar, start + off, size, value);
     },
   }, env.clock);
