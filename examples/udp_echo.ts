@@ -24,7 +24,7 @@ import { UdpBridge } from "../sim/net/bridge.ts";
 const HELP = `udp_echo — a userspace NIC driver and UDP/IP stack that echoes datagrams
 
 usage: deno task demo [options]
-  --iommu MODEL       simulated IOMMU: vtd (default), smmuv3, virtio-iommu
+  --iommu MODEL       simulated IOMMU: vtd (default), smmuv3, virtio-iommu, spapr
   --bridge HOST:PORT  expose the simulated NIC's echo port on a real UDP socket of this host
   --pcap FILE         write the simulated wire's traffic to FILE (pcap; tshark/Wireshark read it)
   --count N           built-in client: datagrams to send when not bridging (default 1000)
@@ -42,6 +42,8 @@ const SIM_IOMMUS: Record<string, Partial<MachineOptions>> = {
   smmuv3: {},
   // x86 with virtio-iommu has no interrupt remapping: VFIO needs allow_unsafe_interrupts.
   "virtio-iommu": { allowUnsafeInterrupts: { type1: true, iommufd: true } },
+  // POWER9 PowerNV: the sPAPR TCE container (DMA windows, 64 KiB pages).
+  spapr: {},
 };
 
 /** Parsed options. */

@@ -212,8 +212,8 @@ export class SpaprTceContainer {
       if (this.v2) {
         const region = preregLookup(process, addr, page);
         if (region === undefined) return this.#undo(table, first, i, -ERRNO.EINVAL);
-        const h = region.hpa(addr, shift);
-        if (typeof h === "number") return this.#undo(table, first, i, h);
+        const h = region.hpa(addr, shift); // tce_iommu_prereg_ua_to_hpa turns its error into EINVAL
+        if (typeof h === "number") return this.#undo(table, first, i, -ERRNO.EINVAL);
         hpa = h;
         use = { region };
       } else {

@@ -9,7 +9,7 @@
  */
 
 import { ERRNO } from "../../ffi/errno.ts";
-import type { IoctlDecl } from "../../ffi/uapi/common.ts";
+import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
 import { offsetOfEnd } from "../../ffi/uapi/layout.ts";
 import type { SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup } from "../kernel/pci_function.ts";
@@ -234,10 +234,20 @@ function tceRemove(c: SpaprTceContainer, p: SimProcess, user: Uint8Array): numbe
   return c.removeWindow(remove.start_addr);
 }
 
-/** VFIO_EEH_PE_OP on the first group's PE (`vfio_spapr_ioctl_eeh_pe_op`). */
+/**
+ * VFIO_EEH_PE_OP: `vfio_spapr_ioctl_eeh_pe_op` on every group's PE in turn, stopping at the
+ * first non-zero answer (so GET_STATE returns the first PE's state unless it is NORMAL); 0
+ * without groups.
+ */
 function eehPeOp(c: SpaprTceContainer, _p: SimProcess, user: Uint8Array): number {
-  const group = c.groups[0];
-  if (group === undefined) return -ERRNO.ENODEV;
+  for (const group of c.groups) {
+    const r = eehPeOpOne(group, user);
+    if (r !== 0) return r;
+  }
+  return 0;
+}
+
+function eehPeOpOne(group: SimIommuGroup, user: Uint8Array): number {
   const pe = SpaprTceContainer.peOf(group);
   if (pe === undefined) return -ERRNO.ENODEV;
   const layout = vfio_eeh_pe_op;
@@ -271,9 +281,8 @@ function eehPeOp(c: SpaprTceContainer, _p: SimProcess, user: Uint8Array): number
       if (op.argsz < full) return -ERRNO.EINVAL;
       const all = readStruct(user, layout, full);
       if (all === undefined) return -ERRNO.EFAULT;
-      if (!EEH_ERR_TYPES.has(all.err.type) || all.err.func > EEH_ERR_FUNC_MAX) {
-        return -ERRNO.EINVAL;
-      }
+      if (all.err.func > EEH_ERR_FUNC_MAX) return -ERRNO.EINVAL; // eeh_pe_inject_err
+      if (!EEH_ERR_TYPES.has(all.err.type)) return -ERRNO.ERANGE; // pnv_eeh_err_inject
       const iommu = group.iommu;
       if (iommu instanceof SpaprTceIommu) iommu.injectError(pe);
       return 0;
@@ -286,15 +295,20 @@ function eehPeOp(c: SpaprTceContainer, _p: SimProcess, user: Uint8Array): number
 /** An open sPAPR TCE container behind the VFIO container. */
 class SpaprTceDriver implements VfioIommuDriver {
   readonly #handlers: Map<number, Handler>;
+  readonly #noArg: Set<number>;
 
   constructor(readonly container: SpaprTceContainer, env: VfioEnv) {
+    this.#noArg = new Set(
+      [VFIO_IOMMU_ENABLE, VFIO_IOMMU_DISABLE].map((d) => ioctlNumber(env.arch, d)),
+    );
     const v2Only = (h: Handler): Handler | undefined => (container.v2 ? h : undefined);
+    const v1Only = (h: Handler): Handler | undefined => (container.v2 ? undefined : h);
     const entries: [IoctlDecl, Handler | undefined][] = [
       [VFIO_IOMMU_SPAPR_TCE_GET_INFO, getInfo],
       [VFIO_IOMMU_MAP_DMA, mapDma],
       [VFIO_IOMMU_UNMAP_DMA, unmapDma],
-      [VFIO_IOMMU_ENABLE, (c, p) => c.enable(p)],
-      [VFIO_IOMMU_DISABLE, (c) => (c.disable(), 0)],
+      [VFIO_IOMMU_ENABLE, v1Only((c, p) => c.enable(p))],
+      [VFIO_IOMMU_DISABLE, v1Only((c) => (c.disable(), 0))],
       [VFIO_IOMMU_SPAPR_REGISTER_MEMORY, v2Only(registerMemory)],
       [VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY, v2Only(unregisterMemory)],
       [VFIO_IOMMU_SPAPR_TCE_CREATE, v2Only(tceCreate)],
@@ -312,10 +326,12 @@ class SpaprTceDriver implements VfioIommuDriver {
   }
 
   ioctl(process: SimProcess, request: number, arg: Uint8Array | bigint): number | undefined {
+    // Every request but CHECK_EXTENSION (answered by the container) is refused to another mm.
+    if (this.container.mm !== undefined && this.container.mm !== process) return -ERRNO.EPERM;
     const handler = this.#handlers.get(request);
     if (handler === undefined) return undefined;
-    if (this.container.mm !== undefined && this.container.mm !== process) return -ERRNO.EPERM;
-    const user = userBytes(process, arg);
+    // ENABLE and DISABLE take no argument (`_IO`): nothing is copied from the caller.
+    const user = this.#noArg.has(request) ? new Uint8Array(0) : userBytes(process, arg);
     return user === undefined ? -ERRNO.EFAULT : handler(this.container, process, user);
   }
 

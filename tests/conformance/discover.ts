@@ -9,6 +9,8 @@ import type { Kernel } from "../../ffi/kernel.ts";
 import { O_RDWR } from "../../ffi/kernel.ts";
 import type { IommuExpectations } from "./expectations.ts";
 import type { ScenarioEnv, VfioPath } from "./scenario.ts";
+import { ioctlNumber } from "../../ffi/uapi/common.ts";
+import { VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_v2_IOMMU, VFIO_TYPE1v2_IOMMU } from "./uapi.ts";
 
 const PCI_DEVICES = "/sys/bus/pci/devices";
 
@@ -37,6 +39,7 @@ const IOMMU_SYSFS_NAMES: readonly { readonly pattern: RegExp; readonly model: st
   { pattern: /^dmar\d+$/, model: "vtd" },
   { pattern: /^smmu3\./, model: "smmuv3" },
   { pattern: /virtio/, model: "virtio-iommu" },
+  { pattern: /^iommu-phb/, model: "spapr" }, // POWER: one iommu device per PHB
 ];
 
 /** The IOMMU model translating a device, from its `iommu` link, or undefined. */
@@ -77,14 +80,32 @@ function canOpen(kernel: Kernel, path: string): boolean {
   return true;
 }
 
+/** Whether /dev/vfio/vfio reports an IOMMU type with VFIO_CHECK_EXTENSION. */
+function containerOffers(kernel: Kernel, type: number): boolean {
+  const fd = kernel.open("/dev/vfio/vfio", O_RDWR);
+  if (fd < 0) return false;
+  try {
+    return kernel.ioctl(fd, ioctlNumber(kernel.ioctlArch, VFIO_CHECK_EXTENSION), type) > 0;
+  } finally {
+    kernel.close(fd);
+  }
+}
+
 /** Why a path cannot run on this kernel (its device nodes are missing), or undefined. */
 export function pathUnavailable(
   kernel: Kernel,
   env: ScenarioEnv,
   path: VfioPath,
 ): string | undefined {
-  if (path === "type1" && !canOpen(kernel, "/dev/vfio/vfio")) return "no /dev/vfio/vfio";
-  if (path !== "type1" && !canOpen(kernel, "/dev/iommu")) return "no /dev/iommu";
+  const container = path === "type1" || path === "spapr";
+  if (container && !canOpen(kernel, "/dev/vfio/vfio")) return "no /dev/vfio/vfio";
+  if (!container && !canOpen(kernel, "/dev/iommu")) return "no /dev/iommu";
+  if (path === "spapr" && !containerOffers(kernel, VFIO_SPAPR_TCE_v2_IOMMU)) {
+    return "the VFIO container has no sPAPR TCE IOMMU driver (not a POWER host)";
+  }
+  if (path === "type1" && !containerOffers(kernel, VFIO_TYPE1v2_IOMMU)) {
+    return "the VFIO container has no type1 IOMMU driver (a POWER host)";
+  }
   if (path === "iommufd" && env.cdev === undefined) return "no VFIO cdev for the device";
   return undefined;
 }

@@ -11,6 +11,7 @@
 import type { ErrnoName } from "../../ffi/errno.ts";
 import { encode } from "../../ffi/uapi/layout.ts";
 import { iommu_hw_info_vtd } from "./uapi.ts";
+import type { VfioPath } from "./scenario.ts";
 
 /** One usable IOVA range, inclusive. */
 export interface IovaRange {
@@ -20,10 +21,30 @@ export interface IovaRange {
   readonly end: bigint;
 }
 
+/** What a sPAPR TCE container reports (VFIO_IOMMU_SPAPR_TCE_GET_INFO) and accepts. */
+export interface SpaprExpectations {
+  /** `dma32_window_start`. */
+  readonly dma32Start: bigint;
+  /** `dma32_window_size`. */
+  readonly dma32Size: bigint;
+  /** `ddw.pgsizes`: TCE page sizes a created window may use. */
+  readonly pgsizes: bigint;
+  /** `ddw.max_dynamic_windows_supported`. */
+  readonly maxWindows: number;
+  /** `ddw.levels`. */
+  readonly levels: number;
+  /** Bus address the platform gives the second window. */
+  readonly secondWindowStart: bigint;
+}
+
 /** The answers that depend on the IOMMU model. */
 export interface IommuExpectations {
   /** Model name, as the simulator spells it ("vtd", "smmuv3", "virtio-iommu", "spapr"). */
   readonly model: string;
+  /** The VFIO paths Linux offers behind this IOMMU (POWER: the sPAPR container only). */
+  readonly paths: readonly VfioPath[];
+  /** sPAPR TCE answers, for models with the spapr path. */
+  readonly spapr?: SpaprExpectations;
   /**
    * Usable IOVA ranges of a device behind this IOMMU: the type1 IOVA_RANGE capability, and
    * IOMMU_IOAS_IOVA_RANGES of an IOAS the device is attached to (aperture clipped, non-relaxable
@@ -56,6 +77,9 @@ export function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** The paths of x86 and arm64 hosts: type1, iommufd with cdevs, and the iommufd container. */
+const X86_ARM64_PATHS: readonly VfioPath[] = ["type1", "iommufd", "compat"];
+
 /** Every model with known answers. */
 export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
   // QEMU 10 intel-iommu (intremap=on, legacy/second-level mode, aw-bits 48), Linux 6.12: vm-lab.md
@@ -63,6 +87,7 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
   // no SSADS (second-stage dirty) → no DIRTY_TRACKING capability.
   vtd: {
     model: "vtd",
+    paths: X86_ARM64_PATHS,
     iovaRanges: [
       { start: 0n, end: 0xfedfffffn },
       { start: 0xfef00000n, end: (1n << 48n) - 1n },
@@ -89,6 +114,7 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
   // op in 6.12 → type NONE, no data.
   "virtio-iommu": {
     model: "virtio-iommu",
+    paths: X86_ARM64_PATHS,
     iovaRanges: [
       { start: 0n, end: 0xfedfffffn },
       { start: 0xfef00000n, end: (1n << 39n) - 1n },
@@ -108,6 +134,7 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
   // expected EINVAL); no hw_info op in 6.12 → type NONE.
   smmuv3: {
     model: "smmuv3",
+    paths: X86_ARM64_PATHS,
     iovaRanges: [
       { start: 0n, end: 0x7ffffffn },
       { start: 0x8100000n, end: (1n << 48n) - 1n },
@@ -120,6 +147,31 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
     hwInfo: { type: 0, dataHex: "" },
     hwCapabilities: 0n,
     nestedOverPlainParent: "EINVAL", // 6.12's arm_smmu_domain_alloc_user exists (dirty tracking)
+  },
+  // POWER9 PowerNV (simulated; no POWER machine in the VM bench: Deno has no ppc64le build).
+  // Facts of vfio.md §9 and iommu-models.md §3: the 32-bit window [0, 2 GiB) with 4 KiB TCEs,
+  // DDW with POWER9's TCE sizes, two windows (the second at 1 << 59), five levels. The type1 and
+  // iommufd fields describe the default window; those paths do not exist on this platform.
+  spapr: {
+    model: "spapr",
+    paths: ["spapr"],
+    spapr: {
+      dma32Start: 0n,
+      dma32Size: 0x8000_0000n,
+      pgsizes: (1n << 12n) | (1n << 16n) | (1n << 21n) | (1n << 30n),
+      maxWindows: 2,
+      levels: 5,
+      secondWindowStart: 1n << 59n,
+    },
+    iovaRanges: [{ start: 0n, end: 0x7fff_ffffn }],
+    pgsizes: 0x1000n,
+    iovaAlignment: 0x1000n,
+    reservedIova: 0x8000_0000n, // the first bus address past the 32-bit window
+    dmaCc: 0,
+    nestingSetIommu: "ENODEV",
+    hwInfo: { type: 0, dataHex: "" },
+    hwCapabilities: 0n,
+    nestedOverPlainParent: "EOPNOTSUPP",
   },
 };
 

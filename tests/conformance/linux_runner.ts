@@ -43,6 +43,7 @@ const USAGE = "usage: linux_runner.ts [--bdf BDF] [--path type1|iommufd|compat]â
 function placeholderExpectations(model: string): IommuExpectations {
   return {
     model,
+    paths: VFIO_PATHS,
     iovaRanges: [{ start: 0n, end: (1n << 64n) - 1n }],
     pgsizes: 0x1000n,
     iovaAlignment: 0x1000n,

@@ -38,11 +38,14 @@ import { type ErrnoName, errnoName } from "../../ffi/errno.ts";
 import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
 import type { IommuExpectations } from "./expectations.ts";
 
-/** The VFIO paths a scenario can run on. */
-export type VfioPath = "type1" | "iommufd" | "compat";
+/**
+ * The VFIO paths a scenario can run on: the type1 container, iommufd with the VFIO cdev, the
+ * container API served by iommufd, and the container with the sPAPR TCE driver (POWER).
+ */
+export type VfioPath = "type1" | "iommufd" | "compat" | "spapr";
 
 /** Every path, in report order. */
-export const VFIO_PATHS: readonly VfioPath[] = ["type1", "iommufd", "compat"];
+export const VFIO_PATHS: readonly VfioPath[] = ["type1", "iommufd", "compat", "spapr"];
 
 /** What a scenario may need beyond its path. */
 export type Need = "cdev";

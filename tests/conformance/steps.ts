@@ -99,7 +99,7 @@ export function cString(text: string): Uint8Array {
 
 /** The node opened as the "container" on a container path. */
 export function containerNode(t: ScenarioContext): string {
-  return t.path === "type1" ? "/dev/vfio/vfio" : "/dev/iommu";
+  return t.path === "type1" || t.path === "spapr" ? "/dev/vfio/vfio" : "/dev/iommu";
 }
 
 /** /dev/vfio/N of the device's group. */

@@ -8,23 +8,29 @@ import { EduDriver } from "../../drivers/edu/edu.ts";
 import { createMachine, type MachineOptions } from "../../sim/machine.ts";
 
 /**
- * IOMMU models, the machine options each needs, and the fault line each one logs (in its vendor's
- * format) for a device write to an unmapped IOVA and to a read-only mapping.
+ * IOMMU models, the machine options and VFIO paths each has, the fault line each one logs (in its
+ * vendor's format) for a device write to an unmapped IOVA and to a read-only mapping, and whether
+ * the fault stops the device (sPAPR: EEH freezes the PE, so the driver's next MMIO read sees
+ * all-ones and it reports that).
  */
 const MODELS: {
   iommu: MachineOptions["iommu"];
   options?: Partial<MachineOptions>;
+  paths: readonly ("type1" | "iommufd" | "spapr")[];
   unmappedWrite: RegExp;
   readOnlyWrite: RegExp;
+  faultFreezes?: boolean;
 }[] = [
   {
     iommu: "vtd",
+    paths: ["type1", "iommufd"],
     unmappedWrite:
       /^DMAR: \[DMA Write NO_PASID\] Request device \[00:02\.0\] fault addr 0x[0-9a-f]+ \[fault reason 0x05\]/,
     readOnlyWrite: /\[fault reason 0x05\] PTE Write access is not set/,
   },
   {
     iommu: "smmuv3",
+    paths: ["type1", "iommufd"],
     unmappedWrite: /^arm-smmu-v3 [0-9a-f]+\.smmuv3: event 0x10 received/, // F_TRANSLATION
     readOnlyWrite: /^arm-smmu-v3 [0-9a-f]+\.smmuv3: event 0x13 received/, // F_PERMISSION
   },
@@ -32,15 +38,29 @@ const MODELS: {
     // x86 with virtio-iommu has no interrupt remapping: VFIO needs allow_unsafe_interrupts.
     iommu: "virtio-iommu",
     options: { allowUnsafeInterrupts: { type1: true, iommufd: true } },
+    paths: ["type1", "iommufd"],
     unmappedWrite: /^virtio_iommu virtio0: page fault from EP \d+ at 0x[0-9a-f]+/,
     readOnlyWrite: /^virtio_iommu virtio0: page fault from EP \d+ at 0x[0-9a-f]+ \[W\]/,
   },
+  {
+    // POWER9 PowerNV: the sPAPR TCE container is the only path; a bad DMA freezes the PE (EEH).
+    iommu: "spapr",
+    paths: ["spapr"],
+    unmappedWrite: /^PHB#0-PE#2: DMA write at 0x[0-9a-f]+: invalid TCE; EEH: Frozen PHB#0-PE#2/,
+    readOnlyWrite: /^PHB#0-PE#2: DMA write at 0x[0-9a-f]+: TCE does not allow device writes/,
+    faultFreezes: true,
+  },
 ];
-const PATHS = ["type1", "iommufd"] as const;
 const BDF = "0000:00:02.0";
 
+/** A DMA that faults: the driver reports a frozen device where the platform freezes it. */
+async function faultingDma(frozen: boolean | undefined, dma: Promise<void>): Promise<void> {
+  if (frozen) await assert.rejects(dma, /reads all-ones/);
+  else await dma;
+}
+
 for (const model of MODELS) {
-  for (const path of PATHS) {
+  for (const path of model.paths) {
     const name = `edu on ${model.iommu}/${path}`;
     const setup = (irq: "msi" | "poll" = "msi") => {
       const machine = createMachine({ iommu: model.iommu, strict: true, ...model.options });
@@ -83,7 +103,7 @@ for (const model of MODELS) {
         const buf = dev.dma.allocate(4096);
         buf.bytes.fill(0xaa);
         const unmapped = buf.iova + 0x10_0000n;
-        await edu.dmaFromDeviceToIova(unmapped, 256);
+        await faultingDma(model.faultFreezes, edu.dmaFromDeviceToIova(unmapped, 256));
         const faults = machine.faults();
         assert.equal(faults.length, 1);
         assert.equal(faults[0].access, "write");
@@ -104,7 +124,7 @@ for (const model of MODELS) {
         ro.bytes.fill(0x55);
         await edu.dmaToDevice(ro, 0, 0, 128); // reading is allowed
         assert.equal(machine.faults().length, 0);
-        await edu.dmaFromDevice(ro, 0, 0, 128);
+        await faultingDma(model.faultFreezes, edu.dmaFromDevice(ro, 0, 0, 128));
         assert.equal(machine.faults().length, 1);
         assert.match(machine.faults()[0].message, model.readOnlyWrite);
         assert.ok(ro.bytes.every((b) => b === 0x55), "read-only memory untouched");
