@@ -246,7 +246,7 @@ function requireCdev(description: PciDeviceDescription): string {
     operation: "openPciDevice",
     device: description.bdf,
     message: "iommufd asked for, but the device has no VFIO cdev (/dev/vfio/devices/vfioN)",
-    hint: "the kernel lacks CONFIG_VFIO_DEVICE_CDEV, or the device is not bound to vfio-pci; " +
-      'use iommu: "type1"',
+    hint: "the kernel lacks CONFIG_VFIO_DEVICE_CDEV (never built on POWER), or the device is not " +
+      'bound to vfio-pci; use iommu: "auto" to take the VFIO container (type1, or sPAPR on POWER)',
   });
 }
