@@ -14,6 +14,7 @@ import { VtdIommu } from "./iommu/vtd.ts";
 import type { PhysicalMemory } from "./memory.ts";
 import { EduDevice } from "./pci/edu.ts";
 import type { PciDeviceModel } from "./pci/device.ts";
+import { PasidDmaDevice } from "./pci/pasid_dma.ts";
 import { VirtioNetDevice } from "./pci/virtio_net.ts";
 import type { EthernetSegment } from "./net/segment.ts";
 import type { VfioIommuDriverSpec } from "./vfio/iommu_driver.ts";
@@ -21,7 +22,7 @@ import { SPAPR_TCE_DRIVER } from "./vfio/spapr_ioctl.ts";
 import { TYPE1_DRIVER } from "./vfio/type1_driver.ts";
 
 /** Names of built-in models. */
-export type DeviceModelName = "edu" | "virtio-net";
+export type DeviceModelName = "edu" | "virtio-net" | "pasid-dma";
 
 /** What a model may be plugged into besides the PCI bus. */
 export interface ModelContext {
@@ -43,6 +44,7 @@ const MODELS: Record<DeviceModelName, (ctx: ModelContext) => PciDeviceModel> = {
       segment: ctx.segment,
       mac: new Uint8Array([...QEMU_MAC_PREFIX, (QEMU_FIRST_MAC_BYTE + ctx.instance) & 0xff]),
     }),
+  "pasid-dma": () => new PasidDmaDevice(),
 };
 
 /** A new instance of a built-in model. */

@@ -1,0 +1,287 @@
+/**
+ * The layout of the simulated PASID DMA engine (sim/pci/pasid_dma.ts, whose module doc is the
+ * device's specification): register and descriptor constants, the descriptor decoder, and the
+ * config space with its extended capabilities. The PCIe extended capability constants are named
+ * as Linux's include/uapi/linux/pci_regs.h names them, with the section of the PCI Express Base
+ * Specification 4.0 ("PCIe 4.0") that defines them.
+ *
+ * @module
+ */
+
+import { PciConfigSpace } from "./config.ts";
+import type { BarDecl, PciConfig } from "./device.ts";
+import { PCI_CFG_SPACE_EXT_START } from "./pci_regs.ts";
+
+/** PCI vendor id (QEMU's, as edu uses; this device exists only in the simulator). */
+export const PASID_DMA_VENDOR_ID = 0x1234;
+/** PCI device id: simulator-only, not assigned by anyone and not a QEMU device. */
+export const PASID_DMA_DEVICE_ID = 0x11f0;
+/** Revision id. */
+export const PASID_DMA_REVISION = 0x01;
+/** Class code: base 0x08 (system peripheral), subclass 0x80 (other), prog-if 0. */
+export const PASID_DMA_CLASS_CODE = 0x088000;
+/** Serial number in the Device Serial Number capability. */
+export const PASID_DMA_SERIAL = 0x1234_11f0_0000_0001n;
+
+/** BAR0 size: one 4 KiB register page. */
+export const PASID_DMA_BAR0_SIZE = 0x1000;
+
+/** BAR0 register offsets; every register is 32 bits wide and takes 4-byte accesses only. */
+export const PDMA_REG = {
+  /** RO: identification, {@link PDMA_ID_VALUE}. */
+  ID: 0x00,
+  /** RO: capabilities (ring and transfer limits, see PDMA_CAPS_*). */
+  CAPS: 0x04,
+  /** RO: engine status (PDMA_STATUS_*). */
+  STATUS: 0x08,
+  /** RW: engine control (PDMA_CONTROL_*). */
+  CONTROL: 0x0c,
+  /** RW while disabled: ring base bus address, bits 31:0 (32-byte aligned). */
+  RING_BASE_LO: 0x10,
+  /** RW while disabled: ring base bus address, bits 63:32. */
+  RING_BASE_HI: 0x14,
+  /** RW while disabled: ring size in descriptors (a power of two, 2 … 2^CAPS.RING_LOG2). */
+  RING_SIZE: 0x18,
+  /** RO: index of the next descriptor the device will process. */
+  HEAD: 0x20,
+  /** RW doorbell: index one past the last descriptor the driver has written. */
+  TAIL: 0x24,
+  /** RO: descriptors completed since the engine was enabled (modulo 2^32). */
+  COMPLETED: 0x28,
+  /** RO: code of the last error (PDMA_STATUS_* or PDMA_ERR_*); any write clears the error block. */
+  ERROR: 0x30,
+  /** RO: PASID of the failed request, in the descriptor's dword-0 format (0: no PASID). */
+  ERROR_PASID: 0x34,
+  /** RO: bus address of the failed request, bits 31:0. */
+  ERROR_ADDR_LO: 0x38,
+  /** RO: bus address of the failed request, bits 63:32. */
+  ERROR_ADDR_HI: 0x3c,
+  /** RO: ring index of the descriptor that failed. */
+  ERROR_DESC: 0x40,
+  /** RO: interrupt causes (PDMA_INT_*). */
+  INT_STATUS: 0x44,
+  /** WO: write 1s to clear interrupt causes. */
+  INT_ACK: 0x48,
+} as const;
+
+/** Identification register value: device id 0x11f0 in bits 31:16, version 1.0 in bits 15:0. */
+export const PDMA_ID_VALUE = 0x11f0_0100;
+/** CAPS bits 4:0: log2 of the largest ring. */
+export const PDMA_CAPS_RING_LOG2_MASK = 0x1f;
+/** CAPS bits 12:8: log2 of the largest transfer of one descriptor. */
+export const PDMA_CAPS_XFER_LOG2_SHIFT = 8;
+/** CAPS field mask of the transfer log2 (after the shift). */
+export const PDMA_CAPS_XFER_LOG2_MASK = 0x1f;
+/** log2 of the largest ring (4096 descriptors). */
+export const PDMA_RING_LOG2_MAX = 12;
+/** log2 of the largest transfer (1 MiB). */
+export const PDMA_XFER_LOG2_MAX = 20;
+/** Smallest ring. */
+export const PDMA_RING_MIN = 2;
+
+/** STATUS: the engine is enabled. */
+export const PDMA_STATUS_ENABLED = 1 << 0;
+/** STATUS: descriptors are pending (HEAD ≠ TAIL) or one is in flight. */
+export const PDMA_STATUS_BUSY = 1 << 1;
+/** STATUS: the engine halted on a ring error (see ERROR); re-enabling or CONTROL.RESET clears it. */
+export const PDMA_STATUS_HALTED = 1 << 2;
+
+/** CONTROL: enable the engine (checks the ring configuration; HEAD, TAIL, COMPLETED start at 0). */
+export const PDMA_CONTROL_ENABLE = 1 << 0;
+/** CONTROL: reset the engine registers (self-clearing; config space is untouched). */
+export const PDMA_CONTROL_RESET = 1 << 1;
+/** CONTROL: send MSI vector 0 when a descriptor completes. */
+export const PDMA_CONTROL_INT_ENABLE = 1 << 2;
+
+/** INT_STATUS: a descriptor completed (successfully or not). */
+export const PDMA_INT_COMPLETION = 1 << 0;
+/** INT_STATUS: an error was recorded in the ERROR block. */
+export const PDMA_INT_ERROR = 1 << 1;
+
+/** Descriptor size in bytes (and the ring base alignment). */
+export const PDMA_DESC_SIZE = 32;
+/** Descriptor field offsets (little-endian). */
+export const PDMA_DESC = {
+  /** u32: bit 31 PASID valid, bits 19:0 PASID; other bits reserved (must be 0). */
+  FLAGS: 0x00,
+  /** u32: PDMA_OP_*. */
+  OPCODE: 0x04,
+  /** u64: memcpy source address, or the fill pattern in bits 7:0. */
+  SRC: 0x08,
+  /** u64: destination address. */
+  DST: 0x10,
+  /** u32: bytes to transfer. */
+  LENGTH: 0x18,
+  /** u32: completion status, written by the device (bits 7:0; the driver writes 0). */
+  COMPLETION: 0x1c,
+} as const;
+/** Descriptor flags: the data accesses carry the PASID in bits 19:0. */
+export const PDMA_FLAG_PASID_VALID = 0x8000_0000;
+/** Descriptor flags: the PASID field. */
+export const PDMA_FLAG_PASID_MASK = 0x000f_ffff;
+/** Descriptor flags: bits that must be zero. */
+export const PDMA_FLAG_RESERVED = 0x7ff0_0000;
+/** Completion dword: the status byte. */
+export const PDMA_COMPLETION_STATUS_MASK = 0xff;
+
+/** Opcode: copy LENGTH bytes from SRC to DST. */
+export const PDMA_OP_MEMCPY = 1;
+/** Opcode: write LENGTH copies of the byte SRC[7:0] at DST. */
+export const PDMA_OP_FILL = 2;
+
+/** Completion status (and ERROR code) values. */
+export const PDMA_STATUS = {
+  /** Not completed yet (what the driver writes). */
+  NONE: 0x00,
+  /** Done. */
+  SUCCESS: 0x01,
+  /** Unknown opcode; nothing accessed. */
+  BAD_OPCODE: 0x02,
+  /** LENGTH beyond the transfer limit; nothing accessed. */
+  BAD_LENGTH: 0x03,
+  /** PASID valid while PASID Enable is clear in config space; nothing accessed. */
+  PASID_DISABLED: 0x04,
+  /** PASID at or above 2^(Max PASID Width); nothing accessed. */
+  BAD_PASID: 0x05,
+  /** Reserved flag bits set; nothing accessed. */
+  BAD_FLAGS: 0x06,
+  /** A source read failed; the pages before it were transferred. */
+  READ_FAULT: 0x07,
+  /** A destination write failed; the pages before it were transferred. */
+  WRITE_FAULT: 0x08,
+} as const;
+
+/** ERROR codes of ring-level errors (no completion can be written for them). */
+export const PDMA_ERR = {
+  /** A descriptor fetch failed: the engine halts. */
+  RING_FETCH_FAULT: 0x10,
+  /** Writing a completion failed: the engine halts. */
+  COMPLETION_FAULT: 0x11,
+  /** ENABLE with a bad ring base or size: the engine stays disabled. */
+  BAD_RING_CONFIG: 0x12,
+  /** TAIL written with an index outside the ring: the write is ignored. */
+  BAD_TAIL: 0x13,
+} as const;
+
+// PCIe extended capabilities (PCIe 4.0 §7.6.3 header; Linux pci_regs.h names).
+/** Extended capability id: Device Serial Number (PCIe 4.0 §7.9.3). */
+export const PCI_EXT_CAP_ID_DSN = 0x0003;
+/** Size of the Device Serial Number capability. */
+export const PCI_EXT_CAP_DSN_SIZEOF = 12;
+/** Extended capability id: PASID (PCIe 4.0 §7.8.8). */
+export const PCI_EXT_CAP_ID_PASID = 0x001b;
+/** Size of the PASID capability. */
+export const PCI_EXT_CAP_PASID_SIZEOF = 8;
+/** Extended capability header: version shift (bits 19:16). */
+export const PCI_EXT_CAP_VER_SHIFT = 16;
+/** Extended capability header: next pointer shift (bits 31:20). */
+export const PCI_EXT_CAP_NEXT_SHIFT = 20;
+/** PASID Capability register (16 bits, RO). */
+export const PCI_PASID_CAP = 0x04;
+/** PASID Capability: Execute Permission Supported. */
+export const PCI_PASID_CAP_EXEC = 0x0002;
+/** PASID Capability: Privileged Mode Supported. */
+export const PCI_PASID_CAP_PRIV = 0x0004;
+/** PASID Capability: Max PASID Width, bits 12:8. */
+export const PCI_PASID_CAP_WIDTH = 0x1f00;
+/** Shift of the Max PASID Width field. */
+export const PCI_PASID_CAP_WIDTH_SHIFT = 8;
+/** PASID Control register (16 bits). */
+export const PCI_PASID_CTRL = 0x06;
+/** PASID Control: PASID Enable. */
+export const PCI_PASID_CTRL_ENABLE = 0x0001;
+/** PASID Control: Execute Permission Enable. */
+export const PCI_PASID_CTRL_EXEC = 0x0002;
+/** PASID Control: Privileged Mode Enable. */
+export const PCI_PASID_CTRL_PRIV = 0x0004;
+/** Largest Max PASID Width the capability can express (20 bits, PCIe 4.0 §6.20). */
+export const PCI_PASID_WIDTH_MAX = 20;
+
+/** Offset of the Device Serial Number capability (the first extended capability). */
+export const PASID_DMA_DSN_OFFSET: number = PCI_CFG_SPACE_EXT_START;
+/** Offset of the PASID capability (the second and last). */
+export const PASID_DMA_PASID_OFFSET: number = PASID_DMA_DSN_OFFSET + PCI_EXT_CAP_DSN_SIZEOF;
+
+const U32N = 0xffff_ffffn;
+const HI_SHIFT = 32n;
+const BYTE = 0xff;
+const DWORD = 4;
+const EXT_CAP_VERSION = 1;
+
+/**
+ * The device's config space: header, BAR0, PCI Express endpoint with FLR, one 64-bit MSI vector,
+ * and the DSN and PASID extended capabilities (Max PASID Width `pasidWidth`). PciConfigSpace
+ * keeps no write masks for extended capabilities it did not add, so a write listener applies
+ * PASID Enable, the only writable bit of PASID Control; reset clears it.
+ */
+export function createPasidDmaConfig(bar: BarDecl, pasidWidth: number): PciConfigSpace {
+  const c = new PciConfigSpace({
+    vendorId: PASID_DMA_VENDOR_ID,
+    deviceId: PASID_DMA_DEVICE_ID,
+    revision: PASID_DMA_REVISION,
+    classCode: PASID_DMA_CLASS_CODE,
+    express: true,
+  });
+  // Raw bytes first: the add* calls below make them part of the power-on state.
+  const header = (id: number, next: number): number =>
+    (id | (EXT_CAP_VERSION << PCI_EXT_CAP_VER_SHIFT) | (next << PCI_EXT_CAP_NEXT_SHIFT)) >>> 0;
+  c.set(PASID_DMA_DSN_OFFSET, DWORD, header(PCI_EXT_CAP_ID_DSN, PASID_DMA_PASID_OFFSET));
+  c.set(PASID_DMA_DSN_OFFSET + DWORD, DWORD, Number(PASID_DMA_SERIAL & U32N));
+  c.set(PASID_DMA_DSN_OFFSET + 2 * DWORD, DWORD, Number(PASID_DMA_SERIAL >> HI_SHIFT));
+  c.set(PASID_DMA_PASID_OFFSET, DWORD, header(PCI_EXT_CAP_ID_PASID, 0));
+  c.set(PASID_DMA_PASID_OFFSET + PCI_PASID_CAP, 2, pasidWidth << PCI_PASID_CAP_WIDTH_SHIFT);
+  c.set(PASID_DMA_PASID_OFFSET + PCI_PASID_CTRL, 2, 0);
+  c.addBar(bar);
+  c.addPciExpress({ flr: true });
+  c.addMsi({ vectors: 1, address64: true, perVectorMask: false });
+  const ctrl = PASID_DMA_PASID_OFFSET + PCI_PASID_CTRL;
+  c.onWrite((offset, size, value) => {
+    if (ctrl < offset || ctrl >= offset + size) return;
+    const byte = (value >>> (8 * (ctrl - offset))) & BYTE;
+    c.set(ctrl, 2, byte & PCI_PASID_CTRL_ENABLE);
+  });
+  return c;
+}
+
+/** PASID Enable is set in the device's PASID capability. */
+export function pasidEnabled(config: PciConfig): boolean {
+  return (config.read(PASID_DMA_PASID_OFFSET + PCI_PASID_CTRL, 2) & PCI_PASID_CTRL_ENABLE) !== 0;
+}
+
+/** A decoded descriptor, with its ring index and bus address. */
+export interface PasidDmaDescriptor {
+  /** Ring index. */
+  readonly index: number;
+  /** Bus address of the descriptor (requester-id space). */
+  readonly address: bigint;
+  /** Dword 0: PASID valid and PASID. */
+  readonly flags: number;
+  /** PDMA_OP_*. */
+  readonly opcode: number;
+  /** Source address or fill pattern. */
+  readonly src: bigint;
+  /** Destination address. */
+  readonly dst: bigint;
+  /** Bytes to transfer. */
+  readonly length: number;
+}
+
+/** Decode the 32 little-endian bytes of a descriptor fetched from ring slot `index`. */
+export function decodePasidDmaDescriptor(
+  raw: Uint8Array,
+  index: number,
+  address: bigint,
+): PasidDmaDescriptor {
+  const u32 = (at: number): number =>
+    (raw[at] | (raw[at + 1] << 8) | (raw[at + 2] << 16) | (raw[at + 3] << 24)) >>> 0;
+  const u64 = (at: number): bigint => BigInt(u32(at)) | (BigInt(u32(at + DWORD)) << HI_SHIFT);
+  return {
+    index,
+    address,
+    flags: u32(PDMA_DESC.FLAGS),
+    opcode: u32(PDMA_DESC.OPCODE),
+    src: u64(PDMA_DESC.SRC),
+    dst: u64(PDMA_DESC.DST),
+    length: u32(PDMA_DESC.LENGTH),
+  };
+}
