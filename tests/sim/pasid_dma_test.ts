@@ -3,12 +3,20 @@
  * that gives the requester id and every PASID its own linear windows, so the tests can see which
  * address space each access used. Config space and PASID capability, registers, descriptors in
  * the RID and PASID spaces, PASID disabled, faults, validation, ring wrap-around, halts, timing
- * and MSI.
+ * and MSI. Then the driver on a simulated VT-d machine (no PASID support in the IOMMU): RID-space
+ * copies, the PASID fault path, concurrency over a small ring, close.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import { VfioError } from "../../core/errors.ts";
+import { openPciDevice } from "../../core/pci_device.ts";
+import {
+  PasidDmaDriver,
+  type PasidDmaOptions as PasidDmaDriverOptions,
+} from "../../drivers/pasid_dma/pasid_dma.ts";
+import { createMachine } from "../../sim/machine.ts";
 import { VirtualClock } from "../../sim/clock.ts";
 import type {
   DmaAccess,
@@ -579,5 +587,206 @@ Deno.test({
     w32(PDMA_REG.TAIL, 1); // slot 0 holds zeros: opcode 0
     run();
     assert.equal(completion(0), PDMA_STATUS.BAD_OPCODE);
+  },
+});
+
+// The driver on a simulated x86 machine with VT-d in legacy mode: no PASID support in the IOMMU.
+
+const DMA_BDF = "0000:00:04.0";
+
+function driverMachine(options: PasidDmaDriverOptions = {}) {
+  const machine = createMachine({
+    iommu: "vtd",
+    devices: [{ model: "edu", bdf: "0000:00:02.0" }, { model: "pasid-dma", bdf: DMA_BDF }],
+    strict: true,
+  });
+  const dev = openPciDevice(DMA_BDF, { kernel: machine.kernel });
+  const driver = PasidDmaDriver.open(dev, options);
+  return { machine, dev, driver };
+}
+
+Deno.test({
+  name: "pasid-dma driver: open checks the ids, walks extended config space, enables PASID",
+  permissions: "none",
+  fn() {
+    const { machine, dev, driver } = driverMachine();
+    assert.deepEqual(driver.pasid, { offset: 0x10c, width: 20, enabled: true });
+    assert.equal(dev.config.read16(0x10c + PCI_PASID_CTRL), 1);
+    assert.equal(dev.config.command() & PCI_COMMAND_MASTER, PCI_COMMAND_MASTER);
+    assert.equal(driver.ringEntries, 64);
+    assert.equal(driver.maxTransfer, 1 << 20);
+    assert.equal(dev.bar(0).read32(PDMA_REG.STATUS), PDMA_STATUS_ENABLED);
+    assert.equal(dev.bar(0).read32(PDMA_REG.RING_SIZE), 64);
+    const edu = openPciDevice("0000:00:02.0", { kernel: machine.kernel });
+    assert.throws(
+      () => PasidDmaDriver.open(edu),
+      (e: unknown) =>
+        e instanceof VfioError && /1234:11e8, not the PASID DMA engine/.test(e.message) &&
+        e.hint !== undefined,
+    );
+    assert.throws(() => PasidDmaDriver.open(dev, { ringEntries: 6 }), /ringEntries 6/);
+    edu.close();
+    driver.close();
+    dev.close();
+  },
+});
+
+Deno.test({
+  name: "pasid-dma driver: memcpy and fill between DMA buffers without a PASID",
+  permissions: "none",
+  async fn() {
+    const { machine, dev, driver } = driverMachine();
+    const a = dev.dma.allocate(4 * PAGE);
+    const b = dev.dma.allocate(4 * PAGE);
+    a.bytes.set(pattern(4 * PAGE, 17));
+    const r = await driver.memcpy(a.iova + 100n, b.iova + 7n, 3 * PAGE);
+    assert.deepEqual(r, { status: "ok", code: PDMA_STATUS.SUCCESS, reason: "SUCCESS" });
+    assert.deepEqual(b.bytes.subarray(7, 7 + 3 * PAGE), a.bytes.subarray(100, 100 + 3 * PAGE));
+    assert.equal(b.bytes[6], 0);
+    const f = await driver.fill(b.iova, 50, 0xee);
+    assert.equal(f.status, "ok");
+    assert.ok(b.bytes.subarray(0, 50).every((x) => x === 0xee));
+    assert.equal(b.bytes[50], a.bytes[100 + 50 - 7]);
+    assert.deepEqual(driver.counters, { descriptors: 2, bytes: 3 * PAGE + 50, errors: 0 });
+    assert.deepEqual(machine.faults(), []);
+    driver.close();
+    dev.close();
+  },
+});
+
+Deno.test({
+  name: "pasid-dma driver: memcpy with a PASID on an IOMMU without PASID support faults",
+  permissions: "none",
+  async fn() {
+    const { machine, dev, driver } = driverMachine();
+    const a = dev.dma.allocate(PAGE);
+    const b = dev.dma.allocate(PAGE);
+    a.bytes.fill(0x5a);
+    const r = await driver.memcpy(a.iova, b.iova, 256, 5);
+    assert.deepEqual(r, {
+      status: "fault",
+      code: PDMA_STATUS.READ_FAULT,
+      reason: "READ_FAULT",
+      fault: { access: "read", address: a.iova, pasid: 5 },
+    });
+    assert.ok(b.bytes.every((x) => x === 0), "nothing written");
+    // VT-d in legacy mode (RTADDR.TTM = 0) refuses every request with a PASID: reason 0x31.
+    const faults = machine.faults();
+    assert.equal(faults.length, 1);
+    assert.deepEqual(
+      [faults[0].requester, faults[0].pasid, faults[0].address, faults[0].access],
+      [0x0020, 5, a.iova, "read"],
+    );
+    assert.equal(faults[0].reason, 0x31);
+    assert.match(
+      faults[0].message,
+      /^DMAR: \[DMA Read PASID 0x5\] Request device \[00:04\.0\] fault addr 0x[0-9a-f]+ \[fault reason 0x31\]/,
+    );
+    // The engine goes on: the requester-id space still works, and a fill in PASID 7 faults too.
+    assert.equal((await driver.memcpy(a.iova, b.iova, 256)).status, "ok");
+    const w = await driver.fill(b.iova, 16, 1, 7);
+    assert.deepEqual(w.fault, { access: "write", address: b.iova, pasid: 7 });
+    assert.equal(machine.faults().length, 2);
+    assert.deepEqual(driver.counters, { descriptors: 3, bytes: 256, errors: 2 });
+    driver.close();
+    dev.close();
+  },
+});
+
+Deno.test({
+  name: "pasid-dma driver: PASID Enable cleared behind its back: pasid-disabled, no fault",
+  permissions: "none",
+  async fn() {
+    const { machine, dev, driver } = driverMachine();
+    dev.config.write16(0x10c + PCI_PASID_CTRL, 0);
+    const a = dev.dma.allocate(PAGE);
+    const r = await driver.memcpy(a.iova, a.iova + 2048n, 16, 1);
+    assert.deepEqual(r, {
+      status: "pasid-disabled",
+      code: PDMA_STATUS.PASID_DISABLED,
+      reason: "PASID_DISABLED",
+    });
+    assert.deepEqual(machine.faults(), []);
+    driver.close();
+    dev.close();
+  },
+});
+
+Deno.test({
+  name: "pasid-dma driver: bus mastering turned off halts the engine; waiting operations reject",
+  permissions: "none",
+  async fn() {
+    const { machine, dev, driver } = driverMachine();
+    const a = dev.dma.allocate(PAGE);
+    dev.config.setCommand(dev.config.command() & ~PCI_COMMAND_MASTER);
+    await assert.rejects(
+      driver.memcpy(a.iova, a.iova + 2048n, 16),
+      (e: unknown) => e instanceof VfioError && /halted with error 0x10/.test(e.message),
+    );
+    assert.deepEqual(machine.faults(), [], "the fetch never reached the IOMMU");
+    driver.close();
+    dev.close();
+  },
+});
+
+Deno.test({
+  name: "pasid-dma driver: an unmapped IOVA without PASID faults as a NO_PASID write",
+  permissions: "none",
+  async fn() {
+    const { machine, dev, driver } = driverMachine();
+    const a = dev.dma.allocate(PAGE);
+    const unmapped = a.iova + 0x10_0000n;
+    const r = await driver.memcpy(a.iova, unmapped, 64);
+    assert.deepEqual(r.fault, { access: "write", address: unmapped, pasid: undefined });
+    assert.equal(machine.faults().length, 1);
+    assert.match(machine.faults()[0].message, /^DMAR: \[DMA Write NO_PASID\] .* \[00:04\.0\]/);
+    driver.close();
+    dev.close();
+  },
+});
+
+Deno.test({
+  name: "pasid-dma driver: 40 concurrent operations through a 4-entry ring",
+  permissions: "none",
+  async fn() {
+    const { dev, driver } = driverMachine({ ringEntries: 4 });
+    const a = dev.dma.allocate(PAGE);
+    const b = dev.dma.allocate(PAGE);
+    a.bytes.set(pattern(PAGE, 29));
+    const n = 40;
+    const size = 100;
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => {
+        const off = BigInt(i * size);
+        return driver.memcpy(a.iova + off, b.iova + off, size);
+      }),
+    );
+    assert.ok(results.every((r) => r.status === "ok"));
+    assert.deepEqual(b.bytes.subarray(0, n * size), a.bytes.subarray(0, n * size));
+    assert.equal(dev.bar(0).read32(PDMA_REG.COMPLETED), n);
+    assert.equal(dev.bar(0).read32(PDMA_REG.HEAD), n % 4);
+    driver.close();
+    dev.close();
+  },
+});
+
+Deno.test({
+  name: "pasid-dma driver: bad arguments reject; close resets the engine and clears PASID Enable",
+  permissions: "none",
+  async fn() {
+    const { dev, driver } = driverMachine();
+    const a = dev.dma.allocate(PAGE);
+    await assert.rejects(driver.memcpy(a.iova, a.iova, (1 << 20) + 1), /length 1048577/);
+    await assert.rejects(driver.memcpy(a.iova, a.iova, 4, 1 << 20), /PASID 1048576/);
+    await assert.rejects(driver.fill(a.iova, 4, 256), /not a byte/);
+    await assert.rejects(driver.memcpy(-1n, a.iova, 4), /not a 64-bit IOVA/);
+    const buffers = dev.dma.buffers().length;
+    driver.close();
+    driver.close();
+    assert.equal(dev.dma.buffers().length, buffers - 1, "ring freed");
+    assert.equal(dev.config.read16(0x10c + PCI_PASID_CTRL), 0);
+    assert.equal(dev.bar(0).read32(PDMA_REG.STATUS), 0);
+    await assert.rejects(driver.memcpy(a.iova, a.iova, 4), /closed/);
+    dev.close();
   },
 });
