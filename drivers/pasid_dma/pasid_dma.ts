@@ -235,18 +235,24 @@ export class PasidDmaDriver {
       fail(`ringEntries ${entries} is not a power of two in ${PDMA_RING_MIN}..${maxRing}`);
     }
     const pasid = enablePasid(dev);
-    dev.config.enableBusMaster();
-    regs.write32(PDMA_REG_CONTROL, PDMA_CONTROL_RESET);
-    const ring = dev.dma.allocate(entries * PDMA_DESC_SIZE);
-    regs.write32(PDMA_REG_RING_BASE_LO, ring.iovaLow);
-    regs.write32(PDMA_REG_RING_BASE_HI, ring.iovaHigh);
-    regs.write32(PDMA_REG_RING_SIZE, entries);
-    regs.write32(PDMA_REG_CONTROL, PDMA_CONTROL_ENABLE);
-    const status = regs.read32(PDMA_REG_STATUS);
-    if (status === MMIO_ALL_ONES || (status & PDMA_STATUS_ENABLED) === 0) {
-      const error = regs.read32(PDMA_REG_ERROR);
-      dev.dma.free(ring);
-      fail(`the engine did not enable (STATUS 0x${status.toString(16)}, ERROR 0x${hex4(error)})`);
+    let ring: DmaBuffer | undefined;
+    try {
+      dev.config.enableBusMaster();
+      regs.write32(PDMA_REG_CONTROL, PDMA_CONTROL_RESET);
+      ring = dev.dma.allocate(entries * PDMA_DESC_SIZE);
+      regs.write32(PDMA_REG_RING_BASE_LO, ring.iovaLow);
+      regs.write32(PDMA_REG_RING_BASE_HI, ring.iovaHigh);
+      regs.write32(PDMA_REG_RING_SIZE, entries);
+      regs.write32(PDMA_REG_CONTROL, PDMA_CONTROL_ENABLE);
+      const status = regs.read32(PDMA_REG_STATUS);
+      if (status === MMIO_ALL_ONES || (status & PDMA_STATUS_ENABLED) === 0) {
+        const error = regs.read32(PDMA_REG_ERROR);
+        fail(`the engine did not enable (STATUS 0x${status.toString(16)}, ERROR 0x${hex4(error)})`);
+      }
+    } catch (e) {
+      if (ring !== undefined) dev.dma.free(ring);
+      if (pasid?.enabled) disablePasid(dev, pasid);
+      throw e;
     }
     return new PasidDmaDriver(dev, {
       regs,
@@ -287,10 +293,7 @@ export class PasidDmaDriver {
     if (this.#closed) return;
     this.#closed = true;
     this.#regs.write32(PDMA_REG_CONTROL, PDMA_CONTROL_RESET);
-    if (this.pasid?.enabled) {
-      const at = this.pasid.offset + PCI_PASID_CTRL;
-      this.#dev.config.write16(at, this.#dev.config.read16(at) & ~PCI_PASID_CTRL_ENABLE);
-    }
+    if (this.pasid?.enabled) disablePasid(this.#dev, this.pasid);
     this.#dev.dma.free(this.#ring);
   }
 
@@ -306,6 +309,7 @@ export class PasidDmaDriver {
     length: number,
     pasid: number | undefined,
   ): Promise<PasidDmaResult> {
+    if (this.#closed) this.#fail("submit", "the driver is closed");
     this.#checkAddress("dst", dst);
     if (!Number.isInteger(length) || length < 0 || length > this.maxTransfer) {
       this.#fail("submit", `length ${length} is outside 0..${this.maxTransfer}`);
@@ -370,9 +374,11 @@ export class PasidDmaDriver {
     }
   }
 
-  /** One wait step: throw when closed, halted, gone or late; otherwise sleep. */
+  /**
+   * One wait step: throw when halted, gone or late; otherwise sleep. Throws when the driver was
+   * closed meanwhile, so after it returns the ring is still there.
+   */
   async #tick(deadline: number, what: string): Promise<void> {
-    if (this.#closed) this.#fail("wait", `the driver was closed while waiting for ${what}`);
     const status = this.#regs.read32(PDMA_REG_STATUS);
     if (status === MMIO_ALL_ONES) {
       this.#fail("wait", "STATUS reads all-ones: the device stopped answering MMIO");
@@ -389,6 +395,7 @@ export class PasidDmaDriver {
       this.#fail("wait", `no progress on ${what} within ${this.#timeoutMs} ms`);
     }
     await this.#dev.kernel.sleep(this.#pollMs);
+    if (this.#closed) this.#fail("wait", `the driver was closed while waiting for ${what}`);
   }
 
   /** The result for completion status `code` of `slot`, with the error block when it names it. */
@@ -436,6 +443,12 @@ function enablePasid(dev: PciDevice): PasidCapabilityInfo | undefined {
   dev.config.write16(ctrl, dev.config.read16(ctrl) | PCI_PASID_CTRL_ENABLE);
   const enabled = (dev.config.read16(ctrl) & PCI_PASID_CTRL_ENABLE) !== 0;
   return { offset: cap.offset, width, enabled };
+}
+
+/** Clear PASID Enable again. */
+function disablePasid(dev: PciDevice, pasid: PasidCapabilityInfo): void {
+  const at = pasid.offset + PCI_PASID_CTRL;
+  dev.config.write16(at, dev.config.read16(at) & ~PCI_PASID_CTRL_ENABLE);
 }
 
 function isPowerOfTwo(n: number): boolean {

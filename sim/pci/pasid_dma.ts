@@ -113,7 +113,7 @@ export const PASID_DMA_NS_PER_BYTE = 0.25;
 export interface PasidDmaOptions {
   /** Max PASID Width in the PASID capability, 1–20 (default 20). */
   readonly pasidWidth?: number;
-  /** PasidDmaDescriptor fetch time in ns (default {@link PASID_DMA_FETCH_NS}). */
+  /** Descriptor fetch time in ns (default {@link PASID_DMA_FETCH_NS}). */
   readonly fetchNs?: number;
   /** Transfer time per byte in ns (default {@link PASID_DMA_NS_PER_BYTE}). */
   readonly nsPerByte?: number;

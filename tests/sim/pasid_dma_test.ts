@@ -771,7 +771,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "pasid-dma driver: bad arguments reject; close resets the engine and clears PASID Enable",
+  name:
+    "pasid-dma driver: bad arguments reject; close rejects waiters, resets, clears PASID Enable",
   permissions: "none",
   async fn() {
     const { dev, driver } = driverMachine();
@@ -781,12 +782,14 @@ Deno.test({
     await assert.rejects(driver.fill(a.iova, 4, 256), /not a byte/);
     await assert.rejects(driver.memcpy(-1n, a.iova, 4), /not a 64-bit IOVA/);
     const buffers = dev.dma.buffers().length;
+    const waiting = driver.memcpy(a.iova, a.iova + 2048n, 1024);
     driver.close();
+    await assert.rejects(waiting, /closed while waiting for descriptor 0/);
     driver.close();
     assert.equal(dev.dma.buffers().length, buffers - 1, "ring freed");
     assert.equal(dev.config.read16(0x10c + PCI_PASID_CTRL), 0);
     assert.equal(dev.bar(0).read32(PDMA_REG.STATUS), 0);
-    await assert.rejects(driver.memcpy(a.iova, a.iova, 4), /closed/);
+    await assert.rejects(driver.memcpy(a.iova, a.iova, 4), /the driver is closed/);
     dev.close();
   },
 });
