@@ -31,6 +31,8 @@ import {
   iommu_hw_info_vtd,
   IOMMU_HWPT_ALLOC,
   iommu_hwpt_alloc,
+  IOMMU_HWPT_INVALIDATE,
+  iommu_hwpt_invalidate,
   IOMMU_IOAS_ALLOC,
   iommu_ioas_alloc,
   IOMMU_IOAS_ALLOW_IOVAS,
@@ -315,6 +317,42 @@ export class Iommufd {
         EOPNOTSUPP: "the IOMMU driver does not support these flags or this data type",
       });
       return decode(layout, arg).out_hwpt_id;
+    });
+  }
+
+  /**
+   * IOMMU_HWPT_INVALIDATE on a nested HWPT: `entries` of the vendor format `dataType` (e.g.
+   * `iommu_hwpt_vtd_s1_invalidate`, all of one length). Returns how many the kernel handled;
+   * a refused entry throws (the entries before it were handled).
+   */
+  hwptInvalidate(hwptId: number, dataType: number, entries: readonly Uint8Array[]): number {
+    const layout = iommu_hwpt_invalidate;
+    const entryLen = entries[0]?.length ?? 0;
+    if (entries.some((e) => e.length !== entryLen)) {
+      throw new VfioError({
+        operation: "IOMMU_HWPT_INVALIDATE",
+        device: IOMMUFD_PATH,
+        message: "invalidation entries of different lengths",
+        hint: "encode every entry with the same vendor struct",
+      });
+    }
+    return this.#withUserBuffer(Math.max(entryLen * entries.length, 1), (mem) => {
+      entries.forEach((e, i) => mem.bytes.set(e, i * entryLen));
+      const arg = encode(layout, {
+        size: layout.size,
+        hwpt_id: hwptId,
+        data_uptr: entries.length === 0 ? 0n : mem.address,
+        data_type: dataType,
+        entry_len: entryLen,
+        entry_num: entries.length,
+      });
+      this.#ioctl(IOMMU_HWPT_INVALIDATE, arg, {
+        ENOENT: `no nested HWPT with id ${hwptId}`,
+        EINVAL: "the data type is not the nested HWPT's invalidation format, or an entry is " +
+          "malformed (misaligned address, bad length)",
+        EOPNOTSUPP: "an entry has unknown flags or non-zero reserved fields",
+      });
+      return decode(layout, arg).entry_num;
     });
   }
 

@@ -87,6 +87,13 @@ export interface MachineOptions {
   readonly memlockLimit?: number;
   /** The process has CAP_IPC_LOCK (default true, so tests are not limited by RLIMIT_MEMLOCK). */
   readonly capIpcLock?: boolean;
+  /**
+   * VT-d scalable mode (default off, like QEMU's intel-iommu): per-device PASID tables with
+   * `pasidBits`-bit PASIDs (default 20) and nested translation (`nesting`, default true; ECAP.NEST,
+   * which QEMU does not offer), so iommufd accepts NEST_PARENT and VTD_S1 nested HWPTs. `true`
+   * takes the defaults. Only for `iommu: "vtd"`.
+   */
+  readonly vtdScalableMode?: boolean | { readonly pasidBits?: number; readonly nesting?: boolean };
   /** VT-d interrupt remapping (QEMU `intremap=on`; default true). Off: MSI is not isolated. */
   readonly intremap?: boolean;
   /** Simulated physical memory in bytes (default 4 GiB). */
@@ -186,6 +193,18 @@ function layout(devices: readonly MachineDevice[]): { bdf: string; group: number
 
 /** Refuse options the platform's Linux 6.12 configuration cannot have. */
 function checkPlatformOptions(options: MachineOptions, vfioCdev: boolean): void {
+  if (options.vtdScalableMode && options.iommu !== "vtd") {
+    throw new Error(
+      `createMachine: vtdScalableMode with iommu "${options.iommu}": scalable mode is a VT-d ` +
+        'feature; use iommu: "vtd" or leave vtdScalableMode out',
+    );
+  }
+  const bits = typeof options.vtdScalableMode === "object"
+    ? options.vtdScalableMode.pasidBits
+    : undefined;
+  if (bits !== undefined && (!Number.isInteger(bits) || bits < 1 || bits > 20)) {
+    throw new Error(`createMachine: vtdScalableMode.pasidBits ${bits}: want 1..20 (PCIe PASIDs)`);
+  }
   if (vfioCdev) return;
   const bad = [
     options.cdev === true ? "cdev: true" : undefined,
@@ -225,6 +244,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     log,
     pageSize: platform.pageSize,
     groupOf: (requester) => groupOfRequester.get(requester),
+    vtdScalableMode: options.vtdScalableMode === true ? {} : options.vtdScalableMode || undefined,
   });
   const random = seededRandom(options.seed ?? 1);
   const segment = new EthernetSegment(clock);

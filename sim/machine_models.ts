@@ -69,6 +69,8 @@ export interface IommuContext {
   readonly log: (line: string) => void;
   /** The kernel's PAGE_SIZE. */
   readonly pageSize: number;
+  /** VT-d scalable mode (PASID tables, nesting); undefined: legacy mode. */
+  readonly vtdScalableMode?: { readonly pasidBits?: number; readonly nesting?: boolean };
   /** The IOMMU group (sPAPR: the PE) of a requester id, once the machine is built. */
   readonly groupOf: (requester: number) => number | undefined;
 }
@@ -123,6 +125,7 @@ const IOMMUS: Record<IommuModelName, (ctx: IommuContext) => IommuModel> = {
       memory: c.memory,
       clock: c.clock,
       intremap: c.intremap,
+      scalableMode: c.vtdScalableMode,
       trace: c.log,
       kernelLog: c.log,
     }),

@@ -79,6 +79,27 @@ export interface IommuFault {
   readonly message: string;
   /** Virtual time of the fault, ns. */
   readonly timeNs: number;
+  /** For a nested translation: the stage that faulted (1 user-owned, 2 kernel-owned). */
+  readonly stage?: 1 | 2;
+}
+
+/** A user-owned stage-1 configuration as iommufd passes it (`data_type` and the vendor data). */
+export interface NestedStage1 {
+  /** `enum iommu_hwpt_data_type`, e.g. IOMMU_HWPT_DATA_VTD_S1. */
+  readonly dataType: number;
+  /** The vendor struct (e.g. `iommu_hwpt_vtd_s1`), zero-extended to its full size. */
+  readonly data: Uint8Array;
+}
+
+/** Nested translation: user-owned stage-1 domains on a kernel-owned stage-2 (nest parent). */
+export interface IommuNesting {
+  /** A stage-1 domain over `parent` (a domain of this IOMMU), or -errno. */
+  allocNested(parent: IommuDomain, stage1: NestedStage1): IommuDomain | number;
+  /**
+   * One user invalidation entry for a nested domain (the vendor's `*_invalidate` struct, already
+   * validated by iommufd): drop the cached translations it names. 0 or -errno.
+   */
+  invalidateNested(domain: IommuDomain, entry: Uint8Array): number;
 }
 
 /** Result of a translation: a physical address, or the fault the hardware recorded. */
@@ -138,6 +159,8 @@ export interface IommuModel {
    * drops writes). Absent: never blocked.
    */
   mmioBlocked?(requester: number): boolean;
+  /** Nested translation, when the IOMMU (and its mode) supports it. */
+  readonly nesting?: IommuNesting;
 }
 
 /**

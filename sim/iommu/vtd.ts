@@ -37,10 +37,16 @@ import type {
   IommuFacts,
   IommuFault,
   IommuModel,
+  IommuNesting,
   MapProtection,
+  NestedStage1,
   ReservedRegion,
   TranslateResult,
 } from "./model.ts";
+import { decode } from "../../ffi/uapi/layout.ts";
+import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../ffi/uapi/mod.ts";
+import { nestedFaultStage } from "./vtd_first_stage.ts";
+import { VtdNestedDomain } from "./vtd_nested.ts";
 import {
   decodeVtdFaultRecord,
   encodeVtdFaultRecord,
@@ -131,11 +137,21 @@ export interface VtdOptions {
   readonly hostDrainsFaults?: boolean;
   /** IOTLB capacity in entries (default {@link VTD_IOTLB_ENTRIES}). */
   readonly iotlbEntries?: number;
+  /**
+   * Scalable mode (default off, as QEMU's intel-iommu without `x-scalable-mode`): PASID tables
+   * per device with PASIDs of `pasidBits` bits (default 20), first- and second-stage
+   * translation, and with `nesting` (default true) nested translation (ECAP.NEST), which QEMU 10
+   * does not offer: the nested stage-1 domains of iommufd's VTD_S1 HWPTs.
+   */
+  readonly scalableMode?: { readonly pasidBits?: number; readonly nesting?: boolean };
   /** Trace sink for maps, unmaps, attaches and faults. */
   readonly trace?: (line: string) => void;
   /** Host kernel log sink: receives the DMAR lines Linux prints when it drains faults. */
   readonly kernelLog?: (line: string) => void;
 }
+
+/** Default PASID width of scalable mode (PCIe's 20 bits). */
+export const VTD_DEFAULT_PASID_BITS = 20;
 
 /** A VT-d paging domain: a DID and a second-stage table. */
 export class VtdDomain implements IommuDomain {
@@ -145,6 +161,8 @@ export class VtdDomain implements IommuDomain {
   readonly table: SecondStageTable;
   /** Set once freed; further use is a kernel bug. */
   freed = false;
+  /** Nested stage-1 domains built on this one (it is their nest parent). */
+  readonly children: Set<VtdNestedDomain> = new Set();
 
   /** Use {@link VtdIommu.allocDomain}. */
   constructor(unit: VtdIommu, readonly id: number, table: SecondStageTable) {
@@ -177,6 +195,8 @@ export class VtdDomain implements IommuDomain {
     }
     const removed = this.table.unmap(iova, size);
     this.unit.iotlb.flushRange(this.id, iova, iova + size);
+    // A stage-2 change can back any stage-1 address: flush every nested child entirely.
+    for (const child of this.children) this.unit.iotlb.flushDomain(child.id);
     this.unit.traceLine(
       `vtd unmap did=${this.id} iova=0x${iova.toString(16)} size=0x${size.toString(16)} ` +
         `-> 0x${removed.toString(16)}`,
@@ -212,7 +232,12 @@ export class VtdIommu implements IommuModel {
   readonly #kernelLog?: (line: string) => void;
   readonly #dids = new Set<number>();
   readonly #maxDid: number;
-  readonly #context = new Map<number, VtdDomain>();
+  readonly #context = new Map<number, VtdDomain | VtdNestedDomain>();
+  /** Scalable mode: per requester, the PASID-table entries other than RID_PASID. */
+  readonly #pasidTables = new Map<number, Map<number, VtdDomain | VtdNestedDomain>>();
+  readonly #scalable: boolean;
+  /** Nested translation, present when scalable mode has nesting. */
+  readonly nesting?: IommuNesting;
   readonly #faults: IommuFault[] = [];
   readonly #intremap: boolean;
   readonly #largestLeaf: number;
@@ -229,7 +254,19 @@ export class VtdIommu implements IommuModel {
     this.#kernelLog = o.kernelLog;
     const nfr = o.faultRegisters ?? VTD_QEMU_NFR;
     this.cap = vtdCapValue({ width, faultRegisters: nfr });
-    this.ecap = vtdEcapValue({ intremap: this.#intremap });
+    const sm = o.scalableMode;
+    this.#scalable = sm !== undefined;
+    const scalable = sm && {
+      pasidBits: sm.pasidBits ?? VTD_DEFAULT_PASID_BITS,
+      nesting: sm.nesting ?? true,
+    };
+    this.ecap = vtdEcapValue({ intremap: this.#intremap, scalable });
+    if (scalable?.nesting) {
+      this.nesting = {
+        allocNested: (parent, stage1) => this.#allocNested(parent, stage1),
+        invalidateNested: (domain, entry) => this.#ownNested(domain).invalidate(entry),
+      };
+    }
     this.#faultUnit = new VtdFaultUnit(getField(this.cap, VTD_CAP.NFR) + 1);
     this.#maxDid = 2 ** (VTD_ND_BASE + VTD_ND_STEP * getField(this.cap, VTD_CAP.ND)) - 1;
     this.iotlb = new VtdIotlb(o.iotlbEntries ?? VTD_IOTLB_ENTRIES);
@@ -285,33 +322,103 @@ export class VtdIommu implements IommuModel {
 
   /** A new domain with the lowest free DID ≥ 2; throws when all 2^16 − 2 are in use. */
   allocDomain(): VtdDomain {
+    const did = this.#takeDid();
+    const table = new SecondStageTable(this.#memory, this.levels, this.#largestLeaf);
+    this.traceLine(`vtd domain alloc did=${did}`);
+    return new VtdDomain(this, did, table);
+  }
+
+  #takeDid(): number {
     let did = VTD_FIRST_DID;
     while (this.#dids.has(did)) did++;
     if (did > this.#maxDid) throw new RangeError("VT-d: out of domain ids");
-    const table = new SecondStageTable(this.#memory, this.levels, this.#largestLeaf);
     this.#dids.add(did);
-    this.traceLine(`vtd domain alloc did=${did}`);
-    return new VtdDomain(this, did, table);
+    return did;
+  }
+
+  /** A nested domain: `iommu_hwpt_vtd_s1` over a parent of this unit; -EINVAL otherwise. */
+  #allocNested(parent: IommuDomain, stage1: NestedStage1): VtdNestedDomain | number {
+    if (!(parent instanceof VtdDomain) || parent.unit !== this || parent.freed) {
+      return -ERRNO.EINVAL;
+    }
+    if (stage1.dataType !== IOMMU_HWPT_DATA_VTD_S1) return -ERRNO.EOPNOTSUPP;
+    const s1 = decode(iommu_hwpt_vtd_s1, stage1.data);
+    const levels = s1.addr_width === 57 ? 5 : 4;
+    let did: number;
+    try {
+      did = this.#takeDid();
+    } catch {
+      return -ERRNO.ENOSPC;
+    }
+    const d = new VtdNestedDomain(did, parent, s1.pgtbl_addr, levels, this.#memory, this.iotlb);
+    parent.children.add(d);
+    this.traceLine(
+      `vtd nested domain alloc did=${did} parent=${parent.id} ` +
+        `fs-root=0x${s1.pgtbl_addr.toString(16)} ${levels}-level`,
+    );
+    return d;
+  }
+
+  #ownNested(domain: IommuDomain): VtdNestedDomain {
+    if (!(domain instanceof VtdNestedDomain) || !this.#dids.has(domain.id)) {
+      throw new TypeError("VT-d: not a nested domain of this unit");
+    }
+    return domain;
   }
 
   /** Free a domain's tables and DID. Throws if it is attached or not this unit's. */
   freeDomain(domain: IommuDomain): void {
     const d = this.#own(domain);
     if (d.freed) return;
-    for (const attached of this.#context.values()) {
+    for (const attached of this.#attachedDomains()) {
       if (attached === d) throw new Error(`VT-d: domain ${d.id} freed while attached`);
     }
     this.iotlb.flushDomain(d.id);
-    d.table.destroy();
     d.freed = true;
+    if (d instanceof VtdNestedDomain) {
+      d.parent.children.delete(d);
+    } else {
+      if (d.children.size > 0) throw new Error(`VT-d: nest parent ${d.id} freed with children`);
+      d.table.destroy();
+    }
     this.#dids.delete(d.id);
     this.traceLine(`vtd domain free did=${d.id}`);
   }
 
-  /** PASID attach: the width checks; PASID tables are not modelled yet, so -EOPNOTSUPP after them. */
-  attachPasid(_requester: number, pasid: number, _domain: IommuDomain | null): number {
+  /**
+   * Set (or clear, with `null`) the PASID-table entry of `pasid` for a device (scalable mode);
+   * flushes the old and new domains. Legacy mode has no PASID tables: -EOPNOTSUPP.
+   */
+  attachPasid(requester: number, pasid: number, domain: IommuDomain | null): number {
     const rc = checkPasidAttach(this.facts, pasid);
-    return rc < 0 ? rc : -ERRNO.EOPNOTSUPP;
+    if (rc < 0) return rc;
+    if (!this.#scalable) return -ERRNO.EOPNOTSUPP;
+    let table = this.#pasidTables.get(requester);
+    const old = table?.get(pasid);
+    if (old) this.iotlb.flushDomain(old.id);
+    if (domain === null) {
+      table?.delete(pasid);
+    } else {
+      const d = this.#own(domain);
+      if (d.freed) throw new Error(`VT-d: PASID attach of freed domain ${d.id}`);
+      if (!table) this.#pasidTables.set(requester, table = new Map());
+      table.set(pasid, d);
+      this.iotlb.flushDomain(d.id);
+    }
+    this.traceLine(
+      `vtd attach rid=0x${requester.toString(16)} pasid=${pasid} did=${domain?.id ?? "none"}`,
+    );
+    return 0;
+  }
+
+  /** The domain on a device's PASID (scalable mode). */
+  attachedPasid(requester: number, pasid: number): VtdDomain | VtdNestedDomain | undefined {
+    return this.#pasidTables.get(requester)?.get(pasid);
+  }
+
+  *#attachedDomains(): Iterable<VtdDomain | VtdNestedDomain> {
+    yield* this.#context.values();
+    for (const t of this.#pasidTables.values()) yield* t.values();
   }
 
   /** Set the device's context entry to `domain` (or clear it); flushes both domains' IOTLB. */
@@ -330,7 +437,7 @@ export class VtdIommu implements IommuModel {
   }
 
   /** The domain a device is attached to. */
-  attached(requester: number): VtdDomain | undefined {
+  attached(requester: number): VtdDomain | VtdNestedDomain | undefined {
     return this.#context.get(requester);
   }
 
@@ -357,16 +464,37 @@ export class VtdIommu implements IommuModel {
     if (pasid === undefined && iova >= VTD_MSI_WINDOW.start && iova <= VTD_MSI_WINDOW.end) {
       return this.#interruptWindow(requester, iova, access, length);
     }
-    if (pasid !== undefined) {
+    if (pasid !== undefined && !this.#scalable) {
       return this.#fault(requester, pasid, iova, access, VTD_FR.SM_TTM0_PASID);
     }
-    const domain = this.#context.get(requester);
-    if (!domain) return this.#fault(requester, pasid, iova, access, VTD_FR.CONTEXT_ENTRY_P);
+    if (pasid !== undefined && pasid >= 2 ** this.facts.maxPasidLog2) {
+      return this.#fault(requester, pasid, iova, access, VTD_FR.SM_PASID_TOO_LARGE);
+    }
+    const domain = pasid === undefined
+      ? this.#context.get(requester)
+      : this.#pasidTables.get(requester)?.get(pasid);
+    if (!domain) {
+      const reason = this.#scalable ? VTD_FR.SM_PASID_ENTRY_P : VTD_FR.CONTEXT_ENTRY_P;
+      return this.#fault(requester, pasid, iova, access, reason);
+    }
+    if (domain instanceof VtdNestedDomain) {
+      const r = domain.translate(iova, access, pasid ?? 0);
+      if (r.ok) return r;
+      return this.#fault(
+        requester,
+        pasid,
+        iova,
+        access,
+        r.reason,
+        undefined,
+        nestedFaultStage(r.reason),
+      );
+    }
     if (iova < 0n || iova > this.facts.aperture.end) {
       return this.#fault(requester, pasid, iova, access, VTD_FR.ADDR_BEYOND_MGAW);
     }
     const denied = access === "write" ? VTD_FR.PTE_WRITE : VTD_FR.PTE_READ;
-    const cached = this.iotlb.lookup(domain.id, iova);
+    const cached = this.iotlb.lookup(domain.id, iova, pasid ?? 0);
     if (cached && (access === "write" ? cached.write : cached.read)) {
       return { ok: true, phys: cached.physBase + (iova - cached.iovaBase) };
     }
@@ -376,6 +504,7 @@ export class VtdIommu implements IommuModel {
     }
     this.iotlb.insert({
       did: domain.id,
+      pasid: pasid ?? 0,
       iovaBase: walk.pageIova,
       size: walk.pageSize,
       physBase: walk.phys - (iova - walk.pageIova),
@@ -461,7 +590,8 @@ export class VtdIommu implements IommuModel {
     this.#trace?.(line);
   }
 
-  #own(domain: IommuDomain): VtdDomain {
+  #own(domain: IommuDomain): VtdDomain | VtdNestedDomain {
+    if (domain instanceof VtdNestedDomain && this.#dids.has(domain.id)) return domain;
     if (!(domain instanceof VtdDomain) || domain.unit !== this) {
       throw new TypeError("VT-d: not a domain of this unit");
     }
@@ -504,8 +634,10 @@ export class VtdIommu implements IommuModel {
     access: DmaAccess,
     reason: number,
     fi?: bigint,
+    stage?: 1 | 2,
   ): TranslateResult {
-    const fault = this.#faultObject(requester, pasid, iova, access, reason, fi);
+    const made = this.#faultObject(requester, pasid, iova, access, reason, fi);
+    const fault = stage === undefined ? made : { ...made, stage };
     this.#faultUnit.record({
       fi: fi ?? iova,
       sid: requester,

@@ -30,6 +30,10 @@ export const VTD_FR = {
   IR_REQ_COMPAT: 0x25,
   /** A request with PASID while the root table is in legacy mode (RTADDR.TTM = 0). */
   SM_TTM0_PASID: 0x31,
+  /** Scalable mode: the PASID is wider than the context entry allows. */
+  SM_PASID_TOO_LARGE: 0x46,
+  /** Scalable mode: no PASID-table entry for the request's PASID (or RID_PASID). */
+  SM_PASID_ENTRY_P: 0x59,
 } as const;
 
 /** Linux `dma_remap_fault_reasons[]` (drivers/iommu/intel/dmar.c), indexed by reason 0x00–0x0d. */
@@ -70,6 +74,15 @@ const SM_FAULT_REASONS: ReadonlyMap<number, string> = new Map([
   [0x30, "SM: Invalid Root Table Address"],
   [0x31, "SM: TTM 0 for request with PASID"],
   [0x32, "SM: TTM 0 for page group request"],
+  [0x46, "SM: PASID is larger than the max in Context Entry"],
+  [0x59, "SM: Present bit in PASID Table Entry is clear"],
+  [0x71, "SM: Present bit in first-level paging entry is clear"],
+  [0x76, "SM: Read permission error in first-level paging entry in Nested translation"],
+  [0x77, "SM: Write permission error in first-level paging entry in Nested translation"],
+  [0x79, "SM: Read/Write permission error in second-level paging entry"],
+  [0x80, "SM: Address in first-level translation is not canonical"],
+  [0x81, "SM: U/S set 0 for first-level translation with user privilege"],
+  [0x85, "SM: No write permission for Write/AtomicOp request"],
 ]);
 
 /** Whether a reason code is an interrupt-remapping fault (Linux prints it as `[INTR-REMAP]`). */

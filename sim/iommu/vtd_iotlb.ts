@@ -1,11 +1,12 @@
 /**
- * The VT-d IOTLB: cached second-stage translations tagged by domain id (VT-d §6.2.3). Entries
- * cover a whole leaf page (4 KiB, 2 MiB or 1 GiB). Capacity is bounded; the oldest entry is
- * evicted first. Only successful translations are cached (no negative caching).
+ * The VT-d IOTLB: cached translations tagged by domain id and PASID (VT-d §6.2.3; requests
+ * without PASID use RID_PASID 0). Entries cover a whole leaf page (4 KiB, 2 MiB or 1 GiB).
+ * Capacity is bounded; the oldest entry is evicted first. Only successful translations are cached
+ * (no negative caching). Invalidations are domain-selective (every PASID of the DID).
  *
- * The kernel-managed domains of this simulator flush on every unmap, attach and detach, so stale
- * entries never show; the cache is nevertheless real, so a future user-managed (nested) stage can
- * expose staleness when its owner forgets an invalidation.
+ * The kernel-managed domains flush on every unmap, attach and detach, so stale entries never show
+ * there; a user-managed (nested) stage 1 keeps using an entry until its owner invalidates it
+ * (IOMMU_HWPT_INVALIDATE), exactly as the hardware does.
  *
  * @module
  */
@@ -14,6 +15,8 @@
 export interface IotlbEntry {
   /** Domain id (tag). */
   readonly did: number;
+  /** PASID (tag; 0 = RID_PASID, the requests without PASID). */
+  readonly pasid?: number;
   /** First IOVA of the page. */
   readonly iovaBase: bigint;
   /** Page size in bytes. */
@@ -53,10 +56,10 @@ export class VtdIotlb {
     return this.#entries.size;
   }
 
-  /** The entry covering `iova` in domain `did`, counting a hit or a miss. */
-  lookup(did: number, iova: bigint): IotlbEntry | undefined {
+  /** The entry covering `iova` in domain `did` for `pasid`, counting a hit or a miss. */
+  lookup(did: number, iova: bigint, pasid = 0): IotlbEntry | undefined {
     for (const shift of PAGE_SHIFTS) {
-      const e = this.#entries.get(key(did, shift, iova >> shift));
+      const e = this.#entries.get(key(did, pasid, shift, iova >> shift));
       if (e !== undefined && e.size === 1n << shift) {
         this.stats.hits++;
         return e;
@@ -69,7 +72,7 @@ export class VtdIotlb {
   /** Cache a translation (evicting the oldest entry when full). */
   insert(e: IotlbEntry): void {
     const shift = BigInt(e.size.toString(2).length - 1);
-    const k = key(e.did, shift, e.iovaBase >> shift);
+    const k = key(e.did, e.pasid ?? 0, shift, e.iovaBase >> shift);
     this.#entries.delete(k);
     if (this.#entries.size >= this.capacity) {
       const oldest = this.#entries.keys().next().value;
@@ -104,6 +107,6 @@ export class VtdIotlb {
   }
 }
 
-function key(did: number, shift: bigint, pfn: bigint): string {
-  return `${did}:${shift}:${pfn}`;
+function key(did: number, pasid: number, shift: bigint, pfn: bigint): string {
+  return `${did}:${pasid}:${shift}:${pfn}`;
 }

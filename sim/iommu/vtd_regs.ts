@@ -232,13 +232,18 @@ export function vtdCapValue(o: VtdCapOptions): bigint {
 export interface VtdEcapOptions {
   /** Interrupt remapping (ECAP.IR). */
   readonly intremap: boolean;
+  /**
+   * Scalable mode with first- and second-stage translation, PASIDs of `pasidBits` bits and, with
+   * `nesting`, nested translation (ECAP.SMTS, FLTS, SLTS, PASID, PSS, NEST). Absent: legacy mode.
+   */
+  readonly scalable?: { readonly pasidBits: number; readonly nesting: boolean };
 }
 
 /**
  * The ECAP register: queued invalidation, interrupt remapping (optional), pass-through, IOTLB
  * registers at 0xf0, MHMV 15. No page-walk coherency, no snoop control (so no enforced cache
- * coherency), no PASID, no scalable mode, no second-level A/D bits (so no dirty tracking). With
- * interrupt remapping this is QEMU's 0xf00f4a.
+ * coherency), no second-level A/D bits (so no dirty tracking); no PASID and no scalable mode unless
+ * `scalable` asks for them. With interrupt remapping and legacy mode this is QEMU's 0xf00f4a.
  */
 export function vtdEcapValue(o: VtdEcapOptions): bigint {
   let ecap = 0n;
@@ -247,6 +252,14 @@ export function vtdEcapValue(o: VtdEcapOptions): bigint {
   ecap = setField(ecap, VTD_ECAP.PT, 1);
   ecap = setField(ecap, VTD_ECAP.IRO, VTD_QEMU_IRO);
   ecap = setField(ecap, VTD_ECAP.MHMV, VTD_QEMU_MHMV);
+  if (o.scalable) {
+    ecap = setField(ecap, VTD_ECAP.SMTS, 1);
+    ecap = setField(ecap, VTD_ECAP.FLTS, 1);
+    ecap = setField(ecap, VTD_ECAP.SLTS, 1);
+    ecap = setField(ecap, VTD_ECAP.PASID, 1);
+    ecap = setField(ecap, VTD_ECAP.PSS, o.scalable.pasidBits - 1);
+    ecap = setField(ecap, VTD_ECAP.NEST, o.scalable.nesting ? 1 : 0);
+  }
   return ecap;
 }
 

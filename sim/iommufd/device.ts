@@ -63,7 +63,7 @@ export function unbindDevice(core: IommufdCore, devid: number): void {
 /** Point every function of the group at the HWPT's domain (or block it). */
 function setGroupDomain(igroup: IommufdGroup, hwpt: Hwpt | undefined): void {
   const iommu = igroup.group.iommu;
-  const domain = hwpt ? pagingOf(hwpt).domain : null;
+  const domain = hwpt?.domain ?? null; // a nested HWPT's own stage-1 domain, or the paging one
   for (const fn of igroup.group.functions) iommu.attach(fn.requester, domain);
 }
 

@@ -170,14 +170,19 @@ export function allocHwptNested(
   if (!bytes) return fail(-ERRNO.EFAULT);
   const data = new Uint8Array(format.size);
   data.set(bytes);
+  const nesting = parent.iommu.nesting;
+  if (!nesting) return fail(-ERRNO.EOPNOTSUPP);
+  const domain = nesting.allocNested(parent.domain, { dataType, data });
+  if (typeof domain === "number") return fail(domain);
   parent.users++;
-  return { id, type: "hwpt-nested", users: 1, parent, dataType, data, fault: undefined };
+  return { id, type: "hwpt-nested", users: 1, parent, dataType, data, domain, fault: undefined };
 }
 
 /** Destroy a HWPT (its users are down to the table's): remove the domain, drop references. */
 export function destroyHwpt(_core: IommufdCore, hwpt: Hwpt): void {
   if (hwpt.fault) hwpt.fault.users--;
   if (hwpt.type === "hwpt-nested") {
+    hwpt.parent.iommu.freeDomain(hwpt.domain);
     hwpt.parent.users--;
     return;
   }

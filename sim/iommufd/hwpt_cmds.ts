@@ -199,6 +199,8 @@ export function cmdInvalidate(core: IommufdCore, u: Cmd<typeof iommu_hwpt_invali
           entry.set(raw);
           rc = driver.checkInvalidation(entry);
           if (rc < 0) break;
+          rc = hwpt.parent.iommu.nesting?.invalidateNested(hwpt.domain, entry) ?? 0;
+          if (rc < 0) break;
           done++;
         }
       }

@@ -74,6 +74,8 @@ export interface HwptNested extends ObjectBase {
   readonly dataType: number;
   /** The vendor stage-1 configuration as the user passed it (e.g. iommu_hwpt_vtd_s1 bytes). */
   readonly data: Uint8Array;
+  /** The IOMMU's stage-1 domain over the parent's (devices attached to the HWPT use it). */
+  readonly domain: IommuDomain;
   /** Fault queue attached with FAULT_ID_VALID. */
   fault: FaultObject | undefined;
 }

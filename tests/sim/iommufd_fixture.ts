@@ -18,11 +18,13 @@ import {
 } from "../../ffi/uapi/layout.ts";
 import { VirtualClock } from "../../sim/clock.ts";
 import { VtdIommu, type VtdOptions } from "../../sim/iommu/vtd.ts";
+import { vtdNestingSupported } from "../../sim/iommufd/drivers.ts";
 import type {
   DmaAccess,
   IommuDomain,
   IommuFacts,
   IommuModel,
+  IommuNesting,
   ReservedRegion,
   TranslateResult,
 } from "../../sim/iommu/model.ts";
@@ -102,6 +104,11 @@ export class VariantIommu implements IommuModel {
   get faults(): VtdIommu["faults"] {
     return this.inner.faults;
   }
+
+  /** Forwarded (present when the unit runs in scalable mode with nesting). */
+  get nesting(): IommuNesting | undefined {
+    return this.inner.nesting;
+  }
 }
 
 /** Options of {@link world}. */
@@ -157,7 +164,9 @@ export interface World {
 export function world(o: WorldOptions = {}): World {
   const memory = new PhysicalMemory();
   const clock = new VirtualClock();
-  const vtd = new VtdIommu({ memory, clock, ...o.vtd });
+  // Facts that claim nesting get a unit that has it (scalable mode), so nested HWPTs work.
+  const nest = o.facts?.hwInfo !== undefined && vtdNestingSupported(o.facts as IommuFacts);
+  const vtd = new VtdIommu({ memory, clock, ...(nest ? { scalableMode: {} } : {}), ...o.vtd });
   const iommu: IommuModel = o.facts ? new VariantIommu(vtd, o.facts) : vtd;
   const fns: SimPciFunction[] = [];
   const group: SimIommuGroup = {
