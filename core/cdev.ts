@@ -14,6 +14,13 @@
  * @module
  */
 
+import {
+  PASID_ATTACH_MIN_KERNEL,
+  vfio_device_attach_iommufd_pt_pasid,
+  VFIO_DEVICE_ATTACH_PASID,
+  vfio_device_detach_iommufd_pt_pasid,
+  VFIO_DEVICE_DETACH_PASID,
+} from "../ffi/uapi/post_6_12.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 import { decode, encode } from "../ffi/uapi/layout.ts";
 import {
@@ -81,4 +88,44 @@ export function detachIommufdPt(kernel: Kernel, deviceFd: number, device: string
     encode(layout, { argsz: layout.size }),
     device,
   );
+}
+
+/**
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT with VFIO_DEVICE_ATTACH_PASID (Linux 6.15+): install the HWPT
+ * `ptId` (allocated with IOMMU_HWPT_ALLOC_PASID) on PASID `pasid` of the device. Returns the HWPT
+ * id. On 6.12 the kernel knows no flags and answers EINVAL.
+ */
+export function attachIommufdPasid(
+  kernel: Kernel,
+  deviceFd: number,
+  pasid: number,
+  ptId: number,
+  device: string,
+): number {
+  const layout = vfio_device_attach_iommufd_pt_pasid;
+  const arg = encode(layout, {
+    argsz: layout.size,
+    flags: VFIO_DEVICE_ATTACH_PASID,
+    pt_id: ptId,
+    pasid,
+  });
+  ioctlChecked(kernel, deviceFd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, arg, device, {
+    EINVAL: `the kernel has no PASID attach (before Linux ${PASID_ATTACH_MIN_KERNEL}), PASID ` +
+      `${pasid} is beyond the device's PASID width, or HWPT ${ptId} was not allocated with ` +
+      "IOMMU_HWPT_ALLOC_PASID",
+    ENOENT: `no HWPT with id ${ptId}`,
+  });
+  return decode(layout, arg).pt_id;
+}
+
+/** VFIO_DEVICE_DETACH_IOMMUFD_PT with VFIO_DEVICE_DETACH_PASID (Linux 6.15+). */
+export function detachIommufdPasid(
+  kernel: Kernel,
+  deviceFd: number,
+  pasid: number,
+  device: string,
+): void {
+  const layout = vfio_device_detach_iommufd_pt_pasid;
+  const arg = encode(layout, { argsz: layout.size, flags: VFIO_DEVICE_DETACH_PASID, pasid });
+  ioctlChecked(kernel, deviceFd, VFIO_DEVICE_DETACH_IOMMUFD_PT, arg, device);
 }

@@ -28,6 +28,9 @@ import type { PhysicalMemory } from "../memory.ts";
 import { compatIoctl } from "./compat.ts";
 import { IommufdCore } from "./core.ts";
 import { attachDevice, bindDevice, detachDevice, unbindDevice } from "./device.ts";
+import { attachDevicePasid, detachDevicePasid } from "./pasid.ts";
+import { kernelAtLeast } from "../kernel_version.ts";
+import { PASID_ATTACH_MIN_KERNEL } from "../../ffi/uapi/post_6_12.ts";
 import {
   cmdFaultAlloc,
   cmdGetDirtyBitmap,
@@ -130,6 +133,8 @@ export class IommufdContext implements SimFile {
       memory: options.memory,
       accountMode: options.compatMode ? "mm" : "user",
       capSysResource: options.capSysResource ?? false,
+      pasidAttach: options.kernelVersion !== undefined &&
+        kernelAtLeast(options.kernelVersion, PASID_ATTACH_MIN_KERNEL),
     });
     this.#core.ownerCookie = this;
   }
@@ -200,6 +205,16 @@ export class IommufdContext implements SimFile {
   /** Detach a bound device (no-op when not attached). */
   detachDevice(devid: number): void {
     detachDevice(this.#core, devid);
+  }
+
+  /** Attach a PASID-compatible HWPT to one PASID of a device (6.15+): the HWPT ID or -errno. */
+  attachDevicePasid(devid: number, pasid: number, ptId: number): number {
+    return attachDevicePasid(this.#core, devid, pasid, ptId);
+  }
+
+  /** Detach one PASID of a device (no-op when not attached). */
+  detachDevicePasid(devid: number, pasid: number): void {
+    detachDevicePasid(this.#core, devid, pasid);
   }
 
   /** The VFIO-compat IOAS ID, creating it when `create`; -ENODEV if none and !create. */

@@ -38,6 +38,8 @@ export interface CoreSettings {
   readonly accountMode: "user" | "mm";
   /** CAP_SYS_RESOURCE (RLIMIT_MODE SET). */
   readonly capSysResource: boolean;
+  /** The kernel has PASID attach and IOMMU_HWPT_ALLOC_PASID (6.15+). */
+  readonly pasidAttach?: boolean;
 }
 
 type ByType = {

@@ -15,6 +15,7 @@ import type { SimPciFunction } from "../kernel/pci_function.ts";
 import type { IommufdCore } from "./core.ts";
 import { vtdFirstLevel5 } from "./drivers.ts";
 import { allocHwptPaging, enforceCacheCoherency, pagingOf } from "./hwpt.ts";
+import { detachAllPasids } from "./pasid.ts";
 import type { DeviceObject, Hwpt, HwptPaging, IoasObject, IommufdGroup } from "./objects.ts";
 import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../ffi/uapi/mod.ts";
 
@@ -46,6 +47,7 @@ export function bindDevice(core: IommufdCore, fn: SimPciFunction, process: SimPr
     igroup,
     enforceCacheCoherency: facts.enforceCacheCoherency,
     attached: false,
+    pasids: new Map(),
   };
   core.objects.finalize(dev);
   return id;
@@ -55,6 +57,7 @@ export function bindDevice(core: IommufdCore, fn: SimPciFunction, process: SimPr
 export function unbindDevice(core: IommufdCore, devid: number): void {
   const dev = core.lookup(devid, "device");
   if (!dev) return;
+  detachAllPasids(core, dev);
   if (dev.attached) detachDevice(core, devid);
   dev.users = 0;
   core.destroy(dev);

@@ -13,6 +13,7 @@ import type { IommufdCore } from "./core.ts";
 import { driverFor } from "./drivers.ts";
 import type { IoptDomain } from "./io_pagetable.ts";
 import type { DeviceObject, Hwpt, HwptNested, HwptPaging, IoasObject } from "./objects.ts";
+import { IOMMU_HWPT_ALLOC_PASID } from "../../ffi/uapi/post_6_12.ts";
 import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
@@ -73,9 +74,13 @@ export function allocHwptPaging(
   const facts = iommu.facts;
   const driver = driverFor(facts);
   if ((flags || userData) && !driver.domainAllocUser) return -ERRNO.EOPNOTSUPP;
-  if (flags & ~(IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING)) {
+  const pasidFlag = core.settings.pasidAttach ? IOMMU_HWPT_ALLOC_PASID : 0;
+  if (flags & ~(IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | pasidFlag)) {
     return -ERRNO.EOPNOTSUPP;
   }
+  const pasidCompat = (flags & pasidFlag) !== 0;
+  if (pasidCompat && facts.maxPasidLog2 === 0) return -ERRNO.EOPNOTSUPP;
+  flags &= ~pasidFlag;
   if ((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) && !facts.dirtyTracking) return -ERRNO.EOPNOTSUPP;
   const id = core.objects.reserve();
   if (id < 0) return id;
@@ -105,6 +110,7 @@ export function allocHwptPaging(
     dirtyEnabled: false,
     enforceCacheCoherency: false,
     fault: undefined,
+    pasidCompat,
   };
   ioas.users++;
   const abort = (err: number): number => {
@@ -147,6 +153,9 @@ export function allocHwptNested(
 ): HwptNested | number {
   const facts = idev.fn.group.iommu.facts;
   const driver = driverFor(facts);
+  const pasidFlag = core.settings.pasidAttach ? IOMMU_HWPT_ALLOC_PASID : 0;
+  const pasidCompat = (flags & pasidFlag) !== 0;
+  flags &= ~pasidFlag;
   if ((flags & ~IOMMU_HWPT_FAULT_ID_VALID) || dataLen === 0 || !driver.domainAllocUser) {
     return -ERRNO.EOPNOTSUPP;
   }
@@ -175,7 +184,17 @@ export function allocHwptNested(
   const domain = nesting.allocNested(parent.domain, { dataType, data });
   if (typeof domain === "number") return fail(domain);
   parent.users++;
-  return { id, type: "hwpt-nested", users: 1, parent, dataType, data, domain, fault: undefined };
+  return {
+    id,
+    type: "hwpt-nested",
+    users: 1,
+    parent,
+    dataType,
+    data,
+    domain,
+    fault: undefined,
+    pasidCompat,
+  };
 }
 
 /** Destroy a HWPT (its users are down to the table's): remove the domain, drop references. */

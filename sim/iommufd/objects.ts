@@ -62,6 +62,8 @@ export interface HwptPaging extends ObjectBase {
   enforceCacheCoherency: boolean;
   /** Fault queue attached with FAULT_ID_VALID. */
   fault: FaultObject | undefined;
+  /** Allocated with IOMMU_HWPT_ALLOC_PASID (6.15+): may be attached to PASIDs. */
+  readonly pasidCompat: boolean;
 }
 
 /** A user-managed stage-1 HWPT nested on a NEST_PARENT paging HWPT. */
@@ -76,6 +78,8 @@ export interface HwptNested extends ObjectBase {
   readonly data: Uint8Array;
   /** The IOMMU's stage-1 domain over the parent's (devices attached to the HWPT use it). */
   readonly domain: IommuDomain;
+  /** Allocated with IOMMU_HWPT_ALLOC_PASID (6.15+): may be attached to PASIDs. */
+  readonly pasidCompat: boolean;
   /** Fault queue attached with FAULT_ID_VALID. */
   fault: FaultObject | undefined;
 }
@@ -109,6 +113,8 @@ export interface DeviceObject extends ObjectBase {
   readonly enforceCacheCoherency: boolean;
   /** Attached through the VFIO attach path (vdev->iommufd_attached). */
   attached: boolean;
+  /** HWPTs attached to PASIDs of the device (6.15+ PASID attach). */
+  readonly pasids: Map<number, Hwpt>;
 }
 
 /** A page-fault queue object. */

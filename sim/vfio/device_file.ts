@@ -23,6 +23,14 @@ import {
   type HotResetPeers,
 } from "./device_ioctl.ts";
 import { ioctlTable } from "./env.ts";
+import { kernelAtLeast } from "../kernel_version.ts";
+import {
+  PASID_ATTACH_MIN_KERNEL,
+  vfio_device_attach_iommufd_pt_pasid,
+  VFIO_DEVICE_ATTACH_PASID,
+  vfio_device_detach_iommufd_pt_pasid,
+  VFIO_DEVICE_DETACH_PASID,
+} from "../../ffi/uapi/post_6_12.ts";
 import type { VfioGroup, VfioGroupFile } from "./group.ts";
 import { asIommufd } from "./iommufd_link.ts";
 import { getRegionInfo, regionMmap, regionRw } from "./regions.ts";
@@ -225,19 +233,37 @@ export class VfioDeviceFile implements SimFile {
     return 0;
   }
 
+  /** Whether the kernel has the PASID variants of attach/detach (6.15+). */
+  get #pasidUapi(): boolean {
+    return kernelAtLeast(this.device.env.kernelVersion, PASID_ATTACH_MIN_KERNEL);
+  }
+
   #attach(user: Uint8Array): number {
     const layout = vfio_device_attach_iommufd_pt;
     const minsz = offsetOfEnd(layout, "pt_id");
     const attach = readStruct(user, layout, minsz);
     if (attach === undefined) return -ERRNO.EFAULT;
-    if (attach.argsz < minsz || attach.flags !== 0) return -ERRNO.EINVAL;
+    const known = this.#pasidUapi ? VFIO_DEVICE_ATTACH_PASID : 0;
+    if (attach.argsz < minsz || (attach.flags & ~known) !== 0) return -ERRNO.EINVAL;
+    const withPasid = (attach.flags & VFIO_DEVICE_ATTACH_PASID) !== 0;
+    let pasid: number | undefined;
+    if (withPasid) {
+      const full = vfio_device_attach_iommufd_pt_pasid;
+      if (attach.argsz < full.size) return -ERRNO.EINVAL;
+      const v = readStruct(user, full, full.size);
+      if (v === undefined) return -ERRNO.EFAULT;
+      pasid = v.pasid;
+    }
     const bound = this.device.iommufd;
     if (bound === undefined) return -ERRNO.EINVAL;
-    const hwpt = bound.ctx.attachDevice(bound.devid, attach.pt_id);
+    const hwpt = pasid === undefined
+      ? bound.ctx.attachDevice(bound.devid, attach.pt_id)
+      : bound.ctx.attachDevicePasid(bound.devid, pasid, attach.pt_id);
     if (hwpt < 0) return hwpt;
     const out = copyIn(user, layout.fields.pt_id.offset, U32_SIZE);
     if (out === undefined) {
-      bound.ctx.detachDevice(bound.devid);
+      if (pasid === undefined) bound.ctx.detachDevice(bound.devid);
+      else bound.ctx.detachDevicePasid(bound.devid, pasid);
       return -ERRNO.EFAULT;
     }
     new DataView(out.buffer, out.byteOffset, U32_SIZE).setUint32(0, hwpt, true);
@@ -249,9 +275,20 @@ export class VfioDeviceFile implements SimFile {
     const minsz = offsetOfEnd(layout, "flags");
     const detach = readStruct(user, layout, minsz);
     if (detach === undefined) return -ERRNO.EFAULT;
-    if (detach.argsz < minsz || detach.flags !== 0) return -ERRNO.EINVAL;
+    const known = this.#pasidUapi ? VFIO_DEVICE_DETACH_PASID : 0;
+    if (detach.argsz < minsz || (detach.flags & ~known) !== 0) return -ERRNO.EINVAL;
+    let pasid: number | undefined;
+    if (detach.flags & VFIO_DEVICE_DETACH_PASID) {
+      const full = vfio_device_detach_iommufd_pt_pasid;
+      if (detach.argsz < full.size) return -ERRNO.EINVAL;
+      const v = readStruct(user, full, full.size);
+      if (v === undefined) return -ERRNO.EFAULT;
+      pasid = v.pasid;
+    }
     const bound = this.device.iommufd;
-    if (bound !== undefined) bound.ctx.detachDevice(bound.devid);
+    if (bound === undefined) return 0;
+    if (pasid === undefined) bound.ctx.detachDevice(bound.devid);
+    else bound.ctx.detachDevicePasid(bound.devid, pasid);
     return 0;
   }
 
