@@ -47,6 +47,9 @@ import {
 } from "./machine_models.ts";
 import { EthernetSegment } from "./net/segment.ts";
 import { DEFAULT_KERNEL_VERSION, parseKernelVersion } from "./kernel_version.ts";
+import { SystemPasidSpace } from "./kernel/pasid_space.ts";
+import { IoasidFile } from "./kernel/ioasid.ts";
+import { IOASID_PROPOSAL_PATH } from "../ffi/uapi/proposals.ts";
 
 export type { IommuModelName } from "./machine_models.ts";
 
@@ -94,6 +97,12 @@ export interface MachineOptions {
    * takes the defaults. Only for `iommu: "vtd"`.
    */
   readonly vtdScalableMode?: boolean | { readonly pasidBits?: number; readonly nesting?: boolean };
+  /**
+   * **Proposal, not Linux ABI**: a system-wide PASID allocator at /dev/ioasid whose PASIDs belong
+   * to the open file and are quarantined for `quarantineNs` (default 10 ms virtual) before reuse
+   * (sim/kernel/pasid_space.ts, ffi/uapi/proposals.ts). Default off.
+   */
+  readonly pasidAllocatorProposal?: boolean | { readonly quarantineNs?: number };
   /** VT-d interrupt remapping (QEMU `intremap=on`; default true). Off: MSI is not isolated. */
   readonly intremap?: boolean;
   /** Simulated physical memory in bytes (default 4 GiB). */
@@ -129,6 +138,8 @@ export interface SimMachine {
   readonly trace: string[];
   /** The Ethernet segment every NIC model is plugged into (attach peers, taps, pcap). */
   readonly segment: EthernetSegment;
+  /** The proposed system-wide PASID space, when `pasidAllocatorProposal` is on. */
+  readonly pasidSpace?: SystemPasidSpace;
 }
 
 /** Default device: QEMU's edu at 00:02.0. */
@@ -327,6 +338,16 @@ export function createMachine(options: MachineOptions): SimMachine {
       kernelVersion,
     });
   const groupList = [...groups.values()].sort((a, b) => a.id - b.id);
+  const proposal = options.pasidAllocatorProposal;
+  const pasidSpace = proposal
+    ? new SystemPasidSpace(clock, typeof proposal === "object" ? proposal.quarantineNs : undefined)
+    : undefined;
+  const otherDevices = new Map<string, () => IoasidFile>();
+  if (pasidSpace) {
+    otherDevices.set(IOASID_PROPOSAL_PATH.slice("/dev/".length), () => {
+      return new IoasidFile(pasidSpace, kernel.ioctlArch);
+    });
+  }
   const vfio = new VfioSubsystem({
     env: {
       arch: kernel.ioctlArch,
@@ -349,6 +370,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     cdev: options.cdev ?? platform.vfioCdev,
     openIommufd: (options.iommufd ?? true) ? () => iommufd(false) : undefined,
     openCompatContainer: options.iommufdVfioContainer ? () => iommufd(true) : undefined,
+    otherDevices,
   });
   bus.registerDriver(vfio.driver());
   for (const name of new Set(native.values())) bus.registerDriver({ name, managesDma: false });
@@ -381,5 +403,6 @@ export function createMachine(options: MachineOptions): SimMachine {
     faults: () => iommu.faults,
     trace,
     segment,
+    ...(pasidSpace ? { pasidSpace } : {}),
   };
 }

@@ -22,6 +22,7 @@ export * from "./kernel/file.ts";
 export * from "./kernel/pci_function.ts";
 export * from "./kernel/eventfd.ts";
 export * from "./kernel/mmio.ts";
+export * from "./kernel/pasid_space.ts";
 export * from "./iommu/model.ts";
 export * from "./pci/device.ts";
 export * from "./clock.ts";

@@ -30,6 +30,8 @@ export interface VfioSubsystemOptions {
   readonly cdev: boolean;
   /** Open /dev/iommu (undefined: no iommufd). */
   readonly openIommufd?: (process: SimProcess) => SimFile | number;
+  /** Other character devices under /dev, by name (e.g. the proposed /dev/ioasid). */
+  readonly otherDevices?: ReadonlyMap<string, (process: SimProcess) => SimFile | number>;
   /** Open /dev/vfio/vfio when iommufd provides it (CONFIG_IOMMUFD_VFIO_CONTAINER). */
   readonly openCompatContainer?: (process: SimProcess) => SimFile | number;
 }
@@ -151,6 +153,9 @@ export class VfioSubsystem {
       const map = new Map<string, VfsNode>([["vfio", vfio]]);
       const openIommufd = this.options.openIommufd;
       if (openIommufd) map.set("iommu", { kind: "chardev", open: (p) => openIommufd(p) });
+      for (const [name, open] of this.options.otherDevices ?? []) {
+        map.set(name, { kind: "chardev", open: (p) => open(p) });
+      }
       return map;
     });
   }

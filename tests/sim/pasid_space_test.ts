@@ -1,0 +1,91 @@
+/**
+ * The proposed system-wide PASID allocator (/dev/ioasid; a proposal, not Linux ABI): PASIDs
+ * without a process, owned by the open file, freed when it closes, quarantined before reuse.
+ */
+import assert from "node:assert/strict";
+import { O_RDWR } from "../../ffi/kernel.ts";
+import { ERRNO } from "../../ffi/errno.ts";
+import { ioctlNumber } from "../../ffi/uapi/common.ts";
+import { decode, encode } from "../../ffi/uapi/layout.ts";
+import {
+  IOASID_PROPOSAL_ALLOC,
+  ioasid_proposal_alloc,
+  IOASID_PROPOSAL_FREE,
+  ioasid_proposal_free,
+  IOASID_PROPOSAL_PATH,
+} from "../../ffi/uapi/proposals.ts";
+import { createMachine } from "../../sim/machine.ts";
+
+const QUARANTINE_NS = 1_000_000;
+
+function rig() {
+  const machine = createMachine({
+    iommu: "vtd",
+    pasidAllocatorProposal: { quarantineNs: QUARANTINE_NS },
+  });
+  const k = machine.kernel;
+  const open = (): number => {
+    const fd = k.open(IOASID_PROPOSAL_PATH, O_RDWR);
+    assert.ok(fd >= 0, `open ${IOASID_PROPOSAL_PATH}: ${fd}`);
+    return fd;
+  };
+  const alloc = (fd: number, min = 1, max = (1 << 20) - 1): number => {
+    const l = ioasid_proposal_alloc;
+    const arg = encode(l, { argsz: l.size, min, max });
+    const r = k.ioctl(fd, ioctlNumber(k.ioctlArch, IOASID_PROPOSAL_ALLOC), arg);
+    return r < 0 ? r : decode(l, arg).out_pasid;
+  };
+  const free = (fd: number, pasid: number): number => {
+    const l = ioasid_proposal_free;
+    return k.ioctl(
+      fd,
+      ioctlNumber(k.ioctlArch, IOASID_PROPOSAL_FREE),
+      encode(l, {
+        argsz: l.size,
+        pasid,
+      }),
+    );
+  };
+  return { machine, k, open, alloc, free };
+}
+
+Deno.test("pasid space (proposal): lowest free PASID from 1, one space for every open file", () => {
+  const r = rig();
+  const a = r.open();
+  const b = r.open();
+  assert.equal(r.alloc(a), 1, "PASID 0 (IOMMU_NO_PASID) is never handed out");
+  assert.equal(r.alloc(b), 2, "a second file shares the system-wide space");
+  assert.equal(r.alloc(a, 5, 6), 5);
+  assert.equal(r.alloc(a, 5, 6), 6);
+  assert.equal(r.alloc(a, 5, 6), -ERRNO.ENOSPC);
+  assert.equal(r.alloc(a, 7, 6), -ERRNO.EINVAL);
+  assert.equal(r.free(b, 1), -ERRNO.ENOENT, "only the owner may free a PASID");
+  assert.equal(r.machine.pasidSpace?.allocated, 4);
+});
+
+Deno.test("pasid space (proposal): a freed PASID is not reused during its quarantine", async () => {
+  const r = rig();
+  const fd = r.open();
+  assert.equal(r.alloc(fd, 1, 1), 1);
+  assert.equal(r.free(fd, 1), 0);
+  assert.equal(r.machine.pasidSpace?.inQuarantine(1), true);
+  assert.equal(r.alloc(fd, 1, 1), -ERRNO.ENOSPC, "still quarantined");
+  assert.equal(r.alloc(fd), 2, "others are handed out meanwhile");
+  await r.k.sleep(QUARANTINE_NS / 1e6 + 1);
+  assert.equal(r.machine.pasidSpace?.inQuarantine(1), false);
+  assert.equal(r.alloc(fd, 1, 1), 1, "reused after the quarantine");
+});
+
+Deno.test("pasid space (proposal): closing the fd frees its PASIDs (into quarantine)", () => {
+  const r = rig();
+  const a = r.open();
+  const b = r.open();
+  assert.deepEqual([r.alloc(a), r.alloc(a), r.alloc(b)], [1, 2, 3]);
+  assert.equal(r.k.close(a), 0);
+  assert.equal(r.machine.pasidSpace?.allocated, 1);
+  assert.equal(r.machine.pasidSpace?.ownerOf(3) !== undefined, true);
+  assert.ok(r.machine.pasidSpace?.inQuarantine(1) && r.machine.pasidSpace.inQuarantine(2));
+  assert.equal(r.alloc(b), 4, "1 and 2 wait out their quarantine");
+  const plain = createMachine({ iommu: "vtd" });
+  assert.equal(plain.kernel.open(IOASID_PROPOSAL_PATH, O_RDWR), -ERRNO.ENOENT, "off by default");
+});
