@@ -372,6 +372,15 @@ export const IOMMU_PGFAULT_FLAGS_PASID_VALID = 1 << 0;
 /** iommu_hwpt_pgfault_flags. */
 export const IOMMU_PGFAULT_FLAGS_LAST_PAGE = 1 << 1;
 
+/** `IOMMU_PGFAULT_PERM_READ` (enum iommu_hwpt_pgfault_perm). */
+export const IOMMU_PGFAULT_PERM_READ = 1 << 0;
+/** `IOMMU_PGFAULT_PERM_WRITE`. */
+export const IOMMU_PGFAULT_PERM_WRITE = 1 << 1;
+/** `IOMMU_PGFAULT_PERM_EXEC`. */
+export const IOMMU_PGFAULT_PERM_EXEC = 1 << 2;
+/** `IOMMU_PGFAULT_PERM_PRIV`. */
+export const IOMMU_PGFAULT_PERM_PRIV = 1 << 3;
+
 /** iommufd_page_response_code. */
 export const IOMMUFD_PAGE_RESP_SUCCESS = 0;
 

@@ -100,7 +100,27 @@ export interface IommuNesting {
    * validated by iommufd): drop the cached translations it names. 0 or -errno.
    */
   invalidateNested(domain: IommuDomain, entry: Uint8Array): number;
+  /**
+   * Route recoverable stage-1 faults of a nested domain to `handler` as page requests (what a
+   * fault-capable HWPT gets from PRI/IOPF), or stop with `undefined`.
+   */
+  setPageRequestHandler(domain: IommuDomain, handler: PageRequestHandler | undefined): void;
 }
+
+/** One page request raised for a nested domain (a stage-1 miss or write-permission fault). */
+export interface PageRequest {
+  /** Requester id of the device. */
+  readonly requester: number;
+  /** PASID of the request, or undefined. */
+  readonly pasid: number | undefined;
+  /** The faulting (stage-1 input) address. */
+  readonly address: bigint;
+  /** The access that faulted. */
+  readonly access: DmaAccess;
+}
+
+/** Receives page requests. */
+export type PageRequestHandler = (request: PageRequest) => void;
 
 /** Result of a translation: a physical address, or the fault the hardware recorded. */
 export type TranslateResult =

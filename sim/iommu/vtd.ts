@@ -40,6 +40,7 @@ import type {
   IommuNesting,
   MapProtection,
   NestedStage1,
+  PageRequestHandler,
   ReservedRegion,
   TranslateResult,
 } from "./model.ts";
@@ -149,6 +150,9 @@ export interface VtdOptions {
   /** Host kernel log sink: receives the DMAR lines Linux prints when it drains faults. */
   readonly kernelLog?: (line: string) => void;
 }
+
+/** Stage-1 faults a fault-capable nested domain reports as page requests: not present, no write. */
+const RECOVERABLE_FS_REASONS: ReadonlySet<number> = new Set([0x71, 0x85]);
 
 /** Default PASID width of scalable mode (PCIe's 20 bits). */
 export const VTD_DEFAULT_PASID_BITS = 20;
@@ -265,6 +269,9 @@ export class VtdIommu implements IommuModel {
       this.nesting = {
         allocNested: (parent, stage1) => this.#allocNested(parent, stage1),
         invalidateNested: (domain, entry) => this.#ownNested(domain).invalidate(entry),
+        setPageRequestHandler: (domain, handler) => {
+          this.#ownNested(domain).pageRequest = handler;
+        },
       };
     }
     this.#faultUnit = new VtdFaultUnit(getField(this.cap, VTD_CAP.NFR) + 1);
@@ -480,6 +487,9 @@ export class VtdIommu implements IommuModel {
     if (domain instanceof VtdNestedDomain) {
       const r = domain.translate(iova, access, pasid ?? 0);
       if (r.ok) return r;
+      if (domain.pageRequest && RECOVERABLE_FS_REASONS.has(r.reason)) {
+        return this.#pageRequest(domain.pageRequest, requester, pasid, iova, access, r.reason);
+      }
       return this.#fault(
         requester,
         pasid,
@@ -596,6 +606,32 @@ export class VtdIommu implements IommuModel {
       throw new TypeError("VT-d: not a domain of this unit");
     }
     return domain;
+  }
+
+  /**
+   * A recoverable stage-1 fault on a fault-capable nested domain becomes a page request for its
+   * owner instead of a fault record (the transfer still fails; the device retries after the
+   * response). Logged in {@link faults} with format "vtd-page-request".
+   */
+  #pageRequest(
+    handler: PageRequestHandler,
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+    reason: number,
+  ): TranslateResult {
+    handler({ requester, pasid, address: iova, access });
+    const made = this.#faultObject(requester, pasid, iova, access, reason, undefined);
+    const fault: IommuFault = {
+      ...made,
+      format: "vtd-page-request",
+      stage: 1,
+      message: `DMAR: page request from [${formatSourceId(requester)}] ` +
+        `${pasid === undefined ? "NO_PASID" : `PASID 0x${pasid.toString(16)}`} ` +
+        `${access} addr 0x${iova.toString(16)} (${vtdFaultReasonName(reason)}): to the fault queue`,
+    };
+    return this.#log(fault);
   }
 
   #interruptWindow(

@@ -13,7 +13,7 @@ import { ERRNO } from "../../ffi/errno.ts";
 import { decode } from "../../ffi/uapi/layout.ts";
 import { iommu_hwpt_vtd_s1_invalidate } from "../../ffi/uapi/mod.ts";
 import type { PhysicalMemory } from "../memory.ts";
-import type { DmaAccess, IommuDomain, MapProtection } from "./model.ts";
+import type { DmaAccess, IommuDomain, MapProtection, PageRequestHandler } from "./model.ts";
 import { type SecondStage, VTD_SM_FR, walkFirstStage } from "./vtd_first_stage.ts";
 import type { VtdIotlb } from "./vtd_iotlb.ts";
 import type { SecondStageTable } from "./vtd_pgtable.ts";
@@ -40,6 +40,8 @@ export type NestedResult =
 export class VtdNestedDomain implements IommuDomain {
   /** Set once freed. */
   freed = false;
+  /** Where recoverable stage-1 faults go as page requests (a fault-capable HWPT), if anywhere. */
+  pageRequest: PageRequestHandler | undefined;
 
   /** Use `VtdIommu.nesting.allocNested`. */
   constructor(

@@ -1,8 +1,10 @@
 /**
  * The page-fault queue of IOMMU_FAULT_QUEUE_ALLOC and its anonymous fd `[iommufd-pgfault]`
- * (drivers/iommu/iommufd/fault.c). Only recoverable page requests (PRI/stall) reach such a queue;
- * the simulated IOMMUs do not raise them yet, so the queue stays empty, but the fd already answers
- * read/write/poll with Linux's rules (iommufd.md §8).
+ * (drivers/iommu/iommufd/fault.c). Only recoverable page requests (PRI/stall) reach such a queue:
+ * in the simulator, the stage-1 misses of a VT-d nested domain whose HWPT was allocated with
+ * FAULT_ID_VALID (hwpt_cmds.ts routes them here, one request per group; the device's PRI
+ * capability is not checked — a documented simplification). The fd answers read/write/poll with
+ * Linux's rules (iommufd.md §8).
  *
  * @module
  */

@@ -26,7 +26,12 @@ import {
   IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
   type iommu_hwpt_invalidate,
   type iommu_hwpt_set_dirty_tracking,
+  IOMMU_PGFAULT_FLAGS_LAST_PAGE,
+  IOMMU_PGFAULT_FLAGS_PASID_VALID,
+  IOMMU_PGFAULT_PERM_READ,
+  IOMMU_PGFAULT_PERM_WRITE,
 } from "../../ffi/uapi/mod.ts";
+import type { IommuDomain, IommuModel } from "../iommu/model.ts";
 
 /** Largest `entry_num` of HWPT_INVALIDATE (6.12.96+). */
 const MAX_INVALIDATE_ENTRIES = 1 << 19;
@@ -36,6 +41,39 @@ function abortHwpt(core: IommufdCore, hwpt: Hwpt): void {
   hwpt.users = 0;
   core.destroy(hwpt);
 }
+
+/**
+ * A fault-capable nested HWPT: the IOMMU's page requests for its domain go to the fault queue as
+ * one-request groups (`iommufd_fault_iopf_handler`), naming the bound device of the requester.
+ */
+function routePageRequests(
+  core: IommufdCore,
+  iommu: IommuModel,
+  domain: IommuDomain,
+  fault: FaultObject,
+): void {
+  let grpid = 0;
+  iommu.nesting?.setPageRequestHandler(domain, (req) => {
+    const dev = [...core.groups.values()].flatMap((g) => g.attached)
+      .find((d) => d.fn.requester === req.requester);
+    fault.queue.deliver({
+      faults: [{
+        flags: IOMMU_PGFAULT_FLAGS_LAST_PAGE |
+          (req.pasid === undefined ? 0 : IOMMU_PGFAULT_FLAGS_PASID_VALID),
+        devId: dev?.id ?? 0,
+        pasid: req.pasid ?? 0,
+        grpid: grpid++ & PRG_INDEX_MASK,
+        perm: req.access === "write" ? IOMMU_PGFAULT_PERM_WRITE : IOMMU_PGFAULT_PERM_READ,
+        addr: req.address & ~(BigInt(core.settings.pageSize) - 1n),
+        length: core.settings.pageSize,
+      }],
+      respond: () => {}, // the device retries its request after any response
+    });
+  });
+}
+
+/** Page request group indexes are 9 bits (PCIe PRG index). */
+const PRG_INDEX_MASK = 0x1ff;
 
 /** IOMMU_HWPT_ALLOC. */
 export function cmdHwptAlloc(core: IommufdCore, u: Cmd<typeof iommu_hwpt_alloc>): number {
@@ -73,6 +111,7 @@ export function cmdHwptAlloc(core: IommufdCore, u: Cmd<typeof iommu_hwpt_alloc>)
     }
     hwpt.fault = fault;
     fault.users++;
+    if (hwpt.type === "hwpt-nested") routePageRequests(core, hwpt.parent.iommu, hwpt.domain, fault);
   }
   c.out_hwpt_id = hwpt.id;
   const rc = u.respond();

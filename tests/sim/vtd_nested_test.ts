@@ -9,13 +9,18 @@ import assert from "node:assert/strict";
 import { attachIommufdPt } from "../../core/cdev.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { IommufdBackend } from "../../core/iommufd_backend.ts";
+import { IommufdFaultQueue } from "../../core/iommufd_fault.ts";
 import { openPciDevice, type PciDevice } from "../../core/pci_device.ts";
 import { VTD_FS, VtdFirstStageTables } from "../../core/vtd_stage1.ts";
 import { EduDriver } from "../../drivers/edu/edu.ts";
 import {
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_DATA_VTD_S1,
+  IOMMU_HWPT_FAULT_ID_VALID,
   IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
+  IOMMU_PGFAULT_FLAGS_LAST_PAGE,
+  IOMMU_PGFAULT_PERM_WRITE,
+  IOMMUFD_PAGE_RESP_SUCCESS,
 } from "../../ffi/uapi/iommufd.ts";
 import { createMachine, type SimMachine } from "../../sim/machine.ts";
 
@@ -33,12 +38,14 @@ interface Nested {
   a: DmaBuffer;
   b: DmaBuffer;
   nestedId: number;
+  queue: IommufdFaultQueue | undefined;
+  devId: number;
   invalidate(entry: Uint8Array, dataType?: number): number;
   close(): void;
 }
 
 /** edu on a scalable-mode VT-d, its buffer preloaded with "nest", attached to a nested HWPT. */
-async function nested(): Promise<Nested> {
+async function nested(options: { faultQueue?: boolean } = {}): Promise<Nested> {
   const machine = createMachine({ iommu: "vtd", vtdScalableMode: true, strict: true });
   const dev = openPciDevice(BDF, { kernel: machine.kernel, iommu: "iommufd" });
   const edu = EduDriver.open(dev, { interrupts: "poll" });
@@ -59,11 +66,13 @@ async function nested(): Promise<Nested> {
     ptId: backend.ioasId,
     flags: IOMMU_HWPT_ALLOC_NEST_PARENT,
   });
+  const queue = options.faultQueue ? IommufdFaultQueue.open(machine.kernel, fd) : undefined;
   const nestedId = fd.hwptAlloc({
     devId: device.devId,
     ptId: parentId,
     dataType: IOMMU_HWPT_DATA_VTD_S1,
     data: tables.hwptData(),
+    ...(queue ? { flags: IOMMU_HWPT_FAULT_ID_VALID, faultId: queue.id } : {}),
   });
   attachIommufdPt(machine.kernel, device.fd, nestedId, BDF);
   return {
@@ -75,12 +84,15 @@ async function nested(): Promise<Nested> {
     a,
     b,
     nestedId,
+    queue,
+    devId: device.devId,
     invalidate: (entry, dataType = IOMMU_HWPT_INVALIDATE_DATA_VTD_S1) =>
       fd.hwptInvalidate(nestedId, dataType, [entry]),
     close() {
       attachIommufdPt(machine.kernel, device.fd, backend.ioasId, BDF);
       fd.destroy(nestedId);
       fd.destroy(parentId);
+      queue?.close();
       edu.close();
       dev.close();
     },
@@ -177,5 +189,32 @@ Deno.test("vtd nested: a stage-2 unmap flushes the nested IOTLB (no stale stage-
   await n.edu.dmaFromDeviceToIova(VA, 4);
   const f = n.machine.faults()[before];
   assert.equal(f?.reason, 0x79, `GPA 0x${gpa.toString(16)} is gone from stage 2`);
+  n.close();
+});
+
+Deno.test("vtd nested: a fault-capable HWPT delivers stage-1 misses to its fault queue", async () => {
+  const n = await nested({ faultQueue: true });
+  const queue = n.queue!;
+  assert.deepEqual(queue.read(), [], "nothing yet");
+  await n.edu.dmaFromDeviceToIova(VA + 0x123n, 4); // no stage-1 PTE: a page request
+  const [req, ...more] = queue.read();
+  assert.equal(more.length, 0);
+  assert.deepEqual(
+    { flags: req.flags, devId: req.devId, pasid: req.pasid, perm: req.perm, addr: req.addr },
+    {
+      flags: IOMMU_PGFAULT_FLAGS_LAST_PAGE,
+      devId: n.devId,
+      pasid: undefined,
+      perm: IOMMU_PGFAULT_PERM_WRITE,
+      addr: VA,
+    },
+  );
+  assert.equal(n.machine.faults().at(-1)?.format, "vtd-page-request");
+  // The "vIOMMU" resolves it: map the page, answer, and the retried DMA succeeds.
+  n.tables.map(VA, n.a.iova, PAGE, { write: true });
+  queue.respond(req.cookie, IOMMUFD_PAGE_RESP_SUCCESS);
+  assert.throws(() => queue.respond(req.cookie, IOMMUFD_PAGE_RESP_SUCCESS), /EINVAL/);
+  await n.edu.dmaFromDeviceToIova(VA + 0x123n, 4);
+  assert.equal(new TextDecoder().decode(n.a.bytes.subarray(0x123, 0x127)), "nest");
   n.close();
 });
