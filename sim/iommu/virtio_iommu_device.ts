@@ -38,6 +38,12 @@
  * @module
  */
 
+import type { SystemPasidSpace } from "../kernel/pasid_space.ts";
+import {
+  handlePasidRequest,
+  PASID_REQ_READABLE,
+  VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID,
+} from "./virtio_iommu_pasid.ts";
 import {
   type DecodedRequest,
   decodeRequest,
@@ -115,6 +121,11 @@ export interface VirtioIommuDeviceOptions {
   readonly endpoints?: readonly number[];
   /** Mapping limit (default {@link VIOMMU_MAX_MAPPINGS}). */
   readonly maxMappings?: number;
+  /**
+   * **Proposal**: the host-wide PASID space behind ALLOC_PASID/FREE_PASID
+   * (virtio_iommu_pasid.ts); offer {@link VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID} with it.
+   */
+  readonly pasidSpace?: SystemPasidSpace;
 }
 
 interface Domain {
@@ -143,12 +154,14 @@ export class VirtioIommuDevice {
   readonly #domains = new Map<number, Domain>();
   #negotiated: bigint;
   #mappingCount = 0;
+  readonly #pasidSpace?: SystemPasidSpace;
   /** The event queue: receives each fault record the device writes (the driver's handler). */
   onEvent?: (record: Uint8Array) => void;
 
   /** A device with QEMU 10's defaults unless told otherwise ({@link VirtioIommuDeviceOptions}). */
   constructor(o: VirtioIommuDeviceOptions = {}) {
     this.offered = o.features ?? VIOMMU_QEMU_FEATURES;
+    this.#pasidSpace = o.pasidSpace;
     this.#negotiated = this.offered;
     this.#bootBypass = o.bootBypass ? 1 : 0;
     this.#config = {
@@ -230,6 +243,16 @@ export class VirtioIommuDevice {
   process(readable: Uint8Array, writable: Uint8Array): number {
     const tail = VIRTIO_IOMMU_SIZE.TAIL;
     if (readable.length < VIRTIO_IOMMU_SIZE.HEAD || writable.length < tail) return 0;
+    const pasidReq = PASID_REQ_READABLE[readable[0]];
+    if (pasidReq !== undefined) {
+      const space = this.#pasidSpace;
+      if (!space || !this.#has(VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID)) return 0; // unknown type
+      writable.fill(0);
+      writable[writable.length - tail] = readable.length < pasidReq
+        ? VIRTIO_IOMMU_S.INVAL
+        : handlePasidRequest(space, this, readable, writable.subarray(0, writable.length - tail));
+      return writable.length;
+    }
     const req = decodeRequest(readable);
     if (req === "unknown") return 0;
     if (req !== "short" && req.type === "probe" && !this.#has(VIRTIO_IOMMU_F.PROBE)) return 0;

@@ -15,6 +15,15 @@ import {
   IOASID_PROPOSAL_PATH,
 } from "../../ffi/uapi/proposals.ts";
 import { createMachine } from "../../sim/machine.ts";
+import { VirtualClock } from "../../sim/clock.ts";
+import { SystemPasidSpace } from "../../sim/kernel/pasid_space.ts";
+import { VIOMMU_QEMU_FEATURES, VirtioIommuDevice } from "../../sim/iommu/virtio_iommu_device.ts";
+import {
+  encodeAllocPasid,
+  encodeFreePasid,
+  VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID,
+} from "../../sim/iommu/virtio_iommu_pasid.ts";
+import { VIRTIO_IOMMU_S } from "../../sim/iommu/virtio_iommu_wire.ts";
 
 const QUARANTINE_NS = 1_000_000;
 
@@ -88,4 +97,29 @@ Deno.test("pasid space (proposal): closing the fd frees its PASIDs (into quarant
   assert.equal(r.alloc(b), 4, "1 and 2 wait out their quarantine");
   const plain = createMachine({ iommu: "vtd" });
   assert.equal(plain.kernel.open(IOASID_PROPOSAL_PATH, O_RDWR), -ERRNO.ENOENT, "off by default");
+});
+
+Deno.test("virtio-iommu ALLOC_PASID/FREE_PASID (proposal): one host-wide space, max_pasid, feature bit", () => {
+  const clock = new VirtualClock();
+  const space = new SystemPasidSpace(clock, QUARANTINE_NS);
+  const features = VIOMMU_QEMU_FEATURES | (1n << BigInt(VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID));
+  const [a, b] = [0, 1].map(() => new VirtioIommuDevice({ features, pasidSpace: space }));
+  for (const d of [a, b]) d.negotiate(features);
+  const send = (d: VirtioIommuDevice, req: Uint8Array, readable: number) => {
+    const used = d.process(req.subarray(0, readable), req.subarray(readable));
+    const v = new DataView(req.buffer);
+    return { used, status: req[req.length - 4], pasid: v.getUint32(8, true) };
+  };
+  const alloc = (d: VirtioIommuDevice, max = 0) => send(d, encodeAllocPasid(max), 8);
+  const free = (d: VirtioIommuDevice, pasid: number) => send(d, encodeFreePasid(pasid), 12);
+  assert.deepEqual(alloc(a), { used: 8, status: VIRTIO_IOMMU_S.OK, pasid: 1 });
+  assert.equal(alloc(b).pasid, 2, "both vIOMMUs draw from the same host-wide space");
+  assert.equal(alloc(a, 2).status, VIRTIO_IOMMU_S.NOMEM, "max_pasid 2: nothing left below it");
+  assert.equal(free(b, 1).status, VIRTIO_IOMMU_S.NOENT, "b did not hand out PASID 1");
+  assert.equal(free(a, 1).status, VIRTIO_IOMMU_S.OK);
+  assert.equal(alloc(a, 2).status, VIRTIO_IOMMU_S.NOMEM, "PASID 1 is quarantined");
+  clock.advance(QUARANTINE_NS);
+  assert.equal(alloc(a, 2).pasid, 1);
+  const plain = new VirtioIommuDevice({ pasidSpace: space });
+  assert.equal(alloc(plain).used, 0, "without the feature bit the request type is unknown");
 });
