@@ -11,8 +11,12 @@
  * 3. IOVA beyond the domain's address width: fault 0x04.
  * 4. IOTLB, then a page walk: missing or insufficient permission gives 0x05 (write) / 0x06 (read).
  *
- * Requests with a PASID get 0x31 ("SM: TTM 0 for request with PASID"): the unit runs in legacy
- * mode, so it has no PASID tables.
+ * Requests with a PASID get 0x31 ("SM: TTM 0 for request with PASID") in legacy mode, which has
+ * no PASID tables. With `scalableMode` the unit has per-device PASID tables (requests without
+ * PASID use RID_PASID), a PASID wider than ECAP.PSS allows faults 0x46, a PASID without an entry
+ * 0x59, and with nesting the entries may hold nested domains (vtd_nested.ts): the user's
+ * first-stage tables over a kernel second stage, with the walk and faults of
+ * vtd_first_stage.ts.
  *
  * @example
  * ```ts
@@ -46,7 +50,7 @@ import type {
 } from "./model.ts";
 import { decode } from "../../ffi/uapi/layout.ts";
 import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../ffi/uapi/mod.ts";
-import { nestedFaultStage } from "./vtd_first_stage.ts";
+import { nestedFaultStage, VTD_SM_FR } from "./vtd_first_stage.ts";
 import { VtdNestedDomain } from "./vtd_nested.ts";
 import {
   decodeVtdFaultRecord,
@@ -152,7 +156,10 @@ export interface VtdOptions {
 }
 
 /** Stage-1 faults a fault-capable nested domain reports as page requests: not present, no write. */
-const RECOVERABLE_FS_REASONS: ReadonlySet<number> = new Set([0x71, 0x85]);
+const RECOVERABLE_FS_REASONS: ReadonlySet<number> = new Set([
+  VTD_SM_FR.FL_NOT_PRESENT,
+  VTD_SM_FR.NO_WRITE,
+]);
 
 /** Default PASID width of scalable mode (PCIe's 20 bits). */
 export const VTD_DEFAULT_PASID_BITS = 20;

@@ -245,11 +245,6 @@ export class SpaprTceContainer {
     }
   }
 
-  /** The user-page view of the TCEs in use (entry index → region or pin), for tests. */
-  tcesInUse(table: TceTable): number {
-    return this.#uses.get(table)?.size ?? 0;
-  }
-
   /** `tce_iommu_prereg_free`: drop this container's use of a region. 0 or -EBUSY. */
   preregFree(region: PreregRegion): number {
     const r = preregPut(this.mm!, this.env.physical, region);
