@@ -264,7 +264,11 @@ export class VtdIommu implements IommuModel {
     this.#trace = o.trace;
     this.#kernelLog = o.kernelLog;
     const nfr = o.faultRegisters ?? VTD_QEMU_NFR;
-    this.cap = vtdCapValue({ width, faultRegisters: nfr });
+    this.cap = vtdCapValue({
+      width,
+      faultRegisters: nfr,
+      firstStage: o.scalableMode !== undefined,
+    });
     const sm = o.scalableMode;
     this.#scalable = sm !== undefined;
     const scalable = sm && {

@@ -83,6 +83,8 @@ export const VTD_CAP = {
   DRD: f(55),
   /** First-level 1 GiB pages. */
   FL1GP: f(56),
+  /** First-level 5-level paging. */
+  FL5LP: f(60),
   /** Posted interrupts. */
   PI: f(59),
 } as const;
@@ -204,6 +206,8 @@ export interface VtdCapOptions {
   readonly width: VtdAddressWidth;
   /** Fault-recording registers (NFR + 1), 1..256. */
   readonly faultRegisters: number;
+  /** Scalable mode: first-stage 1 GiB pages and 5-level paging (CAP.FL1GP, CAP.FL5LP). */
+  readonly firstStage?: boolean;
 }
 
 /**
@@ -225,6 +229,10 @@ export function vtdCapValue(o: VtdCapOptions): bigint {
   cap = setField(cap, VTD_CAP.MAMV, VTD_QEMU_MAMV);
   cap = setField(cap, VTD_CAP.DWD, 1);
   cap = setField(cap, VTD_CAP.DRD, 1);
+  if (o.firstStage) {
+    cap = setField(cap, VTD_CAP.FL1GP, 1);
+    cap = setField(cap, VTD_CAP.FL5LP, 1);
+  }
   return cap;
 }
 
