@@ -100,7 +100,9 @@ export interface MachineOptions {
   /**
    * **Proposal, not Linux ABI**: a system-wide PASID allocator at /dev/ioasid whose PASIDs belong
    * to the open file and are quarantined for `quarantineNs` (default 10 ms virtual) before reuse
-   * (sim/kernel/pasid_space.ts, ffi/uapi/proposals.ts). Default off.
+   * (sim/kernel/pasid_space.ts, ffi/uapi/proposals.ts). With `iommu: "virtio-iommu"` the device
+   * also offers the proposed ALLOC_PASID/FREE_PASID requests drawing from the same space, and the
+   * guest driver side negotiates them (`VirtioIommu.allocPasid`). Default off.
    */
   readonly pasidAllocatorProposal?: boolean | { readonly quarantineNs?: number };
   /** VT-d interrupt remapping (QEMU `intremap=on`; default true). Off: MSI is not isolated. */
@@ -248,6 +250,10 @@ export function createMachine(options: MachineOptions): SimMachine {
   const clock = new VirtualClock();
   const memory = new PhysicalMemory(options.physicalMemory ?? DEFAULT_PHYSICAL_MEMORY);
   const groupOfRequester = new Map<number, number>();
+  const proposal = options.pasidAllocatorProposal;
+  const pasidSpace = proposal
+    ? new SystemPasidSpace(clock, typeof proposal === "object" ? proposal.quarantineNs : undefined)
+    : undefined;
   const iommu = createIommuModel(options.iommu, {
     memory,
     clock,
@@ -255,6 +261,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     log,
     pageSize: platform.pageSize,
     groupOf: (requester) => groupOfRequester.get(requester),
+    pasidSpace,
     vtdScalableMode: options.vtdScalableMode === true ? {} : options.vtdScalableMode || undefined,
   });
   const random = seededRandom(options.seed ?? 1);
@@ -338,10 +345,6 @@ export function createMachine(options: MachineOptions): SimMachine {
       kernelVersion,
     });
   const groupList = [...groups.values()].sort((a, b) => a.id - b.id);
-  const proposal = options.pasidAllocatorProposal;
-  const pasidSpace = proposal
-    ? new SystemPasidSpace(clock, typeof proposal === "object" ? proposal.quarantineNs : undefined)
-    : undefined;
   const otherDevices = new Map<string, () => IoasidFile>();
   if (pasidSpace) {
     otherDevices.set(IOASID_PROPOSAL_PATH.slice("/dev/".length), () => {

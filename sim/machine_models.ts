@@ -10,6 +10,9 @@ import type { IommuModel } from "./iommu/model.ts";
 import { SmmuV3Iommu } from "./iommu/smmuv3.ts";
 import { SpaprTceIommu } from "./iommu/spapr_tce.ts";
 import { VirtioIommu } from "./iommu/virtio_iommu.ts";
+import { VIOMMU_QEMU_FEATURES } from "./iommu/virtio_iommu_device.ts";
+import { VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID } from "./iommu/virtio_iommu_pasid.ts";
+import type { SystemPasidSpace } from "./kernel/pasid_space.ts";
 import { VtdIommu } from "./iommu/vtd.ts";
 import type { PhysicalMemory } from "./memory.ts";
 import { EduDevice } from "./pci/edu.ts";
@@ -69,6 +72,8 @@ export interface IommuContext {
   readonly log: (line: string) => void;
   /** The kernel's PAGE_SIZE. */
   readonly pageSize: number;
+  /** **Proposal**: the system-wide PASID space virtio-iommu's ALLOC_PASID draws from, if any. */
+  readonly pasidSpace?: SystemPasidSpace;
   /** VT-d scalable mode (PASID tables, nesting); undefined: legacy mode. */
   readonly vtdScalableMode?: { readonly pasidBits?: number; readonly nesting?: boolean };
   /** The IOMMU group (sPAPR: the PE) of a requester id, once the machine is built. */
@@ -132,7 +137,21 @@ const IOMMUS: Record<IommuModelName, (ctx: IommuContext) => IommuModel> = {
   smmuv3: (c) =>
     new SmmuV3Iommu({ memory: c.memory, clock: c.clock, trace: c.log, kernelLog: c.log }),
   "virtio-iommu": (c) =>
-    new VirtioIommu({ clock: c.clock, platform: "x86", trace: c.log, kernelLog: c.log }),
+    new VirtioIommu({
+      clock: c.clock,
+      platform: "x86",
+      trace: c.log,
+      kernelLog: c.log,
+      ...(c.pasidSpace
+        ? {
+          pasidProposal: true,
+          deviceOptions: {
+            features: VIOMMU_QEMU_FEATURES | (1n << BigInt(VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID)),
+            pasidSpace: c.pasidSpace,
+          },
+        }
+        : {}),
+    }),
   spapr: (c) =>
     new SpaprTceIommu({
       memory: c.memory,

@@ -40,6 +40,13 @@
  * @module
  */
 
+import {
+  encodeAllocPasid,
+  encodeFreePasid,
+  PASID_REQ_READABLE,
+  VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID,
+  VIRTIO_IOMMU_T_PROPOSAL,
+} from "./virtio_iommu_pasid.ts";
 import { ERRNO } from "../../ffi/errno.ts";
 import type { VirtualClock } from "../clock.ts";
 import { checkPasidAttach } from "./model.ts";
@@ -97,6 +104,8 @@ export const VIOMMU_QEMU_AW_BITS: Readonly<Record<VirtioIommuPlatform, number>> 
 };
 /** The guest's PAGE_SIZE. */
 export const VIOMMU_LINUX_PAGE_SIZE = 4096n;
+/** Where ALLOC_PASID's device-writable `pasid` sits in the request. */
+const PASID_OUT_OFFSET = 8;
 /** Linux's feature table (`features[]` of virtio-iommu.c) plus VIRTIO_F_VERSION_1. */
 export const VIOMMU_LINUX_FEATURES = (1n << BigInt(VIRTIO_F_VERSION_1)) |
   [
@@ -118,6 +127,11 @@ export interface VirtioIommuOptions {
   readonly device?: VirtioIommuDevice;
   /** Options of the device built here (they override the platform's defaults). */
   readonly deviceOptions?: VirtioIommuDeviceOptions;
+  /**
+   * **Proposal**: the guest driver also negotiates VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID and offers
+   * {@link VirtioIommu.allocPasid} / {@link VirtioIommu.freePasid} (virtio_iommu_pasid.ts).
+   */
+  readonly pasidProposal?: boolean;
   /** MSI isolation as the kernel sees it (default: false on x86, true on arm64). */
   readonly msiIsolated?: boolean;
   /** Index of the virtio device in log lines ("virtio0"; default 0). */
@@ -314,7 +328,8 @@ export class VirtioIommu implements IommuModel {
         : [],
       ...o.deviceOptions,
     });
-    const features = this.device.negotiate(VIOMMU_LINUX_FEATURES);
+    const proposal = o.pasidProposal ? 1n << BigInt(VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID) : 0n;
+    const features = this.device.negotiate(VIOMMU_LINUX_FEATURES | proposal);
     const has = (bit: number): boolean => (features & (1n << BigInt(bit))) !== 0n;
     const cfg = decodeConfig(this.device.readConfig());
     const input = has(VIRTIO_IOMMU_F.INPUT_RANGE) ? cfg.inputRange : { start: 0n, end: U64_MAX };
@@ -456,6 +471,31 @@ export class VirtioIommu implements IommuModel {
     if (this.#trace) {
       this.#trace(`viommu req ${describe(req, this.#probeSize)} -> ${statusName(status)}`);
     }
+    return viommuStatusErrno(status);
+  }
+
+  /**
+   * **Proposal**: ALLOC_PASID with `maxPasid` (0: no limit): a PASID from the host-wide space, or
+   * -errno as `viommu_get_req_errno` maps the status (ENOMEM when none is free; EIO when the
+   * device wrote nothing, i.e. without the feature).
+   */
+  allocPasid(maxPasid = 0): number {
+    const req = encodeAllocPasid(maxPasid);
+    const rc = this.#sendPasidRequest(req, PASID_REQ_READABLE[VIRTIO_IOMMU_T_PROPOSAL.ALLOC_PASID]);
+    return rc < 0 ? rc : new DataView(req.buffer).getUint32(PASID_OUT_OFFSET, true);
+  }
+
+  /** **Proposal**: FREE_PASID: 0 or -errno (ENOENT for a PASID this vIOMMU did not hand out). */
+  freePasid(pasid: number): number {
+    const req = encodeFreePasid(pasid);
+    return this.#sendPasidRequest(req, PASID_REQ_READABLE[VIRTIO_IOMMU_T_PROPOSAL.FREE_PASID]);
+  }
+
+  #sendPasidRequest(req: Uint8Array, readable: number): number {
+    const used = this.device.process(req.subarray(0, readable), req.subarray(readable));
+    if (used === 0) req[req.length - VIRTIO_IOMMU_SIZE.TAIL] = VIRTIO_IOMMU_S.IOERR;
+    const status = requestStatus(req);
+    this.#trace?.(`viommu req PASID type 0x${req[0].toString(16)} -> ${statusName(status)}`);
     return viommuStatusErrno(status);
   }
 

@@ -24,6 +24,7 @@ import {
   VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID,
 } from "../../sim/iommu/virtio_iommu_pasid.ts";
 import { VIRTIO_IOMMU_S } from "../../sim/iommu/virtio_iommu_wire.ts";
+import type { VirtioIommu } from "../../sim/iommu/virtio_iommu.ts";
 
 const QUARANTINE_NS = 1_000_000;
 
@@ -122,4 +123,30 @@ Deno.test("virtio-iommu ALLOC_PASID/FREE_PASID (proposal): one host-wide space, 
   assert.equal(alloc(a, 2).pasid, 1);
   const plain = new VirtioIommuDevice({ pasidSpace: space });
   assert.equal(alloc(plain).used, 0, "without the feature bit the request type is unknown");
+});
+
+Deno.test("pasid space (proposal): a virtio-iommu machine's vIOMMU and /dev/ioasid share it", () => {
+  const machine = createMachine({
+    iommu: "virtio-iommu",
+    allowUnsafeInterrupts: { type1: true, iommufd: true },
+    pasidAllocatorProposal: true,
+  });
+  const viommu = machine.iommu as VirtioIommu;
+  assert.equal(viommu.allocPasid(), 1);
+  const fd = machine.kernel.open(IOASID_PROPOSAL_PATH, O_RDWR);
+  const l = ioasid_proposal_alloc;
+  const arg = encode(l, { argsz: l.size, min: 1, max: 100 });
+  assert.equal(
+    machine.kernel.ioctl(fd, ioctlNumber(machine.kernel.ioctlArch, IOASID_PROPOSAL_ALLOC), arg),
+    0,
+  );
+  assert.equal(decode(l, arg).out_pasid, 2, "one space for the vIOMMU and the host file");
+  assert.equal(viommu.freePasid(2), -ERRNO.ENOENT, "not the vIOMMU's to free");
+  assert.equal(viommu.freePasid(1), 0);
+  assert.equal(viommu.allocPasid(1), -ERRNO.ENOMEM, "PASID 1 is quarantined");
+  const plain = createMachine({
+    iommu: "virtio-iommu",
+    allowUnsafeInterrupts: { type1: true, iommufd: true },
+  });
+  assert.equal((plain.iommu as VirtioIommu).allocPasid(), -ERRNO.EIO, "no proposal: unknown type");
 });
