@@ -3,12 +3,15 @@
  * (see {@link smmuIdrValues} for the ID registers), with the kernel side programming it the way
  * Linux's arm-smmu-v3 driver does: a 2-level stream table of STEs, a CD table per stream, and one
  * stage-1 domain per VFIO/iommufd paging domain (ASIDs from 1) with VMSAv8-64 tables — all in
- * {@link PhysicalMemory}. Stage-2 domains (VMIDs from 1) exist for a future nesting parent.
+ * {@link PhysicalMemory}. Stage-2 domains (VMIDs from 1) are nest parents when the SMMU is built
+ * with `nesting: true`: then {@link SmmuV3Iommu.nesting} allocates nested domains (user STE words
+ * 0–1 over a stage-2 parent) and translates them (smmuv3_nested.ts).
  *
  * Translation of one transaction, in the order the SMMU checks (SMMUv3 §3.3, §3.4, §7.3):
  * 1. StreamID beyond the stream table or its missing level-2 table: C_BAD_STREAMID.
  * 2. STE.V = 0: C_BAD_STE. Config abort: terminated, no event. Bypass: identity (an input address
- *    beyond the OAS gives F_ADDR_SIZE). Nested: C_BAD_STE (not modelled yet).
+ *    beyond the OAS gives F_ADDR_SIZE). Nested: the stream's nested domain translates (with
+ *    `nesting`; else, or with no nested domain attached, C_BAD_STE).
  * 3. A SubstreamID beyond S1CDMax, with S1CDMax = 0, SSID 0 under S1DSS = SSID0, or without
  *    stage 1: C_BAD_SUBSTREAMID. No SubstreamID under S1DSS = terminate: F_STREAM_DISABLED.
  * 4. CD.V = 0 or an illegal CD: C_BAD_CD.
@@ -53,10 +56,12 @@ import type {
   IommuFacts,
   IommuFault,
   IommuModel,
+  IommuNesting,
   MapProtection,
   ReservedRegion,
   TranslateResult,
 } from "./model.ts";
+import { SMMU_RECOVERABLE_EVENTS, SmmuV3NestedDomain, SmmuV3Nesting } from "./smmuv3_nested.ts";
 import {
   encodeSmmuEvent,
   SMMU_EVT,
@@ -163,6 +168,8 @@ export interface SmmuV3Options {
   readonly trace?: (line: string) => void;
   /** Host kernel log sink: the lines Linux prints for each drained event. */
   readonly kernelLog?: (line: string) => void;
+  /** Nested translation ({@link SmmuV3Iommu.nesting}; default false). */
+  readonly nesting?: boolean;
 }
 
 /** A paging domain: stage 1 (an ASID and a CD) or stage 2 (a VMID), with its table. */
@@ -219,6 +226,7 @@ export class SmmuV3Domain implements IommuDomain {
     }
     const removed = this.table.unmap(iova, size);
     this.unit.iotlb.flushRange(this.tag, iova, iova + size);
+    if (this.stage === 2) this.unit.nestedParentChanged(this);
     this.unit.traceLine(
       `smmuv3 unmap ${this.#name()} iova=0x${iova.toString(16)} size=0x${size.toString(16)} ` +
         `-> 0x${removed.toString(16)}`,
@@ -282,11 +290,14 @@ export class SmmuV3Iommu implements IommuModel {
   readonly #kernelLog?: (line: string) => void;
   readonly #asids = new Set<number>();
   readonly #vmids = new Set<number>();
-  readonly #streams = new Map<number, SmmuV3Domain>();
+  readonly #streams = new Map<number, SmmuV3Domain | SmmuV3NestedDomain>();
   readonly #cdTables = new Map<number, CdTable>();
   readonly #steCache = new Map<number, SteView>();
   readonly #cdCache = new Map<string, CdView>();
   readonly #faults: IommuFault[] = [];
+  readonly #nesting?: SmmuV3Nesting;
+  /** Nested translation, present when built with `nesting: true`. */
+  readonly nesting?: IommuNesting;
 
   /** An SMMU over `memory`; see {@link SmmuV3Options}. */
   constructor(o: SmmuV3Options) {
@@ -320,6 +331,7 @@ export class SmmuV3Iommu implements IommuModel {
       hwInfo: { type: IOMMU_HW_INFO_TYPE_NONE, data: new Uint8Array(0) },
       maxPasidLog2: this.ssidBits,
     };
+    if (o.nesting) this.nesting = this.#nesting = new SmmuV3Nesting(this, this.#cdCache);
   }
 
   /** Every event recorded so far, oldest first. */
@@ -355,6 +367,10 @@ export class SmmuV3Iommu implements IommuModel {
     for (const attached of this.#streams.values()) {
       if (attached === d) throw new Error(`SMMUv3: domain ${d.id} freed while attached`);
     }
+    if (d instanceof SmmuV3NestedDomain) return this.#nesting?.free(d);
+    if (this.#nesting?.hasChildren(d)) {
+      throw new Error(`SMMUv3: nest parent vmid=${d.id} freed with nested children`);
+    }
     this.iotlb.flushDomain(d.tag);
     d.table.destroy();
     d.freed = true;
@@ -374,7 +390,7 @@ export class SmmuV3Iommu implements IommuModel {
    */
   attach(requester: number, domain: IommuDomain | null): void {
     const old = this.#streams.get(requester);
-    if (old) this.iotlb.flushDomain(old.tag);
+    if (old) this.#flush(old);
     const d = domain === null ? undefined : this.#own(domain);
     if (d?.freed) throw new Error(`SMMUv3: attach of freed domain ${d.id}`);
     if (d === undefined) {
@@ -382,11 +398,15 @@ export class SmmuV3Iommu implements IommuModel {
       this.streamTable.writeSte(requester, encodeInvalidSte());
     } else {
       this.#streams.set(requester, d);
-      const ste = d.stage === 1 ? this.#s1Ste(requester, d) : this.#s2Ste(d);
+      const ste = d instanceof SmmuV3NestedDomain
+        ? d.ste
+        : d.stage === 1
+        ? this.#s1Ste(requester, d)
+        : this.#s2Ste(d);
       this.streamTable.writeSte(requester, ste);
-      this.iotlb.flushDomain(d.tag);
+      this.#flush(d);
     }
-    if (d?.stage !== 1) {
+    if (d instanceof SmmuV3NestedDomain || d?.stage !== 1) {
       // The stream no longer uses stage 1: its CD table goes (Linux keeps it until release).
       this.#cdTables.get(requester)?.destroy();
       this.#cdTables.delete(requester);
@@ -395,12 +415,16 @@ export class SmmuV3Iommu implements IommuModel {
     const now = this.#streams.get(requester);
     this.traceLine(
       `smmuv3 attach sid=0x${requester.toString(16)} ` +
-        (now === undefined ? "blocked" : `${now.stage === 1 ? "asid" : "vmid"}=${now.id}`),
+        (now === undefined
+          ? "blocked"
+          : now instanceof SmmuV3NestedDomain
+          ? `nested=${now.id}`
+          : `${now.stage === 1 ? "asid" : "vmid"}=${now.id}`),
     );
   }
 
   /** The domain a stream is attached to. */
-  attached(requester: number): SmmuV3Domain | undefined {
+  attached(requester: number): SmmuV3Domain | SmmuV3NestedDomain | undefined {
     return this.#streams.get(requester);
   }
 
@@ -440,6 +464,10 @@ export class SmmuV3Iommu implements IommuModel {
       if (w === undefined) return this.#event(t, SMMU_EVT.F_STE_FETCH, { addr2: addr });
       ste = decodeSte(w);
       this.#steCache.set(requester, ste);
+    }
+    if (ste.valid && ste.config === STE_CONFIG.NESTED) {
+      const d = this.#streams.get(requester);
+      if (d instanceof SmmuV3NestedDomain && this.#nesting) return this.#nested(t, d, ste);
     }
     if (!ste.valid || ste.config === STE_CONFIG.NESTED) return this.#event(t, SMMU_EVT.C_BAD_STE);
     if (ste.config < STE_CONFIG.BYPASS) return this.#terminate(t, "STE.Config = abort");
@@ -499,6 +527,30 @@ export class SmmuV3Iommu implements IommuModel {
   /** @internal trace a line. */
   traceLine(line: string): void {
     this.#trace?.(line);
+  }
+
+  /** @internal a stage-2 domain changed: flush the nested translations built on it. */
+  nestedParentChanged(parent: SmmuV3Domain): void {
+    this.#nesting?.parentChanged(parent);
+  }
+
+  #flush(d: SmmuV3Domain | SmmuV3NestedDomain): void {
+    if (d instanceof SmmuV3NestedDomain) d.flushTlb();
+    else this.iotlb.flushDomain(d.tag);
+  }
+
+  /** A transaction on a nested STE: the domain walks; faults become events or page requests. */
+  #nested(t: Txn, d: SmmuV3NestedDomain, ste: SteView): TranslateResult {
+    const r = d.translate(ste, t.sid, t.pasid, t.iova, t.access, this.#cdCache);
+    if (r.ok) return { ok: true, phys: r.phys };
+    if (r.stage === 1 && d.pageRequest && SMMU_RECOVERABLE_EVENTS.has(r.event)) {
+      d.pageRequest({ requester: t.sid, pasid: t.pasid, address: t.iova, access: t.access });
+      return this.#event(t, r.event, { ...r.fields, stall: true }, 1, true);
+    }
+    if (!r.record) {
+      return this.#terminate(t, `${smmuEventName(r.event)} not recorded (CD.R/S2R = 0)`);
+    }
+    return this.#event(t, r.event, r.fields, r.stage);
   }
 
   #s1Ste(sid: number, d: SmmuV3Domain): bigint[] {
@@ -640,7 +692,17 @@ export class SmmuV3Iommu implements IommuModel {
     return this.#event(t, id, fields);
   }
 
-  #event(t: Txn, id: number, fields: Partial<SmmuEvent> = {}): TranslateResult {
+  /**
+   * Record event `id` (with `stage` for a nested translation). With `pageRequest` it went to a
+   * page-request handler instead: kept in {@link faults} only, not queued or logged.
+   */
+  #event(
+    t: Txn,
+    id: number,
+    fields: Partial<SmmuEvent> = {},
+    stage?: 1 | 2,
+    pageRequest = false,
+  ): TranslateResult {
     const ssv = t.pasid !== undefined;
     const translation = id >= SMMU_EVT.F_WALK_EABT;
     const e = smmuEvent(id, t.sid, {
@@ -652,7 +714,7 @@ export class SmmuV3Iommu implements IommuModel {
     });
     const raw = encodeSmmuEvent(e);
     const fault: IommuFault = {
-      format: "smmuv3-evt",
+      format: pageRequest ? "smmuv3-page-request" : "smmuv3-evt",
       requester: t.sid,
       pasid: t.pasid,
       address: t.iova,
@@ -660,10 +722,19 @@ export class SmmuV3Iommu implements IommuModel {
       reason: id,
       reasonName: smmuEventName(id),
       raw,
-      message: smmuEventMessage(this.name, raw),
+      message: pageRequest
+        ? `arm-smmu-v3 ${this.name}: page request (${smmuEventName(id)}) ${t.access} of ` +
+          `0x${t.iova.toString(16)} from StreamID 0x${t.sid.toString(16)}` +
+          `${t.pasid === undefined ? "" : ` SSID 0x${t.pasid.toString(16)}`}: to the fault queue`
+        : smmuEventMessage(this.name, raw),
       timeNs: this.#clock.nowNs,
+      ...(stage === undefined ? {} : { stage }),
     };
     this.#faults.push(fault);
+    if (pageRequest) {
+      this.traceLine(`smmuv3 ${fault.message}`);
+      return { ok: false, fault };
+    }
     this.eventQueue.write(raw);
     this.traceLine(`smmuv3 event ${fault.message}`);
     if (this.#hostDrains) this.drainEvents();
@@ -689,7 +760,8 @@ export class SmmuV3Iommu implements IommuModel {
     return { ok: false, fault };
   }
 
-  #own(domain: IommuDomain): SmmuV3Domain {
+  #own(domain: IommuDomain): SmmuV3Domain | SmmuV3NestedDomain {
+    if (domain instanceof SmmuV3NestedDomain && domain.parent.unit === this) return domain;
     if (!(domain instanceof SmmuV3Domain) || domain.unit !== this) {
       throw new TypeError("SMMUv3: not a domain of this SMMU");
     }

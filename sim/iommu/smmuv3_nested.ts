@@ -1,0 +1,685 @@
+/**
+ * SMMUv3 nested translation (STE.Config = 0b111, stage 1 over stage 2; SMMUv3 §3.3.3, §5.2): the
+ * model side of Linux 6.13's `IOMMU_HWPT_DATA_ARM_SMMUV3` nested HWPTs. The user (a guest's SMMU
+ * driver) owns STE words 0–1 (`iommu_hwpt_arm_smmuv3.ste[2]`: V, Config, S1Fmt, S1ContextPtr,
+ * S1CDMax, S1DSS, …), the CD table and the VMSAv8-64 stage-1 tables, all at guest-physical
+ * addresses (IPAs); the kernel owns the stage-2 parent (a stage-2 domain of the same SMMU,
+ * `allocDomain(2)`, whose VMID and tables fill STE words 2–3).
+ *
+ * Allocation ({@link SmmuV3Nesting.allocNested}) checks what Linux 6.13's `arm_smmu_validate_vste`
+ * checks, with the same errnos (these deviate from a plain "-EINVAL for a bad STE"):
+ * - parent not a live stage-2 domain of this SMMU: -EINVAL; `dataType` ≠ 2
+ *   (IOMMU_HWPT_DATA_ARM_SMMUV3): -EOPNOTSUPP; `data` not 16 bytes: -EINVAL;
+ * - STE.V = 0: accepted, the STE is zeroed (whatever Config says) and the stream aborts — Linux
+ *   does exactly this;
+ * - any bit outside word 0 {V, Config, S1Fmt, S1ContextPtr, S1CDMax} or word 1 {S1DSS, S1CIR,
+ *   S1COR, S1CSH, S1STALLD, EATS} (`STRTAB_STE_{0,1}_NESTING_ALLOWED`): -EIO;
+ * - Config other than abort (0b000), bypass (0b100) or stage-1 translate (0b101): -EIO.
+ * S1CDMax beyond the SMMU's SSIDSIZE or an unknown S1Fmt is not an allocation error: the
+ * hardware reports C_BAD_STE at the first transaction, as for any STE.
+ *
+ * At attach the stream gets Linux's `arm_smmu_make_nested_domain_ste`: a guest abort STE stays
+ * abort, a guest bypass STE becomes the parent's stage-2 STE, a guest S1 STE becomes Config =
+ * nested with the guest's words 0–1 (plus STE.MEV) over the parent's words 2–3.
+ *
+ * Translation of one transaction on a nested STE, in the SMMU's order:
+ * 1. STE legality: an illegal stage-2 half (the kernel's) C_BAD_STE stage 2; S1Fmt unknown or
+ *    S1CDMax > SSIDSIZE C_BAD_STE stage 1.
+ * 2. SubstreamID as for stage 1 (C_BAD_SUBSTREAMID; F_STREAM_DISABLED; S1DSS = bypass translates
+ *    the input as an IPA through stage 2 only).
+ * 3. The CD (index SSID, or 0) from the CD table — linear, or 2-level with 1024-CD leaves — every
+ *    fetch (L1 descriptor, CD) an IPA translated through stage 2. A stage-2 fault there is the
+ *    stage-2 event (F_TRANSLATION/F_ACCESS/F_PERMISSION/F_ADDR_SIZE) with S2 = 1, CLASS = CD and
+ *    the IPA in dword 3 (§7.3.12–15); a stage-2 output with no memory behind it is F_CD_FETCH with
+ *    the physical fetch address (the model's choice for "external abort"); an invalid L1
+ *    descriptor C_BAD_SUBSTREAMID; CD.V = 0 or an illegal CD (not AArch64, TG0 ≠ 4 KiB, IPS > 6,
+ *    T0SZ outside 16..39) C_BAD_CD. CDs are cached per (StreamID, SSID) until CMD_CFGI_CD(_ALL)
+ *    or an attach (CMD_CFGI_STE).
+ * 4. IOTLB lookup, tagged by the nested domain and the CD's ASID, and by the SSID (so two CDs
+ *    sharing an ASID by mistake do not alias). Entries are combined 4 KiB translations and stay
+ *    until a CMD_TLBI_* names them or the parent's stage 2 changes (an unmap in the parent drops
+ *    every combined entry of its children, as Linux's CMD_TLBI_S12_VMALL for a nest parent does).
+ * 5. Stage-1 walk (VMSAv8-64, 4 KiB granule; the start level from T0SZ): each descriptor fetch is
+ *    an IPA through stage 2 (S2 read permission needed) — a stage-2 fault there has S2 = 1, CLASS =
+ *    TT; a fetch whose stage-2 output has no memory behind it is F_WALK_EABT (CLASS = TT, the
+ *    physical address in dword 3). Then, stage 1 (S2 = 0, CLASS = IN, dword 3 zero): EPD0, an
+ *    input beyond 64 − T0SZ bits, an invalid descriptor, a level-0 block or a level-3 descriptor
+ *    with bits[1:0] ≠ 0b11 F_TRANSLATION; AF = 0 F_ACCESS (no HTTU); a next-level table or output
+ *    beyond CD.IPS F_ADDR_SIZE; AP[1] clear (device accesses are unprivileged), or a write with
+ *    AP[2] set, F_PERMISSION. Hierarchical APTable bits of table descriptors are honoured (bit 62
+ *    read-only below, bit 61 no unprivileged access below).
+ * 6. The output IPA through stage 2 with the access's permission: S2 = 1, CLASS = IN, the IPA
+ *    in dword 3.
+ *
+ * {@link IommuFault.stage} is 1 for the user's part (C_BAD_STE from the guest half, C_BAD_SUBSTREAMID,
+ * F_STREAM_DISABLED, C_BAD_CD, stage-1 walk faults) and 2 for the kernel's (S2 = 1 events, the
+ * external aborts F_CD_FETCH / F_WALK_EABT — memory missing behind a stage-2 mapping — and an
+ * illegal stage-2 half). Stage-1 faults are not recorded when CD.R = 0, stage-2 faults when
+ * STE.S2R = 0 (Linux sets S2R). With a page-request handler set
+ * ({@link SmmuV3Nesting.setPageRequestHandler}) the stage-1 F_TRANSLATION, F_ACCESS and
+ * F_PERMISSION faults go to it instead of the event queue (a stalled transaction under Linux's
+ * IOPF; the record is kept in `faults` with format "smmuv3-page-request" and Stall = 1).
+ *
+ * Invalidation ({@link SmmuV3Nesting.invalidateNested}): one 16-byte command (cmd[0], cmd[1],
+ * little-endian), the set Linux 6.13's `arm_vsmmu_convert_user_cmd` accepts, field positions per
+ * SMMUv3 §4.1 (opcode 7:0), §4.3 (CMD_CFGI_*: SSID 31:12, StreamID 63:32, Leaf cmd[1] bit 0) and
+ * §4.4 (CMD_TLBI_*: NUM 16:12, SCALE 24:20, VMID 47:32, ASID 63:48; cmd[1] Leaf 0, TTL 9:8,
+ * TG 11:10, Address 63:12):
+ * - CMD_TLBI_NH_ALL 0x10 and CMD_TLBI_NSNH_ALL 0x30 (converted to NH_ALL by Linux): every entry of
+ *   the domain; CMD_TLBI_NH_ASID 0x11: the ASID's entries; CMD_TLBI_NH_VA 0x12: the ASID's
+ *   entries covering Address (TG = 0), or the range (NUM + 1)·2^SCALE granules of TG (1 4 KiB,
+ *   2 16 KiB, 3 64 KiB) from Address; CMD_TLBI_NH_VAA 0x13: the same for every ASID;
+ * - CMD_CFGI_CD 0x05: the cached CD (StreamID, SSID); CMD_CFGI_CD_ALL 0x06: every cached CD of the
+ *   StreamID; CMD_ATC_INV 0x40: accepted, nothing to do (no ATS modelled);
+ * - any other opcode: -EIO, as Linux 6.13 answers (iommufd.md §10); an entry not 16 bytes: -EINVAL.
+ * The VMID field is ignored (Linux overwrites it with the vSMMU's); the StreamID of CFGI commands is
+ * the physical one (Linux's vSID → SID conversion is the kernel's, not modelled here). Real
+ * hardware tags TLB entries by (VMID, ASID), so an invalidation would reach every nested domain on
+ * the same VMID; the model scopes it to the named domain.
+ *
+ * @module
+ */
+
+import { ERRNO } from "../../ffi/errno.ts";
+import type {
+  DmaAccess,
+  IommuDomain,
+  IommuNesting,
+  MapProtection,
+  NestedStage1,
+  PageRequestHandler,
+} from "./model.ts";
+import type { SmmuV3Domain, SmmuV3Iommu } from "./smmuv3.ts";
+import { SMMU_EVT, SMMU_EVT_CLASS, type SmmuEvent } from "./smmuv3_event.ts";
+import {
+  LPAE_DESC,
+  LPAE_FIRST_BLOCK_LEVEL,
+  LPAE_LAST_LEVEL,
+  lpaeIndex,
+  lpaeLevelSize,
+  lpaeStartLevel,
+  lpaeWalk,
+} from "./smmuv3_pgtable.ts";
+import { SMMU_OAS_BITS } from "./smmuv3_regs.ts";
+import {
+  CD_L1_V,
+  CD_SPLIT,
+  CD_T0SZ_RANGE,
+  CD_TG0_4K,
+  type CdView,
+  decodeCd,
+  decodeSte,
+  encodeAbortSte,
+  encodeS2Ste,
+  readWords,
+  SMMU_CD_BYTES,
+  SMMU_TXSZ_BASE,
+  STE,
+  STE_CONFIG,
+  STE_S1DSS,
+  STE_S1FMT,
+  STE_S2SL0_LEVEL0,
+  type SteView,
+} from "./smmuv3_ste.ts";
+import { getField, type RegField } from "./vtd_regs.ts";
+
+/** `IOMMU_HWPT_DATA_ARM_SMMUV3` (Linux 6.13 `enum iommu_hwpt_data_type`). */
+export const IOMMU_HWPT_DATA_ARM_SMMUV3 = 2;
+/** Bytes of `struct iommu_hwpt_arm_smmuv3` (ste[2]). */
+export const SMMU_NESTED_STE_BYTES = 16;
+/** Bytes of one command (`struct iommu_viommu_arm_smmuv3_invalidate`, cmd[2]). */
+export const SMMU_CMD_BYTES = 16;
+
+/** Command opcodes (SMMUv3 §4.3, §4.4, §4.5; Linux `CMDQ_OP_*`). */
+export const SMMU_CMD = {
+  CFGI_CD: 0x05,
+  CFGI_CD_ALL: 0x06,
+  TLBI_NH_ALL: 0x10,
+  TLBI_NH_ASID: 0x11,
+  TLBI_NH_VA: 0x12,
+  TLBI_NH_VAA: 0x13,
+  TLBI_NSNH_ALL: 0x30,
+  ATC_INV: 0x40,
+} as const;
+
+function f(shift: number, width = 1): RegField {
+  return { shift, width };
+}
+
+/** Command fields (Linux `CMDQ_0_OP`, `CMDQ_CFGI_*`, `CMDQ_TLBI_*`). */
+export const SMMU_CMD_FIELD = {
+  /** cmd[0]: opcode. */
+  OP: f(0, 8),
+  /** cmd[0], CFGI: SubstreamID. */
+  CFGI_SSID: f(12, 20),
+  /** cmd[0], CFGI: StreamID. */
+  CFGI_SID: f(32, 32),
+  /** cmd[1], CFGI: Leaf. */
+  CFGI_LEAF: f(0),
+  /** cmd[0], TLBI: range NUM. */
+  TLBI_NUM: f(12, 5),
+  /** cmd[0], TLBI: range SCALE. */
+  TLBI_SCALE: f(20, 5),
+  /** cmd[0], TLBI: VMID. */
+  TLBI_VMID: f(32, 16),
+  /** cmd[0], TLBI: ASID. */
+  TLBI_ASID: f(48, 16),
+  /** cmd[1], TLBI: Leaf. */
+  TLBI_LEAF: f(0),
+  /** cmd[1], TLBI: TTL. */
+  TLBI_TTL: f(8, 2),
+  /** cmd[1], TLBI: TG (0 = not a range). */
+  TLBI_TG: f(10, 2),
+} as const;
+/** cmd[1] Address bits 63:12 of a TLBI by VA. */
+const TLBI_ADDR_MASK = ((1n << 64n) - 1n) & ~0xfffn;
+
+/** Fields of {@link encodeSmmuCmd}; absent fields are zero. */
+export interface SmmuCmdFields {
+  readonly sid?: number;
+  readonly ssid?: number;
+  readonly asid?: number;
+  readonly vmid?: number;
+  readonly address?: bigint;
+  readonly leaf?: boolean;
+  readonly tg?: number;
+  readonly num?: number;
+  readonly scale?: number;
+}
+
+/** A 16-byte command as a guest driver writes it into its command queue. */
+export function encodeSmmuCmd(op: number, o: SmmuCmdFields = {}): Uint8Array {
+  const put = (v: bigint, field: RegField, x: number | undefined) =>
+    v | ((BigInt(x ?? 0) & ((1n << BigInt(field.width)) - 1n)) << BigInt(field.shift));
+  const F = SMMU_CMD_FIELD;
+  let c0 = put(0n, F.OP, op);
+  let c1 = 0n;
+  if (op === SMMU_CMD.CFGI_CD || op === SMMU_CMD.CFGI_CD_ALL) {
+    c0 = put(put(c0, F.CFGI_SSID, o.ssid), F.CFGI_SID, o.sid);
+    c1 = put(c1, F.CFGI_LEAF, o.leaf ? 1 : 0);
+  } else {
+    c0 = put(
+      put(put(put(c0, F.TLBI_NUM, o.num), F.TLBI_SCALE, o.scale), F.TLBI_VMID, o.vmid),
+      F.TLBI_ASID,
+      o.asid,
+    );
+    c1 = put(put(c1, F.TLBI_LEAF, o.leaf ? 1 : 0), F.TLBI_TG, o.tg);
+    c1 |= (o.address ?? 0n) & TLBI_ADDR_MASK;
+  }
+  const raw = new Uint8Array(SMMU_CMD_BYTES);
+  const v = new DataView(raw.buffer);
+  v.setBigUint64(0, c0, true);
+  v.setBigUint64(8, c1, true);
+  return raw;
+}
+
+/** Address bits 51:6 (S1ContextPtr). */
+const ADDR_51_6 = ((1n << 52n) - 1n) & ~0x3fn;
+/** Address bits 51:12 (L1 CD descriptor L2Ptr). */
+const ADDR_51_12 = ((1n << 52n) - 1n) & ~0xfffn;
+/** Bits of a 64-bit word. */
+const U64 = (1n << 64n) - 1n;
+
+function mask(field: RegField): bigint {
+  return ((1n << BigInt(field.width)) - 1n) << BigInt(field.shift);
+}
+
+/** STE word 0 bits a user may set (Linux `STRTAB_STE_0_NESTING_ALLOWED`). */
+export const STE_0_NESTING_ALLOWED = mask(STE.W0.V) | mask(STE.W0.CONFIG) | mask(STE.W0.S1FMT) |
+  ADDR_51_6 | mask(STE.W0.S1CDMAX);
+/** STE word 1 bits a user may set (Linux `STRTAB_STE_1_NESTING_ALLOWED`). */
+export const STE_1_NESTING_ALLOWED = mask(STE.W1.S1DSS) | mask(STE.W1.S1CIR) |
+  mask(STE.W1.S1COR) | mask(STE.W1.S1CSH) | mask(STE.W1.S1STALLD) | mask(STE.W1.EATS);
+/** STE.MEV, bit 19 of word 1: merge events (Linux sets it in nested STEs). */
+export const STE_1_MEV = 1n << 19n;
+/** Descriptor APTable bits (Arm ARM D8.3.1): bit 61 no EL0 below, bit 62 read-only below. */
+const APTABLE_NO_EL0 = 1n << 61n;
+const APTABLE_RDONLY = 1n << 62n;
+
+/** IOTLB tag space of nested entries (above stage-1 and stage-2 tags of the SMMU). */
+const NESTED_TAG_BASE = 2 ** 33;
+/** ASIDs per nested domain in the tag. */
+const ASID_SPAN = 2 ** 16;
+/** Size of the combined entries the IOTLB holds. */
+const PAGE = 4096n;
+/** TLBI TG → granule bytes. */
+const TG_GRANULE: Readonly<Record<number, bigint>> = { 1: 0x1000n, 2: 0x4000n, 3: 0x10000n };
+
+/** The outcome of a nested translation; a fault names its event and the stage. */
+export type NestedOutcome =
+  | { readonly ok: true; readonly phys: bigint; readonly prot: MapProtection }
+  | {
+    readonly ok: false;
+    /** Event id ({@link SMMU_EVT}). */
+    readonly event: number;
+    /** Record fields (S2, CLASS, dword 3). */
+    readonly fields: Partial<SmmuEvent>;
+    /** 1: the user's configuration or tables; 2: the kernel's. */
+    readonly stage: 1 | 2;
+    /** false: terminate without a record (CD.R / STE.S2R clear). */
+    readonly record: boolean;
+  };
+
+type Fault = Extract<NestedOutcome, { ok: false }>;
+
+function fault(event: number, stage: 1 | 2, fields: Partial<SmmuEvent> = {}, record = true): Fault {
+  return { ok: false, event, fields, stage, record };
+}
+
+/** Stage-1 faults a page-request handler receives instead of the event queue. */
+export const SMMU_RECOVERABLE_EVENTS: ReadonlySet<number> = new Set([
+  SMMU_EVT.F_TRANSLATION,
+  SMMU_EVT.F_ACCESS,
+  SMMU_EVT.F_PERMISSION,
+]);
+
+/** The event of a walk outcome. */
+const WALK_EVENT = {
+  translation: SMMU_EVT.F_TRANSLATION,
+  access: SMMU_EVT.F_ACCESS,
+  "address-size": SMMU_EVT.F_ADDR_SIZE,
+  "external-abort": SMMU_EVT.F_WALK_EABT,
+} as const;
+
+/** The stage-2 half of a nested STE. */
+interface S2Config {
+  readonly root: bigint;
+  readonly inputBits: number;
+  readonly outputBits: number;
+  readonly record: boolean;
+}
+
+/** A stage-2 translation of one IPA. */
+type S2Result = { readonly ok: true; readonly pa: bigint; readonly prot: MapProtection } | Fault;
+
+/** A user-owned stage 1 (guest STE words 0–1) over a stage-2 parent of the same SMMU. */
+export class SmmuV3NestedDomain implements IommuDomain {
+  /** Set once freed. */
+  freed = false;
+  /** Where recoverable stage-1 faults go as page requests, if anywhere. */
+  pageRequest: PageRequestHandler | undefined;
+  /** The STE a stream attached to this domain gets (8 words). */
+  readonly ste: readonly bigint[];
+  /** ASIDs with entries in the IOTLB (for domain-wide invalidation). */
+  readonly #asids = new Set<number>();
+
+  /** Use `SmmuV3Iommu.nesting.allocNested`. */
+  constructor(
+    /** The model's nested-domain number (its IOTLB tag space; not a hardware id). */
+    readonly id: number,
+    /** The stage-2 parent. */
+    readonly parent: SmmuV3Domain,
+    /** The user's STE words 0 and 1 (zero when V was clear). */
+    readonly guestSte: readonly [bigint, bigint],
+  ) {
+    const cfg = getField(guestSte[0], STE.W0.V) === 0
+      ? STE_CONFIG.ABORT
+      : getField(guestSte[0], STE.W0.CONFIG);
+    if (cfg === STE_CONFIG.ABORT) {
+      this.ste = encodeAbortSte();
+    } else {
+      const s2 = encodeS2Ste({
+        vmid: parent.id,
+        ttb: BigInt(parent.table.root),
+        inputBits: parent.table.inputBits,
+        ps: SMMU_OAS_BITS.indexOf(parent.unit.oasBits),
+      });
+      if (cfg === STE_CONFIG.S1_TRANS) {
+        const cfgMask = mask(STE.W0.CONFIG);
+        s2[0] = (guestSte[0] & ~cfgMask) |
+          (BigInt(STE_CONFIG.NESTED) << BigInt(STE.W0.CONFIG.shift));
+        s2[1] |= guestSte[1] | STE_1_MEV;
+      }
+      this.ste = s2;
+    }
+  }
+
+  /** The kernel does not map into a user-owned stage 1: -EOPNOTSUPP. */
+  map(_iova: bigint, _phys: bigint, _size: bigint, _prot: MapProtection): number {
+    return -ERRNO.EOPNOTSUPP;
+  }
+
+  /** Nothing to unmap in a user-owned stage 1. */
+  unmap(_iova: bigint, _size: bigint): bigint {
+    return 0n;
+  }
+
+  /** Both stages walked for SSID 0 (non-PASID traffic), without caching. */
+  lookup(iova: bigint): { phys: bigint; prot: MapProtection } | undefined {
+    if (this.freed) return undefined;
+    const ste = decodeSte(this.ste.slice(0, 4));
+    if (!ste.valid || ste.config === STE_CONFIG.ABORT) return undefined;
+    if (ste.config === STE_CONFIG.S2_TRANS) return this.parent.lookup(iova);
+    const r = this.translate(ste, -1, undefined, iova, "read", undefined);
+    return r.ok ? { phys: r.phys, prot: r.prot } : undefined;
+  }
+
+  /** IOTLB tag of the entries under `asid`. */
+  tag(asid: number): number {
+    return NESTED_TAG_BASE + this.id * ASID_SPAN + asid;
+  }
+
+  /** Drop every combined translation of the domain. */
+  flushTlb(): void {
+    for (const asid of this.#asids) this.parent.unit.iotlb.flushDomain(this.tag(asid));
+    this.#asids.clear();
+  }
+
+  /**
+   * Translate one access of stream `sid` on the nested STE `ste`. With `cds` (the SMMU's CD
+   * cache) CDs and translations are cached; without, nothing is cached (lookup).
+   */
+  translate(
+    ste: SteView,
+    sid: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+    cds: Map<string, CdView> | undefined,
+  ): NestedOutcome {
+    const unit = this.parent.unit;
+    const s2 = stage2Config(ste, unit.oasBits);
+    if (s2 === undefined) return fault(SMMU_EVT.C_BAD_STE, 2);
+    if (ste.s1fmt > STE_S1FMT.L2_4K || ste.s1cdmax > unit.ssidBits) {
+      return fault(SMMU_EVT.C_BAD_STE, 1);
+    }
+    let ssid = pasid ?? 0;
+    if (pasid !== undefined) {
+      if (
+        ste.s1cdmax === 0 || pasid >= 2 ** ste.s1cdmax ||
+        (ste.s1dss === STE_S1DSS.SSID0 && pasid === 0)
+      ) {
+        return fault(SMMU_EVT.C_BAD_SUBSTREAMID, 1);
+      }
+    } else if (ste.s1cdmax !== 0) {
+      if (ste.s1dss === STE_S1DSS.TERMINATE) return fault(SMMU_EVT.F_STREAM_DISABLED, 1);
+      if (ste.s1dss === STE_S1DSS.BYPASS) {
+        // Stage 1 bypassed: the input is an IPA for stage 2.
+        const r = this.#s2(s2, iova, access, SMMU_EVT_CLASS.IN);
+        return r.ok ? { ok: true, phys: r.pa, prot: r.prot } : r;
+      }
+      ssid = 0;
+    }
+    const cd = this.#cd(ste, s2, sid, ssid, cds);
+    if ("ok" in cd) return cd;
+    const write = access === "write";
+    const tag = this.tag(cd.asid);
+    if (cds !== undefined) {
+      const hit = unit.iotlb.lookup(tag, iova, ssid);
+      if (hit && (write ? hit.write : hit.read)) {
+        return {
+          ok: true,
+          phys: hit.physBase + (iova - hit.iovaBase),
+          prot: { read: hit.read, write: hit.write },
+        };
+      }
+    }
+    const s1 = this.#walkStage1(cd, s2, iova, access);
+    if (!s1.ok) return s1;
+    const out = this.#s2(s2, s1.ipa, access, SMMU_EVT_CLASS.IN);
+    if (!out.ok) return out;
+    const prot = { read: s1.read && out.prot.read, write: s1.write && out.prot.write };
+    if (cds !== undefined) {
+      const pageIova = iova & ~(PAGE - 1n);
+      unit.iotlb.insert({
+        did: tag,
+        pasid: ssid,
+        iovaBase: pageIova,
+        size: PAGE,
+        physBase: out.pa - (iova - pageIova),
+        ...prot,
+      });
+      this.#asids.add(cd.asid);
+    }
+    return { ok: true, phys: out.pa, prot };
+  }
+
+  /** One command (see the module doc): 0, -EIO (unsupported opcode) or -EINVAL (not 16 bytes). */
+  invalidate(entry: Uint8Array, cds: Map<string, CdView>): number {
+    if (entry.length !== SMMU_CMD_BYTES) return -ERRNO.EINVAL;
+    const v = new DataView(entry.buffer, entry.byteOffset, SMMU_CMD_BYTES);
+    const c0 = v.getBigUint64(0, true);
+    const c1 = v.getBigUint64(8, true);
+    const F = SMMU_CMD_FIELD;
+    const iotlb = this.parent.unit.iotlb;
+    switch (getField(c0, F.OP)) {
+      case SMMU_CMD.TLBI_NH_ALL:
+      case SMMU_CMD.TLBI_NSNH_ALL:
+        this.flushTlb();
+        return 0;
+      case SMMU_CMD.TLBI_NH_ASID:
+        iotlb.flushDomain(this.tag(getField(c0, F.TLBI_ASID)));
+        return 0;
+      case SMMU_CMD.TLBI_NH_VA:
+      case SMMU_CMD.TLBI_NH_VAA: {
+        const start = c1 & TLBI_ADDR_MASK;
+        const granule = TG_GRANULE[getField(c1, F.TLBI_TG)];
+        const pages = BigInt(getField(c0, F.TLBI_NUM) + 1) << BigInt(getField(c0, F.TLBI_SCALE));
+        const end = granule === undefined ? start + 1n : start + pages * granule;
+        const asids = getField(c0, F.OP) === SMMU_CMD.TLBI_NH_VA
+          ? [getField(c0, F.TLBI_ASID)]
+          : [...this.#asids];
+        for (const asid of asids) iotlb.flushRange(this.tag(asid), start, end);
+        return 0;
+      }
+      case SMMU_CMD.CFGI_CD:
+        cds.delete(`${getField(c0, F.CFGI_SID)}:${getField(c0, F.CFGI_SSID)}`);
+        return 0;
+      case SMMU_CMD.CFGI_CD_ALL: {
+        const prefix = `${getField(c0, F.CFGI_SID)}:`;
+        for (const k of [...cds.keys()]) if (k.startsWith(prefix)) cds.delete(k);
+        return 0;
+      }
+      case SMMU_CMD.ATC_INV:
+        return 0;
+      default:
+        return -ERRNO.EIO;
+    }
+  }
+
+  /** The CD of `ssid` (cached in `cds` under `sid:ssid`), or the fault fetching it. */
+  #cd(
+    ste: SteView,
+    s2: S2Config,
+    sid: number,
+    ssid: number,
+    cds: Map<string, CdView> | undefined,
+  ): CdView | Fault {
+    const key = `${sid}:${ssid}`;
+    const cached = cds?.get(key);
+    if (cached !== undefined) return cached;
+    const memory = this.parent.unit.memory;
+    let cdIpa: bigint;
+    if (ste.s1fmt === STE_S1FMT.LINEAR) {
+      cdIpa = ste.s1ContextPtr + BigInt(ssid * SMMU_CD_BYTES);
+    } else {
+      const l1Ipa = ste.s1ContextPtr + BigInt(Math.floor(ssid / 2 ** CD_SPLIT) * 8);
+      const l1 = this.#s2(s2, l1Ipa, "read", SMMU_EVT_CLASS.CD);
+      if (!l1.ok) return l1;
+      const desc = memory.readU64(l1.pa);
+      if (desc === undefined) return fault(SMMU_EVT.F_CD_FETCH, 2, { addr2: l1.pa });
+      if ((desc & CD_L1_V) === 0n) return fault(SMMU_EVT.C_BAD_SUBSTREAMID, 1);
+      cdIpa = (desc & ADDR_51_12) + BigInt((ssid % 2 ** CD_SPLIT) * SMMU_CD_BYTES);
+    }
+    const at = this.#s2(s2, cdIpa, "read", SMMU_EVT_CLASS.CD);
+    if (!at.ok) return at;
+    const w = readWords(memory, at.pa, 2);
+    if (w === undefined) return fault(SMMU_EVT.F_CD_FETCH, 2, { addr2: at.pa });
+    const cd = decodeCd(w);
+    const legal = cd.valid && cd.aa64 && cd.tg0 === CD_TG0_4K && cd.ips < SMMU_OAS_BITS.length &&
+      cd.t0sz >= CD_T0SZ_RANGE.min && cd.t0sz <= CD_T0SZ_RANGE.max;
+    if (!legal) return fault(SMMU_EVT.C_BAD_CD, 1);
+    cds?.set(key, cd);
+    return cd;
+  }
+
+  /** The stage-1 walk; every descriptor fetch goes through stage 2. */
+  #walkStage1(
+    cd: CdView,
+    s2: S2Config,
+    iova: bigint,
+    access: DmaAccess,
+  ):
+    | { readonly ok: true; readonly ipa: bigint; readonly read: boolean; readonly write: boolean }
+    | Fault {
+    const inputBits = SMMU_TXSZ_BASE - cd.t0sz;
+    const s1 = (event: number) => fault(event, 1, { class: SMMU_EVT_CLASS.IN }, cd.recordFaults);
+    if (cd.epd0 || iova < 0n || iova >= 1n << BigInt(inputBits)) {
+      return s1(SMMU_EVT.F_TRANSLATION);
+    }
+    const limit = 1n << BigInt(Math.min(SMMU_OAS_BITS[cd.ips], this.parent.unit.oasBits));
+    const memory = this.parent.unit.memory;
+    let table = cd.ttb0 & LPAE_DESC.ADDR_MASK;
+    let readOnly = false;
+    let noEl0 = false;
+    for (let level = lpaeStartLevel(inputBits); level <= LPAE_LAST_LEVEL; level++) {
+      const descIpa = table + BigInt(lpaeIndex(iova, level) * 8);
+      const at = this.#s2(s2, descIpa, "read", SMMU_EVT_CLASS.TT);
+      if (!at.ok) return at;
+      const desc = memory.readU64(at.pa);
+      if (desc === undefined) {
+        return fault(SMMU_EVT.F_WALK_EABT, 2, { class: SMMU_EVT_CLASS.TT, addr2: at.pa });
+      }
+      if ((desc & LPAE_DESC.VALID) === 0n) return s1(SMMU_EVT.F_TRANSLATION);
+      const typeBit = (desc & LPAE_DESC.TABLE_OR_PAGE) !== 0n;
+      if (level < LPAE_LAST_LEVEL && typeBit) {
+        table = desc & LPAE_DESC.ADDR_MASK;
+        if (table >= limit) return s1(SMMU_EVT.F_ADDR_SIZE);
+        readOnly ||= (desc & APTABLE_RDONLY) !== 0n;
+        noEl0 ||= (desc & APTABLE_NO_EL0) !== 0n;
+        continue;
+      }
+      if (level === LPAE_LAST_LEVEL ? !typeBit : level < LPAE_FIRST_BLOCK_LEVEL) {
+        return s1(SMMU_EVT.F_TRANSLATION);
+      }
+      if ((desc & LPAE_DESC.AF) === 0n) return s1(SMMU_EVT.F_ACCESS);
+      const size = lpaeLevelSize(level);
+      const out = desc & LPAE_DESC.ADDR_MASK & ~(size - 1n);
+      if (out >= limit) return s1(SMMU_EVT.F_ADDR_SIZE);
+      const read = !noEl0 && (desc & LPAE_DESC.AP_UNPRIV) !== 0n;
+      const write = read && !readOnly && (desc & LPAE_DESC.AP_RDONLY) === 0n;
+      if (!(access === "write" ? write : read)) return s1(SMMU_EVT.F_PERMISSION);
+      return { ok: true, ipa: out + (iova & (size - 1n)), read, write };
+    }
+    return s1(SMMU_EVT.F_TRANSLATION);
+  }
+
+  /** Stage-2 translation of one IPA needing `access`; faults carry S2 = 1, `cls` and the IPA. */
+  #s2(s2: S2Config, ipa: bigint, access: DmaAccess, cls: number): S2Result {
+    const fields = { s2: true, class: cls, addr2: ipa };
+    if (ipa < 0n || ipa >= 1n << BigInt(s2.inputBits)) {
+      return fault(SMMU_EVT.F_TRANSLATION, 2, fields, s2.record);
+    }
+    const w = lpaeWalk(this.parent.unit.memory, { stage: 2, ...s2 }, ipa);
+    if (!w.ok) {
+      return fault(WALK_EVENT[w.fault], 2, fields, s2.record || w.fault === "external-abort");
+    }
+    if (!(access === "write" ? w.prot.write : w.prot.read)) {
+      return fault(SMMU_EVT.F_PERMISSION, 2, fields, s2.record);
+    }
+    return { ok: true, pa: w.phys, prot: w.prot };
+  }
+}
+
+/** The stage-2 half of `ste`, or undefined when it is illegal (the checks of a stage-2 STE). */
+function stage2Config(ste: SteView, oasBits: number): S2Config | undefined {
+  const inputBits = SMMU_TXSZ_BASE - ste.s2t0sz;
+  const legal = ste.s2aa64 && ste.s2ps < SMMU_OAS_BITS.length && inputBits <= oasBits &&
+    ste.s2t0sz <= CD_T0SZ_RANGE.max && ste.s2sl0 === STE_S2SL0_LEVEL0 - lpaeStartLevel(inputBits);
+  if (!legal) return undefined;
+  return {
+    root: ste.s2ttb,
+    inputBits,
+    outputBits: Math.min(SMMU_OAS_BITS[ste.s2ps], oasBits),
+    record: ste.s2r,
+  };
+}
+
+/**
+ * The SMMU's {@link IommuNesting}: nested domains over its stage-2 domains. Owned by
+ * `SmmuV3Iommu` (constructed with `nesting: true`), which routes attach, free and translation of
+ * nested domains here; `cds` is the SMMU's CD cache.
+ */
+export class SmmuV3Nesting implements IommuNesting {
+  readonly #ids = new Set<number>();
+  readonly #children = new Map<SmmuV3Domain, Set<SmmuV3NestedDomain>>();
+
+  /** Nesting for `unit`, sharing its CD cache. */
+  constructor(private readonly unit: SmmuV3Iommu, private readonly cds: Map<string, CdView>) {}
+
+  /** See the module doc for the checks and errnos. */
+  allocNested(parent: IommuDomain, stage1: NestedStage1): SmmuV3NestedDomain | number {
+    const p = parent as Partial<SmmuV3Domain>;
+    if (p.unit !== this.unit || p.stage !== 2 || p.freed !== false) return -ERRNO.EINVAL;
+    if (stage1.dataType !== IOMMU_HWPT_DATA_ARM_SMMUV3) return -ERRNO.EOPNOTSUPP;
+    if (stage1.data.length !== SMMU_NESTED_STE_BYTES) return -ERRNO.EINVAL;
+    const v = new DataView(stage1.data.buffer, stage1.data.byteOffset, SMMU_NESTED_STE_BYTES);
+    let w: [bigint, bigint] = [v.getBigUint64(0, true), v.getBigUint64(8, true)];
+    if (getField(w[0], STE.W0.V) === 0) {
+      w = [0n, 0n];
+    } else {
+      if ((w[0] & ~STE_0_NESTING_ALLOWED & U64) !== 0n) return -ERRNO.EIO;
+      if ((w[1] & ~STE_1_NESTING_ALLOWED & U64) !== 0n) return -ERRNO.EIO;
+      const cfg = getField(w[0], STE.W0.CONFIG);
+      if (cfg !== STE_CONFIG.ABORT && cfg !== STE_CONFIG.BYPASS && cfg !== STE_CONFIG.S1_TRANS) {
+        return -ERRNO.EIO;
+      }
+    }
+    let id = 1;
+    while (this.#ids.has(id)) id++;
+    if (id >= ASID_SPAN) return -ERRNO.ENOSPC;
+    this.#ids.add(id);
+    const s2 = parent as SmmuV3Domain;
+    const d = new SmmuV3NestedDomain(id, s2, w);
+    let set = this.#children.get(s2);
+    if (set === undefined) this.#children.set(s2, set = new Set());
+    set.add(d);
+    this.unit.traceLine(
+      `smmuv3 nested domain alloc nested=${id} parent vmid=${s2.id} ` +
+        `ste=0x${w[0].toString(16)},0x${w[1].toString(16)}`,
+    );
+    return d;
+  }
+
+  /** One 16-byte command for `domain` (see the module doc). */
+  invalidateNested(domain: IommuDomain, entry: Uint8Array): number {
+    return this.own(domain).invalidate(entry, this.cds);
+  }
+
+  /** Route `domain`'s recoverable stage-1 faults to `handler` (or stop with undefined). */
+  setPageRequestHandler(domain: IommuDomain, handler: PageRequestHandler | undefined): void {
+    this.own(domain).pageRequest = handler;
+  }
+
+  /** `domain` as a live nested domain of this SMMU; throws otherwise. */
+  own(domain: IommuDomain): SmmuV3NestedDomain {
+    if (
+      !(domain instanceof SmmuV3NestedDomain) || domain.parent.unit !== this.unit ||
+      !this.#ids.has(domain.id) || domain.freed
+    ) {
+      throw new TypeError("SMMUv3: not a nested domain of this SMMU");
+    }
+    return domain;
+  }
+
+  /** Whether `parent` has nested children (it must not be freed then). */
+  hasChildren(parent: SmmuV3Domain): boolean {
+    return (this.#children.get(parent)?.size ?? 0) > 0;
+  }
+
+  /** The parent's stage 2 changed: drop every combined translation of its children. */
+  parentChanged(parent: SmmuV3Domain): void {
+    for (const d of this.#children.get(parent) ?? []) d.flushTlb();
+  }
+
+  /** Free a nested domain (not attached: the caller checks). */
+  free(d: SmmuV3NestedDomain): void {
+    d.flushTlb();
+    d.freed = true;
+    const set = this.#children.get(d.parent);
+    set?.delete(d);
+    if (set?.size === 0) this.#children.delete(d.parent);
+    this.#ids.delete(d.id);
+    this.unit.traceLine(`smmuv3 nested domain free nested=${d.id}`);
+  }
+}
