@@ -492,3 +492,47 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "smmuv3 nested: 2-level CD table through stage 2; memory missing behind stage 2 aborts",
+  permissions: "none",
+  fn() {
+    const m = setup({ ssidBits: 12 });
+    // S1Fmt = 2-level: L1 descriptors at CD_TABLE, each over a leaf of 1024 CDs (64 KiB); only
+    // the first page of the leaf is used here (SSIDs 1024..1087).
+    const leaf = m.guestPage();
+    m.writeGpa(CD_TABLE + 8n, leaf | 1n); // L1 descriptor 1: SSIDs 1024..2047
+    const root = m.guestPage();
+    const ssid = 1024 + 5;
+    const cd = encodeS1Cd({ asid: 9, ttb0: root, inputBits: 48, ips: 5, mair: LPAE_LINUX_MAIR });
+    writeWords(m.memory, m.pa(leaf + 5n * 64n), cd);
+    m.s1map(root, IOVA, DATA);
+    const data = guestSte({ s1cdmax: 11 });
+    data[0] |= 1 << 4; // S1Fmt = 1 (2-level, 4 KiB L2)
+    m.smmu.attach(SID, nested(m, data));
+    assert.equal(ok(m.smmu.translate(SID, ssid, IOVA, "read", 4)), m.pa(DATA));
+    // An invalid L1 descriptor (SSIDs 0..1023) is C_BAD_SUBSTREAMID.
+    assert.equal(faultOf(m.smmu.translate(SID, 5, IOVA, "read", 4)).reason, 0x08);
+
+    // A GPA the kernel maps to a physical address with no memory: F_CD_FETCH / F_WALK_EABT.
+    const hole = 0x2000_0000n; // below simulated RAM: unbacked
+    const gpa = GUEST_RAM + GUEST_RAM_SIZE;
+    const m2 = setup();
+    assert.equal(m2.s2.map(gpa, hole, 0x1000n, RW), 0);
+    m2.smmu.attach(SID, nested(m2, guestSte({ cdTable: gpa })));
+    const fetch = faultOf(m2.smmu.translate(SID, undefined, IOVA, "read", 4));
+    assert.equal(fetch.reason, SMMU_EVT.F_CD_FETCH);
+    assert.equal(fetch.stage, 2);
+    assert.equal(decodeSmmuEvent(fetch.raw).addr2, hole);
+    const m3 = setup();
+    assert.equal(m3.s2.map(gpa, hole, 0x1000n, RW), 0);
+    m3.writeCd(0, 7, gpa); // stage-1 root in the unbacked page
+    m3.smmu.attach(SID, nested(m3));
+    const eabt = faultOf(m3.smmu.translate(SID, undefined, IOVA, "read", 4));
+    assert.equal(eabt.reason, SMMU_EVT.F_WALK_EABT);
+    assert.equal(eabt.stage, 2);
+    const e = decodeSmmuEvent(eabt.raw);
+    assert.equal(e.class, SMMU_EVT_CLASS.TT);
+    assert.equal(e.addr2, hole + BigInt(lpaeIndex(IOVA, 0) * 8));
+  },
+});
