@@ -17,6 +17,19 @@ export const FIRST_FD = 3;
 /** RLIMIT_NOFILE of the simulated process (Linux default soft limit). */
 export const FD_LIMIT = 1024;
 
+/**
+ * `account_locked_vm(mm, pages, true)`: charge `pages` pages of `pageSize` bytes to the process's
+ * locked memory, unless that exceeds RLIMIT_MEMLOCK without CAP_IPC_LOCK: 0 or -ENOMEM (nothing
+ * charged). Uncharging is `process.lockedPages -= pages`.
+ */
+export function chargeLockedPages(process: SimProcess, pages: number, pageSize: number): number {
+  if (!process.capIpcLock && process.lockedPages + pages > process.memlockLimit / pageSize) {
+    return -ERRNO.ENOMEM;
+  }
+  process.lockedPages += pages;
+  return 0;
+}
+
 /** Kernel-internal file reference counting (`get_file` / `fput`). */
 export interface FileRefs {
   /** Take a reference on an open file. */

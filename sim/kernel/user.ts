@@ -13,6 +13,7 @@
 import type { StructLayout, StructValues } from "../../ffi/uapi/layout.ts";
 import { decode, encodeInto, type FieldMap } from "../../ffi/uapi/layout.ts";
 import type { SimProcess } from "./file.ts";
+import type { PhysicalChunk } from "../memory.ts";
 
 /**
  * The user bytes behind a pointer argument, or undefined when the pointer does not point into
@@ -77,4 +78,39 @@ export function copyOut(user: Uint8Array, offset: number, data: Uint8Array): boo
   if (offset < 0 || offset + data.length > user.length) return false;
   user.set(data, offset);
   return true;
+}
+
+/** A physically contiguous run of a user range: bytes `[offset, offset + length)` of it. */
+export interface UserRun {
+  /** Offset of the run from the start of the range. */
+  readonly offset: bigint;
+  /** Physical address of its first byte. */
+  readonly phys: bigint;
+  /** Length in bytes. */
+  readonly length: bigint;
+  /** The physical chunk behind it (pinning takes a reference on it). */
+  readonly chunk: PhysicalChunk;
+}
+
+/**
+ * The physical runs behind `[vaddr, vaddr + size)` of a process (what `pin_user_pages` finds),
+ * without taking references; or the offset of the first unmapped byte.
+ */
+export function userRuns(
+  process: SimProcess,
+  vaddr: bigint,
+  size: bigint,
+): UserRun[] | { unmappedAt: bigint } {
+  const runs: UserRun[] = [];
+  let done = 0n;
+  while (done < size) {
+    const m = process.memory.mappingAt(vaddr + done);
+    if (m === undefined) return { unmappedAt: done };
+    const inMapping = vaddr + done - BigInt(m.address);
+    const left = BigInt(m.length) - inMapping;
+    const length = left < size - done ? left : size - done;
+    runs.push({ offset: done, phys: BigInt(m.chunk.base) + inMapping, length, chunk: m.chunk });
+    done += length;
+  }
+  return runs;
 }

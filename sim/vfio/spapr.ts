@@ -14,6 +14,7 @@
 import { ERRNO } from "../../ffi/errno.ts";
 import type { SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup } from "../kernel/pci_function.ts";
+import { chargeLockedPages } from "../kernel/process.ts";
 import type { PhysicalChunk } from "../memory.ts";
 import { type SpaprPe, SpaprTceIommu } from "../iommu/spapr_tce.ts";
 import { TCE_PCI_READ, TCE_PCI_WRITE, type TceTable } from "../iommu/spapr_tce_table.ts";
@@ -150,13 +151,8 @@ export class SpaprTceContainer {
     const pages = Math.ceil(bytes / this.env.pageSize);
     const process = this.mm;
     if (process !== undefined) {
-      if (
-        !process.capIpcLock &&
-        process.lockedPages + pages > process.memlockLimit / this.env.pageSize
-      ) {
-        return -ERRNO.ENOMEM;
-      }
-      process.lockedPages += pages;
+      const charged = chargeLockedPages(process, pages, this.env.pageSize);
+      if (charged < 0) return charged;
     }
     const table = pe.createTable(num, pageShift, size, levels);
     if (table === undefined) {
@@ -262,12 +258,8 @@ export class SpaprTceContainer {
     const r = this.mmSet(process);
     if (r < 0) return r;
     const pages = Number(pe.platform.tce32Size / BigInt(this.env.pageSize));
-    if (
-      !process.capIpcLock && process.lockedPages + pages > process.memlockLimit / this.env.pageSize
-    ) {
-      return -ERRNO.ENOMEM;
-    }
-    process.lockedPages += pages;
+    const charged = chargeLockedPages(process, pages, this.env.pageSize);
+    if (charged < 0) return charged;
     this.#v1LockedPages = pages;
     this.enabled = true;
     return 0;

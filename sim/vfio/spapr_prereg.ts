@@ -10,15 +10,9 @@
 
 import { ERRNO } from "../../ffi/errno.ts";
 import type { SimProcess } from "../kernel/file.ts";
-import type { PhysicalChunk, PhysicalMemory } from "../memory.ts";
-
-/** A pinned piece of a region: user address range → physical chunk. */
-interface PinnedPiece {
-  readonly ua: bigint;
-  readonly length: bigint;
-  readonly phys: bigint;
-  readonly chunk: PhysicalChunk;
-}
+import type { PhysicalMemory } from "../memory.ts";
+import { chargeLockedPages } from "../kernel/process.ts";
+import { type UserRun, userRuns } from "../kernel/user.ts";
 
 /** One preregistered region (`struct mm_iommu_table_group_mem_t`). */
 export class PreregRegion {
@@ -36,7 +30,8 @@ export class PreregRegion {
     readonly pageShift: number,
     /** Pages charged to locked_vm. */
     readonly lockedPages: number,
-    private readonly pieces: readonly PinnedPiece[],
+    /** The pinned runs, by offset from `ua`. */
+    private readonly pieces: readonly UserRun[],
   ) {}
 
   /** Whether `[ua, ua + size)` lies inside the region (`mm_iommu_lookup`). */
@@ -52,8 +47,9 @@ export class PreregRegion {
   /** `mm_iommu_ua_to_hpa`: the host address of `ua` (EFAULT when a TCE page exceeds pageShift). */
   hpa(ua: bigint, tcePageShift: number): bigint | number {
     if (tcePageShift > this.pageShift) return -ERRNO.EFAULT;
+    const offset = ua - this.ua;
     for (const p of this.pieces) {
-      if (ua >= p.ua && ua < p.ua + p.length) return p.phys + (ua - p.ua);
+      if (offset >= p.offset && offset < p.offset + p.length) return p.phys + (offset - p.offset);
     }
     return -ERRNO.EFAULT;
   }
@@ -102,28 +98,24 @@ export function preregNew(
   size: bigint,
 ): PreregRegion | number {
   const pages = Number(size / BigInt(pageSize));
-  if (!process.capIpcLock && process.lockedPages + pages > process.memlockLimit / pageSize) {
-    return -ERRNO.ENOMEM;
-  }
-  const pieces: PinnedPiece[] = [];
-  for (let done = 0n; done < size;) {
-    const m = process.memory.mappingAt(ua + done);
-    if (m === undefined) return -ERRNO.EFAULT;
-    const offset = ua + done - BigInt(m.address);
-    const left = BigInt(m.length) - offset;
-    const length = left < size - done ? left : size - done;
-    pieces.push({ ua: ua + done, length, phys: BigInt(m.chunk.base) + offset, chunk: m.chunk });
-    done += length;
+  const charged = chargeLockedPages(process, pages, pageSize);
+  if (charged < 0) return charged;
+  const pieces = userRuns(process, ua, size);
+  if (!Array.isArray(pieces)) {
+    process.lockedPages -= pages;
+    return -ERRNO.EFAULT;
   }
   const list = regionsOf(process);
-  if (list.some((r) => r.overlaps(ua, size))) return -ERRNO.EINVAL;
+  if (list.some((r) => r.overlaps(ua, size))) {
+    process.lockedPages -= pages;
+    return -ERRNO.EINVAL;
+  }
   for (const p of pieces) memory.retain(p.chunk);
   // Normal (not hugetlbfs) pages: the largest TCE page a region backs is one host page, further
   // limited by the alignment of its address and size (`__ffs(ua | size)`).
   const lowest = (ua | size) & -(ua | size);
   const pageShift = Math.min(Math.log2(pageSize), lowest.toString(2).length - 1);
   const region = new PreregRegion(ua, size, pageShift, pages, pieces);
-  process.lockedPages += pages;
   list.push(region);
   return region;
 }

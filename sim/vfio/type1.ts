@@ -15,6 +15,7 @@ import type { PhysicalMemory } from "../memory.ts";
 import type { SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup } from "../kernel/pci_function.ts";
 import { groupReservedRegions } from "../kernel/iommu_group.ts";
+import { userRuns } from "../kernel/user.ts";
 import { type DmaList, DmaList as DmaListImpl, type DmaMapping, type DmaPiece } from "./dma.ts";
 import {
   excludeReserved,
@@ -350,8 +351,8 @@ function mapPieces(domain: IommuDomain, pieces: readonly DmaPiece[], prot: MapPr
 }
 
 /**
- * Resolve user pages to physical pieces (without taking references yet), or the byte offset of
- * the first unmapped page.
+ * Resolve user pages to physical pieces at `iova` (without taking references yet), or the byte
+ * offset of the first unmapped page.
  */
 function pinUserPages(
   process: SimProcess,
@@ -359,21 +360,12 @@ function pinUserPages(
   size: bigint,
   iova: bigint,
 ): DmaPiece[] | { unmappedAt: bigint } {
-  const pieces: DmaPiece[] = [];
-  let done = 0n;
-  while (done < size) {
-    const m = process.memory.mappingAt(vaddr + done);
-    if (m === undefined) return { unmappedAt: done };
-    const offset = vaddr + done - BigInt(m.address);
-    const left = BigInt(m.length) - offset;
-    const length = left < size - done ? left : size - done;
-    pieces.push({
-      iova: iova + done,
-      phys: BigInt(m.chunk.base) + offset,
-      length,
-      chunk: m.chunk,
-    });
-    done += length;
-  }
-  return pieces;
+  const runs = userRuns(process, vaddr, size);
+  if (!Array.isArray(runs)) return runs;
+  return runs.map((r) => ({
+    iova: iova + r.offset,
+    phys: r.phys,
+    length: r.length,
+    chunk: r.chunk,
+  }));
 }
