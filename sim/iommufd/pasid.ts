@@ -17,31 +17,39 @@
 
 import { ERRNO } from "../../ffi/errno.ts";
 import type { PciConfig } from "../pci/device.ts";
+import {
+  PCI_CFG_SPACE_EXT_START,
+  PCI_EXT_CAP_ID_PASID,
+  PCI_EXT_CAP_NEXT_SHIFT,
+  PCI_PASID_CAP,
+  PCI_PASID_CAP_WIDTH,
+  PCI_PASID_CAP_WIDTH_SHIFT,
+} from "../pci/pci_regs.ts";
 import type { IommufdCore } from "./core.ts";
 import type { DeviceObject, Hwpt } from "./objects.ts";
 
-/** PCIe extended capability ID of PASID (PCIe 6.0 §7.8.8). */
-const PCI_EXT_CAP_ID_PASID = 0x1b;
-const EXT_CAP_START = 0x100;
-const EXT_CAP_NEXT_SHIFT = 20;
+/** Extended capability header: capability id (bits 15:0). */
 const EXT_CAP_ID_MASK = 0xffff;
-/** PASID Capability register (offset 4): Max PASID Width in bits 12:8. */
-const PASID_CAP_OFFSET = 4;
-const PASID_MAX_WIDTH_SHIFT = 8;
-const PASID_MAX_WIDTH_MASK = 0x1f;
+/** End of PCIe configuration space. */
 const CONFIG_SPACE_END = 0x1000;
+/** Bound on the extended-capability walk (a looping list ends it). */
+const EXT_CAP_MAX_HOPS = 256;
 
 /** Max PASID Width of a function's PCIe PASID capability, 0 without one. */
 export function devicePasidWidth(config: PciConfig): number {
-  let at = EXT_CAP_START;
-  for (let hops = 0; at >= EXT_CAP_START && at < CONFIG_SPACE_END && hops < 256; hops++) {
+  let at = PCI_CFG_SPACE_EXT_START;
+  for (
+    let hops = 0;
+    at >= PCI_CFG_SPACE_EXT_START && at < CONFIG_SPACE_END && hops < EXT_CAP_MAX_HOPS;
+    hops++
+  ) {
     const header = config.read(at, 4) >>> 0;
     if (header === 0 || header === 0xffff_ffff) return 0;
     if ((header & EXT_CAP_ID_MASK) === PCI_EXT_CAP_ID_PASID) {
-      const cap = config.read(at + PASID_CAP_OFFSET, 2);
-      return (cap >> PASID_MAX_WIDTH_SHIFT) & PASID_MAX_WIDTH_MASK;
+      const cap = config.read(at + PCI_PASID_CAP, 2);
+      return (cap & PCI_PASID_CAP_WIDTH) >> PCI_PASID_CAP_WIDTH_SHIFT;
     }
-    at = header >>> EXT_CAP_NEXT_SHIFT;
+    at = header >>> PCI_EXT_CAP_NEXT_SHIFT;
   }
   return 0;
 }

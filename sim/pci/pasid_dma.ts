@@ -75,7 +75,6 @@ import {
   PASID_DMA_BAR0_SIZE,
   type PasidDmaDescriptor,
   pasidEnabled,
-  PCI_PASID_WIDTH_MAX,
   PDMA_CAPS_XFER_LOG2_SHIFT,
   PDMA_COMPLETION_STATUS_MASK,
   PDMA_CONTROL_ENABLE,
@@ -101,6 +100,7 @@ import {
   PDMA_STATUS_HALTED,
   PDMA_XFER_LOG2_MAX,
 } from "./pasid_dma_regs.ts";
+import { PCI_PASID_WIDTH_MAX } from "./pci_regs.ts";
 
 export * from "./pasid_dma_regs.ts";
 

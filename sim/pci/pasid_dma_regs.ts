@@ -10,7 +10,18 @@
 
 import { PciConfigSpace } from "./config.ts";
 import type { BarDecl, PciConfig } from "./device.ts";
-import { PCI_CFG_SPACE_EXT_START } from "./pci_regs.ts";
+import {
+  PCI_CFG_SPACE_EXT_START,
+  PCI_EXT_CAP_DSN_SIZEOF,
+  PCI_EXT_CAP_ID_DSN,
+  PCI_EXT_CAP_ID_PASID,
+  PCI_EXT_CAP_NEXT_SHIFT,
+  PCI_EXT_CAP_VER_SHIFT,
+  PCI_PASID_CAP,
+  PCI_PASID_CAP_WIDTH_SHIFT,
+  PCI_PASID_CTRL,
+  PCI_PASID_CTRL_ENABLE,
+} from "./pci_regs.ts";
 
 /** PCI vendor id (QEMU's, as edu uses; this device exists only in the simulator). */
 export const PASID_DMA_VENDOR_ID = 0x1234;
@@ -162,40 +173,6 @@ export const PDMA_ERR = {
   /** TAIL written with an index outside the ring: the write is ignored. */
   BAD_TAIL: 0x13,
 } as const;
-
-// PCIe extended capabilities (PCIe 4.0 §7.6.3 header; Linux pci_regs.h names).
-/** Extended capability id: Device Serial Number (PCIe 4.0 §7.9.3). */
-export const PCI_EXT_CAP_ID_DSN = 0x0003;
-/** Size of the Device Serial Number capability. */
-export const PCI_EXT_CAP_DSN_SIZEOF = 12;
-/** Extended capability id: PASID (PCIe 4.0 §7.8.8). */
-export const PCI_EXT_CAP_ID_PASID = 0x001b;
-/** Size of the PASID capability. */
-export const PCI_EXT_CAP_PASID_SIZEOF = 8;
-/** Extended capability header: version shift (bits 19:16). */
-export const PCI_EXT_CAP_VER_SHIFT = 16;
-/** Extended capability header: next pointer shift (bits 31:20). */
-export const PCI_EXT_CAP_NEXT_SHIFT = 20;
-/** PASID Capability register (16 bits, RO). */
-export const PCI_PASID_CAP = 0x04;
-/** PASID Capability: Execute Permission Supported. */
-export const PCI_PASID_CAP_EXEC = 0x0002;
-/** PASID Capability: Privileged Mode Supported. */
-export const PCI_PASID_CAP_PRIV = 0x0004;
-/** PASID Capability: Max PASID Width, bits 12:8. */
-export const PCI_PASID_CAP_WIDTH = 0x1f00;
-/** Shift of the Max PASID Width field. */
-export const PCI_PASID_CAP_WIDTH_SHIFT = 8;
-/** PASID Control register (16 bits). */
-export const PCI_PASID_CTRL = 0x06;
-/** PASID Control: PASID Enable. */
-export const PCI_PASID_CTRL_ENABLE = 0x0001;
-/** PASID Control: Execute Permission Enable. */
-export const PCI_PASID_CTRL_EXEC = 0x0002;
-/** PASID Control: Privileged Mode Enable. */
-export const PCI_PASID_CTRL_PRIV = 0x0004;
-/** Largest Max PASID Width the capability can express (20 bits, PCIe 4.0 §6.20). */
-export const PCI_PASID_WIDTH_MAX = 20;
 
 /** Offset of the Device Serial Number capability (the first extended capability). */
 export const PASID_DMA_DSN_OFFSET: number = PCI_CFG_SPACE_EXT_START;

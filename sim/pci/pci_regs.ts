@@ -229,3 +229,37 @@ export const PCI_EXP_DEVCTL2 = 0x28;
 export const PCI_CAP_EXP_ENDPOINT_SIZEOF_V2 = 0x3c;
 /** Extended capabilities start here; a zero header means none (PCIe 4.0 §7.6.3). */
 export const PCI_CFG_SPACE_EXT_START = 0x100;
+
+// PCIe extended capabilities (PCIe 4.0 §7.6.3 header; Linux pci_regs.h names).
+/** Extended capability id: Device Serial Number (PCIe 4.0 §7.9.3). */
+export const PCI_EXT_CAP_ID_DSN = 0x0003;
+/** Size of the Device Serial Number capability. */
+export const PCI_EXT_CAP_DSN_SIZEOF = 12;
+/** Extended capability id: PASID (PCIe 4.0 §7.8.8). */
+export const PCI_EXT_CAP_ID_PASID = 0x001b;
+/** Size of the PASID capability. */
+export const PCI_EXT_CAP_PASID_SIZEOF = 8;
+/** Extended capability header: version shift (bits 19:16). */
+export const PCI_EXT_CAP_VER_SHIFT = 16;
+/** Extended capability header: next pointer shift (bits 31:20). */
+export const PCI_EXT_CAP_NEXT_SHIFT = 20;
+/** PASID Capability register (16 bits, RO). */
+export const PCI_PASID_CAP = 0x04;
+/** PASID Capability: Execute Permission Supported. */
+export const PCI_PASID_CAP_EXEC = 0x0002;
+/** PASID Capability: Privileged Mode Supported. */
+export const PCI_PASID_CAP_PRIV = 0x0004;
+/** PASID Capability: Max PASID Width, bits 12:8. */
+export const PCI_PASID_CAP_WIDTH = 0x1f00;
+/** Shift of the Max PASID Width field. */
+export const PCI_PASID_CAP_WIDTH_SHIFT = 8;
+/** PASID Control register (16 bits). */
+export const PCI_PASID_CTRL = 0x06;
+/** PASID Control: PASID Enable. */
+export const PCI_PASID_CTRL_ENABLE = 0x0001;
+/** PASID Control: Execute Permission Enable. */
+export const PCI_PASID_CTRL_EXEC = 0x0002;
+/** PASID Control: Privileged Mode Enable. */
+export const PCI_PASID_CTRL_PRIV = 0x0004;
+/** Largest Max PASID Width the capability can express (20 bits, PCIe 4.0 §6.20). */
+export const PCI_PASID_WIDTH_MAX = 20;

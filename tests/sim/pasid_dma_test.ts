@@ -31,14 +31,13 @@ import { PhysicalMemory } from "../../sim/memory.ts";
 import { capabilities, findCapability, msiState } from "../../sim/pci/config.ts";
 import type { InterruptSink } from "../../sim/pci/device.ts";
 import { createDmaPort } from "../../sim/pci/dma_port.ts";
+import { PCI_PASID_CAP, PCI_PASID_CTRL } from "../../sim/pci/pci_regs.ts";
 import {
   PASID_DMA_DSN_OFFSET,
   PASID_DMA_FETCH_NS,
   PASID_DMA_PASID_OFFSET,
   PasidDmaDevice,
   type PasidDmaOptions,
-  PCI_PASID_CAP,
-  PCI_PASID_CTRL,
   PDMA_CONTROL_ENABLE,
   PDMA_CONTROL_INT_ENABLE,
   PDMA_CONTROL_RESET,
