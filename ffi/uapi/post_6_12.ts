@@ -8,7 +8,8 @@
  * @module
  */
 
-import { defineStruct, u32 } from "./layout.ts";
+import { defineIoctl, type IoctlDecl, IOMMUFD_TYPE } from "./common.ts";
+import { defineStruct, u32, u64 } from "./layout.ts";
 
 /** The first Linux version with these declarations. */
 export const PASID_ATTACH_MIN_KERNEL = "6.15";
@@ -32,4 +33,95 @@ export const vfio_device_detach_iommufd_pt_pasid = defineStruct(
   "vfio_device_detach_iommufd_pt",
   12,
   { argsz: u32(0), flags: u32(4), pasid: u32(8) },
+);
+
+// ---- iommufd vIOMMU objects and SMMUv3 nesting (Linux 6.13) ----
+//
+// Merged for 6.13: the vIOMMU/vDEVICE series and the SMMUv3 nesting series went to Linus in the
+// iommufd pull of 2024-11-21 (the 6.13 merge window; 6.12 was released 2024-11-17), e.g.
+// "iommufd/viommu: Add IOMMUFD_OBJ_VDEVICE and IOMMU_VDEVICE_ALLOC ioctl" and "iommu/arm-smmu-v3:
+// Support IOMMU_HWPT_INVALIDATE using a VIOMMU object", both committed 2024-11-12.
+// `iommu_viommu_alloc` gained `data_len`/`data_uptr` and a vDEVICE became one per device (destroyed
+// with its device) in patches of July 2025, i.e. Linux 6.17.
+
+/** The first Linux version with vIOMMU/vDEVICE objects and SMMUv3 nesting. */
+export const VIOMMU_MIN_KERNEL = "6.13";
+/** The first Linux version whose `iommu_viommu_alloc` has the `data_len`/`data_uptr` tail. */
+export const VIOMMU_USER_DATA_MIN_KERNEL = "6.17";
+/** The first Linux version that attaches an SMMUv3 translating nested domain only with a vDEVICE. */
+export const VIOMMU_VMASTER_MIN_KERNEL = "6.15";
+/** The first Linux version with one vDEVICE per device, destroyed when the device is unbound. */
+export const VDEVICE_PER_DEVICE_MIN_KERNEL = "6.17";
+
+/** `IOMMU_VIOMMU_ALLOC` (nr 0x90): a vIOMMU over a nest-parent HWPT. */
+export const IOMMU_VIOMMU_ALLOC: IoctlDecl = defineIoctl("IOMMU_VIOMMU_ALLOC", IOMMUFD_TYPE, 0x90);
+/** `IOMMU_VDEVICE_ALLOC` (nr 0x91): a device's virtual id (vSID, vRID) on a vIOMMU. */
+export const IOMMU_VDEVICE_ALLOC: IoctlDecl = defineIoctl(
+  "IOMMU_VDEVICE_ALLOC",
+  IOMMUFD_TYPE,
+  0x91,
+);
+
+/** `enum iommu_viommu_type`: DEFAULT (refused by IOMMU_VIOMMU_ALLOC). */
+export const IOMMU_VIOMMU_TYPE_DEFAULT = 0;
+/** `enum iommu_viommu_type`: ARM_SMMUV3. */
+export const IOMMU_VIOMMU_TYPE_ARM_SMMUV3 = 1;
+/** `enum iommu_hwpt_data_type`: ARM_SMMUV3 (`iommu_hwpt_arm_smmuv3`, nested on a vIOMMU). */
+export const IOMMU_HWPT_DATA_ARM_SMMUV3 = 2;
+/** `enum iommu_hw_info_type`: ARM_SMMUV3 (`iommu_hw_info_arm_smmuv3`). */
+export const IOMMU_HW_INFO_TYPE_ARM_SMMUV3 = 2;
+/** `enum iommu_hwpt_invalidate_data_type`: ARM_SMMUV3 commands through a vIOMMU. */
+export const IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3 = 1;
+
+/** `struct iommu_viommu_alloc` as of 6.13 (24 bytes; min size = the whole struct). */
+export const iommu_viommu_alloc = defineStruct("iommu_viommu_alloc", 24, {
+  size: u32(0),
+  flags: u32(4),
+  type: u32(8),
+  dev_id: u32(12),
+  hwpt_id: u32(16),
+  out_viommu_id: u32(20),
+});
+
+/** `struct iommu_viommu_alloc` as of 6.17: the 6.13 struct plus driver data (40 bytes). */
+export const iommu_viommu_alloc_data = defineStruct("iommu_viommu_alloc", 40, {
+  size: u32(0),
+  flags: u32(4),
+  type: u32(8),
+  dev_id: u32(12),
+  hwpt_id: u32(16),
+  out_viommu_id: u32(20),
+  data_len: u32(24),
+  __reserved: u32(28),
+  data_uptr: u64(32),
+});
+
+/** `struct iommu_vdevice_alloc` (24 bytes; min size = the whole struct). */
+export const iommu_vdevice_alloc = defineStruct("iommu_vdevice_alloc", 24, {
+  size: u32(0),
+  viommu_id: u32(4),
+  dev_id: u32(8),
+  out_vdevice_id: u32(12),
+  virt_id: u64(16),
+});
+
+/** `struct iommu_hwpt_arm_smmuv3`: the guest's STE words 0 and 1 (little-endian). */
+export const iommu_hwpt_arm_smmuv3 = defineStruct("iommu_hwpt_arm_smmuv3", 16, {
+  ste: u64(0, 2),
+});
+
+/** `struct iommu_hw_info_arm_smmuv3`: the SMMU's raw IDR0–5, IIDR and AIDR. */
+export const iommu_hw_info_arm_smmuv3 = defineStruct("iommu_hw_info_arm_smmuv3", 40, {
+  flags: u32(0),
+  __reserved: u32(4),
+  idr: u32(8, 6),
+  iidr: u32(32),
+  aidr: u32(36),
+});
+
+/** `struct iommu_viommu_arm_smmuv3_invalidate`: one 128-bit CMDQ command (little-endian). */
+export const iommu_viommu_arm_smmuv3_invalidate = defineStruct(
+  "iommu_viommu_arm_smmuv3_invalidate",
+  16,
+  { cmd: u64(0, 2) },
 );

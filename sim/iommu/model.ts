@@ -41,6 +41,12 @@ export interface IommuFacts {
   readonly hwInfo: { readonly type: number; readonly data: Uint8Array };
   /** log2 of the PASIDs the IOMMU supports for a device (0: none). */
   readonly maxPasidLog2: number;
+  /**
+   * The `hw_info` report of a later kernel whose 6.12 driver has none (SMMUv3 from Linux 6.13:
+   * IOMMU_HW_INFO_TYPE_ARM_SMMUV3 and `iommu_hw_info_arm_smmuv3`); iommufd reports it only when
+   * the kernel answers as that version.
+   */
+  readonly laterHwInfo?: { readonly type: number; readonly data: Uint8Array };
 }
 
 /** The direction of a DMA as the IOMMU sees it. */
@@ -105,6 +111,13 @@ export interface IommuNesting {
    * fault-capable HWPT gets from PRI/IOPF), or stop with `undefined`.
    */
   setPageRequestHandler(domain: IommuDomain, handler: PageRequestHandler | undefined): void;
+  /**
+   * One command exactly as the kernel writes it into the IOMMU's command queue (an SMMUv3
+   * 16-byte command whose VMID and StreamID are physical: what a vIOMMU passes on after fixing
+   * the user's). 0, or -EIO for a command the model does not execute. Optional: IOMMUs without a
+   * command queue the kernel can forward to (VT-d here) lack it.
+   */
+  executeCommand?(command: Uint8Array): number;
 }
 
 /** One page request raised for a nested domain (a stage-1 miss or write-permission fault). */
@@ -149,8 +162,12 @@ export interface IommuModel {
   readonly facts: IommuFacts;
   /** Reserved regions for a device (requester id). */
   reservedRegions(requester: number): ReservedRegion[];
-  /** A new, empty paging domain; its tables live in simulated physical memory. */
-  allocDomain(): IommuDomain;
+  /**
+   * A new, empty paging domain; its tables live in simulated physical memory. `stage` 2 asks for
+   * a second-stage domain where the IOMMU distinguishes them (SMMUv3: a VMID instead of an ASID,
+   * what Linux allocates for a nest parent); models with one kind ignore it.
+   */
+  allocDomain(stage?: 1 | 2): IommuDomain;
   /** Free a domain and its tables. It must not be attached. */
   freeDomain(domain: IommuDomain): void;
   /** Point a device (requester id) at a domain; `null` blocks all its DMA. Flushes its IOTLB. */

@@ -119,6 +119,11 @@ import {
   StreamTable,
 } from "./smmuv3_ste.ts";
 import { VtdIotlb } from "./vtd_iotlb.ts";
+import { encode } from "../../ffi/uapi/layout.ts";
+import {
+  iommu_hw_info_arm_smmuv3,
+  IOMMU_HW_INFO_TYPE_ARM_SMMUV3,
+} from "../../ffi/uapi/post_6_12.ts";
 import { setField } from "./vtd_regs.ts";
 
 /** Linux's software-MSI window (`MSI_IOVA_BASE`, `MSI_IOVA_LENGTH`), inclusive. */
@@ -315,7 +320,11 @@ export class SmmuV3Iommu implements IommuModel {
     ) {
       throw new RangeError(`SMMUv3: SSIDSIZE ${this.ssidBits} outside 0..${SMMU_MAX_SSID_BITS}`);
     }
-    this.idr = smmuIdrValues({ ssidBits: this.ssidBits, oasBits: this.oasBits });
+    this.idr = smmuIdrValues({
+      ssidBits: this.ssidBits,
+      oasBits: this.oasBits,
+      nesting: o.nesting ?? false,
+    });
     const sidBits = idrField(this.idr.idr1, SMMU_IDR1.SIDSIZE);
     this.streamTable = new StreamTable(o.memory, sidBits, !(o.linearStreamTable ?? false));
     this.eventQueue = new SmmuEventQueue(o.memory, o.eventQueueShift ?? SMMU_EVTQ_SHIFT);
@@ -330,6 +339,7 @@ export class SmmuV3Iommu implements IommuModel {
       msiIsolated: o.msiIsolated ?? true,
       hwInfo: { type: IOMMU_HW_INFO_TYPE_NONE, data: new Uint8Array(0) },
       maxPasidLog2: this.ssidBits,
+      laterHwInfo: { type: IOMMU_HW_INFO_TYPE_ARM_SMMUV3, data: smmuHwInfoData(this.idr) },
     };
     if (o.nesting) this.nesting = this.#nesting = new SmmuV3Nesting(this, this.#cdCache);
   }
@@ -767,6 +777,18 @@ export class SmmuV3Iommu implements IommuModel {
     }
     return domain;
   }
+}
+
+/**
+ * `iommu_hw_info_arm_smmuv3` as Linux 6.13's `arm_smmu_hw_info` fills it: the raw ID registers
+ * (IDR2 and IDR4 read 0 here), IIDR and AIDR.
+ */
+export function smmuHwInfoData(idr: SmmuIdrValues): Uint8Array {
+  return encode(iommu_hw_info_arm_smmuv3, {
+    idr: [idr.idr0, idr.idr1, 0, idr.idr3, 0, idr.idr5],
+    iidr: idr.iidr,
+    aidr: idr.aidr,
+  });
 }
 
 /** Event of each walk outcome. */

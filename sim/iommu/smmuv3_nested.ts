@@ -14,7 +14,9 @@
  *   does exactly this;
  * - any bit outside word 0 {V, Config, S1Fmt, S1ContextPtr, S1CDMax} or word 1 {S1DSS, S1CIR,
  *   S1COR, S1CSH, S1STALLD, EATS} (`STRTAB_STE_{0,1}_NESTING_ALLOWED`): -EIO;
- * - Config other than abort (0b000), bypass (0b100) or stage-1 translate (0b101): -EIO.
+ * - Config other than abort (0b000), bypass (0b100) or stage-1 translate (0b101): -EIO;
+ * - EATS other than 0b00 (abort) or 0b01 (full ATS): -EIO; EATS is then cleared (Linux keeps it
+ *   aside for ATS, which the model does not have).
  * S1CDMax beyond the SMMU's SSIDSIZE or an unknown S1Fmt is not an allocation error: the
  * hardware reports C_BAD_STE at the first transaction, as for any STE.
  *
@@ -35,10 +37,11 @@
  *    descriptor C_BAD_SUBSTREAMID; CD.V = 0 or an illegal CD (not AArch64, TG0 ≠ 4 KiB, IPS > 6,
  *    T0SZ outside 16..39) C_BAD_CD. CDs are cached per (StreamID, SSID) until CMD_CFGI_CD(_ALL)
  *    or an attach (CMD_CFGI_STE).
- * 4. IOTLB lookup, tagged by the nested domain and the CD's ASID, and by the SSID (so two CDs
- *    sharing an ASID by mistake do not alias). Entries are combined 4 KiB translations and stay
- *    until a CMD_TLBI_* names them or the parent's stage 2 changes (an unmap in the parent drops
- *    every combined entry of its children, as Linux's CMD_TLBI_S12_VMALL for a nest parent does).
+ * 4. IOTLB lookup, tagged like the hardware by the VMID (the stage-2 parent's) and the CD's ASID,
+ *    and also by the SSID (so two CDs sharing an ASID by mistake do not alias). Entries are
+ *    combined 4 KiB translations, shared by every nested domain on the same parent, and stay
+ *    until a command names them or the parent's stage 2 changes (an unmap in the parent drops
+ *    every combined entry of its VMID, as Linux's CMD_TLBI_S12_VMALL for a nest parent does).
  * 5. Stage-1 walk (VMSAv8-64, 4 KiB granule; the start level from T0SZ): each descriptor fetch is
  *    an IPA through stage 2 (S2 read permission needed) — a stage-2 fault there has S2 = 1, CLASS =
  *    TT; a fetch whose stage-2 output has no memory behind it is F_WALK_EABT (CLASS = TT, the
@@ -60,22 +63,23 @@
  * F_PERMISSION faults go to it instead of the event queue (a stalled transaction under Linux's
  * IOPF; the record is kept in `faults` with format "smmuv3-page-request" and Stall = 1).
  *
- * Invalidation ({@link SmmuV3Nesting.invalidateNested}): one 16-byte command (cmd[0], cmd[1],
- * little-endian), the set Linux 6.13's `arm_vsmmu_convert_user_cmd` accepts, field positions per
- * SMMUv3 §4.1 (opcode 7:0), §4.3 (CMD_CFGI_*: SSID 31:12, StreamID 63:32, Leaf cmd[1] bit 0) and
- * §4.4 (CMD_TLBI_*: NUM 16:12, SCALE 24:20, VMID 47:32, ASID 63:48; cmd[1] Leaf 0, TTL 9:8,
- * TG 11:10, Address 63:12):
- * - CMD_TLBI_NH_ALL 0x10 and CMD_TLBI_NSNH_ALL 0x30 (converted to NH_ALL by Linux): every entry of
- *   the domain; CMD_TLBI_NH_ASID 0x11: the ASID's entries; CMD_TLBI_NH_VA 0x12: the ASID's
- *   entries covering Address (TG = 0), or the range (NUM + 1)·2^SCALE granules of TG (1 4 KiB,
- *   2 16 KiB, 3 64 KiB) from Address; CMD_TLBI_NH_VAA 0x13: the same for every ASID;
+ * Commands ({@link SmmuV3Nesting.executeCommand}): one 16-byte command (cmd[0], cmd[1],
+ * little-endian) as the kernel writes it into the command queue, field positions per SMMUv3 §4.1
+ * (opcode 7:0), §4.3 (CMD_CFGI_*: SSID 31:12, StreamID 63:32, Leaf cmd[1] bit 0) and §4.4
+ * (CMD_TLBI_*: NUM 16:12, SCALE 24:20, VMID 47:32, ASID 63:48; cmd[1] Leaf 0, TTL 9:8, TG 11:10,
+ * Address 63:12). The set is the one Linux 6.13's `arm_vsmmu_convert_user_cmd` lets a vIOMMU
+ * pass on:
+ * - CMD_TLBI_NH_ALL 0x10: every entry of the VMID; CMD_TLBI_NSNH_ALL 0x30: every nested entry of
+ *   every VMID; CMD_TLBI_NH_ASID 0x11: the (VMID, ASID) entries — in every nested domain on that
+ *   VMID; CMD_TLBI_NH_VA 0x12: the (VMID, ASID) entries covering Address (TG = 0), or the range
+ *   (NUM + 1)·2^SCALE granules of TG (1 4 KiB, 2 16 KiB, 3 64 KiB) from Address;
+ *   CMD_TLBI_NH_VAA 0x13: the same for every ASID of the VMID;
  * - CMD_CFGI_CD 0x05: the cached CD (StreamID, SSID); CMD_CFGI_CD_ALL 0x06: every cached CD of the
  *   StreamID; CMD_ATC_INV 0x40: accepted, nothing to do (no ATS modelled);
- * - any other opcode: -EIO, as Linux 6.13 answers (iommufd.md §10); an entry not 16 bytes: -EINVAL.
- * The VMID field is ignored (Linux overwrites it with the vSMMU's); the StreamID of CFGI commands is
- * the physical one (Linux's vSID → SID conversion is the kernel's, not modelled here). Real
- * hardware tags TLB entries by (VMID, ASID), so an invalidation would reach every nested domain on
- * the same VMID; the model scopes it to the named domain.
+ * - any other opcode: -EIO; an entry not 16 bytes: -EINVAL.
+ * {@link SmmuV3Nesting.invalidateNested} is the same with the VMID forced to the domain's parent
+ * and NSNH_ALL narrowed to NH_ALL, as Linux converts a user's command; the StreamID of CFGI
+ * commands is the physical one there (the vSID → SID conversion is iommufd's, sim/iommufd).
  *
  * @module
  */
@@ -238,8 +242,23 @@ const APTABLE_RDONLY = 1n << 62n;
 
 /** IOTLB tag space of nested entries (above stage-1 and stage-2 tags of the SMMU). */
 const NESTED_TAG_BASE = 2 ** 33;
-/** ASIDs per nested domain in the tag. */
+/** ASIDs per VMID in the tag (16-bit ASIDs). */
 const ASID_SPAN = 2 ** 16;
+/** Nested domains the model numbers (its own ids, not hardware ones). */
+const MAX_NESTED_DOMAINS = 2 ** 16;
+/** STE word 1 EATS values Linux accepts from a user: abort, full ATS. */
+const EATS_ACCEPTED: ReadonlySet<number> = new Set([0, 1]);
+/** IOTLB tag of nested entries of (VMID, ASID). */
+function nestedTag(vmid: number, asid: number): number {
+  return NESTED_TAG_BASE + vmid * ASID_SPAN + asid;
+}
+
+/** Drop every nested entry of `vmid`. */
+function flushVmid(unit: SmmuV3Iommu, asids: Map<number, Set<number>>, vmid: number): void {
+  for (const asid of asids.get(vmid) ?? []) unit.iotlb.flushDomain(nestedTag(vmid, asid));
+  asids.delete(vmid);
+}
+
 /** Size of the combined entries the IOTLB holds. */
 const PAGE = 4096n;
 /** TLBI TG → granule bytes. */
@@ -300,8 +319,8 @@ export class SmmuV3NestedDomain implements IommuDomain {
   pageRequest: PageRequestHandler | undefined;
   /** The STE a stream attached to this domain gets (8 words). */
   readonly ste: readonly bigint[];
-  /** ASIDs with entries in the IOTLB (for domain-wide invalidation). */
-  readonly #asids = new Set<number>();
+  /** ASIDs with entries in the IOTLB, per VMID (shared by the domains of one SMMU). */
+  readonly #asids: Map<number, Set<number>>;
 
   /** Use `SmmuV3Iommu.nesting.allocNested`. */
   constructor(
@@ -311,7 +330,10 @@ export class SmmuV3NestedDomain implements IommuDomain {
     readonly parent: SmmuV3Domain,
     /** The user's STE words 0 and 1 (zero when V was clear). */
     readonly guestSte: readonly [bigint, bigint],
+    /** The SMMU's record of which ASIDs of each VMID have IOTLB entries. */
+    asids: Map<number, Set<number>> = new Map(),
   ) {
+    this.#asids = asids;
     const cfg = getField(guestSte[0], STE.W0.V) === 0
       ? STE_CONFIG.ABORT
       : getField(guestSte[0], STE.W0.CONFIG);
@@ -354,15 +376,14 @@ export class SmmuV3NestedDomain implements IommuDomain {
     return r.ok ? { phys: r.phys, prot: r.prot } : undefined;
   }
 
-  /** IOTLB tag of the entries under `asid`. */
+  /** IOTLB tag of the entries under `asid` (of the parent's VMID). */
   tag(asid: number): number {
-    return NESTED_TAG_BASE + this.id * ASID_SPAN + asid;
+    return nestedTag(this.parent.id, asid);
   }
 
-  /** Drop every combined translation of the domain. */
+  /** Drop every combined translation of the domain's VMID (all its nested domains share it). */
   flushTlb(): void {
-    for (const asid of this.#asids) this.parent.unit.iotlb.flushDomain(this.tag(asid));
-    this.#asids.clear();
+    flushVmid(this.parent.unit, this.#asids, this.parent.id);
   }
 
   /**
@@ -429,52 +450,12 @@ export class SmmuV3NestedDomain implements IommuDomain {
         physBase: out.pa - (iova - pageIova),
         ...prot,
       });
-      this.#asids.add(cd.asid);
+      const vmid = this.parent.id;
+      let set = this.#asids.get(vmid);
+      if (set === undefined) this.#asids.set(vmid, set = new Set());
+      set.add(cd.asid);
     }
     return { ok: true, phys: out.pa, prot };
-  }
-
-  /** One command (see the module doc): 0, -EIO (unsupported opcode) or -EINVAL (not 16 bytes). */
-  invalidate(entry: Uint8Array, cds: Map<string, CdView>): number {
-    if (entry.length !== SMMU_CMD_BYTES) return -ERRNO.EINVAL;
-    const v = new DataView(entry.buffer, entry.byteOffset, SMMU_CMD_BYTES);
-    const c0 = v.getBigUint64(0, true);
-    const c1 = v.getBigUint64(8, true);
-    const F = SMMU_CMD_FIELD;
-    const iotlb = this.parent.unit.iotlb;
-    switch (getField(c0, F.OP)) {
-      case SMMU_CMD.TLBI_NH_ALL:
-      case SMMU_CMD.TLBI_NSNH_ALL:
-        this.flushTlb();
-        return 0;
-      case SMMU_CMD.TLBI_NH_ASID:
-        iotlb.flushDomain(this.tag(getField(c0, F.TLBI_ASID)));
-        return 0;
-      case SMMU_CMD.TLBI_NH_VA:
-      case SMMU_CMD.TLBI_NH_VAA: {
-        const start = c1 & TLBI_ADDR_MASK;
-        const granule = TG_GRANULE[getField(c1, F.TLBI_TG)];
-        const pages = BigInt(getField(c0, F.TLBI_NUM) + 1) << BigInt(getField(c0, F.TLBI_SCALE));
-        const end = granule === undefined ? start + 1n : start + pages * granule;
-        const asids = getField(c0, F.OP) === SMMU_CMD.TLBI_NH_VA
-          ? [getField(c0, F.TLBI_ASID)]
-          : [...this.#asids];
-        for (const asid of asids) iotlb.flushRange(this.tag(asid), start, end);
-        return 0;
-      }
-      case SMMU_CMD.CFGI_CD:
-        cds.delete(`${getField(c0, F.CFGI_SID)}:${getField(c0, F.CFGI_SSID)}`);
-        return 0;
-      case SMMU_CMD.CFGI_CD_ALL: {
-        const prefix = `${getField(c0, F.CFGI_SID)}:`;
-        for (const k of [...cds.keys()]) if (k.startsWith(prefix)) cds.delete(k);
-        return 0;
-      }
-      case SMMU_CMD.ATC_INV:
-        return 0;
-      default:
-        return -ERRNO.EIO;
-    }
   }
 
   /** The CD of `ssid` (cached in `cds` under `sid:ssid`), or the fault fetching it. */
@@ -581,6 +562,31 @@ export class SmmuV3NestedDomain implements IommuDomain {
   }
 }
 
+/**
+ * A user's TLBI command with the VMID Linux writes into it (NSNH_ALL narrowed to NH_ALL of the
+ * VMID); other commands unchanged. `entry` is 16 bytes.
+ */
+export function forceVmid(entry: Uint8Array, vmid: number): Uint8Array {
+  const out = entry.slice();
+  const v = new DataView(out.buffer);
+  const F = SMMU_CMD_FIELD;
+  let c0 = v.getBigUint64(0, true);
+  const op = getField(c0, F.OP);
+  const vmidMask = mask(F.TLBI_VMID);
+  if (op === SMMU_CMD.TLBI_NSNH_ALL) {
+    c0 = BigInt(SMMU_CMD.TLBI_NH_ALL);
+    v.setBigUint64(8, 0n, true);
+  } else if (
+    op !== SMMU_CMD.TLBI_NH_ALL && op !== SMMU_CMD.TLBI_NH_ASID &&
+    op !== SMMU_CMD.TLBI_NH_VA && op !== SMMU_CMD.TLBI_NH_VAA
+  ) {
+    return out;
+  }
+  c0 = (c0 & ~vmidMask) | (BigInt(vmid) << BigInt(F.TLBI_VMID.shift));
+  v.setBigUint64(0, c0, true);
+  return out;
+}
+
 /** The stage-2 half of `ste`, or undefined when it is illegal (the checks of a stage-2 STE). */
 function stage2Config(ste: SteView, oasBits: number): S2Config | undefined {
   const inputBits = SMMU_TXSZ_BASE - ste.s2t0sz;
@@ -603,6 +609,7 @@ function stage2Config(ste: SteView, oasBits: number): S2Config | undefined {
 export class SmmuV3Nesting implements IommuNesting {
   readonly #ids = new Set<number>();
   readonly #children = new Map<SmmuV3Domain, Set<SmmuV3NestedDomain>>();
+  readonly #asids = new Map<number, Set<number>>();
 
   /** Nesting for `unit`, sharing its CD cache. */
   constructor(private readonly unit: SmmuV3Iommu, private readonly cds: Map<string, CdView>) {}
@@ -624,13 +631,15 @@ export class SmmuV3Nesting implements IommuNesting {
       if (cfg !== STE_CONFIG.ABORT && cfg !== STE_CONFIG.BYPASS && cfg !== STE_CONFIG.S1_TRANS) {
         return -ERRNO.EIO;
       }
+      if (!EATS_ACCEPTED.has(getField(w[1], STE.W1.EATS))) return -ERRNO.EIO;
+      w = [w[0], w[1] & ~mask(STE.W1.EATS)];
     }
     let id = 1;
     while (this.#ids.has(id)) id++;
-    if (id >= ASID_SPAN) return -ERRNO.ENOSPC;
+    if (id >= MAX_NESTED_DOMAINS) return -ERRNO.ENOSPC;
     this.#ids.add(id);
     const s2 = parent as SmmuV3Domain;
-    const d = new SmmuV3NestedDomain(id, s2, w);
+    const d = new SmmuV3NestedDomain(id, s2, w, this.#asids);
     let set = this.#children.get(s2);
     if (set === undefined) this.#children.set(s2, set = new Set());
     set.add(d);
@@ -641,9 +650,60 @@ export class SmmuV3Nesting implements IommuNesting {
     return d;
   }
 
-  /** One 16-byte command for `domain` (see the module doc). */
+  /**
+   * One 16-byte command for `domain`, converted as Linux converts a user's command: the VMID is
+   * forced to the parent's and CMD_TLBI_NSNH_ALL becomes CMD_TLBI_NH_ALL (see the module doc).
+   */
   invalidateNested(domain: IommuDomain, entry: Uint8Array): number {
-    return this.own(domain).invalidate(entry, this.cds);
+    const d = this.own(domain);
+    if (entry.length !== SMMU_CMD_BYTES) return -ERRNO.EINVAL;
+    return this.executeCommand(forceVmid(entry, d.parent.id));
+  }
+
+  /** One command from the kernel's command queue (see the module doc): 0, -EIO or -EINVAL. */
+  executeCommand(command: Uint8Array): number {
+    if (command.length !== SMMU_CMD_BYTES) return -ERRNO.EINVAL;
+    const v = new DataView(command.buffer, command.byteOffset, SMMU_CMD_BYTES);
+    const c0 = v.getBigUint64(0, true);
+    const c1 = v.getBigUint64(8, true);
+    const F = SMMU_CMD_FIELD;
+    const iotlb = this.unit.iotlb;
+    const vmid = getField(c0, F.TLBI_VMID);
+    switch (getField(c0, F.OP)) {
+      case SMMU_CMD.TLBI_NH_ALL:
+        flushVmid(this.unit, this.#asids, vmid);
+        return 0;
+      case SMMU_CMD.TLBI_NSNH_ALL:
+        for (const id of [...this.#asids.keys()]) flushVmid(this.unit, this.#asids, id);
+        return 0;
+      case SMMU_CMD.TLBI_NH_ASID:
+        iotlb.flushDomain(nestedTag(vmid, getField(c0, F.TLBI_ASID)));
+        return 0;
+      case SMMU_CMD.TLBI_NH_VA:
+      case SMMU_CMD.TLBI_NH_VAA: {
+        const start = c1 & TLBI_ADDR_MASK;
+        const granule = TG_GRANULE[getField(c1, F.TLBI_TG)];
+        const pages = BigInt(getField(c0, F.TLBI_NUM) + 1) << BigInt(getField(c0, F.TLBI_SCALE));
+        const end = granule === undefined ? start + 1n : start + pages * granule;
+        const asids = getField(c0, F.OP) === SMMU_CMD.TLBI_NH_VA
+          ? [getField(c0, F.TLBI_ASID)]
+          : [...this.#asids.get(vmid) ?? []];
+        for (const asid of asids) iotlb.flushRange(nestedTag(vmid, asid), start, end);
+        return 0;
+      }
+      case SMMU_CMD.CFGI_CD:
+        this.cds.delete(`${getField(c0, F.CFGI_SID)}:${getField(c0, F.CFGI_SSID)}`);
+        return 0;
+      case SMMU_CMD.CFGI_CD_ALL: {
+        const prefix = `${getField(c0, F.CFGI_SID)}:`;
+        for (const k of [...this.cds.keys()]) if (k.startsWith(prefix)) this.cds.delete(k);
+        return 0;
+      }
+      case SMMU_CMD.ATC_INV:
+        return 0;
+      default:
+        return -ERRNO.EIO;
+    }
   }
 
   /** Route `domain`'s recoverable stage-1 faults to `handler` (or stop with undefined). */

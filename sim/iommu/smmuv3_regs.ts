@@ -112,6 +112,8 @@ export const SMMU_IDR1 = {
 export const SMMU_IDR3 = {
   /** Hierarchical attribute disable. */
   HAD: f(2),
+  /** Stage-2 forced write-back (SMMUv3.2 FWB; Linux's ARM_SMMU_FEAT_S2FWB). */
+  FWB: f(8),
   /** Range-based invalidations. */
   RIL: f(10),
   /** Break-before-make level. */
@@ -193,6 +195,11 @@ export interface SmmuIdrOptions {
   readonly oasBits: number;
   /** StreamID bits (default {@link SMMU_QEMU_SIDSIZE}). */
   readonly sidBits?: number;
+  /**
+   * Offer what Linux needs to give a vIOMMU nested domains: IDR3.FWB (stage 2 forces write-back,
+   * so a guest's stage-1 attributes cannot make DMA non-coherent). S1P and S2P are always set.
+   */
+  readonly nesting?: boolean;
 }
 
 /** The ID registers of the simulated SMMU. */
@@ -233,6 +240,7 @@ export function smmuIdrValues(o: SmmuIdrOptions): SmmuIdrValues {
   let idr3 = 0n;
   idr3 = setField(idr3, SMMU_IDR3.HAD, 1);
   idr3 = setField(idr3, SMMU_IDR3.RIL, 1);
+  if (o.nesting) idr3 = setField(idr3, SMMU_IDR3.FWB, 1);
   let idr5 = 0n;
   idr5 = setField(idr5, SMMU_IDR5.OAS, SMMU_OAS_BITS.indexOf(o.oasBits));
   idr5 = setField(idr5, SMMU_IDR5.GRAN4K, 1);
