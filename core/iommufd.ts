@@ -1,6 +1,7 @@
 /**
  * Typed client for `/dev/iommu` (iommufd): IOAS alloc/map/unmap/copy/IOVA ranges/allowed IOVAs,
- * options, HWPT allocation, GET_HW_INFO and DESTROY. One method per ioctl; failures throw a
+ * options, HWPT allocation and invalidation, GET_HW_INFO, DESTROY, and (Linux 6.13+) vIOMMU and
+ * vDEVICE allocation. One method per ioctl; failures throw a
  * {@link VfioError} naming the ioctl, the errno and a hint.
  *
  * Several iommufd ioctls take a *user pointer* to an array (allowed_iovas, data_uptr). The
@@ -66,6 +67,12 @@ import {
 } from "./syscall.ts";
 import { decodeVtdRegisters, type VtdRegisters } from "./vtd_info.ts";
 import { IOVA_MAX } from "./iova_allocator.ts";
+import {
+  IOMMU_VDEVICE_ALLOC,
+  iommu_vdevice_alloc,
+  IOMMU_VIOMMU_ALLOC,
+  iommu_viommu_alloc,
+} from "../ffi/uapi/post_6_12.ts";
 
 /** The iommufd node. */
 export const IOMMUFD_PATH = "/dev/iommu";
@@ -321,9 +328,10 @@ export class Iommufd {
   }
 
   /**
-   * IOMMU_HWPT_INVALIDATE on a nested HWPT: `entries` of the vendor format `dataType` (e.g.
-   * `iommu_hwpt_vtd_s1_invalidate`, all of one length). Returns how many the kernel handled;
-   * a refused entry throws (the entries before it were handled).
+   * IOMMU_HWPT_INVALIDATE on a nested HWPT or (6.13+) a vIOMMU: `entries` of the vendor format
+   * `dataType` (e.g. `iommu_hwpt_vtd_s1_invalidate`, or SMMUv3 commands from `smmuCommand`), all
+   * of one length. Returns how many the kernel handled; a refused entry throws (the entries
+   * before it were handled).
    */
   hwptInvalidate(hwptId: number, dataType: number, entries: readonly Uint8Array[]): number {
     const layout = iommu_hwpt_invalidate;
@@ -347,13 +355,64 @@ export class Iommufd {
         entry_num: entries.length,
       });
       this.#ioctl(IOMMU_HWPT_INVALIDATE, arg, {
-        ENOENT: `no nested HWPT with id ${hwptId}`,
+        ENOENT: `no nested HWPT or vIOMMU with id ${hwptId}`,
         EINVAL: "the data type is not the nested HWPT's invalidation format, or an entry is " +
           "malformed (misaligned address, bad length)",
-        EOPNOTSUPP: "an entry has unknown flags or non-zero reserved fields",
+        EOPNOTSUPP: "an entry has unknown flags or non-zero reserved fields, or the HWPT takes " +
+          "invalidations only through its vIOMMU",
+        EIO: "the vIOMMU refused a command (not a forwardable opcode, or a vSID without vDEVICE)",
       });
       return decode(layout, arg).entry_num;
     });
+  }
+
+  /**
+   * IOMMU_VIOMMU_ALLOC (Linux 6.13+): a vIOMMU of `type` (e.g. IOMMU_VIOMMU_TYPE_ARM_SMMUV3) for
+   * the device's IOMMU over `hwptId`, a NEST_PARENT paging HWPT (the VM's stage 2); its id. Nested
+   * HWPTs are then allocated with the vIOMMU id as `ptId`, and IOMMU_HWPT_INVALIDATE takes it.
+   */
+  viommuAlloc(
+    args: { readonly devId: number; readonly hwptId: number; readonly type: number },
+  ): number {
+    const layout = iommu_viommu_alloc;
+    const arg = encode(layout, {
+      size: layout.size,
+      type: args.type,
+      dev_id: args.devId,
+      hwpt_id: args.hwptId,
+    });
+    this.#ioctl(IOMMU_VIOMMU_ALLOC, arg, {
+      ENOTTY: "the kernel has no vIOMMU objects (they came with Linux 6.13)",
+      ENOENT: `no device ${args.devId} or no paging HWPT ${args.hwptId}`,
+      EINVAL: "the HWPT was not allocated with IOMMU_HWPT_ALLOC_NEST_PARENT, or belongs to " +
+        "another IOMMU",
+      EOPNOTSUPP: "the IOMMU driver offers no vIOMMU of this type (no nesting, or no stage-2 " +
+        "forced write-back / coherent device)",
+    });
+    return decode(layout, arg).out_viommu_id;
+  }
+
+  /**
+   * IOMMU_VDEVICE_ALLOC (Linux 6.13+): give a device the virtual id `virtId` on a vIOMMU (an
+   * SMMUv3 vSID: the StreamID the guest's commands name); its id.
+   */
+  vdeviceAlloc(
+    args: { readonly viommuId: number; readonly devId: number; readonly virtId: bigint },
+  ): number {
+    const layout = iommu_vdevice_alloc;
+    const arg = encode(layout, {
+      size: layout.size,
+      viommu_id: args.viommuId,
+      dev_id: args.devId,
+      virt_id: args.virtId,
+    });
+    this.#ioctl(IOMMU_VDEVICE_ALLOC, arg, {
+      ENOTTY: "the kernel has no vDEVICE objects (they came with Linux 6.13)",
+      ENOENT: `no vIOMMU ${args.viommuId} or no device ${args.devId}`,
+      EINVAL: "the device is behind another IOMMU than the vIOMMU",
+      EEXIST: `virtual id ${args.virtId} is taken on this vIOMMU (or the device has a vDEVICE)`,
+    });
+    return decode(layout, arg).out_vdevice_id;
   }
 
   /** IOMMU_GET_HW_INFO: the IOMMU behind a device; VT-d registers are decoded. */

@@ -46,7 +46,8 @@ import {
   type IommuModelName,
 } from "./machine_models.ts";
 import { EthernetSegment } from "./net/segment.ts";
-import { DEFAULT_KERNEL_VERSION, parseKernelVersion } from "./kernel_version.ts";
+import { DEFAULT_KERNEL_VERSION, kernelAtLeast, parseKernelVersion } from "./kernel_version.ts";
+import { VIOMMU_MIN_KERNEL } from "../ffi/uapi/post_6_12.ts";
 import { SystemPasidSpace } from "./kernel/pasid_space.ts";
 import { IoasidFile } from "./kernel/ioasid.ts";
 import { IOASID_PROPOSAL_PATH } from "../ffi/uapi/proposals.ts";
@@ -105,6 +106,13 @@ export interface MachineOptions {
    * guest driver side negotiates them (`VirtioIommu.allocPasid`). Default off.
    */
   readonly pasidAllocatorProposal?: boolean | { readonly quarantineNs?: number };
+  /**
+   * SMMUv3 nested translation for iommufd vIOMMUs (Linux 6.13+; `iommu: "smmuv3"` and a
+   * `kernelVersion` of 6.13 or later only): the SMMU model's `nesting`, with IDR3.FWB so the
+   * kernel lets a vIOMMU own nested domains. `ssidBits` sets IDR1.SSIDSIZE (default 0, QEMU's;
+   * `pasid=on` gives 16) so guest CD tables may have more than one CD. Default off.
+   */
+  readonly smmuNesting?: boolean | { readonly ssidBits?: number };
   /** VT-d interrupt remapping (QEMU `intremap=on`; default true). Off: MSI is not isolated. */
   readonly intremap?: boolean;
   /** Simulated physical memory in bytes (default 4 GiB). */
@@ -218,6 +226,7 @@ function checkPlatformOptions(options: MachineOptions, vfioCdev: boolean): void 
   if (bits !== undefined && (!Number.isInteger(bits) || bits < 1 || bits > 20)) {
     throw new Error(`createMachine: vtdScalableMode.pasidBits ${bits}: want 1..20 (PCIe PASIDs)`);
   }
+  checkSmmuNesting(options);
   if (vfioCdev) return;
   const bad = [
     options.cdev === true ? "cdev: true" : undefined,
@@ -229,6 +238,25 @@ function checkPlatformOptions(options: MachineOptions, vfioCdev: boolean): void 
         "VFIO_DEVICE_CDEV only without SPAPR_TCE_IOMMU and IOMMUFD_VFIO_CONTAINER only without " +
         "the VFIO container, so a sPAPR machine uses the container with the sPAPR TCE driver; " +
         "leave these options out",
+    );
+  }
+}
+
+/** `smmuNesting` needs an SMMUv3 and a kernel that has vIOMMUs. */
+function checkSmmuNesting(options: MachineOptions): void {
+  if (!options.smmuNesting) return;
+  if (options.iommu !== "smmuv3") {
+    throw new Error(
+      `createMachine: smmuNesting with iommu "${options.iommu}": it is an SMMUv3 feature; use ` +
+        'iommu: "smmuv3" (VT-d nesting is vtdScalableMode)',
+    );
+  }
+  const version = options.kernelVersion ?? DEFAULT_KERNEL_VERSION;
+  if (!kernelAtLeast(parseKernelVersion(version), VIOMMU_MIN_KERNEL)) {
+    throw new Error(
+      `createMachine: smmuNesting with kernelVersion ${version}: Linux gained iommufd vIOMMUs ` +
+        `and SMMUv3 nesting in ${VIOMMU_MIN_KERNEL}; pass kernelVersion: "${VIOMMU_MIN_KERNEL}" ` +
+        "or later",
     );
   }
 }
@@ -263,6 +291,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     groupOf: (requester) => groupOfRequester.get(requester),
     pasidSpace,
     vtdScalableMode: options.vtdScalableMode === true ? {} : options.vtdScalableMode || undefined,
+    smmuNesting: options.smmuNesting === true ? {} : options.smmuNesting || undefined,
   });
   const random = seededRandom(options.seed ?? 1);
   const segment = new EthernetSegment(clock);

@@ -76,6 +76,8 @@ export interface IommuContext {
   readonly pasidSpace?: SystemPasidSpace;
   /** VT-d scalable mode (PASID tables, nesting); undefined: legacy mode. */
   readonly vtdScalableMode?: { readonly pasidBits?: number; readonly nesting?: boolean };
+  /** SMMUv3 nesting for iommufd vIOMMUs (`nesting: true`, IDR3.FWB), with SSIDSIZE bits. */
+  readonly smmuNesting?: { readonly ssidBits?: number };
   /** The IOMMU group (sPAPR: the PE) of a requester id, once the machine is built. */
   readonly groupOf: (requester: number) => number | undefined;
 }
@@ -135,7 +137,13 @@ const IOMMUS: Record<IommuModelName, (ctx: IommuContext) => IommuModel> = {
       kernelLog: c.log,
     }),
   smmuv3: (c) =>
-    new SmmuV3Iommu({ memory: c.memory, clock: c.clock, trace: c.log, kernelLog: c.log }),
+    new SmmuV3Iommu({
+      memory: c.memory,
+      clock: c.clock,
+      trace: c.log,
+      kernelLog: c.log,
+      ...(c.smmuNesting ? { nesting: true, ssidBits: c.smmuNesting.ssidBits ?? 0 } : {}),
+    }),
   "virtio-iommu": (c) =>
     new VirtioIommu({
       clock: c.clock,

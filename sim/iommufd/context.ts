@@ -1,7 +1,8 @@
 /**
  * `IommufdContext`: one open /dev/iommu (or iommufd-served /dev/vfio/vfio) — the simulated
  * `struct iommufd_ctx` as a {@link SimFile}: the ioctl dispatch with iommufd's generic rules
- * (iommufd.md §2), the command table of Linux 6.12 (nr 0x80–0x8e), the VFIO-compat fallback, the
+ * (iommufd.md §2), the command table of Linux 6.12 (nr 0x80–0x8e; from 6.13 also the vIOMMU and
+ * vDEVICE commands 0x90–0x91, viommu.ts), the VFIO-compat fallback, the
  * leaf-first teardown on close, and the kernel-internal API the simulated VFIO uses (bind,
  * attach, detach, unbind, compat IOAS).
  *
@@ -30,7 +31,17 @@ import { IommufdCore } from "./core.ts";
 import { attachDevice, bindDevice, detachDevice, unbindDevice } from "./device.ts";
 import { attachDevicePasid, detachDevicePasid } from "./pasid.ts";
 import { kernelAtLeast } from "../kernel_version.ts";
-import { PASID_ATTACH_MIN_KERNEL } from "../../ffi/uapi/post_6_12.ts";
+import {
+  IOMMU_VDEVICE_ALLOC,
+  iommu_vdevice_alloc,
+  IOMMU_VIOMMU_ALLOC,
+  iommu_viommu_alloc,
+  iommu_viommu_alloc_data,
+  PASID_ATTACH_MIN_KERNEL,
+  VIOMMU_MIN_KERNEL,
+  VIOMMU_USER_DATA_MIN_KERNEL,
+} from "../../ffi/uapi/post_6_12.ts";
+import { cmdVdeviceAlloc, cmdViommuAlloc } from "./viommu.ts";
 import {
   cmdFaultAlloc,
   cmdGetDirtyBitmap,
@@ -85,8 +96,36 @@ function command<L extends StructLayout>(
   decl: IoctlDecl,
   layout: L,
   run: (core: IommufdCore, ucmd: never, hooks: FaultFdHooks) => number,
+  minSize: number = uapi.IOMMUFD_MIN_SIZE[decl.name],
 ): Command {
-  return { decl, layout, minSize: uapi.IOMMUFD_MIN_SIZE[decl.name], run } as Command;
+  return { decl, layout, minSize, run } as Command;
+}
+
+/**
+ * The commands of a kernel answering as `version`, indexed by `nr - 0x80`: 6.12's, plus from 6.13
+ * IOMMU_VIOMMU_ALLOC (0x90) and IOMMU_VDEVICE_ALLOC (0x91). The other numbers of later kernels
+ * (0x8f IOAS_MAP_FILE, 0x92 IOAS_CHANGE_PROCESS, 0x93 VEVENTQ_ALLOC, …) are not modelled and stay
+ * ENOTTY. Minimum sizes: `offsetofend(out_viommu_id)` and `offsetofend(virt_id)`, both 24.
+ */
+function commandsOf(version: KernelVersion | undefined): readonly (Command | undefined)[] {
+  if (version === undefined || !kernelAtLeast(version, VIOMMU_MIN_KERNEL)) return COMMANDS;
+  const table: (Command | undefined)[] = [...COMMANDS];
+  const viommuLayout = kernelAtLeast(version, VIOMMU_USER_DATA_MIN_KERNEL)
+    ? iommu_viommu_alloc_data
+    : iommu_viommu_alloc;
+  table[IOMMU_VIOMMU_ALLOC.nr - IOMMUFD_CMD_BASE] = command(
+    IOMMU_VIOMMU_ALLOC,
+    viommuLayout,
+    cmdViommuAlloc,
+    iommu_viommu_alloc.size,
+  );
+  table[IOMMU_VDEVICE_ALLOC.nr - IOMMUFD_CMD_BASE] = command(
+    IOMMU_VDEVICE_ALLOC,
+    iommu_vdevice_alloc,
+    cmdVdeviceAlloc,
+    iommu_vdevice_alloc.size,
+  );
+  return table;
 }
 
 /** The 6.12 command table, indexed by `nr - 0x80` (`iommufd_ioctl_ops`). */
@@ -122,6 +161,7 @@ export class IommufdContext implements SimFile {
   readonly #options: IommufdContextOptions;
   readonly #core: IommufdCore;
   readonly #arch: IoctlArch;
+  readonly #commands: readonly (Command | undefined)[];
 
   /** A fresh context (no objects). */
   constructor(options: IommufdContextOptions) {
@@ -135,7 +175,9 @@ export class IommufdContext implements SimFile {
       capSysResource: options.capSysResource ?? false,
       pasidAttach: options.kernelVersion !== undefined &&
         kernelAtLeast(options.kernelVersion, PASID_ATTACH_MIN_KERNEL),
+      kernel: options.kernelVersion,
     });
+    this.#commands = commandsOf(options.kernelVersion);
     this.#core.ownerCookie = this;
   }
 
@@ -152,7 +194,7 @@ export class IommufdContext implements SimFile {
   /** ioctl(2): iommufd commands, else the VFIO container API; never throws. */
   ioctl(process: SimProcess, request: number, arg: Uint8Array | bigint): number {
     const nr = request & 0xff;
-    const entry = nr >= IOMMUFD_CMD_BASE ? COMMANDS[nr - IOMMUFD_CMD_BASE] : undefined;
+    const entry = nr >= IOMMUFD_CMD_BASE ? this.#commands[nr - IOMMUFD_CMD_BASE] : undefined;
     if (!entry) return compatIoctl(this.#core, this.#arch, process, request, arg);
     const user = userArg(process, arg);
     const head = user.read(0, 4);

@@ -23,7 +23,11 @@ import {
   type IommufdObject,
   ObjectTable,
   type ObjectType,
+  type VdeviceObject,
+  type ViommuObject,
 } from "./objects.ts";
+import type { KernelVersion } from "../kernel_version.ts";
+import { destroyVdevice, destroyViommu } from "./viommu.ts";
 import { type AccountMode, Pages } from "./pages.ts";
 
 /** Static settings of a context. */
@@ -40,6 +44,8 @@ export interface CoreSettings {
   readonly capSysResource: boolean;
   /** The kernel has PASID attach and IOMMU_HWPT_ALLOC_PASID (6.15+). */
   readonly pasidAttach?: boolean;
+  /** The Linux version answered as (undefined: the 6.12 baseline). */
+  readonly kernel?: KernelVersion;
 }
 
 type ByType = {
@@ -48,6 +54,8 @@ type ByType = {
   "hwpt-nested": HwptNested;
   "device": DeviceObject;
   "fault": FaultObject;
+  "viommu": ViommuObject;
+  "vdevice": VdeviceObject;
 };
 
 /** The objects and state of one context. */
@@ -126,6 +134,12 @@ export class IommufdCore {
         return;
       case "fault":
         obj.queue.shutdown();
+        return;
+      case "viommu":
+        destroyViommu(obj);
+        return;
+      case "vdevice":
+        destroyVdevice(obj);
         return;
     }
   }

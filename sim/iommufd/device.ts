@@ -16,6 +16,7 @@ import type { IommufdCore } from "./core.ts";
 import { vtdFirstLevel5 } from "./drivers.ts";
 import { allocHwptPaging, enforceCacheCoherency, pagingOf } from "./hwpt.ts";
 import { detachAllPasids } from "./pasid.ts";
+import { unbindVdevices, viommuAttachCheck } from "./viommu.ts";
 import type { DeviceObject, Hwpt, HwptPaging, IoasObject, IommufdGroup } from "./objects.ts";
 import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../ffi/uapi/mod.ts";
 
@@ -59,6 +60,7 @@ export function unbindDevice(core: IommufdCore, devid: number): void {
   if (!dev) return;
   detachAllPasids(core, dev);
   if (dev.attached) detachDevice(core, devid);
+  unbindVdevices(core, dev);
   dev.users = 0;
   core.destroy(dev);
 }
@@ -74,6 +76,7 @@ function setGroupDomain(igroup: IommufdGroup, hwpt: Hwpt | undefined): void {
 function driverAttachCheck(idev: DeviceObject, hwpt: Hwpt): number {
   const iommu = idev.fn.group.iommu;
   if (pagingOf(hwpt).iommu !== iommu) return -ERRNO.EINVAL;
+  if (hwpt.type === "hwpt-nested" && hwpt.viommu) return viommuAttachCheck(idev, hwpt);
   if (hwpt.type === "hwpt-nested" && hwpt.dataType === IOMMU_HWPT_DATA_VTD_S1) {
     const s1 = decode(iommu_hwpt_vtd_s1, hwpt.data);
     const ok = s1.addr_width === 48 || (s1.addr_width === 57 && vtdFirstLevel5(iommu.facts));

@@ -12,6 +12,9 @@
 import { ERRNO } from "../../ffi/errno.ts";
 import { decode, encode } from "../../ffi/uapi/layout.ts";
 import type { IommuFacts } from "../iommu/model.ts";
+import { kernelAtLeast, type KernelVersion } from "../kernel_version.ts";
+import { SMMUV3_VIOMMU_ROW, type ViommuDriver } from "./viommu_smmuv3.ts";
+import { VIOMMU_MIN_KERNEL } from "../../ffi/uapi/post_6_12.ts";
 import {
   IOMMU_HW_INFO_TYPE_INTEL_VTD,
   IOMMU_HW_INFO_TYPE_NONE,
@@ -56,6 +59,8 @@ export interface IommuDriverRow {
   readonly invalidateFormat: UserFormat | undefined;
   /** Validate one decoded invalidation entry: 0 or -errno. */
   checkInvalidation(entry: Uint8Array): number;
+  /** vIOMMU support (Linux 6.13+ `viommu_alloc`); undefined: IOMMU_VIOMMU_ALLOC → EOPNOTSUPP. */
+  readonly viommu?: ViommuDriver;
 }
 
 /** VT-d CAP/ECAP registers as reported in `hwInfo.data` (iommu_hw_info_vtd layout). */
@@ -160,13 +165,27 @@ export const IOMMU_DRIVERS: Readonly<Record<string, IommuDriverRow>> = {
   "virtio-iommu": { ...PLAIN, name: "virtio-iommu" },
 };
 
-/** The driver row for an IOMMU (a plain driver for unknown kinds). */
-export function driverFor(facts: IommuFacts): IommuDriverRow {
+/** Driver rows of later kernels, by kind: the first Linux version each applies from. */
+const LATER_DRIVERS: Readonly<Record<string, { since: string; row: IommuDriverRow }>> = {
+  // Linux 6.13: SMMUv3 NEST_PARENT, hw_info and vIOMMUs (viommu_smmuv3.ts).
+  "smmuv3": { since: VIOMMU_MIN_KERNEL, row: SMMUV3_VIOMMU_ROW },
+};
+
+/**
+ * The driver row for an IOMMU (a plain driver for unknown kinds): the 6.12 row, or a later one
+ * when `kernel` is at least the version that row appeared in.
+ */
+export function driverFor(facts: IommuFacts, kernel?: KernelVersion): IommuDriverRow {
+  const later = LATER_DRIVERS[facts.kind];
+  if (later && kernel && kernelAtLeast(kernel, later.since)) return later.row;
   return IOMMU_DRIVERS[facts.kind] ?? PLAIN;
 }
 
 /** `hw_info` as GET_HW_INFO reports it: type NONE and no data for drivers without the op. */
-export function hwInfoOf(facts: IommuFacts): { type: number; data: Uint8Array } {
-  return driverFor(facts).hwInfo(facts) ??
+export function hwInfoOf(
+  facts: IommuFacts,
+  kernel?: KernelVersion,
+): { type: number; data: Uint8Array } {
+  return driverFor(facts, kernel).hwInfo(facts) ??
     { type: IOMMU_HW_INFO_TYPE_NONE, data: new Uint8Array(0) };
 }

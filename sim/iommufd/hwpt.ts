@@ -72,7 +72,7 @@ export function allocHwptPaging(
 ): HwptPaging | number {
   const iommu = idev.fn.group.iommu;
   const facts = iommu.facts;
-  const driver = driverFor(facts);
+  const driver = driverFor(facts, core.settings.kernel);
   if ((flags || userData) && !driver.domainAllocUser) return -ERRNO.EOPNOTSUPP;
   const pasidFlag = core.settings.pasidAttach ? IOMMU_HWPT_ALLOC_PASID : 0;
   if (flags & ~(IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | pasidFlag)) {
@@ -91,7 +91,8 @@ export function allocHwptPaging(
   }
   let domain: IommuDomain;
   try {
-    domain = iommu.allocDomain();
+    // A nest parent is a second-stage domain where the IOMMU has stages (SMMUv3: a VMID).
+    domain = iommu.allocDomain(flags & IOMMU_HWPT_ALLOC_NEST_PARENT ? 2 : undefined);
   } catch {
     // Out of hardware domain ids: Linux fails the attach with ENOSPC; here it is the allocation.
     core.objects.release(id);
@@ -152,14 +153,17 @@ export function allocHwptNested(
   readData: (len: number) => Uint8Array | undefined,
 ): HwptNested | number {
   const facts = idev.fn.group.iommu.facts;
-  const driver = driverFor(facts);
+  const driver = driverFor(facts, core.settings.kernel);
   const pasidFlag = core.settings.pasidAttach ? IOMMU_HWPT_ALLOC_PASID : 0;
   const pasidCompat = (flags & pasidFlag) !== 0;
   flags &= ~pasidFlag;
   if ((flags & ~IOMMU_HWPT_FAULT_ID_VALID) || dataLen === 0 || !driver.domainAllocUser) {
     return -ERRNO.EOPNOTSUPP;
   }
-  if (parent.autoDomain || !parent.nestParent || driverFor(parent.iommu.facts) !== driver) {
+  if (
+    parent.autoDomain || !parent.nestParent ||
+    driverFor(parent.iommu.facts, core.settings.kernel) !== driver
+  ) {
     return -ERRNO.EINVAL;
   }
   const id = core.objects.reserve();
@@ -202,7 +206,8 @@ export function destroyHwpt(_core: IommufdCore, hwpt: Hwpt): void {
   if (hwpt.fault) hwpt.fault.users--;
   if (hwpt.type === "hwpt-nested") {
     hwpt.parent.iommu.freeDomain(hwpt.domain);
-    hwpt.parent.users--;
+    if (hwpt.viommu) hwpt.viommu.users--;
+    else hwpt.parent.users--;
     return;
   }
   const ioas = hwpt.ioas;

@@ -11,6 +11,9 @@ import type { IommufdCore } from "./core.ts";
 import { driverFor, hwInfoOf } from "./drivers.ts";
 import { FaultQueue } from "./fault.ts";
 import { allocHwptNested, allocHwptPaging, dirtyOpsOf } from "./hwpt.ts";
+import { allocHwptOnViommu, viommuInvalidate } from "./viommu.ts";
+import { kernelAtLeast } from "../kernel_version.ts";
+import { VIOMMU_MIN_KERNEL } from "../../ffi/uapi/post_6_12.ts";
 import { ULONG_MAX } from "./io_pagetable.ts";
 import type { FaultObject, Hwpt } from "./objects.ts";
 import { clearUser, type CmdOf as Cmd, userPointer } from "./ucmd.ts";
@@ -101,6 +104,9 @@ export function cmdHwptAlloc(core: IommufdCore, u: Cmd<typeof iommu_hwpt_alloc>)
       c.data_len,
       (n) => data.read(0, n),
     );
+  } else if (pt.type === "viommu") {
+    const data = userPointer(u.process, c.data_uptr);
+    hwpt = allocHwptOnViommu(core, pt, c.flags, c.data_type, c.data_len, (n) => data.read(0, n));
   } else return -ERRNO.EINVAL;
   if (typeof hwpt === "number") return hwpt;
   if (c.flags & IOMMU_HWPT_FAULT_ID_VALID) {
@@ -130,7 +136,7 @@ export function cmdGetHwInfo(core: IommufdCore, u: Cmd<typeof iommu_hw_info>): n
   const idev = core.lookup(c.dev_id, "device");
   if (!idev) return -ERRNO.ENOENT;
   const facts = idev.fn.group.iommu.facts;
-  const info = hwInfoOf(facts);
+  const info = hwInfoOf(facts, core.settings.kernel);
   c.out_data_type = info.type;
   const out = userPointer(u.process, c.data_uptr);
   const copyLen = Math.min(c.data_len, info.data.length);
@@ -203,7 +209,17 @@ export function cmdGetDirtyBitmap(
   return 0;
 }
 
-/** IOMMU_HWPT_INVALIDATE: `entry_num` is written back with the count handled, even on error. */
+/** The kernel has vIOMMUs (6.13+). */
+function viommuKernel(core: IommufdCore): boolean {
+  const k = core.settings.kernel;
+  return k !== undefined && kernelAtLeast(k, VIOMMU_MIN_KERNEL);
+}
+
+/**
+ * IOMMU_HWPT_INVALIDATE: `entry_num` is written back with the count handled, even on error. From
+ * 6.13 the id may name a vIOMMU (its driver's commands, viommu.ts), and an id of another type is
+ * EINVAL rather than ENOENT.
+ */
 export function cmdInvalidate(core: IommufdCore, u: Cmd<typeof iommu_hwpt_invalidate>): number {
   const c = u.cmd;
   let done = 0;
@@ -215,12 +231,18 @@ export function cmdInvalidate(core: IommufdCore, u: Cmd<typeof iommu_hwpt_invali
       c.entry_num > MAX_INVALIDATE_ENTRIES)
   ) rc = -ERRNO.EINVAL;
   else {
-    const hwpt = core.lookup(c.hwpt_id, "hwpt-nested");
-    if (!hwpt) rc = -ERRNO.ENOENT;
-    else {
-      const driver = driverFor(hwpt.parent.iommu.facts);
-      const format = driver.invalidateFormat;
-      const data = userPointer(u.process, c.data_uptr);
+    const pt = core.any(c.hwpt_id);
+    const viommus = viommuKernel(core);
+    const data = userPointer(u.process, c.data_uptr);
+    if (viommus && pt?.type === "viommu") {
+      ({ rc, done } = viommuInvalidate(core, pt, c.data_type, c.entry_len, c.entry_num, data));
+    } else if (pt?.type !== "hwpt-nested") {
+      // 6.12 looks the id up as a nested HWPT only; 6.13+ takes any object, EINVAL for others.
+      rc = viommus && pt !== undefined ? -ERRNO.EINVAL : -ERRNO.ENOENT;
+    } else {
+      const hwpt = pt;
+      const driver = driverFor(hwpt.parent.iommu.facts, core.settings.kernel);
+      const format = hwpt.viommu ? undefined : driver.invalidateFormat;
       if (!format) rc = -ERRNO.EOPNOTSUPP;
       else if (c.data_type !== format.type) rc = -ERRNO.EINVAL;
       else {

@@ -20,7 +20,14 @@ import type { IoPagetable } from "./io_pagetable.ts";
 export const IOMMUFD_MAX_ID = 0x7fff_ffff;
 
 /** Internal object types (not ABI). */
-export type ObjectType = "device" | "hwpt-paging" | "hwpt-nested" | "ioas" | "fault";
+export type ObjectType =
+  | "device"
+  | "hwpt-paging"
+  | "hwpt-nested"
+  | "ioas"
+  | "fault"
+  | "viommu"
+  | "vdevice";
 
 /** Fields every object has. */
 interface ObjectBase {
@@ -82,6 +89,46 @@ export interface HwptNested extends ObjectBase {
   readonly pasidCompat: boolean;
   /** Fault queue attached with FAULT_ID_VALID. */
   fault: FaultObject | undefined;
+  /** The vIOMMU it was allocated on (6.13+; holds a user on it instead of on `parent`). */
+  readonly viommu?: ViommuObject;
+}
+
+/**
+ * A vIOMMU (`struct iommufd_viommu`, Linux 6.13+): a slice of the physical IOMMU given to a VM,
+ * over a nest-parent paging HWPT (the VM's stage 2; holds a user on it). Nested HWPTs allocated on
+ * it and its vDEVICEs hold users on it.
+ */
+export interface ViommuObject extends ObjectBase {
+  /** Type tag. */
+  readonly type: "viommu";
+  /** `enum iommu_viommu_type` (IOMMU_VIOMMU_TYPE_ARM_SMMUV3). */
+  readonly viommuType: number;
+  /** The nest-parent HWPT. */
+  readonly hwpt: HwptPaging;
+  /** The physical IOMMU. */
+  readonly iommu: IommuModel;
+  /** vDEVICEs by virtual id (`viommu->vdevs`). */
+  readonly vdevs: Map<bigint, VdeviceObject>;
+  /** Attaching a translating nested HWPT needs the device's vDEVICE here (6.15+). */
+  readonly vdeviceForTranslate: boolean;
+  /** Whether a nested HWPT's (validated) data translates, so needs a vDEVICE to attach. */
+  readonly translates: (data: Uint8Array) => boolean;
+}
+
+/**
+ * A vDEVICE (`struct iommufd_vdevice`, Linux 6.13+): a device's virtual id (an SMMUv3 vSID) on a
+ * vIOMMU; holds a user on the vIOMMU. In 6.13–6.16 it keeps the device itself (not the device
+ * object) alive, so the device may be unbound under it; from 6.17 unbinding destroys it.
+ */
+export interface VdeviceObject extends ObjectBase {
+  /** Type tag. */
+  readonly type: "vdevice";
+  /** Its vIOMMU. */
+  readonly viommu: ViommuObject;
+  /** The bound device it was created for. */
+  readonly dev: DeviceObject;
+  /** The virtual id (vSID). */
+  readonly virtId: bigint;
 }
 
 /** Either HWPT kind. */
@@ -126,7 +173,14 @@ export interface FaultObject extends ObjectBase {
 }
 
 /** Any object. */
-export type IommufdObject = IoasObject | HwptPaging | HwptNested | DeviceObject | FaultObject;
+export type IommufdObject =
+  | IoasObject
+  | HwptPaging
+  | HwptNested
+  | DeviceObject
+  | FaultObject
+  | ViommuObject
+  | VdeviceObject;
 
 /** The facts of the IOMMU behind a device. */
 export function deviceFacts(dev: DeviceObject): IommuFacts {

@@ -1,0 +1,150 @@
+/**
+ * The arm-smmu-v3 driver's iommufd side from Linux 6.13 on, as data and small functions: paging
+ * HWPTs may be NEST_PARENT (a stage-2 domain), GET_HW_INFO reports IOMMU_HW_INFO_TYPE_ARM_SMMUV3
+ * with the raw ID registers, and a vIOMMU of type ARM_SMMUV3 (a "vSMMU") over a nest parent
+ * accepts nested HWPTs (`iommu_hwpt_arm_smmuv3`, the guest's STE words 0–1, checked by the SMMU
+ * model) and forwards the guest's invalidation commands after fixing them.
+ *
+ * Behaviour read from Linux's arm-smmu-v3-iommufd.c (6.13 and later; written anew here):
+ * - `viommu_alloc`: the SMMU must nest (IDR0.S1P and S2P: ARM_SMMU_FEAT_NESTING) else EOPNOTSUPP;
+ *   the parent must be this SMMU's else EINVAL; the device must be coherent without cache
+ *   maintenance (IORT CANWBS, here `facts.enforceCacheCoherency`) or the SMMU must force
+ *   write-back at stage 2 (IDR3.FWB) else EOPNOTSUPP; the type must be ARM_SMMUV3 else EOPNOTSUPP.
+ * - commands (`arm_vsmmu_convert_user_cmd`): CMD_TLBI_NH_{ALL,ASID,VA,VAA} get the vSMMU's VMID
+ *   (the parent's), CMD_TLBI_NSNH_ALL becomes NH_ALL of that VMID; CMD_CFGI_CD, CMD_CFGI_CD_ALL
+ *   and CMD_ATC_INV have their vSID (bits 63:32) replaced by the physical StreamID of the vDEVICE
+ *   with that virtual id (none: EIO); anything else EIO.
+ * - from 6.15 a nested HWPT whose vSTE translates (Config = S1) attaches only to a device with a
+ *   vDEVICE on the vIOMMU (ENOENT otherwise); abort and bypass vSTEs attach without one.
+ *
+ * @module
+ */
+
+import { ERRNO } from "../../ffi/errno.ts";
+import { decode } from "../../ffi/uapi/layout.ts";
+import {
+  iommu_hw_info_arm_smmuv3,
+  IOMMU_HWPT_DATA_ARM_SMMUV3,
+  IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
+  IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
+} from "../../ffi/uapi/post_6_12.ts";
+import {
+  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
+} from "../../ffi/uapi/iommufd.ts";
+import type { IommuFacts, IommuModel } from "../iommu/model.ts";
+import { forceVmid, SMMU_CMD, SMMU_CMD_BYTES, SMMU_CMD_FIELD } from "../iommu/smmuv3_nested.ts";
+import { SMMU_IDR0, SMMU_IDR3 } from "../iommu/smmuv3_regs.ts";
+import { STE, STE_CONFIG } from "../iommu/smmuv3_ste.ts";
+import { getField } from "../iommu/vtd_regs.ts";
+import type { IommuDriverRow, UserFormat } from "./drivers.ts";
+import type { HwptPaging, ViommuObject } from "./objects.ts";
+
+/** What a driver contributes to vIOMMUs. */
+export interface ViommuDriver {
+  /** `viommu_alloc` for a device behind `iommu` over `parent`: 0 or -errno. */
+  alloc(iommu: IommuModel, type: number, parent: HwptPaging): number;
+  /** The user data `alloc_domain_nested` reads. */
+  readonly nestedFormat: UserFormat;
+  /** Whether attaching a nested HWPT with this (validated) data needs a vDEVICE (6.15+). */
+  needsVdevice(data: Uint8Array): boolean;
+  /** `data_type` of the vIOMMU's invalidation entries. */
+  readonly invalidateType: number;
+  /** Bytes of one kernel entry (user entries are zero-extended or must be zero beyond it). */
+  readonly entrySize: number;
+  /** One user entry as the hardware command to issue, or -errno (EIO). */
+  convert(viommu: ViommuObject, entry: Uint8Array): Uint8Array | number;
+}
+
+/** The SMMU's raw ID registers from its 6.13 hw_info report (zeros without one). */
+function idrs(facts: IommuFacts): readonly number[] {
+  const info = facts.laterHwInfo;
+  if (info === undefined || info.data.length < iommu_hw_info_arm_smmuv3.size) {
+    return [0, 0, 0, 0, 0, 0];
+  }
+  return decode(iommu_hw_info_arm_smmuv3, info.data).idr;
+}
+
+const bitOf = (reg: number, field: { shift: number; width: number }): number =>
+  (reg >>> field.shift) & ((1 << field.width) - 1);
+
+/** ARM_SMMU_FEAT_NESTING: both translation stages. */
+export function smmuNests(facts: IommuFacts): boolean {
+  const idr0 = idrs(facts)[0];
+  return bitOf(idr0, SMMU_IDR0.S1P) === 1 && bitOf(idr0, SMMU_IDR0.S2P) === 1;
+}
+
+/** ARM_SMMU_FEAT_S2FWB. */
+function smmuFwb(facts: IommuFacts): boolean {
+  return bitOf(idrs(facts)[3], SMMU_IDR3.FWB) === 1;
+}
+
+/** vSID → physical StreamID through the vIOMMU's vDEVICEs (the SMMU model uses the RID). */
+function physicalSid(viommu: ViommuObject, vsid: number): number | undefined {
+  return viommu.vdevs.get(BigInt(vsid))?.dev.fn.requester;
+}
+
+const SID_MASK = ((1n << 32n) - 1n) << BigInt(SMMU_CMD_FIELD.CFGI_SID.shift);
+
+const SMMUV3_VIOMMU: ViommuDriver = {
+  alloc(iommu, type, parent) {
+    const facts = iommu.facts;
+    if (!smmuNests(facts) || iommu.nesting === undefined) return -ERRNO.EOPNOTSUPP;
+    if (parent.iommu !== iommu) return -ERRNO.EINVAL;
+    if (!facts.enforceCacheCoherency && !smmuFwb(facts)) return -ERRNO.EOPNOTSUPP;
+    if (type !== IOMMU_VIOMMU_TYPE_ARM_SMMUV3) return -ERRNO.EOPNOTSUPP;
+    return 0;
+  },
+  nestedFormat: { type: IOMMU_HWPT_DATA_ARM_SMMUV3, minLen: 16, size: 16 },
+  needsVdevice(data) {
+    const w0 = new DataView(data.buffer, data.byteOffset, 8).getBigUint64(0, true);
+    return getField(w0, STE.W0.V) === 1 && getField(w0, STE.W0.CONFIG) === STE_CONFIG.S1_TRANS;
+  },
+  invalidateType: IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
+  entrySize: SMMU_CMD_BYTES,
+  convert(viommu, entry) {
+    const c0 = new DataView(entry.buffer, entry.byteOffset, 8).getBigUint64(0, true);
+    switch (getField(c0, SMMU_CMD_FIELD.OP)) {
+      case SMMU_CMD.TLBI_NSNH_ALL:
+      case SMMU_CMD.TLBI_NH_ALL:
+      case SMMU_CMD.TLBI_NH_ASID:
+      case SMMU_CMD.TLBI_NH_VA:
+      case SMMU_CMD.TLBI_NH_VAA:
+        return forceVmid(entry, viommu.hwpt.domain.id);
+      case SMMU_CMD.ATC_INV:
+      case SMMU_CMD.CFGI_CD:
+      case SMMU_CMD.CFGI_CD_ALL: {
+        const sid = physicalSid(viommu, getField(c0, SMMU_CMD_FIELD.CFGI_SID));
+        if (sid === undefined) return -ERRNO.EIO;
+        const out = entry.slice(0, SMMU_CMD_BYTES);
+        const v = new DataView(out.buffer);
+        v.setBigUint64(0, (c0 & ~SID_MASK) | (BigInt(sid) << 32n), true);
+        return out;
+      }
+      default:
+        return -ERRNO.EIO;
+    }
+  },
+};
+
+/** The arm-smmu-v3 driver row of Linux 6.13 and later. */
+export const SMMUV3_VIOMMU_ROW: IommuDriverRow = {
+  name: "arm-smmu-v3",
+  domainAllocUser: true,
+  pagingAlloc(facts, flags, userData) {
+    if (flags & ~(IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING)) {
+      return -ERRNO.EOPNOTSUPP;
+    }
+    if (userData) return -ERRNO.EOPNOTSUPP;
+    if ((flags & IOMMU_HWPT_ALLOC_NEST_PARENT) && !smmuNests(facts)) return -ERRNO.EOPNOTSUPP;
+    if ((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) && !facts.dirtyTracking) return -ERRNO.EOPNOTSUPP;
+    return 0;
+  },
+  // Nested HWPTs only on a vIOMMU: a paging parent as pt_id is refused by the driver.
+  nestedAlloc: () => -ERRNO.EOPNOTSUPP,
+  nestedFormat: undefined,
+  hwInfo: (facts) => facts.laterHwInfo,
+  invalidateFormat: undefined,
+  checkInvalidation: () => -ERRNO.EOPNOTSUPP,
+  viommu: SMMUV3_VIOMMU,
+};
