@@ -13,6 +13,7 @@ import { IommufdBackend } from "../../core/iommufd_backend.ts";
 import { openPciDevice, type PciDevice } from "../../core/pci_device.ts";
 import { smmuCommand, SmmuV3Stage1Tables } from "../../core/smmuv3_stage1.ts";
 import { EduDriver } from "../../drivers/edu/edu.ts";
+import { PasidDmaDriver } from "../../drivers/pasid_dma/pasid_dma.ts";
 import { ERRNO } from "../../ffi/errno.ts";
 import type { Kernel } from "../../ffi/kernel.ts";
 import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
@@ -36,6 +37,7 @@ import {
   iommu_vdevice_alloc,
   IOMMU_VIOMMU_ALLOC,
   iommu_viommu_alloc,
+  iommu_viommu_alloc_data,
   IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
   IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
 } from "../../ffi/uapi/post_6_12.ts";
@@ -529,3 +531,95 @@ function attachArg(ptId: number): Uint8Array {
   v.setUint32(8, ptId, true);
   return arg;
 }
+
+Deno.test("smmuv3 viommu: per-SSID stage 1 — PASID DMA uses the CD of its SSID", async () => {
+  const machine = createMachine({
+    iommu: "smmuv3",
+    kernelVersion: "6.13",
+    smmuNesting: { ssidBits: 4 },
+    devices: [{ model: "pasid-dma", bdf: BDF }],
+    strict: true,
+  });
+  const k = machine.kernel;
+  const dev = openPciDevice(BDF, { kernel: k, iommu: "iommufd" });
+  const backend = dev.dma.backend;
+  assert.ok(backend instanceof IommufdBackend);
+  const [device] = backend.devices();
+  const fd = backend.iommufd;
+  const pdma = PasidDmaDriver.open(dev);
+  const parent = fd.hwptAlloc({
+    devId: device.devId,
+    ptId: backend.ioasId,
+    flags: IOMMU_HWPT_ALLOC_NEST_PARENT,
+  });
+  const viommu = fd.viommuAlloc({
+    devId: device.devId,
+    hwptId: parent,
+    type: IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
+  });
+  const vdev = fd.vdeviceAlloc({ viommuId: viommu, devId: device.devId, virtId: BigInt(VSID) });
+  // Four CDs; DMA without a PASID (the ring) bypasses stage 1 (S1DSS = bypass: IPA = IOVA).
+  const s1 = new SmmuV3Stage1Tables(dev.dma.allocate(16 * 4096), { cds: 4 });
+  const x = dev.dma.allocate(4096);
+  const y = dev.dma.allocate(4096);
+  s1.setContext(1, { asid: 21 });
+  s1.setContext(2, { asid: 22 });
+  s1.map(1, VA, x.iova, PAGE, { write: true });
+  s1.map(2, VA, y.iova, PAGE, { write: true });
+  const nested = fd.hwptAlloc({
+    devId: device.devId,
+    ptId: viommu,
+    dataType: IOMMU_HWPT_DATA_ARM_SMMUV3,
+    data: s1.vste({ s1dss: "bypass" }),
+  });
+  attachIommufdPt(k, device.fd, nested, BDF);
+  assert.equal((await pdma.fill(VA, 64, 0x11, 1)).status, "ok");
+  assert.equal((await pdma.fill(VA, 64, 0x22, 2)).status, "ok");
+  assert.ok(x.bytes.subarray(0, 64).every((v) => v === 0x11), "SSID 1 → CD 1 → X");
+  assert.ok(y.bytes.subarray(0, 64).every((v) => v === 0x22), "SSID 2 → CD 2 → Y");
+  // CD 3 is not valid: C_BAD_CD, a stage-1 (user) fault.
+  assert.equal((await pdma.fill(VA, 16, 0x33, 3)).status, "fault");
+  const f = machine.faults().at(-1)!;
+  assert.equal(f.reason, SMMU_EVT.C_BAD_CD);
+  assert.equal(f.pasid, 3);
+  assert.equal(f.stage, 1);
+  // A CD change needs CMD_CFGI_CD with the vSID (translated to the physical StreamID).
+  s1.clearContext(1);
+  assert.equal((await pdma.fill(VA, 16, 0x44, 1)).status, "ok", "the cached CD is still used");
+  const cfgi = smmuCommand("CFGI_CD", { vsid: VSID, ssid: 1, leaf: true });
+  assert.equal(fd.hwptInvalidate(viommu, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, [cfgi]), 1);
+  assert.equal((await pdma.fill(VA, 16, 0x55, 1)).status, "fault", "CD 1 is now invalid");
+  attachIommufdPt(k, device.fd, backend.ioasId, BDF);
+  for (const id of [nested, vdev, viommu, parent]) fd.destroy(id);
+  pdma.close();
+  dev.close();
+});
+
+Deno.test("smmuv3 viommu: 6.17 — one vDEVICE per device, gone with the device; 40-byte VIOMMU_ALLOC", () => {
+  const r = rig("6.17", 2);
+  const [d1, d2] = r.devs.map((d) => d.devId);
+  const { parent, viommu } = viommuOn(r);
+  const v1 = vdevice(r, viommu, d1, 1n);
+  assert.ok(v1 > 0);
+  assert.equal(vdevice(r, viommu, d1, 2n), -ERRNO.EEXIST, "the device has a vDEVICE");
+  assert.ok(vdevice(r, viommu, d2, 2n) > 0);
+  const long = raw(r.k, r.fd, IOMMU_VIOMMU_ALLOC, iommu_viommu_alloc_data, {
+    type: IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
+    dev_id: d1,
+    hwpt_id: parent,
+  });
+  assert.equal(long.rc, 0, "the 6.17 struct with its data tail");
+  assert.equal(r.destroy(Number(long.out.out_viommu_id)), 0);
+  // Closing the second device unbinds it: its vDEVICE goes, the vIOMMU is free of it.
+  r.devs[1].dev.close();
+  assert.equal(
+    r.ctx.objects.filter((o) => o.type === "vdevice").length,
+    1,
+    "only the first device's vDEVICE is left",
+  );
+  assert.equal(r.destroy(viommu), -ERRNO.EBUSY);
+  assert.equal(r.destroy(v1), 0);
+  assert.equal(r.destroy(viommu), 0);
+  assert.equal(r.destroy(parent), 0);
+  r.devs[0].dev.close();
+});
