@@ -1,0 +1,137 @@
+/**
+ * A tiny userspace vSMMU: the Arm SMMUv3 counterpart of user_viommu.ts. It makes a NEST_PARENT
+ * HWPT over the IOAS (stage 2), an iommufd vIOMMU on it and a vDEVICE (the guest's StreamID),
+ * builds a context descriptor and stage-1 tables in TypeScript, attaches QEMU's edu device to a
+ * nested HWPT made from the guest's STE words, runs DMA through both stages, repoints a PTE and
+ * shows the stale translation until a CMD_TLBI_NH_VA goes through the vIOMMU, then a stage-1
+ * fault. Needs Linux 6.13 or later (vIOMMU objects, SMMUv3 nesting).
+ *
+ * Runs on the simulator (an SMMUv3 with nesting, answering as Linux 6.13); `--device BDF` tries a
+ * real edu bound to vfio-pci with a VFIO cdev behind a nesting-capable SMMUv3.
+ *
+ *   deno run examples/user_vsmmu.ts
+ *   deno run --allow-ffi --allow-read examples/user_vsmmu.ts --device 0000:00:02.0
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { attachIommufdPt } from "../core/cdev.ts";
+import { IommufdBackend } from "../core/iommufd_backend.ts";
+import { openPciDevice } from "../core/pci_device.ts";
+import { smmuCommand, SmmuV3Stage1Tables } from "../core/smmuv3_stage1.ts";
+import { EduDriver } from "../drivers/edu/edu.ts";
+import type { Kernel } from "../ffi/kernel.ts";
+import { IOMMU_HWPT_ALLOC_NEST_PARENT } from "../ffi/uapi/iommufd.ts";
+import {
+  IOMMU_HWPT_DATA_ARM_SMMUV3,
+  IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
+  IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
+} from "../ffi/uapi/post_6_12.ts";
+import { createMachine, type SimMachine } from "../sim/machine.ts";
+
+const HELP = `user_vsmmu — a user-owned SMMUv3 stage 1 over an iommufd vIOMMU (Linux 6.13+)
+
+usage: deno run examples/user_vsmmu.ts [--device BDF]
+  --device BDF   a real edu with a VFIO cdev behind a nesting SMMUv3 (default: the simulator)
+  --help         this text`;
+
+/** The stage-1 (guest-virtual) address the device uses: inside edu's 28-bit DMA mask. */
+const VA = 0x100_0000n;
+const PAGE = 4096n;
+const PAYLOAD = "vSMMU";
+/** The guest's ASID and the StreamID it gives the device. */
+const ASID = 1;
+const VSID = 0x10n;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { device: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
+  });
+  if (values.help) return console.log(HELP);
+  let kernel: Kernel;
+  let machine: SimMachine | undefined;
+  if (values.device === undefined) {
+    machine = createMachine({ iommu: "smmuv3", kernelVersion: "6.13", smmuNesting: true });
+    kernel = machine.kernel;
+  } else {
+    const { LinuxKernel } = await import("../ffi/linux.ts");
+    kernel = LinuxKernel.open();
+  }
+  const bdf = values.device ?? "0000:00:02.0";
+  using dev = openPciDevice(bdf, { kernel, iommu: "iommufd" });
+  const edu = EduDriver.open(dev, { interrupts: "poll" });
+  const backend = dev.dma.backend;
+  if (!(backend instanceof IommufdBackend)) throw new Error("expected the iommufd backend");
+  const [device] = backend.devices();
+
+  // 1. Load the payload into the edu's buffer while it translates through the IOAS directly.
+  const src = dev.dma.allocate(4096);
+  src.bytes.set(new TextEncoder().encode(PAYLOAD));
+  await edu.dmaToDevice(src, 0, 0, PAYLOAD.length);
+  dev.dma.free(src);
+
+  // 2. Stage 2 = the IOAS (IPA = IOVA) in a vIOMMU; stage 1 = a CD and tables in DMA memory.
+  const s1 = new SmmuV3Stage1Tables(dev.dma.allocate(16 * 4096));
+  const a = dev.dma.allocate(4096);
+  const b = dev.dma.allocate(4096);
+  s1.setContext(0, { asid: ASID });
+  s1.map(0, VA, a.iova, PAGE, { write: true });
+  const fd = backend.iommufd;
+  const parent = fd.hwptAlloc({
+    devId: device.devId,
+    ptId: backend.ioasId,
+    flags: IOMMU_HWPT_ALLOC_NEST_PARENT,
+  });
+  const viommu = fd.viommuAlloc({
+    devId: device.devId,
+    hwptId: parent,
+    type: IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
+  });
+  const vdev = fd.vdeviceAlloc({ viommuId: viommu, devId: device.devId, virtId: VSID });
+  const nested = fd.hwptAlloc({
+    devId: device.devId,
+    ptId: viommu,
+    dataType: IOMMU_HWPT_DATA_ARM_SMMUV3,
+    data: s1.vste(),
+  });
+  attachIommufdPt(kernel, device.fd, nested, bdf);
+  const show = (step: string): void => {
+    const t = (x: typeof a): string =>
+      `"${new TextDecoder().decode(x.bytes.subarray(0, PAYLOAD.length)).replace(/\0/g, ".")}"`;
+    console.log(`user_vsmmu: ${step.padEnd(44)} A=${t(a)} B=${t(b)}`);
+  };
+  const dma = async (step: string): Promise<void> => {
+    a.bytes.fill(0, 0, PAYLOAD.length);
+    b.bytes.fill(0, 0, PAYLOAD.length);
+    await edu.dmaFromDeviceToIova(VA, PAYLOAD.length);
+    show(step);
+  };
+  try {
+    console.log(
+      `user_vsmmu: vIOMMU ${viommu}, vSID 0x${VSID.toString(16)}, CD table IPA ` +
+        `0x${s1.cdTable.toString(16)}, VA 0x${VA.toString(16)} -> A (IPA 0x${a.iova.toString(16)})`,
+    );
+    await dma("DMA to VA (PTE -> A)");
+    s1.map(0, VA, b.iova, PAGE, { write: true });
+    await dma("PTE repointed to B, no invalidation (stale)");
+    const handled = fd.hwptInvalidate(viommu, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, [
+      smmuCommand("TLBI_NH_VA", { asid: ASID, address: VA, leaf: true }),
+    ]);
+    await dma(`after CMD_TLBI_NH_VA via the vIOMMU (${handled})`);
+    if (machine) {
+      const before = machine.faults().length;
+      await edu.dmaFromDeviceToIova(VA + 64n * PAGE, 4);
+      for (const f of machine.faults().slice(before)) {
+        console.log(`user_vsmmu: stage-${f.stage} fault: ${f.message}`);
+      }
+    }
+  } finally {
+    attachIommufdPt(kernel, device.fd, backend.ioasId, bdf);
+    for (const id of [nested, vdev, viommu, parent]) fd.destroy(id);
+    edu.close();
+  }
+}
+
+if (import.meta.main) await main();
