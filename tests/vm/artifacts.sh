@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetch (once, cached) what a VM-bench guest needs and print paths, one per line.
-#   artifacts.sh kernel debian-amd64|iommufd-amd64|debian-arm64  → KERNEL_IMAGE then MODULES_DEB (or -)
+#   artifacts.sh kernel debian-amd64|iommufd-amd64|debian-arm64|iommufd-arm64
+#                                                    → KERNEL_IMAGE then MODULES_DEB (or -)
 #   artifacts.sh deno aarch64                                     → the arm64 deno ELF
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,8 +30,8 @@ debian_kernel() { # $1 = amd64|arm64
 case "$1:$2" in
   kernel:debian-amd64) debian_kernel amd64 ;;
   kernel:debian-arm64) debian_kernel arm64 ;;
-  kernel:iommufd-amd64)
-    bash "$here/build-kernel.sh" | tail -1
+  kernel:iommufd-amd64 | kernel:iommufd-arm64)
+    bash "$here/build-kernel.sh" "${2#iommufd-}" | tail -1
     echo -
     ;;
   deno:aarch64)
@@ -44,5 +45,8 @@ case "$1:$2" in
     fi
     echo "$out/deno"
     ;;
-  *) echo "usage: artifacts.sh kernel debian-amd64|iommufd-amd64|debian-arm64 | deno aarch64" >&2; exit 2 ;;
+  *)
+    echo "usage: artifacts.sh kernel debian-amd64|iommufd-amd64|debian-arm64|iommufd-arm64 | deno aarch64" >&2
+    exit 2
+    ;;
 esac
