@@ -98,6 +98,8 @@ Deno.test({
               cdev: true,
               seed: 1,
               ...options,
+              // The VM machine's kernel decides who serves /dev/vfio/vfio (compat container).
+              iommufdVfioContainer: vm.iommufdVfioContainer,
             });
             const env = discoverEnv(
               machine.kernel,

@@ -42,11 +42,18 @@ export function vfioDevices(kernel: Kernel, vendor: number, device: number): str
   });
 }
 
-/** The VFIO paths this kernel offers for a device. */
+/**
+ * The VFIO paths this kernel offers for a device. "type1" needs the vfio_iommu_type1 driver
+ * behind /dev/vfio/vfio: on a kernel built with IOMMUFD_VFIO_CONTAINER (and VFIO_CONTAINER off)
+ * that node is iommufd's compat container instead, which the conformance scenarios' compat path
+ * covers, so it is not counted as type1 here.
+ */
 export function vfioPaths(kernel: Kernel, bdf: string): ("type1" | "iommufd")[] {
   const d = describePciDevice(kernel, bdf);
   const out: ("type1" | "iommufd")[] = [];
-  if (d.hasVfioContainer) out.push("type1");
+  // vfio_iommu_type1 has module parameters, so /sys/module lists it built in or loaded.
+  const type1 = typeof kernel.readdir("/sys/module/vfio_iommu_type1") !== "number";
+  if (d.hasVfioContainer && type1) out.push("type1");
   if (d.hasIommufd && d.cdev !== undefined) out.push("iommufd");
   return out;
 }

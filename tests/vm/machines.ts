@@ -12,10 +12,19 @@ export type GuestKernel =
   /** A 6.12 kernel built from trixie's linux-source with IOMMUFD, VFIO cdev and IOMMUFD_TEST. */
   | "iommufd-amd64"
   /** Debian trixie's arm64 linux-image 6.12. */
-  | "debian-arm64";
+  | "debian-arm64"
+  /**
+   * The same linux-source built for arm64 (cross-compiled, tests/vm/kernel-arm64.config), with
+   * IOMMUFD, VFIO cdev and IOMMUFD_TEST, and /dev/vfio/vfio served by iommufd
+   * (VFIO_CONTAINER=n, IOMMUFD_VFIO_CONTAINER=y).
+   */
+  | "iommufd-arm64";
 
-/** A VFIO path a guest exercises. */
-export type VfioPath = "type1" | "iommufd";
+/**
+ * A VFIO path a guest exercises (the conformance runner's --path): the type1 container, iommufd
+ * with VFIO cdevs, or iommufd's compat container (/dev/iommu given to VFIO_GROUP_SET_CONTAINER).
+ */
+export type VfioPath = "type1" | "iommufd" | "compat";
 
 /** One VM-bench machine. */
 export interface VmMachine {
@@ -33,6 +42,11 @@ export interface VmMachine {
   readonly unsafeInterrupts: boolean;
   /** VFIO paths the guest tests. */
   readonly paths: readonly VfioPath[];
+  /**
+   * /dev/vfio/vfio is iommufd's compat container (CONFIG_IOMMUFD_VFIO_CONTAINER), not the legacy
+   * type1 one; the simulator's `iommufdVfioContainer` option.
+   */
+  readonly iommufdVfioContainer: boolean;
   /** The IOMMU model the simulator uses for the same machine. */
   readonly simIommu: string;
   /**
@@ -61,6 +75,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
     cmdline: "console=ttyS0 intel_iommu=on",
     unsafeInterrupts: false,
     paths: ["type1"],
+    iommufdVfioContainer: false,
     simIommu: "vtd",
     echo: true,
   },
@@ -78,6 +93,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
     cmdline: "console=ttyS0",
     unsafeInterrupts: false,
     paths: ["type1", "iommufd"],
+    iommufdVfioContainer: false,
     simIommu: "vtd",
     echo: true,
   },
@@ -90,6 +106,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
       "console=ttyS0 vfio_iommu_type1.allow_unsafe_interrupts=1 iommufd.allow_unsafe_interrupts=1",
     unsafeInterrupts: true,
     paths: ["type1", "iommufd"],
+    iommufdVfioContainer: false,
     simIommu: "virtio-iommu",
     echo: false,
   },
@@ -101,6 +118,20 @@ export const VM_MACHINES: readonly VmMachine[] = [
     cmdline: "console=ttyAMA0",
     unsafeInterrupts: false,
     paths: ["type1"],
+    iommufdVfioContainer: false,
+    simIommu: "smmuv3",
+    echo: false,
+  },
+  {
+    name: "arm64-smmuv3-iommufd",
+    arch: "aarch64",
+    kernel: "iommufd-arm64",
+    machineArgs: [...ARM_CPU, "-machine", "virt,iommu=smmuv3,gic-version=3"],
+    cmdline: "console=ttyAMA0",
+    unsafeInterrupts: false,
+    // No legacy type1 here: /dev/vfio/vfio is iommufd's compat container.
+    paths: ["iommufd", "compat"],
+    iommufdVfioContainer: true,
     simIommu: "smmuv3",
     echo: false,
   },
