@@ -413,8 +413,9 @@ export class IoPagetable {
 
   /**
    * `iopt_unmap_iova_range`: unmap whole areas inside `[start, last]` in IOVA order. The first
-   * intersecting area not fully inside stops the walk with ENOENT (earlier ones stay unmapped);
-   * nothing unmapped is ENOENT too.
+   * intersecting area not fully inside stops the walk with ENOENT (earlier ones stay unmapped).
+   * Nothing in the range is success with 0 bytes: IOMMU_IOAS_UNMAP turns that into ENOENT itself,
+   * the VFIO compat UNMAP_DMA does not.
    */
   unmapRange(start: bigint, last: bigint): { rc: number; unmapped: bigint } {
     let unmapped = 0n;
@@ -436,7 +437,7 @@ export class IoPagetable {
       if (area.pages.users.size === 0) area.pages.releaseAll();
       else area.pages.syncUsers();
     }
-    return { rc: rc < 0 || unmapped === 0n ? -ERRNO.ENOENT : 0, unmapped };
+    return { rc, unmapped };
   }
 
   /** `iopt_unmap_iova`: EINVAL for length 0, EOVERFLOW when the range wraps. */
@@ -448,8 +449,7 @@ export class IoPagetable {
 
   /** `iopt_unmap_all`: success even when empty. */
   unmapAll(): { rc: number; unmapped: bigint } {
-    const r = this.unmapRange(0n, ULONG_MAX);
-    return r.rc === -ERRNO.ENOENT && r.unmapped === 0n ? { rc: 0, unmapped: 0n } : r;
+    return this.unmapRange(0n, ULONG_MAX);
   }
 
   /** `iopt_get_pages`: the pages behind `[iova, iova + length)`, which contiguous areas must cover. */

@@ -184,6 +184,8 @@ export function cmdUnmap(core: IommufdCore, u: Cmd<typeof iommu_ioas_unmap>): nu
   } else {
     if (c.iova >= ULONG_MAX || c.length >= ULONG_MAX) return -ERRNO.EOVERFLOW;
     r = ioas.iopt.unmapIova(c.iova, c.length);
+    // Only the native command calls an empty range an error (the compat UNMAP_DMA answers 0).
+    if (r.rc === 0 && r.unmapped === 0n) return -ERRNO.ENOENT;
   }
   if (r.rc < 0) return r.rc;
   c.length = r.unmapped;

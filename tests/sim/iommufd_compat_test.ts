@@ -340,7 +340,9 @@ Deno.test({
     assert.equal(unmapDma(w, u.VFIO_DMA_UNMAP_FLAG_ALL, 0x100000n, 0n), "EINVAL/0x0");
     assert.equal(unmapDma(w, 0, 0x100000n, 0x1000n, 23), "EINVAL/0x1000");
     assert.equal(unmapDma(w, 0, 0x102000n, 0x4000n), "ENOENT/0x0");
-    assert.equal(unmapDma(w, 0, 0x800000n, 0x1000n), "ENOENT/0x0", "nothing in range");
+    // Nothing in range: success with size 0 (Linux 6.12.117 on the VM bench; only the native
+    // IOMMU_IOAS_UNMAP calls that ENOENT).
+    assert.equal(unmapDma(w, 0, 0x800000n, 0x1000n), "OK/0x0", "nothing in range");
     assert.equal(unmapDma(w, 0, 0x100000n, 0n), "EINVAL/0x0");
     assert.equal(unmapDma(w, 0, 0x100000n, 0x4000n), "OK/0x4000");
     assert.equal(w.raw(u.VFIO_IOMMU_DIRTY_PAGES, new Uint8Array(8)), err("ENOTTY"));
