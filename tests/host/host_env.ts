@@ -43,19 +43,24 @@ export function vfioDevices(kernel: Kernel, vendor: number, device: number): str
 }
 
 /**
- * The VFIO paths this kernel offers for a device. "type1" needs the vfio_iommu_type1 driver
- * behind /dev/vfio/vfio: on a kernel built with IOMMUFD_VFIO_CONTAINER (and VFIO_CONTAINER off)
- * that node is iommufd's compat container instead, which the conformance scenarios' compat path
- * covers, so it is not counted as type1 here.
+ * The VFIO paths this kernel offers for a device. "type1" is the VFIO container API on
+ * /dev/vfio/vfio: vfio_iommu_type1 behind it, or on a kernel built with IOMMUFD_VFIO_CONTAINER
+ * iommufd's compat container (see {@link containerBackend}); the driver code is the same.
  */
 export function vfioPaths(kernel: Kernel, bdf: string): ("type1" | "iommufd")[] {
   const d = describePciDevice(kernel, bdf);
   const out: ("type1" | "iommufd")[] = [];
-  // vfio_iommu_type1 has module parameters, so /sys/module lists it built in or loaded.
-  const type1 = typeof kernel.readdir("/sys/module/vfio_iommu_type1") !== "number";
-  if (d.hasVfioContainer && type1) out.push("type1");
+  if (d.hasVfioContainer) out.push("type1");
   if (d.hasIommufd && d.cdev !== undefined) out.push("iommufd");
   return out;
+}
+
+/** What serves /dev/vfio/vfio: the type1 driver, or iommufd's compat container. */
+export function containerBackend(kernel: Kernel): "vfio_iommu_type1" | "iommufd compat" {
+  // vfio_iommu_type1 has module parameters, so /sys/module lists it built in or loaded.
+  return typeof kernel.readdir("/sys/module/vfio_iommu_type1") === "number"
+    ? "iommufd compat"
+    : "vfio_iommu_type1";
 }
 
 /** Open fds of this process (for leak checks). */
