@@ -26,6 +26,17 @@ import {
   VFIO_DEVICE_DETACH_IOMMUFD_PT,
 } from "./uapi.ts";
 import { encode } from "../../ffi/uapi/layout.ts";
+import {
+  iommu_hwpt_arm_smmuv3,
+  IOMMU_HWPT_DATA_ARM_SMMUV3,
+  IOMMU_VDEVICE_ALLOC,
+  iommu_vdevice_alloc,
+  IOMMU_VIOMMU_ALLOC,
+  iommu_viommu_alloc,
+  iommu_viommu_arm_smmuv3_invalidate,
+  IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
+  IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
+} from "../../ffi/uapi/post_6_12.ts";
 
 /** `IOMMU_HWPT_ALLOC_PASID` (1 << 3): a post-6.12 flag (6.15), unknown to 6.12. */
 const HWPT_ALLOC_PASID_6_15 = 1 << 3;
@@ -197,5 +208,82 @@ const nestingWithoutSupport = scenario("iommufd/nesting-pasid-unsupported", {
   );
 });
 
+/** The guest StreamID the vDEVICE allocation names. */
+const SOME_VSID = 0x10n;
+
+/**
+ * The 6.13 vIOMMU uAPI (SMMUv3 nesting) on a 6.12 kernel: the ioctl numbers are unknown (ENOTTY,
+ * before any argument is read), the SMMUv3 data types are refused as unsupported, and
+ * HWPT_INVALIDATE on an IOAS id is ENOENT (6.13 makes that EINVAL, a vIOMMU id being valid there).
+ */
+const viommuWithoutSupport = scenario("iommufd/viommu-unsupported", {
+  paths: ["iommufd"],
+  needs: ["cdev"],
+}, (t) => {
+  const s = iommufdSession(t, true);
+  const paging = hwptAlloc(t, "HWPT_ALLOC paging over the IOAS", s.iommufd, s.devid, {
+    ptId: s.ioas,
+  });
+  t.expect(paging, { ret: 0 });
+  const pagingId = typeof paging.out?.out_hwpt_id === "number" ? paging.out.out_hwpt_id : -1;
+  t.expect(
+    t.ioctl(
+      "VIOMMU_ALLOC ARM_SMMUV3 over the paging HWPT",
+      s.iommufd,
+      IOMMU_VIOMMU_ALLOC,
+      struct(iommu_viommu_alloc, {
+        size: iommu_viommu_alloc.size,
+        type: IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
+        dev_id: s.devid,
+        hwpt_id: pagingId,
+      }),
+    ),
+    { errno: "ENOTTY" },
+  );
+  t.expect(
+    t.ioctl(
+      "VDEVICE_ALLOC",
+      s.iommufd,
+      IOMMU_VDEVICE_ALLOC,
+      struct(iommu_vdevice_alloc, {
+        size: iommu_vdevice_alloc.size,
+        viommu_id: pagingId,
+        dev_id: s.devid,
+        virt_id: SOME_VSID,
+      }),
+    ),
+    { errno: "ENOTTY" },
+  );
+  t.expect(
+    hwptAlloc(t, "HWPT_ALLOC ARM_SMMUV3 data over the IOAS", s.iommufd, s.devid, {
+      ptId: s.ioas,
+      dataType: IOMMU_HWPT_DATA_ARM_SMMUV3,
+      data: new Uint8Array(iommu_hwpt_arm_smmuv3.size),
+    }),
+    { errno: "EOPNOTSUPP" },
+  );
+  const cmds = t.mem(0x1000);
+  t.expect(
+    t.ioctl(
+      "HWPT_INVALIDATE with SMMUv3 commands on the IOAS",
+      s.iommufd,
+      IOMMU_HWPT_INVALIDATE,
+      struct(iommu_hwpt_invalidate, {
+        size: iommu_hwpt_invalidate.size,
+        hwpt_id: s.ioas,
+        data_uptr: cmds.address,
+        data_type: IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
+        entry_len: iommu_viommu_arm_smmuv3_invalidate.size,
+        entry_num: 1,
+      }),
+      { out: fieldsOf(iommu_hwpt_invalidate, ["entry_num"]) },
+    ),
+    { errno: "ENOENT" },
+  );
+});
+
 /** Every nesting and PASID scenario. */
-export const NESTING_SCENARIOS: readonly ScenarioDef[] = [nestingWithoutSupport];
+export const NESTING_SCENARIOS: readonly ScenarioDef[] = [
+  nestingWithoutSupport,
+  viommuWithoutSupport,
+];
