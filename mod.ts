@@ -58,6 +58,12 @@ export {
   type EduOptions,
 } from "./drivers/edu/edu.ts";
 export { VirtioNet, type VirtioNetOptions } from "./drivers/virtio/net.ts";
+export { E1000Controller, type E1000Options } from "./drivers/e1000/controller.ts";
+export {
+  E1000_MODELS,
+  type E1000InterruptRegs,
+  type E1000Model,
+} from "./drivers/e1000/registers.ts";
 // The network stack.
 export * from "./net/stack.ts";
 export { ArpCache } from "./net/arp.ts";

@@ -1,0 +1,216 @@
+/**
+ * Bring-up of an Intel e1000-family controller (82574L `e1000e`, 82576 `igb`) over VFIO: identify
+ * the model, software reset, read the NVM through EERD and validate its checksum, read the
+ * station address the reset loaded into RAL0/RAH0, and prove the interrupt path by raising a
+ * cause in software and taking it on MSI or MSI-X vector 0. These are the first steps of a NIC
+ * driver (rings and DMA are not here yet); the register facts are in registers.ts.
+ *
+ * @example
+ * ```ts
+ * using dev = openPciDevice("0000:00:05.0"); // formatMac: net/ethernet.ts
+ * const nic = E1000Controller.open(dev);
+ * await nic.reset();
+ * console.log(nic.model.chip, formatMac(nic.macAddress()), nic.nvmChecksumValid());
+ * nic.close();
+ * ```
+ *
+ * @module
+ */
+
+import type { Mmio } from "../../ffi/kernel.ts";
+import type { PciDevice } from "../../core/pci_device.ts";
+import { VfioError } from "../../core/errors.ts";
+import { PCI_DEVICE_ID, PCI_VENDOR_ID } from "../../core/config_space.ts";
+import {
+  E1000_CTRL,
+  E1000_CTRL_RST,
+  E1000_EERD,
+  E1000_EERD_ADDR_SHIFT,
+  E1000_EERD_DATA_SHIFT,
+  E1000_EERD_DONE,
+  E1000_EERD_START,
+  E1000_MODELS,
+  E1000_RAH0,
+  E1000_RAH_AV,
+  E1000_RAL0,
+  E1000_REGS_BAR,
+  E1000_STATUS,
+  E1000_STATUS_LU,
+  type E1000Model,
+  INTEL_VENDOR_ID,
+  NVM_CHECKSUM_WORDS,
+  NVM_MAC_WORD,
+  NVM_SUM,
+} from "./registers.ts";
+
+/** Options of {@link E1000Controller.open}. */
+export interface E1000Options {
+  /** Give up on the device after this many milliseconds (default 2000). */
+  readonly timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 2000;
+/** Poll interval while waiting for the reset or an NVM read (milliseconds). */
+const POLL_MS = 1;
+/** Bytes of an Ethernet address. */
+const MAC_BYTES = 6;
+/** All 32 interrupt mask bits. */
+const ALL_CAUSES = 0xffff_ffff;
+
+/** An Intel e1000-family controller opened through VFIO. */
+export class E1000Controller {
+  /** The controller model (from the PCI device id). */
+  readonly model: E1000Model;
+  readonly #dev: PciDevice;
+  readonly #regs: Mmio;
+  readonly #timeoutMs: number;
+  #interruptsOn = false;
+
+  private constructor(dev: PciDevice, model: E1000Model, timeoutMs: number) {
+    this.#dev = dev;
+    this.model = model;
+    this.#regs = dev.bar(E1000_REGS_BAR);
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** Check that `dev` is a supported controller and map its registers. Masks all interrupts. */
+  static open(dev: PciDevice, options: E1000Options = {}): E1000Controller {
+    const vendor = dev.config.read16(PCI_VENDOR_ID);
+    const device = dev.config.read16(PCI_DEVICE_ID);
+    const model = vendor === INTEL_VENDOR_ID
+      ? E1000_MODELS.find((m) => m.deviceId === device)
+      : undefined;
+    if (!model) {
+      const known = E1000_MODELS.map((m) => `${m.chip} 8086:${hex4(m.deviceId)}`).join(", ");
+      throw new VfioError({
+        operation: "E1000Controller.open",
+        device: dev.bdf,
+        message: `device is ${hex4(vendor)}:${hex4(device)}, not a supported controller (${known})`,
+        hint: "pass the address of an e1000e or igb NIC (QEMU: -device e1000e / -device igb)",
+      });
+    }
+    const nic = new E1000Controller(dev, model, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    nic.#maskAll();
+    return nic;
+  }
+
+  /** Device Status register. */
+  status(): number {
+    return this.#regs.read32(E1000_STATUS);
+  }
+
+  /** Whether STATUS reports link up. */
+  linkUp(): boolean {
+    return (this.status() & E1000_STATUS_LU) !== 0;
+  }
+
+  /**
+   * Software reset (CTRL.RST) and wait for the bit to clear; the reset reloads the station
+   * address from the NVM. Interrupts are masked again afterwards.
+   */
+  async reset(): Promise<void> {
+    this.#regs.write32(E1000_CTRL, this.#regs.read32(E1000_CTRL) | E1000_CTRL_RST);
+    await this.#until(() => (this.#regs.read32(E1000_CTRL) & E1000_CTRL_RST) === 0, "reset");
+    this.#maskAll();
+  }
+
+  /** One 16-bit NVM word through EERD. */
+  async readNvm(word: number): Promise<number> {
+    this.#regs.write32(E1000_EERD, (word << E1000_EERD_ADDR_SHIFT) | E1000_EERD_START);
+    let value = 0;
+    await this.#until(() => {
+      value = this.#regs.read32(E1000_EERD);
+      return (value & E1000_EERD_DONE) !== 0;
+    }, `NVM read of word 0x${word.toString(16)}`);
+    return value >>> E1000_EERD_DATA_SHIFT;
+  }
+
+  /** Whether NVM words 0x00..0x3f sum to 0xbaba, as the Linux drivers require before use. */
+  async nvmChecksumValid(): Promise<boolean> {
+    let sum = 0;
+    for (let w = 0; w < NVM_CHECKSUM_WORDS; w++) sum = (sum + await this.readNvm(w)) & 0xffff;
+    return sum === NVM_SUM;
+  }
+
+  /** The permanent Ethernet address from NVM words 0..2. */
+  async nvmMacAddress(): Promise<Uint8Array> {
+    const mac = new Uint8Array(MAC_BYTES);
+    for (let i = 0; i < MAC_BYTES / 2; i++) {
+      const word = await this.readNvm(NVM_MAC_WORD + i);
+      mac[2 * i] = word & 0xff;
+      mac[2 * i + 1] = word >>> 8;
+    }
+    return mac;
+  }
+
+  /** The station address in RAL0/RAH0, or undefined when RAH0.AV is clear. */
+  macAddress(): Uint8Array | undefined {
+    const low = this.#regs.read32(E1000_RAL0);
+    const high = this.#regs.read32(E1000_RAH0);
+    if ((high & E1000_RAH_AV) === 0) return undefined;
+    return Uint8Array.of(low, low >>> 8, low >>> 16, low >>> 24, high, high >>> 8);
+  }
+
+  /**
+   * Raise the model's test cause in software and wait for it on MSI or MSI-X vector 0. Returns
+   * the cause bits the device reported. Enables bus mastering (MSI is a memory write) and the
+   * vector on first use.
+   */
+  async interruptSelfTest(): Promise<number> {
+    const irq = this.model.interrupts;
+    if (!this.#interruptsOn) {
+      this.#dev.config.enableBusMaster();
+      if (irq.kind === "msi") this.#dev.irqs.enableMsi(1);
+      else this.#dev.irqs.enableMsix(1);
+      this.#interruptsOn = true;
+      if (irq.setup) this.#regs.write32(irq.setup.reg, irq.setup.value);
+    }
+    this.#regs.write32(irq.maskSet, irq.cause);
+    this.#regs.write32(irq.causeSet, irq.cause);
+    const got = await this.#dev.irqs.wait(0, { timeoutMs: this.#timeoutMs });
+    if (got === "timeout" || got === "cancelled") {
+      throw new VfioError({
+        operation: `${this.model.name} interrupt`,
+        device: this.#dev.bdf,
+        message: `no ${irq.kind === "msi" ? "MSI" : "MSI-X"} within ${this.#timeoutMs} ms (${got})`,
+        hint: "check that the IOMMU passes the MSI window and interrupt remapping is set up",
+      });
+    }
+    const causes = this.#regs.read32(irq.causeRead);
+    if (irq.causeWriteClears) this.#regs.write32(irq.causeRead, causes);
+    this.#maskAll();
+    return causes;
+  }
+
+  /** Mask every interrupt and disable the vectors this object enabled. The device stays open. */
+  close(): void {
+    this.#maskAll();
+    if (!this.#interruptsOn) return;
+    if (this.model.interrupts.kind === "msi") this.#dev.irqs.disableMsi();
+    else this.#dev.irqs.disableMsix();
+    this.#interruptsOn = false;
+  }
+
+  #maskAll(): void {
+    for (const reg of this.model.interrupts.maskClear) this.#regs.write32(reg, ALL_CAUSES);
+  }
+
+  async #until(done: () => boolean, what: string): Promise<void> {
+    const kernel = this.#dev.kernel;
+    const deadline = kernel.now() + this.#timeoutMs;
+    while (!done()) {
+      if (kernel.now() > deadline) {
+        throw new VfioError({
+          operation: `${this.model.name} ${what}`,
+          device: this.#dev.bdf,
+          message: `the device did not finish within ${this.#timeoutMs} ms`,
+        });
+      }
+      await kernel.sleep(POLL_MS);
+    }
+  }
+}
+
+function hex4(v: number): string {
+  return v.toString(16).padStart(4, "0");
+}
