@@ -85,6 +85,7 @@
  */
 
 import { ERRNO } from "../../ffi/errno.ts";
+import { IOMMU_HWPT_DATA_ARM_SMMUV3 } from "../../ffi/uapi/post_6_12.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -127,8 +128,6 @@ import {
 } from "./smmuv3_ste.ts";
 import { getField, type RegField } from "./vtd_regs.ts";
 
-/** `IOMMU_HWPT_DATA_ARM_SMMUV3` (Linux 6.13 `enum iommu_hwpt_data_type`). */
-export const IOMMU_HWPT_DATA_ARM_SMMUV3 = 2;
 /** Bytes of `struct iommu_hwpt_arm_smmuv3` (ste[2]). */
 export const SMMU_NESTED_STE_BYTES = 16;
 /** Bytes of one command (`struct iommu_viommu_arm_smmuv3_invalidate`, cmd[2]). */
