@@ -117,6 +117,8 @@ export const VTD_ECAP = {
   PSS: f(35, 5),
   /** PASID support. */
   PASID: f(40),
+  /** Page-request drain support. */
+  PDS: f(42),
   /** Scalable-mode translation. */
   SMTS: f(43),
   /** Second-level accessed/dirty support. */
@@ -241,8 +243,9 @@ export interface VtdEcapOptions {
   /** Interrupt remapping (ECAP.IR). */
   readonly intremap: boolean;
   /**
-   * Scalable mode with first- and second-stage translation, PASIDs of `pasidBits` bits and, with
-   * `nesting`, nested translation (ECAP.SMTS, FLTS, SLTS, PASID, PSS, NEST). Absent: legacy mode.
+   * Scalable mode with first- and second-stage translation, PASIDs of `pasidBits` bits, device
+   * TLBs and page requests and, with `nesting`, nested translation (ECAP.SMTS, FLTS, SLTS, PASID,
+   * PSS, DT, PRS, PDS, NEST). Absent: legacy mode.
    */
   readonly scalable?: { readonly pasidBits: number; readonly nesting: boolean };
 }
@@ -250,8 +253,10 @@ export interface VtdEcapOptions {
 /**
  * The ECAP register: queued invalidation, interrupt remapping (optional), pass-through, IOTLB
  * registers at 0xf0, MHMV 15. No page-walk coherency, no snoop control (so no enforced cache
- * coherency), no second-level A/D bits (so no dirty tracking); no PASID and no scalable mode unless
- * `scalable` asks for them. With interrupt remapping and legacy mode this is QEMU's 0xf00f4a.
+ * coherency), no second-level A/D bits (so no dirty tracking); no PASID, no scalable mode and no
+ * device TLB or page requests unless `scalable` asks for them (as QEMU's `device-iotlb=on` and
+ * `x-pri=on` add to scalable mode). With interrupt remapping and legacy mode this is QEMU's
+ * 0xf00f4a.
  */
 export function vtdEcapValue(o: VtdEcapOptions): bigint {
   let ecap = 0n;
@@ -267,6 +272,9 @@ export function vtdEcapValue(o: VtdEcapOptions): bigint {
     ecap = setField(ecap, VTD_ECAP.PASID, 1);
     ecap = setField(ecap, VTD_ECAP.PSS, o.scalable.pasidBits - 1);
     ecap = setField(ecap, VTD_ECAP.NEST, o.scalable.nesting ? 1 : 0);
+    ecap = setField(ecap, VTD_ECAP.DT, 1);
+    ecap = setField(ecap, VTD_ECAP.PRS, 1);
+    ecap = setField(ecap, VTD_ECAP.PDS, 1);
   }
   return ecap;
 }

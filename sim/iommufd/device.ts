@@ -3,7 +3,10 @@
  * coherency/MSI checks), attach to an IOAS (auto HWPT, reused by compatible devices) or a HWPT,
  * replace, detach, unbind. All devices of one IOMMU group share the group's HWPT; the first
  * attached device attaches the whole group to the domain, per-device reserved regions are
- * enforced on the IOAS for each attachment (iommufd.md §7, §8).
+ * enforced on the IOAS for each attachment (iommufd.md §7, §8). A fault-capable HWPT needs the
+ * IOMMU driver's IOPF feature on the device (./iopf.ts): attaching one enables it, counted per
+ * device (`iommufd_fault_iopf_enable`), replacing between two keeps it, and detaching the last
+ * one, or replacing it with a HWPT without a fault queue, disables it.
  *
  * @module
  */
@@ -13,7 +16,8 @@ import { decode } from "../../ffi/uapi/layout.ts";
 import type { SimProcess } from "../kernel/file.ts";
 import type { SimPciFunction } from "../kernel/pci_function.ts";
 import type { IommufdCore } from "./core.ts";
-import { vtdFirstLevel5 } from "./drivers.ts";
+import { driverFor, vtdFirstLevel5 } from "./drivers.ts";
+import type { DomainKind } from "./iopf.ts";
 import { allocHwptPaging, enforceCacheCoherency, pagingOf } from "./hwpt.ts";
 import { detachAllPasids } from "./pasid.ts";
 import { unbindVdevices, viommuAttachCheck } from "./viommu.ts";
@@ -37,6 +41,10 @@ export function bindDevice(core: IommufdCore, fn: SimPciFunction, process: SimPr
     core.groups.set(group, igroup);
   }
   igroup.bound++;
+  if (group.dmaOwner === undefined) {
+    // Claiming DMA ownership puts the group on the blocking domain.
+    for (const f of group.functions) driverDomainChanged(f, "blocked");
+  }
   group.dmaOwner = "iommufd";
   group.dmaOwnerCookie = core.ownerCookie;
   const dev: DeviceObject = {
@@ -49,6 +57,7 @@ export function bindDevice(core: IommufdCore, fn: SimPciFunction, process: SimPr
     enforceCacheCoherency: facts.enforceCacheCoherency,
     attached: false,
     pasids: new Map(),
+    iopfEnabled: 0,
   };
   core.objects.finalize(dev);
   return id;
@@ -65,11 +74,47 @@ export function unbindDevice(core: IommufdCore, devid: number): void {
   core.destroy(dev);
 }
 
+/** The IOMMU driver's side effects of a domain change on one function (VT-d: ATS). */
+function driverDomainChanged(fn: SimPciFunction, kind: DomainKind): void {
+  const facts = fn.group.iommu.facts;
+  driverFor(facts).iopf?.domainChanged?.(facts, fn, kind);
+}
+
 /** Point every function of the group at the HWPT's domain (or block it). */
 function setGroupDomain(igroup: IommufdGroup, hwpt: Hwpt | undefined): void {
   const iommu = igroup.group.iommu;
   const domain = hwpt?.domain ?? null; // a nested HWPT's own stage-1 domain, or the paging one
-  for (const fn of igroup.group.functions) iommu.attach(fn.requester, domain);
+  const kind: DomainKind = hwpt === undefined
+    ? "blocked"
+    : hwpt.type === "hwpt-nested"
+    ? "nested"
+    : "paging";
+  for (const fn of igroup.group.functions) {
+    iommu.attach(fn.requester, domain);
+    driverDomainChanged(fn, kind);
+  }
+}
+
+/**
+ * `iommufd_fault_iopf_enable`: the first fault-capable attachment of a device asks the IOMMU
+ * driver for the IOPF feature (`iommu_dev_enable_feature`: ENODEV without the op); later ones
+ * only count. 0 or -errno.
+ */
+function iopfEnable(idev: DeviceObject): number {
+  if (++idev.iopfEnabled > 1) return 0;
+  const facts = idev.fn.group.iommu.facts;
+  const ops = driverFor(facts).iopf;
+  const rc = ops ? ops.enable(facts, idev.fn) : -ERRNO.ENODEV;
+  if (rc < 0) idev.iopfEnabled--;
+  return rc;
+}
+
+/** `iommufd_fault_iopf_disable`: the last one turns the feature off (a zero count: no-op). */
+function iopfDisable(idev: DeviceObject): void {
+  if (idev.iopfEnabled === 0) return; // Linux WARNs here
+  if (--idev.iopfEnabled > 0) return;
+  const facts = idev.fn.group.iommu.facts;
+  driverFor(facts).iopf?.disable(facts, idev.fn);
 }
 
 /** The driver's attach_dev checks: the domain belongs to this IOMMU, nested config is valid. */
@@ -117,8 +162,16 @@ function hwptAttach(idev: DeviceObject, hwpt: Hwpt): number {
   let rc = reserveDeviceRegions(idev, paging.ioas);
   if (rc < 0) return rc;
   if (ig.attached.length === 0) {
+    if (hwpt.fault) {
+      rc = iopfEnable(idev);
+      if (rc < 0) {
+        paging.ioas.iopt.removeReserved(idev);
+        return rc;
+      }
+    }
     rc = driverAttachCheck(idev, hwpt);
     if (rc < 0) {
+      if (hwpt.fault) iopfDisable(idev);
       paging.ioas.iopt.removeReserved(idev);
       return rc;
     }
@@ -139,6 +192,7 @@ function hwptDetach(idev: DeviceObject): Hwpt | undefined {
   if (i >= 0) ig.attached.splice(i, 1);
   if (ig.attached.length === 0) {
     setGroupDomain(ig, undefined);
+    if (hwpt.fault) iopfDisable(idev);
     ig.hwpt = undefined;
   }
   pagingOf(hwpt).ioas.iopt.removeReserved(idev);
@@ -169,12 +223,25 @@ function hwptReplace(idev: DeviceObject, hwpt: Hwpt): { rc: number; old?: Hwpt }
       }
     }
   }
+  const unreserve = (): void => {
+    if (ioasChanged) { for (const d of ig.attached) paging.ioas.iopt.removeReserved(d); }
+  };
+  const iopfOn = hwpt.fault !== undefined && old.fault === undefined;
+  if (iopfOn) {
+    const rc = iopfEnable(idev);
+    if (rc < 0) {
+      unreserve();
+      return { rc };
+    }
+  }
   const rc = driverAttachCheck(idev, hwpt);
   if (rc < 0) {
-    if (ioasChanged) { for (const d of ig.attached) paging.ioas.iopt.removeReserved(d); }
+    if (iopfOn) iopfDisable(idev);
+    unreserve();
     return { rc };
   }
   setGroupDomain(ig, hwpt);
+  if (old.fault && !hwpt.fault) iopfDisable(idev);
   if (ioasChanged) { for (const d of ig.attached) oldPaging.ioas.iopt.removeReserved(d); }
   ig.hwpt = hwpt;
   const n = ig.attached.length;

@@ -14,6 +14,7 @@ import { decode, encode } from "../../ffi/uapi/layout.ts";
 import type { IommuFacts } from "../iommu/model.ts";
 import { kernelAtLeast, type KernelVersion } from "../kernel_version.ts";
 import { SMMUV3_VIOMMU_ROW, type ViommuDriver } from "./viommu_smmuv3.ts";
+import { type IopfOps, SMMUV3_IOPF, vtdIopf } from "./iopf.ts";
 import { VIOMMU_MIN_KERNEL } from "../../ffi/uapi/post_6_12.ts";
 import {
   IOMMU_HW_INFO_TYPE_INTEL_VTD,
@@ -61,6 +62,11 @@ export interface IommuDriverRow {
   checkInvalidation(entry: Uint8Array): number;
   /** vIOMMU support (Linux 6.13+ `viommu_alloc`); undefined: IOMMU_VIOMMU_ALLOC → EOPNOTSUPP. */
   readonly viommu?: ViommuDriver;
+  /**
+   * The IOPF device feature (`dev_enable_feat`, ./iopf.ts); undefined: the driver has no such op
+   * and enabling I/O page faults fails with ENODEV.
+   */
+  readonly iopf?: IopfOps;
 }
 
 /** VT-d CAP/ECAP registers as reported in `hwInfo.data` (iommu_hw_info_vtd layout). */
@@ -129,6 +135,7 @@ const VTD: IommuDriverRow = {
     if ((e.addr & 0xfffn) !== 0n || (e.npages === U64_MAX && e.addr !== 0n)) return -ERRNO.EINVAL;
     return 0;
   },
+  iopf: vtdIopf((facts) => vtdRegisters(facts).ecap),
 };
 
 const SMMUV3: IommuDriverRow = {
@@ -145,6 +152,7 @@ const SMMUV3: IommuDriverRow = {
   hwInfo: () => undefined,
   invalidateFormat: undefined,
   checkInvalidation: () => -ERRNO.EOPNOTSUPP,
+  iopf: SMMUV3_IOPF,
 };
 
 const PLAIN: IommuDriverRow = {

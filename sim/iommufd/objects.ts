@@ -162,6 +162,8 @@ export interface DeviceObject extends ObjectBase {
   attached: boolean;
   /** HWPTs attached to PASIDs of the device (6.15+ PASID attach). */
   readonly pasids: Map<number, Hwpt>;
+  /** `idev->iopf_enabled`: fault-capable attachments holding the IOPF feature on. */
+  iopfEnabled: number;
 }
 
 /** A page-fault queue object. */

@@ -21,6 +21,7 @@
  */
 
 import { ERRNO } from "../../ffi/errno.ts";
+import { SMMUV3_IOPF } from "./iopf.ts";
 import { decode } from "../../ffi/uapi/layout.ts";
 import {
   iommu_hw_info_arm_smmuv3,
@@ -147,4 +148,5 @@ export const SMMUV3_VIOMMU_ROW: IommuDriverRow = {
   invalidateFormat: undefined,
   checkInvalidation: () => -ERRNO.EOPNOTSUPP,
   viommu: SMMUV3_VIOMMU,
+  iopf: SMMUV3_IOPF,
 };

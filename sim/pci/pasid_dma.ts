@@ -11,7 +11,15 @@
  * - Extended capabilities: Device Serial Number at 0x100 ({@link PASID_DMA_SERIAL}), then PASID
  *   (id 0x001b, version 1) at 0x10c: Max PASID Width 20 (option `pasidWidth`), Execute and
  *   Privileged Mode unsupported; in PASID Control only PASID Enable (bit 0) is writable. Reset
- *   clears it.
+ *   clears it. The default device has no further capability (PASID's next pointer is 0).
+ * - With option `pri`: ATS (id 0x000f, version 1) at 0x114 — Invalidate Queue Depth 0 (32), Page
+ *   Aligned Request set; ATS Control Enable (bit 15) and STU (bits 4:0) writable — then PRI (id
+ *   0x0013, version 1) at 0x11c, the end of the list: Control Enable (bit 0) writable, Reset
+ *   (bit 1) reads 0; Status Stopped (bit 8) is set exactly while Enable is clear, PRG Response
+ *   PASID Required (bit 15) as the option says (default set); Outstanding Page Request Capacity
+ *   32, Allocation read-write. The device issues no page requests of its own: the PRI capability
+ *   is what lets the IOMMU driver enable I/O page faults for it (iommufd fault-capable HWPTs).
+ *   Reset clears every enable.
  *
  * BAR0 (4-byte accesses only; other widths or misaligned accesses read all-ones and are dropped;
  * offsets without a register read 0):
@@ -117,6 +125,11 @@ export interface PasidDmaOptions {
   readonly fetchNs?: number;
   /** Transfer time per byte in ns (default {@link PASID_DMA_NS_PER_BYTE}). */
   readonly nsPerByte?: number;
+  /**
+   * ATS and PRI capabilities (default false); an object sets PRG Response PASID Required
+   * (`pasidRequired`, default true).
+   */
+  readonly pri?: boolean | { readonly pasidRequired?: boolean };
 }
 
 /** The error block (ERROR … ERROR_DESC). */
@@ -171,7 +184,10 @@ export class PasidDmaDevice implements PciDeviceModel {
     }
     this.#fetchNs = o.fetchNs ?? PASID_DMA_FETCH_NS;
     this.#nsPerByte = o.nsPerByte ?? PASID_DMA_NS_PER_BYTE;
-    this.config = createPasidDmaConfig(this.bars[0], w);
+    const pri = o.pri === undefined || o.pri === false
+      ? undefined
+      : { pasidRequired: o.pri === true || (o.pri.pasidRequired ?? true) };
+    this.config = createPasidDmaConfig(this.bars[0], w, pri);
   }
 
   /** PASID Enable in the PASID capability's control register. */

@@ -11,16 +11,32 @@
 import { PciConfigSpace } from "./config.ts";
 import type { BarDecl, PciConfig } from "./device.ts";
 import {
+  PCI_ATS_CAP,
+  PCI_ATS_CAP_PAGE_ALIGNED,
+  PCI_ATS_CTRL,
+  PCI_ATS_CTRL_ENABLE,
+  PCI_ATS_CTRL_STU_MASK,
   PCI_CFG_SPACE_EXT_START,
+  PCI_EXT_CAP_ATS_SIZEOF,
   PCI_EXT_CAP_DSN_SIZEOF,
+  PCI_EXT_CAP_ID_ATS,
   PCI_EXT_CAP_ID_DSN,
   PCI_EXT_CAP_ID_PASID,
+  PCI_EXT_CAP_ID_PRI,
   PCI_EXT_CAP_NEXT_SHIFT,
+  PCI_EXT_CAP_PASID_SIZEOF,
   PCI_EXT_CAP_VER_SHIFT,
   PCI_PASID_CAP,
   PCI_PASID_CAP_WIDTH_SHIFT,
   PCI_PASID_CTRL,
   PCI_PASID_CTRL_ENABLE,
+  PCI_PRI_ALLOC_REQ,
+  PCI_PRI_CTRL,
+  PCI_PRI_CTRL_ENABLE,
+  PCI_PRI_MAX_REQ,
+  PCI_PRI_STATUS,
+  PCI_PRI_STATUS_PASID,
+  PCI_PRI_STATUS_STOPPED,
 } from "./pci_regs.ts";
 
 /** PCI vendor id (QEMU's, as edu uses; this device exists only in the simulator). */
@@ -191,7 +207,28 @@ const EXT_CAP_VERSION = 1;
  * keeps no write masks for extended capabilities it did not add, so a write listener applies
  * PASID Enable, the only writable bit of PASID Control; reset clears it.
  */
-export function createPasidDmaConfig(bar: BarDecl, pasidWidth: number): PciConfigSpace {
+/** Offset of the ATS capability (present with the `pri` option), after PASID. */
+export const PASID_DMA_ATS_OFFSET: number = PASID_DMA_PASID_OFFSET + PCI_EXT_CAP_PASID_SIZEOF;
+/** Offset of the PRI capability (present with the `pri` option), after ATS. */
+export const PASID_DMA_PRI_OFFSET: number = PASID_DMA_ATS_OFFSET + PCI_EXT_CAP_ATS_SIZEOF;
+/** Outstanding Page Request Capacity of the PRI capability. */
+export const PASID_DMA_PRI_CAPACITY = 32;
+
+/** Page request options of {@link createPasidDmaConfig}. */
+export interface PasidDmaPriConfig {
+  /** PRG Response PASID Required in the PRI status register. */
+  readonly pasidRequired: boolean;
+}
+
+/**
+ * The config space: DSN, PASID and, with `pri`, ATS and PRI extended capabilities (see the
+ * module doc of ./pasid_dma.ts).
+ */
+export function createPasidDmaConfig(
+  bar: BarDecl,
+  pasidWidth: number,
+  pri?: PasidDmaPriConfig,
+): PciConfigSpace {
   const c = new PciConfigSpace({
     vendorId: PASID_DMA_VENDOR_ID,
     deviceId: PASID_DMA_DEVICE_ID,
@@ -205,17 +242,64 @@ export function createPasidDmaConfig(bar: BarDecl, pasidWidth: number): PciConfi
   c.set(PASID_DMA_DSN_OFFSET, DWORD, header(PCI_EXT_CAP_ID_DSN, PASID_DMA_PASID_OFFSET));
   c.set(PASID_DMA_DSN_OFFSET + DWORD, DWORD, Number(PASID_DMA_SERIAL & U32N));
   c.set(PASID_DMA_DSN_OFFSET + 2 * DWORD, DWORD, Number(PASID_DMA_SERIAL >> HI_SHIFT));
-  c.set(PASID_DMA_PASID_OFFSET, DWORD, header(PCI_EXT_CAP_ID_PASID, 0));
+  c.set(
+    PASID_DMA_PASID_OFFSET,
+    DWORD,
+    header(PCI_EXT_CAP_ID_PASID, pri ? PASID_DMA_ATS_OFFSET : 0),
+  );
   c.set(PASID_DMA_PASID_OFFSET + PCI_PASID_CAP, 2, pasidWidth << PCI_PASID_CAP_WIDTH_SHIFT);
   c.set(PASID_DMA_PASID_OFFSET + PCI_PASID_CTRL, 2, 0);
+  // Registers whose writable bits the device latches after a config write.
+  const latched: { reg: number; size: number; bits: number }[] = [
+    { reg: PASID_DMA_PASID_OFFSET + PCI_PASID_CTRL, size: 2, bits: PCI_PASID_CTRL_ENABLE },
+  ];
+  if (pri) {
+    const ats = PASID_DMA_ATS_OFFSET;
+    c.set(ats, DWORD, header(PCI_EXT_CAP_ID_ATS, PASID_DMA_PRI_OFFSET));
+    // Invalidate Queue Depth 0 (= 32), page-aligned requests; ATS disabled.
+    c.set(ats + PCI_ATS_CAP, 2, PCI_ATS_CAP_PAGE_ALIGNED);
+    c.set(ats + PCI_ATS_CTRL, 2, 0);
+    latched.push({
+      reg: ats + PCI_ATS_CTRL,
+      size: 2,
+      bits: PCI_ATS_CTRL_ENABLE | PCI_ATS_CTRL_STU_MASK,
+    });
+    const p = PASID_DMA_PRI_OFFSET;
+    c.set(p, DWORD, header(PCI_EXT_CAP_ID_PRI, 0));
+    c.set(p + PCI_PRI_CTRL, 2, 0);
+    c.set(
+      p + PCI_PRI_STATUS,
+      2,
+      PCI_PRI_STATUS_STOPPED | (pri.pasidRequired ? PCI_PRI_STATUS_PASID : 0),
+    );
+    c.set(p + PCI_PRI_MAX_REQ, DWORD, PASID_DMA_PRI_CAPACITY);
+    c.set(p + PCI_PRI_ALLOC_REQ, DWORD, 0);
+    latched.push({ reg: p + PCI_PRI_CTRL, size: 2, bits: PCI_PRI_CTRL_ENABLE });
+    latched.push({ reg: p + PCI_PRI_ALLOC_REQ, size: DWORD, bits: 0xffff_ffff });
+  }
   c.addBar(bar);
   c.addPciExpress({ flr: true });
   c.addMsi({ vectors: 1, address64: true, perVectorMask: false });
-  const ctrl = PASID_DMA_PASID_OFFSET + PCI_PASID_CTRL;
   c.onWrite((offset, size, value) => {
-    if (ctrl < offset || ctrl >= offset + size) return;
-    const byte = (value >>> (8 * (ctrl - offset))) & BYTE;
-    c.set(ctrl, 2, byte & PCI_PASID_CTRL_ENABLE);
+    for (const { reg, size: regSize, bits } of latched) {
+      for (let i = 0; i < regSize; i++) {
+        const at = reg + i;
+        if (at < offset || at >= offset + size) continue;
+        const mask = (bits >>> (8 * i)) & BYTE;
+        const byte = (value >>> (8 * (at - offset))) & BYTE;
+        c.set(at, 1, (c.get(at, 1) & ~mask) | (byte & mask));
+      }
+    }
+    if (pri) {
+      // Stopped follows Enable: no page request is ever left outstanding here.
+      const status = PASID_DMA_PRI_OFFSET + PCI_PRI_STATUS;
+      const enabled = (c.get(PASID_DMA_PRI_OFFSET + PCI_PRI_CTRL, 2) & PCI_PRI_CTRL_ENABLE) !== 0;
+      c.set(
+        status,
+        2,
+        (c.get(status, 2) & ~PCI_PRI_STATUS_STOPPED) | (enabled ? 0 : PCI_PRI_STATUS_STOPPED),
+      );
+    }
   });
   return c;
 }

@@ -263,3 +263,45 @@ export const PCI_PASID_CTRL_EXEC = 0x0002;
 export const PCI_PASID_CTRL_PRIV = 0x0004;
 /** Largest Max PASID Width the capability can express (20 bits, PCIe 4.0 §6.20). */
 export const PCI_PASID_WIDTH_MAX = 20;
+
+/** Extended capability id: Address Translation Services (PCIe 4.0 §7.8.7). */
+export const PCI_EXT_CAP_ID_ATS = 0x000f;
+/** Size of the ATS capability. */
+export const PCI_EXT_CAP_ATS_SIZEOF = 8;
+/** ATS Capability register (16 bits, RO). */
+export const PCI_ATS_CAP = 0x04;
+/** ATS Capability: Invalidate Queue Depth, bits 4:0 (0 means 32). */
+export const PCI_ATS_CAP_QDEP_MASK = 0x001f;
+/** ATS Capability: Page Aligned Request (untranslated addresses of requests are page aligned). */
+export const PCI_ATS_CAP_PAGE_ALIGNED = 0x0020;
+/** ATS Control register (16 bits). */
+export const PCI_ATS_CTRL = 0x06;
+/** ATS Control: Smallest Translation Unit, bits 4:0 (log2 of the size, minus 12). */
+export const PCI_ATS_CTRL_STU_MASK = 0x001f;
+/** ATS Control: Enable. */
+export const PCI_ATS_CTRL_ENABLE = 0x8000;
+
+/** Extended capability id: Page Request Interface (PCIe 4.0 §7.8.10). */
+export const PCI_EXT_CAP_ID_PRI = 0x0013;
+/** Size of the PRI capability. */
+export const PCI_EXT_CAP_PRI_SIZEOF = 16;
+/** Page Request Control register (16 bits). */
+export const PCI_PRI_CTRL = 0x04;
+/** Page Request Control: Enable. */
+export const PCI_PRI_CTRL_ENABLE = 0x0001;
+/** Page Request Control: Reset (write 1; reads 0). */
+export const PCI_PRI_CTRL_RESET = 0x0002;
+/** Page Request Status register (16 bits). */
+export const PCI_PRI_STATUS = 0x06;
+/** Page Request Status: Response Failure (RW1C). */
+export const PCI_PRI_STATUS_RF = 0x0001;
+/** Page Request Status: Unexpected Page Request Group Index (RW1C). */
+export const PCI_PRI_STATUS_UPRGI = 0x0002;
+/** Page Request Status: Stopped (Enable clear, no page request outstanding). */
+export const PCI_PRI_STATUS_STOPPED = 0x0100;
+/** Page Request Status: PRG Response PASID Required. */
+export const PCI_PRI_STATUS_PASID = 0x8000;
+/** Outstanding Page Request Capacity (32 bits, RO). */
+export const PCI_PRI_MAX_REQ = 0x08;
+/** Outstanding Page Request Allocation (32 bits, RW). */
+export const PCI_PRI_ALLOC_REQ = 0x0c;

@@ -6,7 +6,7 @@
  * stage in VT-d's format, and the kernel flushing nested entries when stage 2 changes.
  */
 import assert from "node:assert/strict";
-import { attachIommufdPt } from "../../core/cdev.ts";
+import { attachIommufdPt, detachIommufdPt } from "../../core/cdev.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { IommufdBackend } from "../../core/iommufd_backend.ts";
 import { IommufdFaultQueue } from "../../core/iommufd_fault.ts";
@@ -23,6 +23,9 @@ import {
   IOMMUFD_PAGE_RESP_SUCCESS,
 } from "../../ffi/uapi/iommufd.ts";
 import { createMachine, type SimMachine } from "../../sim/machine.ts";
+import { PasidDmaDevice, type PasidDmaOptions } from "../../sim/pci/pasid_dma.ts";
+import { PasidDmaDriver } from "../../drivers/pasid_dma/pasid_dma.ts";
+import { findExtCapability, vtdDeviceState } from "../../sim/iommufd/iopf.ts";
 
 const BDF = "0000:00:02.0";
 /** A stage-1 address inside the edu's 28-bit DMA mask. */
@@ -40,12 +43,15 @@ interface Nested {
   nestedId: number;
   queue: IommufdFaultQueue | undefined;
   devId: number;
+  deviceFd: number;
   invalidate(entry: Uint8Array, dataType?: number): number;
   close(): void;
 }
 
 /** edu on a scalable-mode VT-d, its buffer preloaded with "nest", attached to a nested HWPT. */
-async function nested(options: { faultQueue?: boolean } = {}): Promise<Nested> {
+async function nested(
+  options: { faultQueue?: boolean; attach?: boolean } = {},
+): Promise<Nested> {
   const machine = createMachine({ iommu: "vtd", vtdScalableMode: true, strict: true });
   const dev = openPciDevice(BDF, { kernel: machine.kernel, iommu: "iommufd" });
   const edu = EduDriver.open(dev, { interrupts: "poll" });
@@ -74,8 +80,9 @@ async function nested(options: { faultQueue?: boolean } = {}): Promise<Nested> {
     data: tables.hwptData(),
     ...(queue ? { flags: IOMMU_HWPT_FAULT_ID_VALID, faultId: queue.id } : {}),
   });
-  attachIommufdPt(machine.kernel, device.fd, nestedId, BDF);
+  if (options.attach !== false) attachIommufdPt(machine.kernel, device.fd, nestedId, BDF);
   return {
+    deviceFd: device.fd,
     machine,
     dev,
     edu,
@@ -192,29 +199,131 @@ Deno.test("vtd nested: a stage-2 unmap flushes the nested IOTLB (no stale stage-
   n.close();
 });
 
-Deno.test("vtd nested: a fault-capable HWPT delivers stage-1 misses to its fault queue", async () => {
-  const n = await nested({ faultQueue: true });
-  const queue = n.queue!;
-  assert.deepEqual(queue.read(), [], "nothing yet");
-  await n.edu.dmaFromDeviceToIova(VA + 0x123n, 4); // no stage-1 PTE: a page request
-  const [req, ...more] = queue.read();
+Deno.test("vtd nested: the edu (no ATS, no PRI) cannot attach a fault-capable HWPT: ENODEV", async () => {
+  const n = await nested({ faultQueue: true, attach: false });
+  assert.throws(() => attachIommufdPt(n.machine.kernel, n.deviceFd, n.nestedId, BDF), /ENODEV/);
+  // Still on its previous (auto) HWPT: DMA through the IOAS works.
+  await n.edu.dmaFromDeviceToIova(n.a.iova, 4);
+  assert.equal(text(n.a), "nest");
+  n.close();
+});
+
+/** A PRI-capable pasid-dma (ATS, PRI) on a scalable-mode VT-d, bound through iommufd. */
+function priMachine(pri: PasidDmaOptions["pri"] = true) {
+  const model = new PasidDmaDevice({ pri });
+  const machine = createMachine({
+    iommu: "vtd",
+    vtdScalableMode: true,
+    strict: true,
+    devices: [{ model, bdf: PDMA_BDF }],
+  });
+  const dev = openPciDevice(PDMA_BDF, { kernel: machine.kernel, iommu: "iommufd" });
+  const backend = dev.dma.backend;
+  assert.ok(backend instanceof IommufdBackend);
+  const [device] = backend.devices();
+  const fd = backend.iommufd;
+  const parentId = fd.hwptAlloc({
+    devId: device.devId,
+    ptId: backend.ioasId,
+    flags: IOMMU_HWPT_ALLOC_NEST_PARENT,
+  });
+  const queue = IommufdFaultQueue.open(machine.kernel, fd);
+  const tables = new VtdFirstStageTables(dev.dma.allocate(16 * 4096));
+  const made: number[] = [];
+  const alloc = (fault: boolean) =>
+    made[
+      made.push(fd.hwptAlloc({
+        devId: device.devId,
+        ptId: parentId,
+        dataType: IOMMU_HWPT_DATA_VTD_S1,
+        data: tables.hwptData(),
+        ...(fault ? { flags: IOMMU_HWPT_FAULT_ID_VALID, faultId: queue.id } : {}),
+      })) - 1
+    ];
+  const attach = (id: number) => attachIommufdPt(machine.kernel, device.fd, id, PDMA_BDF);
+  const fn = machine.fn(PDMA_BDF);
+  const close = () => {
+    attach(backend.ioasId);
+    for (const id of made) fd.destroy(id);
+    fd.destroy(parentId);
+    queue.close();
+    dev.close();
+  };
+  return { model, machine, dev, fd, parentId, queue, tables, alloc, attach, fn, device, close };
+}
+
+const PDMA_BDF = "0000:00:04.0";
+
+Deno.test("vtd nested: a fault-capable HWPT delivers stage-1 misses of a PRI device to its queue", async () => {
+  const m = priMachine();
+  const a = m.dev.dma.allocate(4096);
+  const dma = PasidDmaDriver.open(m.dev);
+  const nestedId = m.alloc(true);
+  // From the paging HWPT (ATS enabled there) to the fault-capable nested one: PRI gets enabled.
+  m.attach(nestedId);
+  assert.deepEqual(vtdDeviceState(m.fn), { ats: false, pri: true });
+  // Stage 1 maps the engine's ring (identity) but not VA.
+  const ring = BigInt(m.model.mmioRead(0, 0x10, 4)) | (BigInt(m.model.mmioRead(0, 0x14, 4)) << 32n);
+  m.tables.map(ring & ~(PAGE - 1n), ring & ~(PAGE - 1n), PAGE, { write: true });
+  assert.deepEqual(m.queue.read(), [], "nothing yet");
+  const failed = await dma.fill(VA + 0x120n, 4, 0x6e); // no stage-1 PTE: a page request
+  assert.notEqual(failed.status, "ok");
+  const [req, ...more] = m.queue.read();
   assert.equal(more.length, 0);
   assert.deepEqual(
     { flags: req.flags, devId: req.devId, pasid: req.pasid, perm: req.perm, addr: req.addr },
     {
       flags: IOMMU_PGFAULT_FLAGS_LAST_PAGE,
-      devId: n.devId,
+      devId: m.device.devId,
       pasid: undefined,
       perm: IOMMU_PGFAULT_PERM_WRITE,
       addr: VA,
     },
   );
-  assert.equal(n.machine.faults().at(-1)?.format, "vtd-page-request");
+  assert.equal(m.machine.faults().at(-1)?.format, "vtd-page-request");
   // The "vIOMMU" resolves it: map the page, answer, and the retried DMA succeeds.
-  n.tables.map(VA, n.a.iova, PAGE, { write: true });
-  queue.respond(req.cookie, IOMMUFD_PAGE_RESP_SUCCESS);
-  assert.throws(() => queue.respond(req.cookie, IOMMUFD_PAGE_RESP_SUCCESS), /EINVAL/);
-  await n.edu.dmaFromDeviceToIova(VA + 0x123n, 4);
-  assert.equal(new TextDecoder().decode(n.a.bytes.subarray(0x123, 0x127)), "nest");
+  m.tables.map(VA, a.iova, PAGE, { write: true });
+  m.queue.respond(req.cookie, IOMMUFD_PAGE_RESP_SUCCESS);
+  assert.throws(() => m.queue.respond(req.cookie, IOMMUFD_PAGE_RESP_SUCCESS), /EINVAL/);
+  const ok = await dma.fill(VA + 0x120n, 4, 0x6e);
+  assert.equal(ok.status, "ok");
+  assert.equal(new TextDecoder().decode(a.bytes.subarray(0x120, 0x124)), "nnnn");
+  dma.close();
+  m.close();
+});
+
+Deno.test("vtd nested: IOPF enable rules on a PRI device (blocked ENODEV, PASID-required EINVAL, counts)", () => {
+  const m = priMachine();
+  const f1 = m.alloc(true);
+  const f2 = m.alloc(true);
+  const plain = m.alloc(false);
+  // Replace fault → fault keeps the one enable; → plain disables; → fault again enables.
+  m.attach(f1);
+  assert.equal(vtdDeviceState(m.fn).pri, true);
+  m.attach(f2);
+  assert.equal(vtdDeviceState(m.fn).pri, true);
+  m.attach(plain);
+  assert.equal(vtdDeviceState(m.fn).pri, false);
+  // ATS went off with the nested attach (device_block_translation): no IOPF from here.
+  assert.throws(() => m.attach(f1), /ENODEV/);
+  m.attach(m.parentId); // a paging domain enables ATS again
+  m.attach(f1);
+  const pri = findExtCapability(m.model.config, 0x13);
+  assert.equal(m.model.config.read(pri + 4, 2) & 1, 1, "PRI Enable written to the device");
+  // Detach disables; a blocked device has ATS off, so a direct attach is ENODEV.
+  detachIommufdPt(m.machine.kernel, m.device.fd, PDMA_BDF);
+  assert.deepEqual(vtdDeviceState(m.fn), { ats: false, pri: false });
+  assert.equal(m.model.config.read(pri + 4, 2) & 1, 0);
+  assert.throws(() => m.attach(f1), /ENODEV/);
+  m.attach(m.parentId);
+  m.attach(f1); // works again after the detach
+  assert.equal(vtdDeviceState(m.fn).pri, true);
+  m.close();
+
+  // PASID enabled (scalable mode, PASID capability) but PRG Response PASID Required clear.
+  const n = priMachine({ pasidRequired: false });
+  const g = n.alloc(true);
+  assert.throws(() => n.attach(g), /EINVAL/);
+  assert.equal(vtdDeviceState(n.fn).pri, false);
   n.close();
 });
