@@ -26,16 +26,15 @@ import { ERRNO } from "../../ffi/errno.ts";
 import type { IommuFacts } from "../iommu/model.ts";
 import type { SimPciFunction } from "../kernel/pci_function.ts";
 import type { PciConfig } from "../pci/device.ts";
+import { findExtCapability } from "../pci/ext_cap.ts";
 import {
   PCI_ATS_CAP,
   PCI_ATS_CAP_PAGE_ALIGNED,
   PCI_ATS_CTRL,
   PCI_ATS_CTRL_ENABLE,
-  PCI_CFG_SPACE_EXT_START,
   PCI_EXT_CAP_ID_ATS,
   PCI_EXT_CAP_ID_PASID,
   PCI_EXT_CAP_ID_PRI,
-  PCI_EXT_CAP_NEXT_SHIFT,
   PCI_PRI_ALLOC_REQ,
   PCI_PRI_CTRL,
   PCI_PRI_CTRL_ENABLE,
@@ -44,30 +43,6 @@ import {
   PCI_PRI_STATUS,
   PCI_PRI_STATUS_PASID,
 } from "../pci/pci_regs.ts";
-
-/** Extended capability header: capability id (bits 15:0). */
-const EXT_CAP_ID_MASK = 0xffff;
-/** End of PCIe configuration space. */
-const CONFIG_SPACE_END = 0x1000;
-/** Bound on the extended-capability walk (a looping list ends it). */
-const EXT_CAP_MAX_HOPS = 256;
-
-/** Offset of a function's PCIe extended capability `id`, 0 without one (or without a config). */
-export function findExtCapability(config: PciConfig | undefined, id: number): number {
-  if (!config) return 0;
-  let at = PCI_CFG_SPACE_EXT_START;
-  for (
-    let hops = 0;
-    at >= PCI_CFG_SPACE_EXT_START && at < CONFIG_SPACE_END && hops < EXT_CAP_MAX_HOPS;
-    hops++
-  ) {
-    const header = config.read(at, 4) >>> 0;
-    if (header === 0 || header === 0xffff_ffff) return 0;
-    if ((header & EXT_CAP_ID_MASK) === id) return at;
-    at = header >>> PCI_EXT_CAP_NEXT_SHIFT;
-  }
-  return 0;
-}
 
 /** What the IOMMU driver does to a device's PCI capabilities when its domain changes. */
 export type DomainKind = "paging" | "nested" | "blocked";

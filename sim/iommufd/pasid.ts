@@ -17,10 +17,9 @@
 
 import { ERRNO } from "../../ffi/errno.ts";
 import type { PciConfig } from "../pci/device.ts";
+import { findExtCapability } from "../pci/ext_cap.ts";
 import {
-  PCI_CFG_SPACE_EXT_START,
   PCI_EXT_CAP_ID_PASID,
-  PCI_EXT_CAP_NEXT_SHIFT,
   PCI_PASID_CAP,
   PCI_PASID_CAP_WIDTH,
   PCI_PASID_CAP_WIDTH_SHIFT,
@@ -28,30 +27,12 @@ import {
 import type { IommufdCore } from "./core.ts";
 import type { DeviceObject, Hwpt } from "./objects.ts";
 
-/** Extended capability header: capability id (bits 15:0). */
-const EXT_CAP_ID_MASK = 0xffff;
-/** End of PCIe configuration space. */
-const CONFIG_SPACE_END = 0x1000;
-/** Bound on the extended-capability walk (a looping list ends it). */
-const EXT_CAP_MAX_HOPS = 256;
-
 /** Max PASID Width of a function's PCIe PASID capability, 0 without one. */
 export function devicePasidWidth(config: PciConfig): number {
-  let at = PCI_CFG_SPACE_EXT_START;
-  for (
-    let hops = 0;
-    at >= PCI_CFG_SPACE_EXT_START && at < CONFIG_SPACE_END && hops < EXT_CAP_MAX_HOPS;
-    hops++
-  ) {
-    const header = config.read(at, 4) >>> 0;
-    if (header === 0 || header === 0xffff_ffff) return 0;
-    if ((header & EXT_CAP_ID_MASK) === PCI_EXT_CAP_ID_PASID) {
-      const cap = config.read(at + PCI_PASID_CAP, 2);
-      return (cap & PCI_PASID_CAP_WIDTH) >> PCI_PASID_CAP_WIDTH_SHIFT;
-    }
-    at = header >>> PCI_EXT_CAP_NEXT_SHIFT;
-  }
-  return 0;
+  const at = findExtCapability(config, PCI_EXT_CAP_ID_PASID);
+  if (at === 0) return 0;
+  const cap = config.read(at + PCI_PASID_CAP, 2);
+  return (cap & PCI_PASID_CAP_WIDTH) >> PCI_PASID_CAP_WIDTH_SHIFT;
 }
 
 /** How many PASID bits the device can use behind its IOMMU. */

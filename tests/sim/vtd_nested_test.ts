@@ -25,7 +25,8 @@ import {
 import { createMachine, type SimMachine } from "../../sim/machine.ts";
 import { PasidDmaDevice, type PasidDmaOptions } from "../../sim/pci/pasid_dma.ts";
 import { PasidDmaDriver } from "../../drivers/pasid_dma/pasid_dma.ts";
-import { findExtCapability, vtdDeviceState } from "../../sim/iommufd/iopf.ts";
+import { vtdDeviceState } from "../../sim/iommufd/iopf.ts";
+import { findExtCapability } from "../../sim/pci/ext_cap.ts";
 
 const BDF = "0000:00:02.0";
 /** A stage-1 address inside the edu's 28-bit DMA mask. */
