@@ -111,8 +111,9 @@ export function attachIommufdPasid(
   });
   ioctlChecked(kernel, deviceFd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, arg, device, {
     EINVAL: `the kernel has no PASID attach (before Linux ${PASID_ATTACH_MIN_KERNEL}), PASID ` +
-      `${pasid} is beyond the device's PASID width, or HWPT ${ptId} was not allocated with ` +
-      "IOMMU_HWPT_ALLOC_PASID",
+      `${pasid} is beyond the device's PASID width, ${ptId} is an IOAS or a HWPT not allocated ` +
+      "with IOMMU_HWPT_ALLOC_PASID, or the device itself (no PASID) is attached to such a HWPT: " +
+      "allocate HWPTs with IOMMU_HWPT_ALLOC_PASID for the device and for each PASID",
     ENOENT: `no HWPT with id ${ptId}`,
   });
   return decode(layout, arg).pt_id;

@@ -150,6 +150,18 @@ function reserveDeviceRegions(idev: DeviceObject, ioas: IoasObject): number {
   return 0;
 }
 
+/**
+ * `iommufd_hwpt_pasid_compat` for the RID (Linux 6.15+, the PASID attach series): while a PASID
+ * of the group is attached, the RID may only go to a HWPT allocated with IOMMU_HWPT_ALLOC_PASID
+ * (VT-d's scalable-mode PASID table hangs off the RID's entry). PASIDs exist only from 6.15, so
+ * older kernels never refuse here.
+ */
+function ridPasidCompat(idev: DeviceObject, hwpt: Hwpt): number {
+  if (hwpt.pasidCompat) return 0;
+  const devices = [idev, ...idev.igroup.attached];
+  return devices.some((d) => d.pasids.size > 0) ? -ERRNO.EINVAL : 0;
+}
+
 /** `iommufd_hw_pagetable_attach`: 0 or -errno; takes a user on the HWPT. */
 function hwptAttach(idev: DeviceObject, hwpt: Hwpt): number {
   const ig = idev.igroup;
@@ -162,6 +174,11 @@ function hwptAttach(idev: DeviceObject, hwpt: Hwpt): number {
   let rc = reserveDeviceRegions(idev, paging.ioas);
   if (rc < 0) return rc;
   if (ig.attached.length === 0) {
+    rc = ridPasidCompat(idev, hwpt);
+    if (rc < 0) {
+      paging.ioas.iopt.removeReserved(idev);
+      return rc;
+    }
     if (hwpt.fault) {
       rc = iopfEnable(idev);
       if (rc < 0) {
@@ -211,6 +228,8 @@ function hwptReplace(idev: DeviceObject, hwpt: Hwpt): { rc: number; old?: Hwpt }
   const old = ig.hwpt;
   if (!old) return { rc: -ERRNO.EINVAL };
   if (hwpt === old) return { rc: 0 };
+  const compat = ridPasidCompat(idev, hwpt);
+  if (compat < 0) return { rc: compat };
   const paging = pagingOf(hwpt);
   const oldPaging = pagingOf(old);
   const ioasChanged = paging.ioas !== oldPaging.ioas;

@@ -7,10 +7,13 @@
  * Rules modelled (from the merged series as summarized in vfio.md §7.6 / iommufd.md; details not
  * verified against a 6.15 source tree): the PASID must be below the device's PASID width — the
  * smaller of the IOMMU's and the device's PCIe PASID capability (Max PASID Width), 0 when either
- * lacks PASID support — else EINVAL; the target must be a HWPT (an IOAS is refused with EINVAL
- * here: Linux would allocate an automatic PASID-capable HWPT, which is not modelled); the HWPT
- * must be PASID-compatible (EINVAL); attaching an attached PASID replaces its HWPT; detaching a
- * PASID that is not attached does nothing.
+ * lacks PASID support — else EINVAL; the HWPT must be PASID-compatible (allocated with
+ * IOMMU_HWPT_ALLOC_PASID), and so must the HWPT the RID is attached to, if any
+ * (`iommufd_hwpt_pasid_compat`; the RID side is checked in device.ts): else EINVAL. An IOAS as
+ * the target is EINVAL too, as in Linux: `iommufd_device_auto_get_domain` allocates automatic
+ * HWPTs without IOMMU_HWPT_ALLOC_PASID, so none is PASID-compatible (checked in the upstream
+ * source of device.c/hw_pagetable.c after 6.15). Attaching an attached PASID replaces its HWPT;
+ * detaching a PASID that is not attached does nothing.
  *
  * @module
  */
@@ -55,6 +58,8 @@ export function attachDevicePasid(
   if (pt.type !== "hwpt-paging" && pt.type !== "hwpt-nested") return -ERRNO.EINVAL;
   const hwpt: Hwpt = pt;
   if (!hwpt.pasidCompat) return -ERRNO.EINVAL;
+  const rid = dev.igroup.hwpt;
+  if (rid !== undefined && !rid.pasidCompat) return -ERRNO.EINVAL;
   const iommu = dev.fn.group.iommu;
   const rc = iommu.attachPasid(dev.fn.requester, pasid, hwpt.domain);
   if (rc < 0) return rc;

@@ -5,7 +5,7 @@
  * its own space; 6.12 refuses the flag; the PASID width and the HWPT's PASID flag are enforced.
  */
 import assert from "node:assert/strict";
-import { attachIommufdPasid, detachIommufdPasid } from "../../core/cdev.ts";
+import { attachIommufdPasid, attachIommufdPt, detachIommufdPasid } from "../../core/cdev.ts";
 import { IommufdBackend } from "../../core/iommufd_backend.ts";
 import { openPciDevice } from "../../core/pci_device.ts";
 import { PasidDmaDriver } from "../../drivers/pasid_dma/pasid_dma.ts";
@@ -34,6 +34,16 @@ function rig(kernelVersion?: string) {
   assert.ok(backend instanceof IommufdBackend);
   const [device] = backend.devices();
   const fd = backend.iommufd;
+  /**
+   * Move the device (its RID) from the automatic HWPT to a PASID-compatible one on `ioas` (by
+   * default the backend's, where the driver's rings live): Linux refuses PASID attach while the
+   * RID sits on a HWPT without IOMMU_HWPT_ALLOC_PASID.
+   */
+  const pasidReadyRid = (ioas = backend.ioasId) => {
+    const hwpt = fd.hwptAlloc({ devId: device.devId, ptId: ioas, flags: IOMMU_HWPT_ALLOC_PASID });
+    assert.equal(attachIommufdPt(kernel, device.fd, hwpt, BDF), hwpt);
+    return hwpt;
+  };
   /** A new IOAS with `mem` at IOVA and a PASID-capable (or not) HWPT on it. */
   const space = (mem: MappedMemory, pasidFlag = true) => {
     const ioas = fd.ioasAlloc();
@@ -50,11 +60,12 @@ function rig(kernelVersion?: string) {
     if (typeof m === "number") throw new Error(`mmap: ${m}`);
     return m;
   };
-  return { machine, kernel, dev, device, fd, space, mem };
+  return { machine, kernel, dev, device, fd, backend, space, mem, pasidReadyRid };
 }
 
 Deno.test("pasid: two PASIDs of one device see different memory at the same IOVA", async () => {
   const r = rig("6.15.0");
+  const ridHwpt = r.pasidReadyRid();
   const pdma = PasidDmaDriver.open(r.dev);
   const x = r.mem();
   const y = r.mem();
@@ -80,6 +91,9 @@ Deno.test("pasid: two PASIDs of one device see different memory at the same IOVA
   assert.equal(gone.status, "fault");
   assert.match(r.machine.faults().at(-1)!.message, /PASID 0x1\].*\[fault reason 0x59\]/);
   detachIommufdPasid(r.kernel, r.device.fd, 2, BDF);
+  // Back to an automatic HWPT now that no PASID is attached, so the backend can close its IOAS.
+  attachIommufdPt(r.kernel, r.device.fd, r.backend.ioasId, BDF);
+  r.fd.destroy(ridHwpt);
   for (const s of [sx, sy]) {
     r.fd.destroy(s.hwpt);
     r.fd.destroy(s.ioas);
@@ -109,12 +123,24 @@ Deno.test("pasid: attach rules — 6.12 knows no flag, PASID width, HWPT without
   const r = rig("6.15.0");
   const s = r.space(r.mem());
   const noFlag = r.space(r.mem(), false);
+  assert.throws(
+    () => attachIommufdPasid(r.kernel, r.device.fd, 3, s.hwpt, BDF),
+    /EINVAL/,
+    "the RID is on the automatic HWPT, which is not PASID-compatible",
+  );
+  // On an IOAS of its own: the backend's IOAS must be free of HWPTs when the device closes.
+  const ridHwpt = r.pasidReadyRid(r.fd.ioasAlloc());
   assert.throws(() => attachIommufdPasid(r.kernel, r.device.fd, 1 << 20, s.hwpt, BDF), /EINVAL/);
   assert.throws(() => attachIommufdPasid(r.kernel, r.device.fd, 3, noFlag.hwpt, BDF), /EINVAL/);
   assert.throws(() => attachIommufdPasid(r.kernel, r.device.fd, 3, s.ioas, BDF), /EINVAL/);
   assert.equal(attachIommufdPasid(r.kernel, r.device.fd, (1 << 20) - 1, s.hwpt, BDF), s.hwpt);
   const vtd = r.machine.iommu as VtdIommu;
   assert.ok(vtd.attachedPasid(REQUESTER, (1 << 20) - 1) !== undefined);
+  // While a PASID is attached the RID cannot go back to a HWPT without the PASID flag, nor to an
+  // IOAS (its automatic HWPT has none); it stays where it was.
+  assert.throws(() => attachIommufdPt(r.kernel, r.device.fd, noFlag.hwpt, BDF), /EINVAL/);
+  assert.throws(() => attachIommufdPt(r.kernel, r.device.fd, noFlag.ioas, BDF), /EINVAL/);
+  assert.equal(attachIommufdPt(r.kernel, r.device.fd, ridHwpt, BDF), ridHwpt);
   r.dev.close(); // closing the cdev unbinds the device: every PASID is detached
   assert.equal(vtd.attachedPasid(REQUESTER, (1 << 20) - 1), undefined);
 });
