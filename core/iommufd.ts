@@ -1,7 +1,7 @@
 /**
  * Typed client for `/dev/iommu` (iommufd): IOAS alloc/map/unmap/copy/IOVA ranges/allowed IOVAs,
- * options, HWPT allocation and invalidation, GET_HW_INFO, DESTROY, and (Linux 6.13+) vIOMMU and
- * vDEVICE allocation. One method per ioctl; failures throw a
+ * options, HWPT allocation and invalidation, GET_HW_INFO, DESTROY, (Linux 6.13+) vIOMMU and
+ * vDEVICE allocation, and (6.15+) vIOMMU event queues ({@link IommufdVeventq}). One method per ioctl; failures throw a
  * {@link VfioError} naming the ioctl, the errno and a hint.
  *
  * Several iommufd ioctls take a *user pointer* to an array (allowed_iovas, data_uptr). The
@@ -70,9 +70,16 @@ import { IOVA_MAX } from "./iova_allocator.ts";
 import {
   IOMMU_VDEVICE_ALLOC,
   iommu_vdevice_alloc,
+  iommu_vevent_arm_smmuv3,
+  IOMMU_VEVENTQ_ALLOC,
+  iommu_veventq_alloc,
+  IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
   IOMMU_VIOMMU_ALLOC,
   iommu_viommu_alloc,
 } from "../ffi/uapi/post_6_12.ts";
+import { IommufdVeventq } from "./iommufd_veventq.ts";
+
+export { IommufdVeventq, type VeventRecord } from "./iommufd_veventq.ts";
 
 /** The iommufd node. */
 export const IOMMUFD_PATH = "/dev/iommu";
@@ -415,6 +422,35 @@ export class Iommufd {
     return decode(layout, arg).out_vdevice_id;
   }
 
+  /**
+   * IOMMU_VEVENTQ_ALLOC (Linux 6.15+): an event queue of `type` (IOMMU_VEVENTQ_TYPE_ARM_SMMUV3) on
+   * a vIOMMU holding at most `depth` unread events; the returned queue owns its fd (close or
+   * dispose it, then IOMMU_DESTROY its id before the vIOMMU).
+   */
+  veventqAlloc(
+    args: { readonly viommuId: number; readonly type: number; readonly depth: number },
+  ): IommufdVeventq {
+    const layout = iommu_veventq_alloc;
+    const arg = encode(layout, {
+      size: layout.size,
+      viommu_id: args.viommuId,
+      type: args.type,
+      veventq_depth: args.depth,
+    });
+    this.#ioctl(IOMMU_VEVENTQ_ALLOC, arg, {
+      ENOTTY: "the kernel has no vEVENTQs (they came with Linux 6.15)",
+      ENOENT: `no vIOMMU ${args.viommuId}`,
+      EINVAL: "the depth must be at least 1",
+      EEXIST: "the vIOMMU already has a vEVENTQ of this type",
+      EOPNOTSUPP: "type DEFAULT, or non-zero flags",
+    });
+    const out = decode(layout, arg);
+    const eventSize = args.type === IOMMU_VEVENTQ_TYPE_ARM_SMMUV3
+      ? iommu_vevent_arm_smmuv3.size
+      : 0;
+    return new IommufdVeventq(this.#kernel, out.out_veventq_id, out.out_veventq_fd, eventSize);
+  }
+
   /** IOMMU_GET_HW_INFO: the IOMMU behind a device; VT-d registers are decoded. */
   getHwInfo(devId: number): HwInfo {
     const layout = iommu_hw_info;
@@ -442,7 +478,7 @@ export class Iommufd {
     });
   }
 
-  /** IOMMU_DESTROY: destroy an object (IOAS, HWPT, fault queue) by id. */
+  /** IOMMU_DESTROY: destroy an object (IOAS, HWPT, fault queue, vIOMMU objects) by id. */
   destroy(id: number): void {
     const layout = iommu_destroy;
     this.#ioctl(IOMMU_DESTROY, encode(layout, { size: layout.size, id }), {

@@ -61,8 +61,14 @@ import type {
   ReservedRegion,
   TranslateResult,
 } from "./model.ts";
-import { SMMU_RECOVERABLE_EVENTS, SmmuV3NestedDomain, SmmuV3Nesting } from "./smmuv3_nested.ts";
 import {
+  SMMU_RECOVERABLE_EVENTS,
+  SMMU_VMASTER_EVENTS,
+  SmmuV3NestedDomain,
+  SmmuV3Nesting,
+} from "./smmuv3_nested.ts";
+import {
+  decodeSmmuEvent,
   encodeSmmuEvent,
   SMMU_EVT,
   SMMU_EVT_CLASS,
@@ -529,9 +535,23 @@ export class SmmuV3Iommu implements IommuModel {
    * kernel log. Returns the lines.
    */
   drainEvents(): string[] {
-    const lines = this.eventQueue.drain().flatMap((raw) => smmuEventLogLines(this.name, raw));
+    const lines = this.eventQueue.drain()
+      .filter((raw) => !this.#forwardToVmaster(raw))
+      .flatMap((raw) => smmuEventLogLines(this.name, raw));
     for (const line of lines) this.#kernelLog?.(line);
     return lines;
+  }
+
+  /**
+   * Linux 6.15's `arm_smmu_handle_event` for a record that did not stall: one of
+   * {@link SMMU_VMASTER_EVENTS} with S2 = 0 from a stream attached to a nested domain with an event
+   * path (a vIOMMU) goes to that path; true when it was taken there (not logged).
+   */
+  #forwardToVmaster(raw: Uint8Array): boolean {
+    const e = decodeSmmuEvent(raw);
+    if (e.stall || e.s2 || !SMMU_VMASTER_EVENTS.has(e.id)) return false;
+    const d = this.#streams.get(e.sid);
+    return d instanceof SmmuV3NestedDomain && d.eventReporter !== undefined && d.eventReporter(raw);
   }
 
   /** @internal trace a line. */

@@ -284,6 +284,23 @@ function fault(event: number, stage: 1 | 2, fields: Partial<SmmuEvent> = {}, rec
   return { ok: false, event, fields, stage, record };
 }
 
+/**
+ * The event ids Linux 6.15's `arm_smmu_handle_event` handles, hence forwards to a vIOMMU's vEVENTQ
+ * when S2 = 0 and the transaction did not stall (arm-smmu-v3.c, read for this model): C_BAD_STE,
+ * F_STREAM_DISABLED, C_BAD_SUBSTREAMID, C_BAD_CD, F_TRANSLATION, F_ADDR_SIZE, F_ACCESS,
+ * F_PERMISSION. Fetch aborts, walk aborts and C_BAD_STREAMID stay in the host log.
+ */
+export const SMMU_VMASTER_EVENTS: ReadonlySet<number> = new Set([
+  SMMU_EVT.C_BAD_STE,
+  SMMU_EVT.F_STREAM_DISABLED,
+  SMMU_EVT.C_BAD_SUBSTREAMID,
+  SMMU_EVT.C_BAD_CD,
+  SMMU_EVT.F_TRANSLATION,
+  SMMU_EVT.F_ADDR_SIZE,
+  SMMU_EVT.F_ACCESS,
+  SMMU_EVT.F_PERMISSION,
+]);
+
 /** Stage-1 faults a page-request handler receives instead of the event queue. */
 export const SMMU_RECOVERABLE_EVENTS: ReadonlySet<number> = new Set([
   SMMU_EVT.F_TRANSLATION,
@@ -316,6 +333,12 @@ export class SmmuV3NestedDomain implements IommuDomain {
   freed = false;
   /** Where recoverable stage-1 faults go as page requests, if anywhere. */
   pageRequest: PageRequestHandler | undefined;
+  /**
+   * The vIOMMU's event path for the host's event thread (Linux 6.15+ `master->vmaster`): given a
+   * drained 32-byte record of a stream attached here (a forwardable id, S2 = 0, not stalled), true
+   * when it was delivered to user space instead of the kernel log.
+   */
+  eventReporter: ((raw: Uint8Array) => boolean) | undefined;
   /** The STE a stream attached to this domain gets (8 words). */
   readonly ste: readonly bigint[];
   /** ASIDs with entries in the IOTLB, per VMID (shared by the domains of one SMMU). */

@@ -2,7 +2,7 @@
  * `IommufdContext`: one open /dev/iommu (or iommufd-served /dev/vfio/vfio) — the simulated
  * `struct iommufd_ctx` as a {@link SimFile}: the ioctl dispatch with iommufd's generic rules
  * (iommufd.md §2), the command table of Linux 6.12 (nr 0x80–0x8e; from 6.13 also the vIOMMU and
- * vDEVICE commands 0x90–0x91, viommu.ts), the VFIO-compat fallback, the
+ * vDEVICE commands 0x90–0x91, viommu.ts; from 6.15 IOMMU_VEVENTQ_ALLOC 0x93, veventq.ts), the VFIO-compat fallback, the
  * leaf-first teardown on close, and the kernel-internal API the simulated VFIO uses (bind,
  * attach, detach, unbind, compat IOAS).
  *
@@ -34,14 +34,18 @@ import { kernelAtLeast } from "../kernel_version.ts";
 import {
   IOMMU_VDEVICE_ALLOC,
   iommu_vdevice_alloc,
+  IOMMU_VEVENTQ_ALLOC,
+  iommu_veventq_alloc,
   IOMMU_VIOMMU_ALLOC,
   iommu_viommu_alloc,
   iommu_viommu_alloc_data,
   PASID_ATTACH_MIN_KERNEL,
+  VEVENTQ_MIN_KERNEL,
   VIOMMU_MIN_KERNEL,
   VIOMMU_USER_DATA_MIN_KERNEL,
 } from "../../ffi/uapi/post_6_12.ts";
 import { cmdVdeviceAlloc, cmdViommuAlloc } from "./viommu.ts";
+import { cmdVeventqAlloc } from "./veventq.ts";
 import {
   cmdFaultAlloc,
   cmdGetDirtyBitmap,
@@ -103,9 +107,10 @@ function command<L extends StructLayout>(
 
 /**
  * The commands of a kernel answering as `version`, indexed by `nr - 0x80`: 6.12's, plus from 6.13
- * IOMMU_VIOMMU_ALLOC (0x90) and IOMMU_VDEVICE_ALLOC (0x91). The other numbers of later kernels
- * (0x8f IOAS_MAP_FILE, 0x92 IOAS_CHANGE_PROCESS, 0x93 VEVENTQ_ALLOC, …) are not modelled and stay
- * ENOTTY. Minimum sizes: `offsetofend(out_viommu_id)` and `offsetofend(virt_id)`, both 24.
+ * IOMMU_VIOMMU_ALLOC (0x90) and IOMMU_VDEVICE_ALLOC (0x91), and from 6.15 IOMMU_VEVENTQ_ALLOC
+ * (0x93). The other numbers of later kernels (0x8f IOAS_MAP_FILE, 0x92 IOAS_CHANGE_PROCESS, …) are
+ * not modelled and stay ENOTTY. Minimum sizes: `offsetofend(out_viommu_id)` and
+ * `offsetofend(virt_id)`, both 24; `offsetofend(__reserved)`, 32, for VEVENTQ_ALLOC.
  */
 function commandsOf(version: KernelVersion | undefined): readonly (Command | undefined)[] {
   if (version === undefined || !kernelAtLeast(version, VIOMMU_MIN_KERNEL)) return COMMANDS;
@@ -125,6 +130,14 @@ function commandsOf(version: KernelVersion | undefined): readonly (Command | und
     cmdVdeviceAlloc,
     iommu_vdevice_alloc.size,
   );
+  if (kernelAtLeast(version, VEVENTQ_MIN_KERNEL)) {
+    table[IOMMU_VEVENTQ_ALLOC.nr - IOMMUFD_CMD_BASE] = command(
+      IOMMU_VEVENTQ_ALLOC,
+      iommu_veventq_alloc,
+      cmdVeventqAlloc,
+      iommu_veventq_alloc.size,
+    );
+  }
   return table;
 }
 

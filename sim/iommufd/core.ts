@@ -24,10 +24,12 @@ import {
   ObjectTable,
   type ObjectType,
   type VdeviceObject,
+  type VeventqObject,
   type ViommuObject,
 } from "./objects.ts";
 import type { KernelVersion } from "../kernel_version.ts";
 import { destroyVdevice, destroyViommu } from "./viommu.ts";
+import { destroyVeventq } from "./veventq.ts";
 import { type AccountMode, Pages } from "./pages.ts";
 
 /** Static settings of a context. */
@@ -56,6 +58,7 @@ type ByType = {
   "fault": FaultObject;
   "viommu": ViommuObject;
   "vdevice": VdeviceObject;
+  "veventq": VeventqObject;
 };
 
 /** The objects and state of one context. */
@@ -140,6 +143,9 @@ export class IommufdCore {
         return;
       case "vdevice":
         destroyVdevice(obj);
+        return;
+      case "veventq":
+        destroyVeventq(obj);
         return;
     }
   }

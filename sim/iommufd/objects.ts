@@ -15,6 +15,7 @@ import type { SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup, SimPciFunction } from "../kernel/pci_function.ts";
 import type { FaultQueue } from "./fault.ts";
 import type { IoPagetable } from "./io_pagetable.ts";
+import type { VeventQueue } from "./veventq.ts";
 
 /** `INT_MAX`: the largest object ID. */
 export const IOMMUFD_MAX_ID = 0x7fff_ffff;
@@ -27,7 +28,8 @@ export type ObjectType =
   | "ioas"
   | "fault"
   | "viommu"
-  | "vdevice";
+  | "vdevice"
+  | "veventq";
 
 /** Fields every object has. */
 interface ObjectBase {
@@ -113,6 +115,23 @@ export interface ViommuObject extends ObjectBase {
   readonly vdeviceForTranslate: boolean;
   /** Whether a nested HWPT's (validated) data translates, so needs a vDEVICE to attach. */
   readonly translates: (data: Uint8Array) => boolean;
+  /** vEVENTQs by `enum iommu_veventq_type` (`viommu->veventqs`; 6.15+, one per type). */
+  readonly veventqs: Map<number, VeventqObject>;
+}
+
+/**
+ * A vEVENTQ (`struct iommufd_veventq`, Linux 6.15+): a bounded queue of vIOMMU events read through
+ * its fd; holds a user on its vIOMMU, and its open fd holds one on it.
+ */
+export interface VeventqObject extends ObjectBase {
+  /** Type tag. */
+  readonly type: "veventq";
+  /** Its vIOMMU. */
+  readonly viommu: ViommuObject;
+  /** `enum iommu_veventq_type`. */
+  readonly veventqType: number;
+  /** The queue and its fd file. */
+  readonly queue: VeventQueue;
 }
 
 /**
@@ -182,7 +201,8 @@ export type IommufdObject =
   | DeviceObject
   | FaultObject
   | ViommuObject
-  | VdeviceObject;
+  | VdeviceObject
+  | VeventqObject;
 
 /** The facts of the IOMMU behind a device. */
 export function deviceFacts(dev: DeviceObject): IommuFacts {

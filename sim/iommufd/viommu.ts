@@ -21,7 +21,8 @@
  *   in batches of 63 as Linux's `arm_vsmmu_cache_invalidate` does, so a conversion error drops the
  *   commands of the unissued batch although `entry_num` counts them — Linux's own behaviour.
  *
- * IOMMU_DESTROY: a vIOMMU with nested HWPTs or vDEVICEs → EBUSY; a vDEVICE is always free to go.
+ * IOMMU_DESTROY: a vIOMMU with nested HWPTs, vDEVICEs or vEVENTQs (6.15+, veventq.ts) → EBUSY; a
+ * vDEVICE is always free to go.
  *
  * @module
  */
@@ -33,6 +34,7 @@ import {
   type iommu_viommu_alloc,
   IOMMU_VIOMMU_TYPE_DEFAULT,
   VDEVICE_PER_DEVICE_MIN_KERNEL,
+  VEVENTQ_MIN_KERNEL,
   VIOMMU_VMASTER_MIN_KERNEL,
 } from "../../ffi/uapi/post_6_12.ts";
 import { IOMMU_HWPT_FAULT_ID_VALID } from "../../ffi/uapi/iommufd.ts";
@@ -71,6 +73,7 @@ export function cmdViommuAlloc(core: IommufdCore, u: Cmd<typeof iommu_viommu_all
     vdeviceForTranslate: core.settings.kernel !== undefined &&
       kernelAtLeast(core.settings.kernel, VIOMMU_VMASTER_MIN_KERNEL),
     translates: (data) => driver.needsVdevice(data),
+    veventqs: new Map(),
   };
   hwpt.users++;
   c.out_viommu_id = id;
@@ -182,6 +185,10 @@ export function allocHwptOnViommu(
   data.set(bytes);
   const domain = nesting.allocNested(viommu.hwpt.domain, { dataType, data });
   if (typeof domain === "number") return fail(domain);
+  const k = core.settings.kernel;
+  if (k !== undefined && kernelAtLeast(k, VEVENTQ_MIN_KERNEL)) {
+    driver.forwardEvents?.(domain, viommu);
+  }
   viommu.users++;
   return {
     id,

@@ -16,6 +16,11 @@
  *   with that virtual id (none: EIO); anything else EIO.
  * - from 6.15 a nested HWPT whose vSTE translates (Config = S1) attaches only to a device with a
  *   vDEVICE on the vIOMMU (ENOENT otherwise); abort and bypass vSTEs attach without one.
+ * - from 6.15 (`arm_vmaster_report_event`) events of a stream attached to a nested domain of the
+ *   vIOMMU, when the host driver handles them (smmuv3.ts: the id set of `arm_smmu_handle_event`,
+ *   S2 = 0, no stall) and the device has a vDEVICE, go to the vIOMMU's ARM_SMMUV3 vEVENTQ as the
+ *   raw 32-byte record with the vSID in StreamID (dword 0 bits 63:32); with no such queue they are
+ *   logged by the host as before.
  *
  * @module
  */
@@ -26,6 +31,8 @@ import { decode } from "../../ffi/uapi/layout.ts";
 import {
   iommu_hw_info_arm_smmuv3,
   IOMMU_HWPT_DATA_ARM_SMMUV3,
+  iommu_vevent_arm_smmuv3,
+  IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
   IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
   IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
 } from "../../ffi/uapi/post_6_12.ts";
@@ -33,8 +40,15 @@ import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
 } from "../../ffi/uapi/iommufd.ts";
-import type { IommuFacts, IommuModel } from "../iommu/model.ts";
-import { forceVmid, SMMU_CMD, SMMU_CMD_BYTES, SMMU_CMD_FIELD } from "../iommu/smmuv3_nested.ts";
+import type { IommuDomain, IommuFacts, IommuModel } from "../iommu/model.ts";
+import {
+  forceVmid,
+  SMMU_CMD,
+  SMMU_CMD_BYTES,
+  SMMU_CMD_FIELD,
+  SmmuV3NestedDomain,
+} from "../iommu/smmuv3_nested.ts";
+import { reportViommuEvent } from "./veventq.ts";
 import { SMMU_IDR0, SMMU_IDR3 } from "../iommu/smmuv3_regs.ts";
 import { STE, STE_CONFIG } from "../iommu/smmuv3_ste.ts";
 import { getField } from "../iommu/vtd_regs.ts";
@@ -55,6 +69,11 @@ export interface ViommuDriver {
   readonly entrySize: number;
   /** One user entry as the hardware command to issue, or -errno (EIO). */
   convert(viommu: ViommuObject, entry: Uint8Array): Uint8Array | number;
+  /**
+   * Route the host-drained events of streams attached to `domain` (a nested domain made on
+   * `viommu`) to the vIOMMU's vEVENTQ (6.15+), as the driver's `vmaster` does.
+   */
+  forwardEvents?(domain: IommuDomain, viommu: ViommuObject): void;
 }
 
 /** The SMMU's raw ID registers from its 6.13 hw_info report (zeros without one). */
@@ -126,7 +145,44 @@ const SMMUV3_VIOMMU: ViommuDriver = {
         return -ERRNO.EIO;
     }
   },
+  forwardEvents(domain, viommu) {
+    if (!(domain instanceof SmmuV3NestedDomain)) return;
+    domain.eventReporter = (raw) => {
+      const vsid = virtualSid(viommu, rawSid(raw));
+      if (vsid === undefined) return false;
+      return reportViommuEvent(viommu, IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, withStreamId(raw, vsid));
+    };
+  },
 };
+
+/** EVTQ dword 0 bits 63:32: the StreamID. */
+const EVT_SID_SHIFT = 32n;
+const EVT_SID_MASK = 0xffff_ffffn << EVT_SID_SHIFT;
+
+/** The StreamID of a raw 32-byte event. */
+function rawSid(raw: Uint8Array): number {
+  const d0 = new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0, true);
+  return Number((d0 & EVT_SID_MASK) >> EVT_SID_SHIFT);
+}
+
+/**
+ * The vSID of the device with physical StreamID `sid` on `viommu` (`iommufd_viommu_get_vdev_id`).
+ * Linux records it in the master's `vmaster` when the nested domain is attached; here it is looked
+ * up when the event is drained (same answer unless the vDEVICE changed while attached).
+ */
+function virtualSid(viommu: ViommuObject, sid: number): bigint | undefined {
+  for (const v of viommu.vdevs.values()) if (v.dev.fn.requester === sid) return v.virtId;
+  return undefined;
+}
+
+/** `arm_vmaster_report_event`'s record: the raw event with the vSID in place of the StreamID. */
+function withStreamId(raw: Uint8Array, vsid: bigint): Uint8Array {
+  const out = raw.slice(0, iommu_vevent_arm_smmuv3.size);
+  const v = new DataView(out.buffer);
+  const d0 = v.getBigUint64(0, true);
+  v.setBigUint64(0, (d0 & ~EVT_SID_MASK) | (BigInt.asUintN(32, vsid) << EVT_SID_SHIFT), true);
+  return out;
+}
 
 /** The arm-smmu-v3 driver row of Linux 6.13 and later. */
 export const SMMUV3_VIOMMU_ROW: IommuDriverRow = {
