@@ -4,10 +4,12 @@
  * builds a context descriptor and stage-1 tables in TypeScript, attaches QEMU's edu device to a
  * nested HWPT made from the guest's STE words, runs DMA through both stages, repoints a PTE and
  * shows the stale translation until a CMD_TLBI_NH_VA goes through the vIOMMU, then a stage-1
- * fault. Needs Linux 6.13 or later (vIOMMU objects, SMMUv3 nesting).
+ * fault — read, on Linux 6.15 and later, from a vEVENTQ of the vIOMMU as the guest's SMMU would
+ * report it (the vSID in StreamID). Needs Linux 6.13 or later (vIOMMU objects, SMMUv3 nesting).
  *
- * Runs on the simulator (an SMMUv3 with nesting, answering as Linux 6.13); `--device BDF` tries a
- * real edu bound to vfio-pci with a VFIO cdev behind a nesting-capable SMMUv3.
+ * Runs on the simulator (an SMMUv3 with nesting, answering as Linux 6.15; `--kernel 6.13` for the
+ * version without vEVENTQs); `--device BDF` tries a real edu bound to vfio-pci with a VFIO cdev
+ * behind a nesting-capable SMMUv3.
  *
  *   deno run examples/user_vsmmu.ts
  *   deno run --allow-ffi --allow-read examples/user_vsmmu.ts --device 0000:00:02.0
@@ -21,10 +23,14 @@ import { IommufdBackend } from "../core/iommufd_backend.ts";
 import { openPciDevice } from "../core/pci_device.ts";
 import { smmuCommand, SmmuV3Stage1Tables } from "../core/smmuv3_stage1.ts";
 import { EduDriver } from "../drivers/edu/edu.ts";
+import { VfioError } from "../core/errors.ts";
+import type { IommufdVeventq } from "../core/iommufd.ts";
+import { ERRNO } from "../ffi/errno.ts";
 import type { Kernel } from "../ffi/kernel.ts";
 import { IOMMU_HWPT_ALLOC_NEST_PARENT } from "../ffi/uapi/iommufd.ts";
 import {
   IOMMU_HWPT_DATA_ARM_SMMUV3,
+  IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
   IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
   IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
 } from "../ffi/uapi/post_6_12.ts";
@@ -32,8 +38,9 @@ import { createMachine, type SimMachine } from "../sim/machine.ts";
 
 const HELP = `user_vsmmu — a user-owned SMMUv3 stage 1 over an iommufd vIOMMU (Linux 6.13+)
 
-usage: deno run examples/user_vsmmu.ts [--device BDF]
+usage: deno run examples/user_vsmmu.ts [--device BDF] [--kernel VERSION]
   --device BDF   a real edu with a VFIO cdev behind a nesting SMMUv3 (default: the simulator)
+  --kernel V     the Linux version the simulator answers as (default 6.15; 6.13: no vEVENTQ)
   --help         this text`;
 
 /** The stage-1 (guest-virtual) address the device uses: inside edu's 28-bit DMA mask. */
@@ -42,18 +49,26 @@ const PAGE = 4096n;
 const PAYLOAD = "vSMMU";
 /** The guest's ASID and the StreamID it gives the device. */
 const ASID = 1;
-const VSID = 0x10n;
+const VSID = 0x42n;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { device: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
+    options: {
+      device: { type: "string" },
+      kernel: { type: "string", default: "6.15" },
+      help: { type: "boolean", short: "h", default: false },
+    },
   });
   if (values.help) return console.log(HELP);
   let kernel: Kernel;
   let machine: SimMachine | undefined;
   if (values.device === undefined) {
-    machine = createMachine({ iommu: "smmuv3", kernelVersion: "6.13", smmuNesting: true });
+    machine = createMachine({
+      iommu: "smmuv3",
+      kernelVersion: values.kernel,
+      smmuNesting: true,
+    });
     kernel = machine.kernel;
   } else {
     const { LinuxKernel } = await import("../ffi/linux.ts");
@@ -97,6 +112,9 @@ async function main(): Promise<void> {
     data: s1.vste(),
   });
   attachIommufdPt(kernel, device.fd, nested, bdf);
+  const events = openVeventq(() =>
+    fd.veventqAlloc({ viommuId: viommu, type: IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, depth: 16 })
+  );
   const show = (step: string): void => {
     const t = (x: typeof a): string =>
       `"${new TextDecoder().decode(x.bytes.subarray(0, PAYLOAD.length)).replace(/\0/g, ".")}"`;
@@ -120,17 +138,40 @@ async function main(): Promise<void> {
       smmuCommand("TLBI_NH_VA", { asid: ASID, address: VA, leaf: true }),
     ]);
     await dma(`after CMD_TLBI_NH_VA via the vIOMMU (${handled})`);
-    if (machine) {
-      const before = machine.faults().length;
-      await edu.dmaFromDeviceToIova(VA + 64n * PAGE, 4);
-      for (const f of machine.faults().slice(before)) {
-        console.log(`user_vsmmu: stage-${f.stage} fault: ${f.message}`);
-      }
+    const before = machine?.faults().length ?? 0;
+    await edu.dmaFromDeviceToIova(VA + 64n * PAGE, 4);
+    for (const f of machine?.faults().slice(before) ?? []) {
+      console.log(`user_vsmmu: SMMU recorded a stage-${f.stage} fault: ${f.message}`);
+    }
+    for (const r of events?.read() ?? []) {
+      const evt = r.event?.map((d) => `0x${d.toString(16).padStart(16, "0")}`).join(" ") ?? "";
+      const id = r.event ? Number(r.event[0] & 0xffn) : 0;
+      const sid = r.event ? r.event[0] >> 32n : 0n;
+      console.log(
+        r.lost
+          ? `user_vsmmu: vEVENTQ #${r.sequence}: events lost`
+          : `user_vsmmu: vEVENTQ #${r.sequence}: event 0x${id.toString(16)} vSID ` +
+            `0x${sid.toString(16)}: ${evt}`,
+      );
     }
   } finally {
+    events?.close();
     attachIommufdPt(kernel, device.fd, backend.ioasId, bdf);
-    for (const id of [nested, vdev, viommu, parent]) fd.destroy(id);
+    for (const id of [...(events ? [events.id] : []), nested, vdev, viommu, parent]) {
+      fd.destroy(id);
+    }
     edu.close();
+  }
+}
+
+/** A vEVENTQ, or undefined (with a note) on kernels before 6.15 (ENOTTY). */
+function openVeventq(alloc: () => IommufdVeventq): IommufdVeventq | undefined {
+  try {
+    return alloc();
+  } catch (e) {
+    if (!(e instanceof VfioError) || e.errno !== ERRNO.ENOTTY) throw e;
+    console.log("user_vsmmu: no vEVENTQ (Linux before 6.15): faults go to the host log only");
+    return undefined;
   }
 }
 
