@@ -38,6 +38,8 @@ export const POLLERR = 0x8;
 export const POLLHUP = 0x10;
 /** poll(2) event: the fd is not open. */
 export const POLLNVAL = 0x20;
+/** poll(2) event: normal data to read (reported with POLLIN by iommufd's event fds). */
+export const POLLRDNORM = 0x40;
 
 /**
  * Anonymous process memory (from {@link Kernel.mmapAnonymous}): a user virtual address that the

@@ -31,7 +31,7 @@
  */
 
 import { ERRNO } from "../../ffi/errno.ts";
-import { POLLIN } from "../../ffi/kernel.ts";
+import { POLLIN, POLLRDNORM } from "../../ffi/kernel.ts";
 import { encodeInto } from "../../ffi/uapi/layout.ts";
 import {
   iommu_veventq_alloc,
@@ -47,9 +47,6 @@ import type { CmdOf as Cmd } from "./ucmd.ts";
 
 /** `INT_MAX`: the largest sequence number; the next one is 0. */
 export const VEVENT_SEQUENCE_MAX = 0x7fff_ffff;
-
-/** `EPOLLRDNORM` (not in ffi/kernel.ts): reported with POLLIN by iommufd event queues. */
-const POLLRDNORM = 0x40;
 
 /** One queued record: event data, or the queue's LOST_EVENTS header (no data). */
 interface Vevent {
