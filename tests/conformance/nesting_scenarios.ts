@@ -31,6 +31,9 @@ import {
   IOMMU_HWPT_DATA_ARM_SMMUV3,
   IOMMU_VDEVICE_ALLOC,
   iommu_vdevice_alloc,
+  IOMMU_VEVENTQ_ALLOC,
+  iommu_veventq_alloc,
+  IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
   IOMMU_VIOMMU_ALLOC,
   iommu_viommu_alloc,
   iommu_viommu_arm_smmuv3_invalidate,
@@ -210,11 +213,14 @@ const nestingWithoutSupport = scenario("iommufd/nesting-pasid-unsupported", {
 
 /** The guest StreamID the vDEVICE allocation names. */
 const SOME_VSID = 0x10n;
+/** Records of the vEVENTQ the 6.15 allocation asks for. */
+const SOME_VEVENTQ_DEPTH = 16;
 
 /**
- * The 6.13 vIOMMU uAPI (SMMUv3 nesting) on a 6.12 kernel: the ioctl numbers are unknown (ENOTTY,
- * before any argument is read), the SMMUv3 data types are refused as unsupported, and
- * HWPT_INVALIDATE on an IOAS id is ENOENT (6.13 makes that EINVAL, a vIOMMU id being valid there).
+ * The 6.13 vIOMMU uAPI (SMMUv3 nesting) and 6.15's vEVENTQ on a 6.12 kernel: the ioctl numbers are
+ * unknown (ENOTTY, before any argument is read), the SMMUv3 data types are refused as unsupported,
+ * and HWPT_INVALIDATE on an IOAS id is ENOENT (6.13 makes that EINVAL, a vIOMMU id being valid
+ * there).
  */
 const viommuWithoutSupport = scenario("iommufd/viommu-unsupported", {
   paths: ["iommufd"],
@@ -250,6 +256,20 @@ const viommuWithoutSupport = scenario("iommufd/viommu-unsupported", {
         viommu_id: pagingId,
         dev_id: s.devid,
         virt_id: SOME_VSID,
+      }),
+    ),
+    { errno: "ENOTTY" },
+  );
+  t.expect(
+    t.ioctl(
+      "VEVENTQ_ALLOC ARM_SMMUV3 (6.15)",
+      s.iommufd,
+      IOMMU_VEVENTQ_ALLOC,
+      struct(iommu_veventq_alloc, {
+        size: iommu_veventq_alloc.size,
+        viommu_id: pagingId,
+        type: IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
+        veventq_depth: SOME_VEVENTQ_DEPTH,
       }),
     ),
     { errno: "ENOTTY" },
