@@ -27,6 +27,7 @@ import type { IommuFacts } from "../iommu/model.ts";
 import type { SimPciFunction } from "../kernel/pci_function.ts";
 import type { PciConfig } from "../pci/device.ts";
 import { findExtCapability } from "../pci/ext_cap.ts";
+import { getField, type RegField, VTD_ECAP } from "../iommu/vtd_regs.ts";
 import {
   PCI_ATS_CAP,
   PCI_ATS_CAP_PAGE_ALIGNED,
@@ -85,28 +86,22 @@ function configOf(fn: SimPciFunction): PciConfig | undefined {
   return (fn.model as { config?: PciConfig } | undefined)?.config;
 }
 
-const bit = (x: bigint, n: number): boolean => ((x >> BigInt(n)) & 1n) === 1n;
-/** ECAP bit numbers (VT-d §11.4.3). */
-const ECAP_DT = 2;
-const ECAP_PRS = 29;
-const ECAP_PASID = 40;
-const ECAP_PDS = 42;
-const ECAP_SMTS = 43;
+const bit = (ecap: bigint, field: RegField): boolean => getField(ecap, field) === 1;
 /** Outstanding page requests the VT-d driver allocates (its page request queue depth). */
 const VTD_PRQ_DEPTH = 2048;
 
 /** The VT-d driver's IOPF feature; `ecapOf` reads the unit's ECAP register. */
 export function vtdIopf(ecapOf: (facts: IommuFacts) => bigint): IopfOps {
   const atsSupported = (facts: IommuFacts, config: PciConfig | undefined): config is PciConfig =>
-    bit(ecapOf(facts), ECAP_DT) && findExtCapability(config, PCI_EXT_CAP_ID_ATS) !== 0;
-  const scalable = (facts: IommuFacts): boolean => bit(ecapOf(facts), ECAP_SMTS);
+    bit(ecapOf(facts), VTD_ECAP.DT) && findExtCapability(config, PCI_EXT_CAP_ID_ATS) !== 0;
+  const scalable = (facts: IommuFacts): boolean => bit(ecapOf(facts), VTD_ECAP.SMTS);
   const priSupported = (facts: IommuFacts, config: PciConfig | undefined): config is PciConfig => {
     const ecap = ecapOf(facts);
-    return atsSupported(facts, config) && scalable(facts) && bit(ecap, ECAP_PRS) &&
-      bit(ecap, ECAP_PDS) && findExtCapability(config, PCI_EXT_CAP_ID_PRI) !== 0;
+    return atsSupported(facts, config) && scalable(facts) && bit(ecap, VTD_ECAP.PRS) &&
+      bit(ecap, VTD_ECAP.PDS) && findExtCapability(config, PCI_EXT_CAP_ID_PRI) !== 0;
   };
   const pasidEnabled = (facts: IommuFacts, config: PciConfig): boolean =>
-    scalable(facts) && bit(ecapOf(facts), ECAP_PASID) &&
+    scalable(facts) && bit(ecapOf(facts), VTD_ECAP.PASID) &&
     findExtCapability(config, PCI_EXT_CAP_ID_PASID) !== 0;
   const setCtrl = (config: PciConfig, reg: number, flag: number, on: boolean): void => {
     const v = config.read(reg, 2);
