@@ -31,6 +31,7 @@ export * from "./core/iommufd.ts";
 export * from "./core/cdev.ts";
 export * from "./core/syscall.ts";
 export * from "./core/vtd_info.ts";
+export * from "./core/smmuv3_info.ts";
 export type { IommufdDevice } from "./core/iommufd_backend.ts";
 export type { Type1Flavour } from "./core/type1_backend.ts";
 export type { SpaprWindowRequest } from "./core/spapr_backend.ts";

@@ -68,6 +68,8 @@ import {
 import { decodeVtdRegisters, type VtdRegisters } from "./vtd_info.ts";
 import { IOVA_MAX } from "./iova_allocator.ts";
 import {
+  iommu_hw_info_arm_smmuv3,
+  IOMMU_HW_INFO_TYPE_ARM_SMMUV3,
   IOMMU_VDEVICE_ALLOC,
   iommu_vdevice_alloc,
   iommu_vevent_arm_smmuv3,
@@ -78,6 +80,7 @@ import {
   iommu_viommu_alloc,
 } from "../ffi/uapi/post_6_12.ts";
 import { IommufdVeventq } from "./iommufd_veventq.ts";
+import { decodeSmmuV3Registers, type SmmuV3Registers } from "./smmuv3_info.ts";
 
 export { IommufdVeventq, type VeventRecord } from "./iommufd_veventq.ts";
 
@@ -124,6 +127,8 @@ export interface HwInfo {
   readonly maxPasidLog2: number;
   /** The decoded VT-d registers when `type` is IOMMU_HW_INFO_TYPE_INTEL_VTD. */
   readonly vtd: VtdRegisters | undefined;
+  /** The decoded SMMUv3 ID registers when `type` is IOMMU_HW_INFO_TYPE_ARM_SMMUV3 (6.13+). */
+  readonly smmuv3: SmmuV3Registers | undefined;
 }
 
 /** Room for the driver data of GET_HW_INFO (larger than every 6.12 data struct). */
@@ -451,7 +456,7 @@ export class Iommufd {
     return new IommufdVeventq(this.#kernel, out.out_veventq_id, out.out_veventq_fd, eventSize);
   }
 
-  /** IOMMU_GET_HW_INFO: the IOMMU behind a device; VT-d registers are decoded. */
+  /** IOMMU_GET_HW_INFO: the IOMMU behind a device; VT-d and SMMUv3 registers are decoded. */
   getHwInfo(devId: number): HwInfo {
     const layout = iommu_hw_info;
     return this.#withUserBuffer(HW_INFO_DATA_MAX, (mem) => {
@@ -468,12 +473,17 @@ export class Iommufd {
           data.length >= iommu_hw_info_vtd.size
         ? decodeVtdRegisters(decode(iommu_hw_info_vtd, data))
         : undefined;
+      const smmuv3 = info.out_data_type === IOMMU_HW_INFO_TYPE_ARM_SMMUV3 &&
+          data.length >= iommu_hw_info_arm_smmuv3.size
+        ? decodeSmmuV3Registers(data)
+        : undefined;
       return {
         type: info.out_data_type,
         data,
         capabilities: info.out_capabilities,
         maxPasidLog2: info.out_max_pasid_log2,
         vtd,
+        smmuv3,
       };
     });
   }
