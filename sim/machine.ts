@@ -113,6 +113,12 @@ export interface MachineOptions {
    * `pasid=on` gives 16) so guest CD tables may have more than one CD. Default off.
    */
   readonly smmuNesting?: boolean | { readonly ssidBits?: number };
+  /**
+   * IDR1.SSIDSIZE of the SMMUv3 (`iommu: "smmuv3"` only; 0..20, default 0 as QEMU's default;
+   * QEMU's `pasid=on` gives 16): with it the host can attach stage-1 domains to PASIDs (Linux
+   * 6.15's VFIO_DEVICE_ATTACH_PASID). With `smmuNesting` the two must agree when both are given.
+   */
+  readonly smmuSsidBits?: number;
   /** VT-d interrupt remapping (QEMU `intremap=on`; default true). Off: MSI is not isolated. */
   readonly intremap?: boolean;
   /** Simulated physical memory in bytes (default 4 GiB). */
@@ -242,8 +248,27 @@ function checkPlatformOptions(options: MachineOptions, vfioCdev: boolean): void 
   }
 }
 
+/** `smmuSsidBits` needs an SMMUv3 and agrees with `smmuNesting.ssidBits`. */
+function checkSmmuSsidBits(options: MachineOptions): void {
+  const bits = options.smmuSsidBits;
+  if (bits === undefined) return;
+  if (options.iommu !== "smmuv3") {
+    throw new Error(
+      `createMachine: smmuSsidBits with iommu "${options.iommu}": it is an SMMUv3 register ` +
+        'field; use iommu: "smmuv3" (VT-d PASIDs are vtdScalableMode)',
+    );
+  }
+  const nested = typeof options.smmuNesting === "object" ? options.smmuNesting.ssidBits : undefined;
+  if (nested !== undefined && nested !== bits) {
+    throw new Error(
+      `createMachine: smmuSsidBits ${bits} and smmuNesting.ssidBits ${nested} disagree; give one`,
+    );
+  }
+}
+
 /** `smmuNesting` needs an SMMUv3 and a kernel that has vIOMMUs. */
 function checkSmmuNesting(options: MachineOptions): void {
+  checkSmmuSsidBits(options);
   if (!options.smmuNesting) return;
   if (options.iommu !== "smmuv3") {
     throw new Error(
@@ -292,6 +317,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     pasidSpace,
     vtdScalableMode: options.vtdScalableMode === true ? {} : options.vtdScalableMode || undefined,
     smmuNesting: options.smmuNesting === true ? {} : options.smmuNesting || undefined,
+    smmuSsidBits: options.smmuSsidBits,
   });
   const random = seededRandom(options.seed ?? 1);
   const segment = new EthernetSegment(clock);

@@ -78,6 +78,8 @@ export interface IommuContext {
   readonly vtdScalableMode?: { readonly pasidBits?: number; readonly nesting?: boolean };
   /** SMMUv3 nesting for iommufd vIOMMUs (`nesting: true`, IDR3.FWB), with SSIDSIZE bits. */
   readonly smmuNesting?: { readonly ssidBits?: number };
+  /** SMMUv3 IDR1.SSIDSIZE without nesting (nesting's `ssidBits` wins when given). */
+  readonly smmuSsidBits?: number;
   /** The IOMMU group (sPAPR: the PE) of a requester id, once the machine is built. */
   readonly groupOf: (requester: number) => number | undefined;
 }
@@ -142,7 +144,8 @@ const IOMMUS: Record<IommuModelName, (ctx: IommuContext) => IommuModel> = {
       clock: c.clock,
       trace: c.log,
       kernelLog: c.log,
-      ...(c.smmuNesting ? { nesting: true, ssidBits: c.smmuNesting.ssidBits ?? 0 } : {}),
+      ssidBits: c.smmuNesting?.ssidBits ?? c.smmuSsidBits ?? 0,
+      ...(c.smmuNesting ? { nesting: true } : {}),
     }),
   "virtio-iommu": (c) =>
     new VirtioIommu({

@@ -7,6 +7,10 @@
  * with `nesting: true`: then {@link SmmuV3Iommu.nesting} allocates nested domains (user STE words
  * 0–1 over a stage-2 parent) and translates them (smmuv3_nested.ts).
  *
+ * With SubstreamIDs (`ssidBits` > 0) {@link SmmuV3Iommu.attachPasid} installs further stage-1
+ * domains at CD index SSID of a stream's CD table (Linux 6.12's `arm_smmu_set_pasid`), next to the
+ * RID's CD 0; a blocked RID then keeps a CD-table STE with S1DSS = terminate.
+ *
  * Translation of one transaction, in the order the SMMU checks (SMMUv3 §3.3, §3.4, §7.3):
  * 1. StreamID beyond the stream table or its missing level-2 table: C_BAD_STREAMID.
  * 2. STE.V = 0: C_BAD_STE. Config abort: terminated, no event. Bypass: identity (an input address
@@ -30,6 +34,10 @@
  * - STEs and CDs are cached per stream like the SMMU's configuration cache; the kernel side
  *   invalidates on every attach, anything else must call {@link SmmuV3Iommu.invalidateConfig}
  *   (CMD_CFGI_STE / CMD_CFGI_ALL).
+ * - S1CDMax is the SMMU's SSIDSIZE for every stream: Linux caps a master's `ssid_bits` by its
+ *   PCIe PASID capability too (`arm_smmu_enable_pasid`); iommufd checks that width on attach.
+ * - A stage-2 or nested RID attach while SSIDs are in use throws (Linux: EBUSY from
+ *   `arm_smmu_attach_dev`); the model's attach has no error return.
  * - The event queue is 2^7 records (Linux would size it from IDR1.EVTQS); the host drains it
  *   after every event, as Linux's event thread does, unless `hostDrainsEvents: false`.
  *
@@ -110,6 +118,7 @@ import {
   type CdView,
   decodeCd,
   decodeSte,
+  encodeInvalidCd,
   encodeInvalidSte,
   encodeS1Cd,
   encodeS1Ste,
@@ -303,6 +312,8 @@ export class SmmuV3Iommu implements IommuModel {
   readonly #vmids = new Set<number>();
   readonly #streams = new Map<number, SmmuV3Domain | SmmuV3NestedDomain>();
   readonly #cdTables = new Map<number, CdTable>();
+  /** Stage-1 domains on SubstreamIDs other than 0, per stream. */
+  readonly #pasids = new Map<number, Map<number, SmmuV3Domain>>();
   readonly #steCache = new Map<number, SteView>();
   readonly #cdCache = new Map<string, CdView>();
   readonly #faults: IommuFault[] = [];
@@ -383,6 +394,11 @@ export class SmmuV3Iommu implements IommuModel {
     for (const attached of this.#streams.values()) {
       if (attached === d) throw new Error(`SMMUv3: domain ${d.id} freed while attached`);
     }
+    for (const ssids of this.#pasids.values()) {
+      for (const attached of ssids.values()) {
+        if (attached === d) throw new Error(`SMMUv3: domain ${d.id} freed while on a PASID`);
+      }
+    }
     if (d instanceof SmmuV3NestedDomain) return this.#nesting?.free(d);
     if (this.#nesting?.hasChildren(d)) {
       throw new Error(`SMMUv3: nest parent vmid=${d.id} freed with nested children`);
@@ -394,10 +410,65 @@ export class SmmuV3Iommu implements IommuModel {
     this.traceLine(`smmuv3 domain free ${d.stage === 1 ? "asid" : "vmid"}=${d.id}`);
   }
 
-  /** PASID attach: the width checks; PASID tables are not modelled yet, so -EOPNOTSUPP after them. */
-  attachPasid(_requester: number, pasid: number, _domain: IommuDomain | null): number {
+  /**
+   * Install a stage-1 domain on SubstreamID `pasid` of a stream (`null` removes it), as Linux's
+   * `set_dev_pasid` / `remove_dev_pasid` of arm-smmu-v3 do: the domain's CD is written at index
+   * `pasid` of the stream's CD table. Answers 0; -EOPNOTSUPP without SubstreamIDs (IDR1.SSIDSIZE
+   * = 0) or for a nested domain (it has no `set_dev_pasid`); -EINVAL for PASID 0 (the RID's,
+   * `IOMMU_NO_PASID`), a PASID beyond SSIDSIZE, a stage-2 domain, or when the RID's STE is not a
+   * CD-table one (the RID on a stage-2 or nested domain; a blocked RID gets a CD-table STE with
+   * S1DSS = terminate). Removal writes an invalid CD, invalidates it (CMD_CFGI_CD) and the
+   * domain's ASID (CMD_TLBI_NH_ASID); the last one on a blocked RID returns it to its invalid STE.
+   */
+  attachPasid(requester: number, pasid: number, domain: IommuDomain | null): number {
     const rc = checkPasidAttach(this.facts, pasid);
-    return rc < 0 ? rc : -ERRNO.EOPNOTSUPP;
+    if (rc < 0) return rc;
+    if (pasid === 0) return -ERRNO.EINVAL;
+    const ssids = this.#pasids.get(requester);
+    const old = ssids?.get(pasid);
+    if (domain === null) {
+      if (!old) return 0;
+      ssids!.delete(pasid);
+      this.#cdTables.get(requester)?.writeCd(pasid, encodeInvalidCd());
+      this.#cdCache.delete(`${requester}:${pasid}`);
+      this.iotlb.flushDomain(old.tag);
+      if (ssids!.size === 0) {
+        this.#pasids.delete(requester);
+        // Linux downgrades a blocked RID's CD-table STE once no SubstreamID is in use.
+        if (!this.#streams.has(requester)) this.attach(requester, null);
+      }
+      this.traceLine(`smmuv3 detach sid=0x${requester.toString(16)} ssid=0x${pasid.toString(16)}`);
+      return 0;
+    }
+    const d = this.#own(domain);
+    if (d instanceof SmmuV3NestedDomain) return -ERRNO.EOPNOTSUPP;
+    if (d.freed) throw new Error(`SMMUv3: PASID attach of freed domain ${d.id}`);
+    if (d.stage !== 1) return -ERRNO.EINVAL;
+    const rid = this.#streams.get(requester);
+    if (rid !== undefined && (rid instanceof SmmuV3NestedDomain || rid.stage !== 1)) {
+      return -ERRNO.EINVAL;
+    }
+    const table = this.#cdTableOf(requester);
+    table.writeCd(pasid, this.#s1Cd(d));
+    this.#cdCache.delete(`${requester}:${pasid}`);
+    if (old) this.iotlb.flushDomain(old.tag);
+    this.iotlb.flushDomain(d.tag);
+    if (ssids) ssids.set(pasid, d);
+    else this.#pasids.set(requester, new Map([[pasid, d]]));
+    if (rid === undefined) {
+      // A blocked RID: its STE becomes a CD-table one whose SSID-less traffic is terminated.
+      this.streamTable.writeSte(requester, this.#cdTableSte(table, STE_S1DSS.TERMINATE));
+      this.invalidateConfig(requester);
+    }
+    this.traceLine(
+      `smmuv3 attach sid=0x${requester.toString(16)} ssid=0x${pasid.toString(16)} asid=${d.id}`,
+    );
+    return 0;
+  }
+
+  /** The domain on SubstreamID `pasid` of a stream, if one is attached there. */
+  attachedPasid(requester: number, pasid: number): SmmuV3Domain | undefined {
+    return this.#pasids.get(requester)?.get(pasid);
   }
 
   /**
@@ -405,11 +476,25 @@ export class SmmuV3Iommu implements IommuModel {
    * an invalid STE. Invalidates the configuration cache and the IOTLB of both domains.
    */
   attach(requester: number, domain: IommuDomain | null): void {
-    const old = this.#streams.get(requester);
-    if (old) this.#flush(old);
     const d = domain === null ? undefined : this.#own(domain);
     if (d?.freed) throw new Error(`SMMUv3: attach of freed domain ${d.id}`);
-    if (d === undefined) {
+    const ssidsInUse = this.#pasids.has(requester);
+    if (ssidsInUse && (d instanceof SmmuV3NestedDomain || (d !== undefined && d.stage !== 1))) {
+      // arm_smmu_attach_dev answers EBUSY here; the model's attach cannot fail.
+      throw new Error(
+        `SMMUv3: EBUSY: sid=0x${requester.toString(16)} has SubstreamIDs in use; ` +
+          "a stage-2 or nested RID domain needs them detached first",
+      );
+    }
+    const old = this.#streams.get(requester);
+    if (old) this.#flush(old);
+    if (d === undefined && ssidsInUse) {
+      // Blocked RID with PASIDs in use: a CD-table STE, S1DSS = terminate, CD 0 cleared.
+      this.#streams.delete(requester);
+      const table = this.#cdTableOf(requester);
+      table.writeCd(0, encodeInvalidCd());
+      this.streamTable.writeSte(requester, this.#cdTableSte(table, STE_S1DSS.TERMINATE));
+    } else if (d === undefined) {
       this.#streams.delete(requester);
       this.streamTable.writeSte(requester, encodeInvalidSte());
     } else {
@@ -422,7 +507,7 @@ export class SmmuV3Iommu implements IommuModel {
       this.streamTable.writeSte(requester, ste);
       this.#flush(d);
     }
-    if (d instanceof SmmuV3NestedDomain || d?.stage !== 1) {
+    if (!ssidsInUse && (d instanceof SmmuV3NestedDomain || d?.stage !== 1)) {
       // The stream no longer uses stage 1: its CD table goes (Linux keeps it until release).
       this.#cdTables.get(requester)?.destroy();
       this.#cdTables.delete(requester);
@@ -584,26 +669,39 @@ export class SmmuV3Iommu implements IommuModel {
   }
 
   #s1Ste(sid: number, d: SmmuV3Domain): bigint[] {
+    const table = this.#cdTableOf(sid);
+    table.writeCd(0, this.#s1Cd(d));
+    return this.#cdTableSte(table, STE_S1DSS.SSID0);
+  }
+
+  /** The stream's CD table, allocated on first use with S1CDMax = SSIDSIZE. */
+  #cdTableOf(sid: number): CdTable {
     let table = this.#cdTables.get(sid);
     if (table === undefined) {
       table = new CdTable(this.memory, this.ssidBits);
       this.#cdTables.set(sid, table);
     }
-    table.writeCd(
-      0,
-      encodeS1Cd({
-        asid: d.id,
-        ttb0: BigInt(d.table.root),
-        inputBits: d.table.inputBits,
-        ips: SMMU_OAS_BITS.indexOf(this.oasBits),
-        mair: LPAE_LINUX_MAIR,
-      }),
-    );
+    return table;
+  }
+
+  /** The CD of a stage-1 domain (Linux's `arm_smmu_make_s1_cd`). */
+  #s1Cd(d: SmmuV3Domain): bigint[] {
+    return encodeS1Cd({
+      asid: d.id,
+      ttb0: BigInt(d.table.root),
+      inputBits: d.table.inputBits,
+      ips: SMMU_OAS_BITS.indexOf(this.oasBits),
+      mair: LPAE_LINUX_MAIR,
+    });
+  }
+
+  /** A stage-1 STE over `table` (Linux's `arm_smmu_make_cdtable_ste`). */
+  #cdTableSte(table: CdTable, s1dss: number): bigint[] {
     return encodeS1Ste({
       cdTable: table.base,
       s1cdmax: this.ssidBits,
       s1fmt: table.s1fmt,
-      s1dss: STE_S1DSS.SSID0,
+      s1dss,
     });
   }
 

@@ -326,6 +326,11 @@ export interface S1CdOptions {
   readonly mair: bigint;
 }
 
+/** An invalid CD (V = 0, all words 0), as Linux's `arm_smmu_clear_cd` leaves a released SSID. */
+export function encodeInvalidCd(): bigint[] {
+  return words();
+}
+
 /** Linux's stage-1 CD (`arm_smmu_make_s1_cd`, little-endian, no stall, no HTTU). */
 export function encodeS1Cd(o: S1CdOptions): bigint[] {
   const w = words();
