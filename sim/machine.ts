@@ -33,6 +33,8 @@ import type { SimIommuGroup, SimPciFunction } from "./kernel/pci_function.ts";
 import { DEFAULT_MEMLOCK_LIMIT, SimKernel } from "./kernel/sim_kernel.ts";
 import { buildSysfs } from "./kernel/sysfs.ts";
 import { PhysicalMemory } from "./memory.ts";
+import { SmmuV3Iommu } from "./iommu/smmuv3.ts";
+import { devicePasidWidth } from "./iommufd/pasid.ts";
 import type { PciDeviceModel } from "./pci/device.ts";
 import { IrqRouter } from "./vfio/device.ts";
 import { DEFAULT_DMA_ENTRY_LIMIT } from "./vfio/type1.ts";
@@ -357,6 +359,10 @@ export function createMachine(options: MachineOptions): SimMachine {
     group.functions.push(fn);
     functions.push(fn);
     groupOfRequester.set(fn.requester, groupId);
+    // arm_smmu_probe_device: the master's SSID bits from its PCIe PASID capability.
+    if (iommu instanceof SmmuV3Iommu) {
+      iommu.probeMaster(fn.requester, devicePasidWidth(model.config));
+    }
     const router = new IrqRouter();
     routers.set(fn, router);
     const driver = d.driver ?? VFIO_PCI_DRIVER;

@@ -34,8 +34,8 @@
  * - STEs and CDs are cached per stream like the SMMU's configuration cache; the kernel side
  *   invalidates on every attach, anything else must call {@link SmmuV3Iommu.invalidateConfig}
  *   (CMD_CFGI_STE / CMD_CFGI_ALL).
- * - S1CDMax is the SMMU's SSIDSIZE for every stream: Linux caps a master's `ssid_bits` by its
- *   PCIe PASID capability too (`arm_smmu_enable_pasid`); iommufd checks that width on attach.
+ * - S1CDMax of a stream is its master's SSID bits ({@link SmmuV3Iommu.probeMaster}, which the
+ *   machine calls with the PCIe PASID width); a stream never probed uses SSIDSIZE.
  * - A stage-2 or nested RID attach while SSIDs are in use throws (Linux: EBUSY from
  *   `arm_smmu_attach_dev`); the model's attach has no error return.
  * - The event queue is 2^7 records (Linux would size it from IDR1.EVTQS); the host drains it
@@ -312,6 +312,8 @@ export class SmmuV3Iommu implements IommuModel {
   readonly #vmids = new Set<number>();
   readonly #streams = new Map<number, SmmuV3Domain | SmmuV3NestedDomain>();
   readonly #cdTables = new Map<number, CdTable>();
+  /** SSID bits of each probed master. */
+  readonly #masterSsidBits = new Map<number, number>();
   /** Stage-1 domains on SubstreamIDs other than 0, per stream. */
   readonly #pasids = new Map<number, Map<number, SmmuV3Domain>>();
   readonly #steCache = new Map<number, SteView>();
@@ -423,7 +425,7 @@ export class SmmuV3Iommu implements IommuModel {
   attachPasid(requester: number, pasid: number, domain: IommuDomain | null): number {
     const rc = checkPasidAttach(this.facts, pasid);
     if (rc < 0) return rc;
-    if (pasid === 0) return -ERRNO.EINVAL;
+    if (pasid === 0 || pasid >= 2 ** this.masterSsidBits(requester)) return -ERRNO.EINVAL;
     const ssids = this.#pasids.get(requester);
     const old = ssids?.get(pasid);
     if (domain === null) {
@@ -464,6 +466,20 @@ export class SmmuV3Iommu implements IommuModel {
       `smmuv3 attach sid=0x${requester.toString(16)} ssid=0x${pasid.toString(16)} asid=${d.id}`,
     );
     return 0;
+  }
+
+  /**
+   * Probe a master as Linux's `arm_smmu_probe_device` / `arm_smmu_enable_pasid` do: its SSID bits
+   * are the smaller of SSIDSIZE and its PCIe PASID capability's width (`pciPasidWidth`, 0 without
+   * one); its CD table gets S1CDMax = those bits. A stream never probed uses SSIDSIZE.
+   */
+  probeMaster(requester: number, pciPasidWidth: number): void {
+    this.#masterSsidBits.set(requester, Math.max(0, Math.min(this.ssidBits, pciPasidWidth)));
+  }
+
+  /** SSID bits of a master (S1CDMax of its CD table). */
+  masterSsidBits(requester: number): number {
+    return this.#masterSsidBits.get(requester) ?? this.ssidBits;
   }
 
   /** The domain on SubstreamID `pasid` of a stream, if one is attached there. */
@@ -674,11 +690,11 @@ export class SmmuV3Iommu implements IommuModel {
     return this.#cdTableSte(table, STE_S1DSS.SSID0);
   }
 
-  /** The stream's CD table, allocated on first use with S1CDMax = SSIDSIZE. */
+  /** The stream's CD table, allocated on first use with S1CDMax = the master's SSID bits. */
   #cdTableOf(sid: number): CdTable {
     let table = this.#cdTables.get(sid);
     if (table === undefined) {
-      table = new CdTable(this.memory, this.ssidBits);
+      table = new CdTable(this.memory, this.masterSsidBits(sid));
       this.#cdTables.set(sid, table);
     }
     return table;
@@ -699,7 +715,7 @@ export class SmmuV3Iommu implements IommuModel {
   #cdTableSte(table: CdTable, s1dss: number): bigint[] {
     return encodeS1Ste({
       cdTable: table.base,
-      s1cdmax: this.ssidBits,
+      s1cdmax: table.s1cdmax,
       s1fmt: table.s1fmt,
       s1dss,
     });

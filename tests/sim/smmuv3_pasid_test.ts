@@ -15,6 +15,7 @@ import type { MappedMemory } from "../../ffi/kernel.ts";
 import { IOMMU_HWPT_ALLOC_NEST_PARENT } from "../../ffi/uapi/iommufd.ts";
 import { IOMMU_HWPT_ALLOC_PASID } from "../../ffi/uapi/post_6_12.ts";
 import { createMachine } from "../../sim/machine.ts";
+import { PasidDmaDevice } from "../../sim/pci/pasid_dma.ts";
 import { SmmuV3Iommu } from "../../sim/iommu/smmuv3.ts";
 import { decodeSmmuEvent, SMMU_EVT } from "../../sim/iommu/smmuv3_event.ts";
 import {
@@ -287,4 +288,37 @@ Deno.test("smmuv3 pasid: the SMMU model alone — no SSIDs, PASID 0, freeing a d
     () => createMachine({ iommu: "vtd", smmuSsidBits: 8 }),
     /smmuSsidBits with iommu "vtd"/,
   );
+});
+
+Deno.test("smmuv3 pasid: S1CDMax is the master's SSID bits (its PASID capability, capped by SSIDSIZE)", () => {
+  const m = createMachine({
+    iommu: "smmuv3",
+    kernelVersion: "6.15.0",
+    smmuSsidBits: SSID_BITS,
+    devices: [{ model: new PasidDmaDevice({ pasidWidth: 8 }), bdf: BDF }],
+  });
+  const smmu = m.iommu as SmmuV3Iommu;
+  assert.equal(smmu.masterSsidBits(SID), 8);
+  assert.equal(smmu.masterSsidBits(0x28), SSID_BITS, "a stream never probed: SSIDSIZE");
+  const baseline = m.memory.usedBytes;
+  const rid = smmu.allocDomain();
+  const d = smmu.allocDomain();
+  smmu.attach(SID, rid);
+  const loc = smmu.streamTable.locate(SID);
+  assert.ok("addr" in loc);
+  const ste = decodeSte(readWords(m.memory, loc.addr, 4)!);
+  assert.equal(ste.s1cdmax, 8);
+  assert.equal(smmu.cdTable(SID)!.s1fmt, 0, "256 CDs: a linear CD table");
+  assert.equal(smmu.attachPasid(SID, 256, d), -22, "beyond the master's 8 bits");
+  assert.equal(smmu.attachPasid(SID, 255, d), 0);
+  d.map(0x1000n, 0x10_0000n, 0x1000n, { read: true, write: true });
+  const ok = smmu.translate(SID, 255, 0x1010n, "read", 4);
+  assert.ok(ok.ok && ok.phys === 0x10_0010n);
+  const bad = smmu.translate(SID, 256, 0x1010n, "read", 4);
+  assert.ok(!bad.ok && bad.fault.reason === SMMU_EVT.C_BAD_SUBSTREAMID);
+  assert.equal(smmu.attachPasid(SID, 255, null), 0);
+  smmu.attach(SID, null);
+  smmu.freeDomain(d);
+  smmu.freeDomain(rid);
+  assert.equal(m.memory.usedBytes, baseline);
 });
