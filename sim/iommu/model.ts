@@ -173,6 +173,12 @@ export interface IommuModel {
   /** Point a device (requester id) at a domain; `null` blocks all its DMA. Flushes its IOTLB. */
   attach(requester: number, domain: IommuDomain | null): void;
   /**
+   * The driver's `attach_dev` refusals that depend on the stream's current state, asked before
+   * {@link attach}: 0 or -errno (SMMUv3: EBUSY for a stage-2 or nested domain while substreams
+   * are in use). Models without such rules leave it out.
+   */
+  attachCheck?(requester: number, domain: IommuDomain): number;
+  /**
    * Point one PASID (substream) of a device at a domain; `null` blocks that PASID. Flushes the
    * PASID's IOTLB entries. Returns 0, or -EOPNOTSUPP when the IOMMU has no PASID support
    * (`facts.maxPasidLog2 === 0`), or -EINVAL for a PASID of `1 << maxPasidLog2` or more.

@@ -36,8 +36,8 @@
  *   (CMD_CFGI_STE / CMD_CFGI_ALL).
  * - S1CDMax of a stream is its master's SSID bits ({@link SmmuV3Iommu.probeMaster}, which the
  *   machine calls with the PCIe PASID width); a stream never probed uses SSIDSIZE.
- * - A stage-2 or nested RID attach while SSIDs are in use throws (Linux: EBUSY from
- *   `arm_smmu_attach_dev`); the model's attach has no error return.
+ * - A stage-2 or nested RID attach while SSIDs are in use is EBUSY (`arm_smmu_attach_dev`),
+ *   answered by {@link SmmuV3Iommu.attachCheck}, which the kernel asks before `attach`.
  * - The event queue is 2^7 records (Linux would size it from IDR1.EVTQS); the host drains it
  *   after every event, as Linux's event thread does, unless `hostDrainsEvents: false`.
  *
@@ -491,12 +491,19 @@ export class SmmuV3Iommu implements IommuModel {
    * Program the stream's STE (and CD 0 for a stage-1 domain) as Linux does; `null` blocks it with
    * an invalid STE. Invalidates the configuration cache and the IOTLB of both domains.
    */
+  /** `arm_smmu_attach_dev`: EBUSY for a stage-2 or nested domain while SubstreamIDs are in use. */
+  attachCheck(requester: number, domain: IommuDomain): number {
+    const d = this.#own(domain);
+    const needsCdTable = d instanceof SmmuV3NestedDomain || d.stage !== 1;
+    return this.#pasids.has(requester) && needsCdTable ? -ERRNO.EBUSY : 0;
+  }
+
   attach(requester: number, domain: IommuDomain | null): void {
     const d = domain === null ? undefined : this.#own(domain);
     if (d?.freed) throw new Error(`SMMUv3: attach of freed domain ${d.id}`);
     const ssidsInUse = this.#pasids.has(requester);
-    if (ssidsInUse && (d instanceof SmmuV3NestedDomain || (d !== undefined && d.stage !== 1))) {
-      // arm_smmu_attach_dev answers EBUSY here; the model's attach cannot fail.
+    if (d !== undefined && this.attachCheck(requester, d) < 0) {
+      // The kernel asks attachCheck first (iommufd's attach and replace); reaching this is a bug.
       throw new Error(
         `SMMUv3: EBUSY: sid=0x${requester.toString(16)} has SubstreamIDs in use; ` +
           "a stage-2 or nested RID domain needs them detached first",

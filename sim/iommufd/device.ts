@@ -121,6 +121,10 @@ function iopfDisable(idev: DeviceObject): void {
 function driverAttachCheck(idev: DeviceObject, hwpt: Hwpt): number {
   const iommu = idev.fn.group.iommu;
   if (pagingOf(hwpt).iommu !== iommu) return -ERRNO.EINVAL;
+  for (const fn of idev.fn.group.functions) {
+    const rc = iommu.attachCheck?.(fn.requester, hwpt.domain) ?? 0;
+    if (rc < 0) return rc;
+  }
   if (hwpt.type === "hwpt-nested" && hwpt.viommu) return viommuAttachCheck(idev, hwpt);
   if (hwpt.type === "hwpt-nested" && hwpt.dataType === IOMMU_HWPT_DATA_VTD_S1) {
     const s1 = decode(iommu_hwpt_vtd_s1, hwpt.data);

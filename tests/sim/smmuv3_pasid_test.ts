@@ -252,8 +252,12 @@ Deno.test("smmuv3 pasid: attach rules — width, PASID flag, stage 2, unbind det
     r.smmu.attachedPasid(SID, top),
     "one domain, two SSIDs",
   );
-  // While PASIDs are attached the RID cannot leave for a HWPT without the PASID flag.
+  // While PASIDs are attached the RID cannot leave for a HWPT without the PASID flag (iommufd:
+  // EINVAL), nor for a stage-2 one even with the flag (arm_smmu_attach_dev: EBUSY); it stays on
+  // its stage-1 HWPT with its CD table.
   assert.throws(() => attachIommufdPt(r.kernel, r.device.fd, noFlag.hwpt, BDF), /EINVAL/);
+  assert.throws(() => attachIommufdPt(r.kernel, r.device.fd, s2.hwpt, BDF), /EBUSY/);
+  assert.ok(r.smmu.cdTable(SID) !== undefined);
   assert.equal(attachIommufdPt(r.kernel, r.device.fd, ridHwpt, BDF), ridHwpt);
   r.dev.close(); // closing the cdev unbinds the device: every PASID is detached
   assert.equal(r.smmu.attachedPasid(SID, top), undefined);
@@ -276,9 +280,11 @@ Deno.test("smmuv3 pasid: the SMMU model alone — no SSIDs, PASID 0, freeing a d
   assert.equal(smmu.attachPasid(SID, 256, d), -22, "beyond SSIDSIZE");
   assert.equal(smmu.attachPasid(SID, 9, d), 0);
   assert.throws(() => smmu.freeDomain(d), /freed while on a PASID/);
-  // A stage-2 RID domain while an SSID is in use: Linux's arm_smmu_attach_dev answers EBUSY; the
-  // model's attach cannot fail, so it throws (iommufd's RID attach does not pre-check this yet).
+  // A stage-2 RID domain while an SSID is in use: attachCheck answers EBUSY (as Linux's
+  // arm_smmu_attach_dev), and attach without asking first is a kernel bug, so it throws.
   const s2 = smmu.allocDomain(2);
+  assert.equal(smmu.attachCheck(SID, s2), -16);
+  assert.equal(smmu.attachCheck(SID, d), 0);
   assert.throws(() => smmu.attach(SID, s2), /EBUSY/);
   smmu.freeDomain(s2);
   assert.equal(smmu.attachPasid(SID, 9, null), 0);
