@@ -6,10 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { attachIommufdPasid, attachIommufdPt, detachIommufdPasid } from "../../core/cdev.ts";
-import { IommufdBackend } from "../../core/iommufd_backend.ts";
-import { openPciDevice } from "../../core/pci_device.ts";
+import { openPasidSession, PASID_SPACE_IOVA } from "../helpers/pasid_session.ts";
 import { PasidDmaDriver } from "../../drivers/pasid_dma/pasid_dma.ts";
-import type { MappedMemory } from "../../ffi/kernel.ts";
 import { IOMMU_HWPT_ALLOC_PASID } from "../../ffi/uapi/post_6_12.ts";
 import { createMachine } from "../../sim/machine.ts";
 import type { VtdIommu } from "../../sim/iommu/vtd.ts";
@@ -17,8 +15,7 @@ import type { VtdIommu } from "../../sim/iommu/vtd.ts";
 const BDF = "0000:00:04.0";
 /** Requester id of 00:04.0. */
 const REQUESTER = 0x20;
-const IOVA = 0x40_0000n;
-const LENGTH = 8192;
+const IOVA = PASID_SPACE_IOVA;
 
 function rig(kernelVersion?: string) {
   const machine = createMachine({
@@ -29,38 +26,7 @@ function rig(kernelVersion?: string) {
     strict: true,
   });
   const kernel = machine.kernel;
-  const dev = openPciDevice(BDF, { kernel, iommu: "iommufd" });
-  const backend = dev.dma.backend;
-  assert.ok(backend instanceof IommufdBackend);
-  const [device] = backend.devices();
-  const fd = backend.iommufd;
-  /**
-   * Move the device (its RID) from the automatic HWPT to a PASID-compatible one on `ioas` (by
-   * default the backend's, where the driver's rings live): Linux refuses PASID attach while the
-   * RID sits on a HWPT without IOMMU_HWPT_ALLOC_PASID.
-   */
-  const pasidReadyRid = (ioas = backend.ioasId) => {
-    const hwpt = fd.hwptAlloc({ devId: device.devId, ptId: ioas, flags: IOMMU_HWPT_ALLOC_PASID });
-    assert.equal(attachIommufdPt(kernel, device.fd, hwpt, BDF), hwpt);
-    return hwpt;
-  };
-  /** A new IOAS with `mem` at IOVA and a PASID-capable (or not) HWPT on it. */
-  const space = (mem: MappedMemory, pasidFlag = true) => {
-    const ioas = fd.ioasAlloc();
-    fd.ioasMap(ioas, mem.address, BigInt(mem.length), { read: true, write: true }, IOVA);
-    const hwpt = fd.hwptAlloc({
-      devId: device.devId,
-      ptId: ioas,
-      flags: pasidFlag ? IOMMU_HWPT_ALLOC_PASID : 0,
-    });
-    return { ioas, hwpt };
-  };
-  const mem = (): MappedMemory => {
-    const m = kernel.mmapAnonymous(LENGTH);
-    if (typeof m === "number") throw new Error(`mmap: ${m}`);
-    return m;
-  };
-  return { machine, kernel, dev, device, fd, backend, space, mem, pasidReadyRid };
+  return { machine, kernel, ...openPasidSession(kernel, BDF) };
 }
 
 Deno.test("pasid: two PASIDs of one device see different memory at the same IOVA", async () => {
@@ -122,7 +88,7 @@ Deno.test("pasid: attach rules — 6.12 knows no flag, PASID width, HWPT without
 
   const r = rig("6.15.0");
   const s = r.space(r.mem());
-  const noFlag = r.space(r.mem(), false);
+  const noFlag = r.space(r.mem(), 0);
   assert.throws(
     () => attachIommufdPasid(r.kernel, r.device.fd, 3, s.hwpt, BDF),
     /EINVAL/,

@@ -8,10 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { attachIommufdPasid, attachIommufdPt, detachIommufdPasid } from "../../core/cdev.ts";
-import { IommufdBackend } from "../../core/iommufd_backend.ts";
-import { openPciDevice } from "../../core/pci_device.ts";
+import { openPasidSession, PASID_SPACE_IOVA } from "../helpers/pasid_session.ts";
 import { PasidDmaDriver } from "../../drivers/pasid_dma/pasid_dma.ts";
-import type { MappedMemory } from "../../ffi/kernel.ts";
 import { IOMMU_HWPT_ALLOC_NEST_PARENT } from "../../ffi/uapi/iommufd.ts";
 import { IOMMU_HWPT_ALLOC_PASID } from "../../ffi/uapi/post_6_12.ts";
 import { createMachine } from "../../sim/machine.ts";
@@ -29,8 +27,7 @@ import {
 const BDF = "0000:00:04.0";
 /** StreamID of 00:04.0 (its requester id). */
 const SID = 0x20;
-const IOVA = 0x40_0000n;
-const LENGTH = 8192;
+const IOVA = PASID_SPACE_IOVA;
 const SSID_BITS = 16;
 
 function rig(o: { nesting?: boolean } = {}) {
@@ -46,31 +43,7 @@ function rig(o: { nesting?: boolean } = {}) {
   const kernel = machine.kernel;
   const smmu = machine.iommu as SmmuV3Iommu;
   assert.ok(smmu instanceof SmmuV3Iommu);
-  const dev = openPciDevice(BDF, { kernel, iommu: "iommufd" });
-  const backend = dev.dma.backend;
-  assert.ok(backend instanceof IommufdBackend);
-  const [device] = backend.devices();
-  const fd = backend.iommufd;
-  /** The RID on a PASID-compatible HWPT over `ioas` (Linux refuses PASIDs next to one without). */
-  const pasidReadyRid = (ioas = backend.ioasId) => {
-    const hwpt = fd.hwptAlloc({ devId: device.devId, ptId: ioas, flags: IOMMU_HWPT_ALLOC_PASID });
-    assert.equal(attachIommufdPt(kernel, device.fd, hwpt, BDF), hwpt);
-    return hwpt;
-  };
-  const mems: MappedMemory[] = [];
-  const mem = (): MappedMemory => {
-    const m = kernel.mmapAnonymous(LENGTH);
-    if (typeof m === "number") throw new Error(`mmap: ${m}`);
-    mems.push(m);
-    return m;
-  };
-  /** A new IOAS with `mem` at IOVA and a HWPT on it (PASID-compatible unless told). */
-  const space = (m: MappedMemory, flags = IOMMU_HWPT_ALLOC_PASID) => {
-    const ioas = fd.ioasAlloc();
-    fd.ioasMap(ioas, m.address, BigInt(m.length), { read: true, write: true }, IOVA);
-    const hwpt = fd.hwptAlloc({ devId: device.devId, ptId: ioas, flags });
-    return { ioas, hwpt };
-  };
+  const session = openPasidSession(kernel, BDF);
   /** The STE the SMMU reads for the device. */
   const ste = () => {
     const loc = smmu.streamTable.locate(SID);
@@ -79,23 +52,10 @@ function rig(o: { nesting?: boolean } = {}) {
   };
   /** Unmap the test's buffers; then memory must be back at the machine's baseline. */
   const release = () => {
-    for (const m of mems) assert.equal(kernel.munmap(m), 0);
+    for (const m of session.buffers) assert.equal(kernel.munmap(m), 0);
     assert.equal(machine.memory.usedBytes, baseline, "no CD table, page table or buffer leaked");
   };
-  return {
-    machine,
-    kernel,
-    smmu,
-    dev,
-    device,
-    fd,
-    backend,
-    space,
-    mem,
-    pasidReadyRid,
-    ste,
-    release,
-  };
+  return { machine, kernel, smmu, ...session, ste, release };
 }
 
 Deno.test("smmuv3 pasid: two PASIDs of one device see different memory at the same IOVA", async () => {
