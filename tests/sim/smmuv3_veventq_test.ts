@@ -5,6 +5,7 @@
  * sequence wrap at INT_MAX, the destroy rules and the fd's references.
  */
 import assert from "node:assert/strict";
+import { raw, userBytes } from "../helpers/raw_ioctl.ts";
 import { attachIommufdPt } from "../../core/cdev.ts";
 import { IommufdBackend } from "../../core/iommufd_backend.ts";
 import type { IommufdVeventq } from "../../core/iommufd.ts";
@@ -13,8 +14,6 @@ import { SmmuV3Stage1Tables } from "../../core/smmuv3_stage1.ts";
 import { EduDriver } from "../../drivers/edu/edu.ts";
 import { ERRNO } from "../../ffi/errno.ts";
 import { POLLIN, POLLOUT } from "../../ffi/kernel.ts";
-import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
-import { decode, encode, type StructLayout } from "../../ffi/uapi/layout.ts";
 import {
   IOMMU_DESTROY,
   iommu_destroy,
@@ -50,28 +49,6 @@ const PAGE = 4096n;
 const ASID = 7;
 const VSID = 0x42;
 const RECORD = 8 + 32;
-
-/** A raw ioctl with a struct argument: -errno or the result, and the struct as written back. */
-function raw<L extends StructLayout>(
-  k: SimKernel,
-  fd: number,
-  decl: IoctlDecl,
-  layout: L,
-  values: Record<string, unknown>,
-  size = layout.size,
-) {
-  const arg = encode(layout, { size, ...values } as never);
-  const rc = k.ioctl(fd, ioctlNumber(k.ioctlArch, decl), arg);
-  return { rc, out: decode(layout, arg) as Record<string, number | bigint> };
-}
-
-/** User memory holding `bytes` (the kernel reads data_uptr by address). */
-function userBytes(k: SimKernel, bytes: Uint8Array): bigint {
-  const m = k.mmapAnonymous(Math.max(4096, bytes.length));
-  if (typeof m === "number") throw new Error(`mmap: ${m}`);
-  m.bytes.set(bytes);
-  return m.address;
-}
 
 interface Rig {
   machine: SimMachine;

@@ -7,6 +7,7 @@
  * as it always did.
  */
 import assert from "node:assert/strict";
+import { raw, userBytes } from "../helpers/raw_ioctl.ts";
 import { attachIommufdPt } from "../../core/cdev.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { IommufdBackend } from "../../core/iommufd_backend.ts";
@@ -15,9 +16,8 @@ import { smmuCommand, SmmuV3Stage1Tables } from "../../core/smmuv3_stage1.ts";
 import { EduDriver } from "../../drivers/edu/edu.ts";
 import { PasidDmaDriver } from "../../drivers/pasid_dma/pasid_dma.ts";
 import { ERRNO } from "../../ffi/errno.ts";
-import type { Kernel } from "../../ffi/kernel.ts";
-import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
-import { decode, encode, type StructLayout } from "../../ffi/uapi/layout.ts";
+import { ioctlNumber } from "../../ffi/uapi/common.ts";
+import { decode } from "../../ffi/uapi/layout.ts";
 import {
   IOMMU_DESTROY,
   iommu_destroy,
@@ -59,28 +59,6 @@ const ASID = 7;
 /** The vSIDs the guest gives the two devices. */
 const VSID = 0x42;
 const VSID2 = 0x43;
-
-/** A raw ioctl with a struct argument: -errno or the result, and the struct as written back. */
-function raw<L extends StructLayout>(
-  k: Kernel,
-  fd: number,
-  decl: IoctlDecl,
-  layout: L,
-  values: Record<string, unknown>,
-  size = layout.size,
-) {
-  const arg = encode(layout, { size, ...values } as never);
-  const rc = k.ioctl(fd, ioctlNumber(k.ioctlArch, decl), arg);
-  return { rc, out: decode(layout, arg) as Record<string, number | bigint> };
-}
-
-/** User memory holding `bytes` (the kernel reads data_uptr by address). */
-function userBytes(k: Kernel, bytes: Uint8Array): bigint {
-  const m = k.mmapAnonymous(Math.max(4096, bytes.length));
-  if (typeof m === "number") throw new Error(`mmap: ${m}`);
-  m.bytes.set(bytes);
-  return m.address;
-}
 
 /** The guest's STE words as `iommu_hwpt_arm_smmuv3`. */
 function ste(w0: bigint, w1 = 0n): Uint8Array {
