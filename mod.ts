@@ -47,6 +47,7 @@ export * from "./core/pci_device.ts";
 export * from "./core/device.ts";
 export * from "./core/config_space.ts";
 export * from "./core/irq.ts";
+export * from "./core/poll_until.ts";
 export * from "./core/sysfs.ts";
 // Drivers.
 export * from "./drivers/net_device.ts";

@@ -20,6 +20,7 @@
 import type { Mmio } from "../../ffi/kernel.ts";
 import type { PciDevice } from "../../core/pci_device.ts";
 import { VfioError } from "../../core/errors.ts";
+import { pollUntil } from "../../core/poll_until.ts";
 import { PCI_DEVICE_ID, PCI_VENDOR_ID } from "../../core/config_space.ts";
 import {
   E1000_CTRL,
@@ -195,19 +196,12 @@ export class E1000Controller {
     for (const reg of this.model.interrupts.maskClear) this.#regs.write32(reg, ALL_CAUSES);
   }
 
-  async #until(done: () => boolean, what: string): Promise<void> {
-    const kernel = this.#dev.kernel;
-    const deadline = kernel.now() + this.#timeoutMs;
-    while (!done()) {
-      if (kernel.now() > deadline) {
-        throw new VfioError({
-          operation: `${this.model.name} ${what}`,
-          device: this.#dev.bdf,
-          message: `the device did not finish within ${this.#timeoutMs} ms`,
-        });
-      }
-      await kernel.sleep(POLL_MS);
-    }
+  #until(done: () => boolean, what: string): Promise<void> {
+    return pollUntil(this.#dev, done, {
+      timeoutMs: this.#timeoutMs,
+      pollMs: POLL_MS,
+      operation: `${this.model.name} ${what}`,
+    });
   }
 }
 

@@ -19,6 +19,7 @@ import type { Mmio } from "../../ffi/kernel.ts";
 import type { PciDevice } from "../../core/pci_device.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
+import { pollUntil } from "../../core/poll_until.ts";
 import { PCI_DEVICE_ID, PCI_VENDOR_ID } from "../../core/config_space.ts";
 import {
   EDU_BAR,
@@ -283,19 +284,12 @@ export class EduDriver {
     return cmd;
   }
 
-  async #until(done: () => boolean, what: string): Promise<void> {
-    const kernel = this.#dev.kernel;
-    const deadline = kernel.now() + this.#timeoutMs;
-    while (!done()) {
-      if (kernel.now() > deadline) {
-        throw new VfioError({
-          operation: `edu ${what}`,
-          device: this.#dev.bdf,
-          message: `the device did not finish within ${this.#timeoutMs} ms`,
-        });
-      }
-      await kernel.sleep(this.#pollMs);
-    }
+  #until(done: () => boolean, what: string): Promise<void> {
+    return pollUntil(this.#dev, done, {
+      timeoutMs: this.#timeoutMs,
+      pollMs: this.#pollMs,
+      operation: `edu ${what}`,
+    });
   }
 }
 

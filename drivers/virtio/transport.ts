@@ -9,6 +9,7 @@
 import type { Mmio } from "../../ffi/kernel.ts";
 import type { PciDevice } from "../../core/pci_device.ts";
 import { VfioError } from "../../core/errors.ts";
+import { pollUntil } from "../../core/poll_until.ts";
 import {
   COMMON_DEVICE_FEATURE,
   COMMON_DEVICE_FEATURE_SELECT,
@@ -49,6 +50,8 @@ interface Structure {
 
 /** How long a reset may take before the driver gives up (virtual or real ms). */
 const RESET_TIMEOUT_MS = 1000;
+/** Poll interval while waiting for the reset (milliseconds). */
+const RESET_POLL_MS = 1;
 
 /** The transport over one PCI function. */
 export class VirtioPciTransport {
@@ -138,20 +141,13 @@ export class VirtioPciTransport {
   /** Reset the device (write 0) and wait until it reads back 0 (§4.1.4.3.2). */
   async reset(): Promise<void> {
     this.setStatus(0);
-    const kernel = this.#dev.kernel;
-    const deadline = kernel.now() + RESET_TIMEOUT_MS;
-    while (this.status() !== 0) {
-      if (kernel.now() > deadline) {
-        throw new VfioError({
-          operation: "virtio reset",
-          device: this.#dev.bdf,
-          message: `device status still 0x${
-            this.status().toString(16)
-          } after ${RESET_TIMEOUT_MS} ms`,
-        });
-      }
-      await kernel.sleep(1);
-    }
+    await pollUntil(this.#dev, () => this.status() === 0, {
+      timeoutMs: RESET_TIMEOUT_MS,
+      pollMs: RESET_POLL_MS,
+      operation: "virtio reset",
+      timeoutMessage: () =>
+        `device status still 0x${this.status().toString(16)} after ${RESET_TIMEOUT_MS} ms`,
+    });
   }
 
   /** The 64 device feature bits. */
