@@ -39,6 +39,12 @@ export interface PasidSession {
   mem(): MappedMemory;
   /** A new IOAS with `m` at {@link PASID_SPACE_IOVA} and a HWPT with `flags` on it. */
   space(m: MappedMemory, flags?: number): { ioas: number; hwpt: number };
+  /**
+   * Undo {@link pasidReadyRid} and {@link space} once no PASID is attached: the RID back on the
+   * backend's IOAS (an automatic HWPT), then `ridHwpt` and every space destroyed, so the backend
+   * can close its IOAS.
+   */
+  dropPasidSetup(ridHwpt: number, spaces: readonly { ioas: number; hwpt: number }[]): void;
   /** Every buffer `mem` made, for the test to unmap. */
   readonly buffers: MappedMemory[];
 }
@@ -67,6 +73,14 @@ export function openPasidSession(kernel: Kernel, bdf: string): PasidSession {
       if (typeof m === "number") throw new Error(`mmap: ${m}`);
       buffers.push(m);
       return m;
+    },
+    dropPasidSetup(ridHwpt, spaces) {
+      attachIommufdPt(kernel, device.fd, backend.ioasId, bdf);
+      fd.destroy(ridHwpt);
+      for (const s of spaces) {
+        fd.destroy(s.hwpt);
+        fd.destroy(s.ioas);
+      }
     },
     space(m, flags = IOMMU_HWPT_ALLOC_PASID) {
       const ioas = fd.ioasAlloc();

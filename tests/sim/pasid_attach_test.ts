@@ -58,12 +58,7 @@ Deno.test("pasid: two PASIDs of one device see different memory at the same IOVA
   assert.match(r.machine.faults().at(-1)!.message, /PASID 0x1\].*\[fault reason 0x59\]/);
   detachIommufdPasid(r.kernel, r.device.fd, 2, BDF);
   // Back to an automatic HWPT now that no PASID is attached, so the backend can close its IOAS.
-  attachIommufdPt(r.kernel, r.device.fd, r.backend.ioasId, BDF);
-  r.fd.destroy(ridHwpt);
-  for (const s of [sx, sy]) {
-    r.fd.destroy(s.hwpt);
-    r.fd.destroy(s.ioas);
-  }
+  r.dropPasidSetup(ridHwpt, [sx, sy]);
   pdma.close();
   r.dev.close();
 });

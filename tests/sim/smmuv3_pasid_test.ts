@@ -122,12 +122,7 @@ Deno.test("smmuv3 pasid: two PASIDs of one device see different memory at the sa
   assert.equal(y.bytes[0], 0x66);
 
   detachIommufdPasid(r.kernel, r.device.fd, 2, BDF);
-  attachIommufdPt(r.kernel, r.device.fd, r.backend.ioasId, BDF);
-  r.fd.destroy(ridHwpt);
-  for (const s of [sx, sy]) {
-    r.fd.destroy(s.hwpt);
-    r.fd.destroy(s.ioas);
-  }
+  r.dropPasidSetup(ridHwpt, [sx, sy]);
   pdma.close();
   r.dev.close();
   r.release();
