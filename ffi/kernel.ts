@@ -55,6 +55,12 @@ export interface MappedMemory {
 }
 
 /**
+ * What a 32-bit MMIO read returns from a function that no longer answers (PCIe: a completion
+ * timeout or unsupported request reads all-ones; also a removed device or a frozen POWER PE).
+ */
+export const MMIO_ALL_ONES = 0xffff_ffff;
+
+/**
  * A mapped device region (a PCI BAR): 8-, 16-, 32- and 64-bit register accesses, each one real
  * access of that width (devices such as virtio require the natural width of each register).
  * Never wrap a BAR in a DataView (V8 may split it into byte accesses).

@@ -23,7 +23,7 @@
  * @module
  */
 
-import type { Mmio } from "../../ffi/kernel.ts";
+import { type Mmio, MMIO_ALL_ONES } from "../../ffi/kernel.ts";
 import type { PciDevice } from "../../core/pci_device.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
@@ -145,8 +145,6 @@ export interface PasidDmaCounters {
 const DEFAULT_RING_ENTRIES = 64;
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_POLL_MS = 1;
-/** What a read from a function that no longer answers MMIO returns (PCIe: all-ones). */
-const MMIO_ALL_ONES = 0xffff_ffff;
 const BYTE_MAX = 0xff;
 const U64_MAX = (1n << 64n) - 1n;
 const PASID_FIELD_WIDTH = 20;
