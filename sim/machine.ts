@@ -33,7 +33,7 @@ import type { SimIommuGroup, SimPciFunction } from "./kernel/pci_function.ts";
 import { DEFAULT_MEMLOCK_LIMIT, SimKernel } from "./kernel/sim_kernel.ts";
 import { buildSysfs } from "./kernel/sysfs.ts";
 import { PhysicalMemory } from "./memory.ts";
-import { SmmuV3Iommu } from "./iommu/smmuv3.ts";
+import { SmmuV3Iommu } from "./iommu/smmuv3/smmuv3.ts";
 import { devicePasidWidth } from "./iommufd/pasid.ts";
 import type { PciDeviceModel } from "./pci/device.ts";
 import { IrqRouter } from "./vfio/device.ts";

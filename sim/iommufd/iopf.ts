@@ -27,7 +27,8 @@ import type { IommuFacts } from "../iommu/model.ts";
 import type { SimPciFunction } from "../kernel/pci_function.ts";
 import type { PciConfig } from "../pci/device.ts";
 import { findExtCapability } from "../pci/ext_cap.ts";
-import { getField, type RegField, VTD_ECAP } from "../iommu/vtd_regs.ts";
+import { VTD_ECAP } from "../iommu/vtd/vtd_regs.ts";
+import { getField, type RegField } from "../iommu/reg_fields.ts";
 import {
   PCI_ATS_CAP,
   PCI_ATS_CAP_PAGE_ALIGNED,

@@ -47,11 +47,11 @@ import {
   SMMU_CMD_BYTES,
   SMMU_CMD_FIELD,
   SmmuV3NestedDomain,
-} from "../iommu/smmuv3_nested.ts";
+} from "../iommu/smmuv3/smmuv3_nested.ts";
 import { reportViommuEvent } from "./veventq.ts";
-import { SMMU_IDR0, SMMU_IDR3 } from "../iommu/smmuv3_regs.ts";
-import { STE, STE_CONFIG } from "../iommu/smmuv3_ste.ts";
-import { getField } from "../iommu/vtd_regs.ts";
+import { SMMU_IDR0, SMMU_IDR3 } from "../iommu/smmuv3/smmuv3_regs.ts";
+import { STE, STE_CONFIG } from "../iommu/smmuv3/smmuv3_ste.ts";
+import { getField } from "../iommu/reg_fields.ts";
 import type { IommuDriverRow, UserFormat } from "./drivers.ts";
 import type { HwptPaging, ViommuObject } from "./objects.ts";
 

@@ -16,8 +16,8 @@ import type { SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup } from "../kernel/pci_function.ts";
 import { chargeLockedPages } from "../kernel/process.ts";
 import type { PhysicalChunk } from "../memory.ts";
-import { type SpaprPe, SpaprTceIommu } from "../iommu/spapr_tce.ts";
-import { TCE_PCI_READ, TCE_PCI_WRITE, type TceTable } from "../iommu/spapr_tce_table.ts";
+import { type SpaprPe, SpaprTceIommu } from "../iommu/spapr/spapr_tce.ts";
+import { TCE_PCI_READ, TCE_PCI_WRITE, type TceTable } from "../iommu/spapr/spapr_tce_table.ts";
 import type { VfioEnv } from "./env.ts";
 import { preregLookup, preregPut, type PreregRegion } from "./spapr_prereg.ts";
 

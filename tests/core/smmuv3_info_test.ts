@@ -1,7 +1,7 @@
 /**
  * core's decoding of the SMMUv3 ID registers IOMMU_GET_HW_INFO returns from Linux 6.13 on, read
  * through the iommufd client from a simulated SMMUv3; each decoded field is compared with the
- * model's registers read through the simulator's own field table (sim/iommu/smmuv3_regs.ts), so
+ * model's registers read through the simulator's own field table (sim/iommu/smmuv3/smmuv3_regs.ts), so
  * the two independent readings of the specification must agree.
  */
 import assert from "node:assert/strict";
@@ -9,15 +9,15 @@ import { openPciDevice } from "../../core/pci_device.ts";
 import { IommufdBackend } from "../../core/iommufd_backend.ts";
 import { IOMMU_HW_INFO_TYPE_ARM_SMMUV3 } from "../../ffi/uapi/post_6_12.ts";
 import { createMachine } from "../../sim/machine.ts";
-import type { SmmuV3Iommu } from "../../sim/iommu/smmuv3.ts";
-import { getField } from "../../sim/iommu/vtd_regs.ts";
+import type { SmmuV3Iommu } from "../../sim/iommu/smmuv3/smmuv3.ts";
+import { getField } from "../../sim/iommu/reg_fields.ts";
 import {
   SMMU_IDR0,
   SMMU_IDR1,
   SMMU_IDR3,
   SMMU_IDR5,
   SMMU_OAS_BITS,
-} from "../../sim/iommu/smmuv3_regs.ts";
+} from "../../sim/iommu/smmuv3/smmuv3_regs.ts";
 
 const BDF = "0000:00:02.0";
 const SSID_BITS = 8;

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { VirtualClock } from "../../sim/clock.ts";
-import { VtdIommu } from "../../sim/iommu/vtd.ts";
+import { VtdIommu } from "../../sim/iommu/vtd/vtd.ts";
 import { PhysicalMemory } from "../../sim/memory.ts";
 import { findCapability, msiState } from "../../sim/pci/config.ts";
 import type { InterruptSink } from "../../sim/pci/device.ts";

@@ -17,7 +17,7 @@ import {
   type StructValues,
 } from "../../ffi/uapi/layout.ts";
 import { VirtualClock } from "../../sim/clock.ts";
-import { VtdIommu, type VtdOptions } from "../../sim/iommu/vtd.ts";
+import { VtdIommu, type VtdOptions } from "../../sim/iommu/vtd/vtd.ts";
 import { vtdNestingSupported } from "../../sim/iommufd/drivers.ts";
 import type {
   DmaAccess,

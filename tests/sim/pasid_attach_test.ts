@@ -10,7 +10,7 @@ import { openPasidSession, PASID_SPACE_IOVA } from "../helpers/pasid_session.ts"
 import { PasidDmaDriver } from "../../drivers/pasid_dma/pasid_dma.ts";
 import { IOMMU_HWPT_ALLOC_PASID } from "../../ffi/uapi/post_6_12.ts";
 import { createMachine } from "../../sim/machine.ts";
-import type { VtdIommu } from "../../sim/iommu/vtd.ts";
+import type { VtdIommu } from "../../sim/iommu/vtd/vtd.ts";
 
 const BDF = "0000:00:04.0";
 /** Requester id of 00:04.0. */

@@ -17,14 +17,17 @@ import {
 import { createMachine } from "../../sim/machine.ts";
 import { VirtualClock } from "../../sim/clock.ts";
 import { SystemPasidSpace } from "../../sim/kernel/pasid_space.ts";
-import { VIOMMU_QEMU_FEATURES, VirtioIommuDevice } from "../../sim/iommu/virtio_iommu_device.ts";
+import {
+  VIOMMU_QEMU_FEATURES,
+  VirtioIommuDevice,
+} from "../../sim/iommu/virtio_iommu/virtio_iommu_device.ts";
 import {
   encodeAllocPasid,
   encodeFreePasid,
   VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID,
-} from "../../sim/iommu/virtio_iommu_pasid.ts";
-import { VIRTIO_IOMMU_S } from "../../sim/iommu/virtio_iommu_wire.ts";
-import type { VirtioIommu } from "../../sim/iommu/virtio_iommu.ts";
+} from "../../sim/iommu/virtio_iommu/virtio_iommu_pasid.ts";
+import { VIRTIO_IOMMU_S } from "../../sim/iommu/virtio_iommu/virtio_iommu_wire.ts";
+import type { VirtioIommu } from "../../sim/iommu/virtio_iommu/virtio_iommu.ts";
 
 const QUARANTINE_NS = 1_000_000;
 

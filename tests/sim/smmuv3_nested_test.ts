@@ -12,11 +12,15 @@ import { ERRNO } from "../../ffi/errno.ts";
 import { VirtualClock } from "../../sim/clock.ts";
 import { PhysicalMemory } from "../../sim/memory.ts";
 import type { IommuFault, PageRequest, TranslateResult } from "../../sim/iommu/model.ts";
-import { SmmuV3Iommu } from "../../sim/iommu/smmuv3.ts";
-import { decodeSmmuEvent, SMMU_EVT, SMMU_EVT_CLASS } from "../../sim/iommu/smmuv3_event.ts";
-import { encodeSmmuCmd, SMMU_CMD, SmmuV3NestedDomain } from "../../sim/iommu/smmuv3_nested.ts";
+import { SmmuV3Iommu } from "../../sim/iommu/smmuv3/smmuv3.ts";
+import { decodeSmmuEvent, SMMU_EVT, SMMU_EVT_CLASS } from "../../sim/iommu/smmuv3/smmuv3_event.ts";
+import {
+  encodeSmmuCmd,
+  SMMU_CMD,
+  SmmuV3NestedDomain,
+} from "../../sim/iommu/smmuv3/smmuv3_nested.ts";
 import { IOMMU_HWPT_DATA_ARM_SMMUV3 } from "../../ffi/uapi/post_6_12.ts";
-import { LPAE_DESC, LPAE_LINUX_MAIR, lpaeIndex } from "../../sim/iommu/smmuv3_pgtable.ts";
+import { LPAE_DESC, LPAE_LINUX_MAIR, lpaeIndex } from "../../sim/iommu/smmuv3/smmuv3_pgtable.ts";
 import {
   decodeSte,
   encodeS1Cd,
@@ -24,7 +28,7 @@ import {
   STE_CONFIG,
   STE_S1DSS,
   writeWords,
-} from "../../sim/iommu/smmuv3_ste.ts";
+} from "../../sim/iommu/smmuv3/smmuv3_ste.ts";
 
 const SID = 0x0010;
 const RW = { read: true, write: true };

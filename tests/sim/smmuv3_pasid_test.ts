@@ -14,15 +14,15 @@ import { IOMMU_HWPT_ALLOC_NEST_PARENT } from "../../ffi/uapi/iommufd.ts";
 import { IOMMU_HWPT_ALLOC_PASID } from "../../ffi/uapi/post_6_12.ts";
 import { createMachine } from "../../sim/machine.ts";
 import { PasidDmaDevice } from "../../sim/pci/pasid_dma.ts";
-import { SmmuV3Iommu } from "../../sim/iommu/smmuv3.ts";
-import { decodeSmmuEvent, SMMU_EVT } from "../../sim/iommu/smmuv3_event.ts";
+import { SmmuV3Iommu } from "../../sim/iommu/smmuv3/smmuv3.ts";
+import { decodeSmmuEvent, SMMU_EVT } from "../../sim/iommu/smmuv3/smmuv3_event.ts";
 import {
   decodeCd,
   decodeSte,
   readWords,
   STE_CONFIG,
   STE_S1DSS,
-} from "../../sim/iommu/smmuv3_ste.ts";
+} from "../../sim/iommu/smmuv3/smmuv3_ste.ts";
 
 const BDF = "0000:00:04.0";
 /** StreamID of 00:04.0 (its requester id). */

@@ -11,21 +11,21 @@ import assert from "node:assert/strict";
 import { ERRNO } from "../../ffi/errno.ts";
 import { VirtualClock } from "../../sim/clock.ts";
 import { PhysicalMemory } from "../../sim/memory.ts";
-import { SmmuV3Iommu, type SmmuV3Options } from "../../sim/iommu/smmuv3.ts";
-import { decodeSmmuEvent, SMMU_EVT, smmuEventDwords } from "../../sim/iommu/smmuv3_event.ts";
+import { SmmuV3Iommu, type SmmuV3Options } from "../../sim/iommu/smmuv3/smmuv3.ts";
+import { decodeSmmuEvent, SMMU_EVT, smmuEventDwords } from "../../sim/iommu/smmuv3/smmuv3_event.ts";
 import {
   LPAE_DESC,
   lpaeDescAddress,
   lpaeIndex,
   lpaeStartLevel,
-} from "../../sim/iommu/smmuv3_pgtable.ts";
+} from "../../sim/iommu/smmuv3/smmuv3_pgtable.ts";
 import {
   idrField,
   SMMU_IDR0,
   SMMU_IDR1,
   SMMU_IDR5,
   SMMU_REG,
-} from "../../sim/iommu/smmuv3_regs.ts";
+} from "../../sim/iommu/smmuv3/smmuv3_regs.ts";
 import {
   decodeCd,
   decodeSte,
@@ -33,7 +33,7 @@ import {
   encodeBypassSte,
   readWords,
   STE_CONFIG,
-} from "../../sim/iommu/smmuv3_ste.ts";
+} from "../../sim/iommu/smmuv3/smmuv3_ste.ts";
 
 const RW = { read: true, write: true };
 const RO = { read: true, write: false };

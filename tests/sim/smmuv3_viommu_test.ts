@@ -44,9 +44,9 @@ import {
 import { VFIO_DEVICE_ATTACH_IOMMUFD_PT } from "../../ffi/uapi/vfio.ts";
 import type { IommufdContext } from "../../sim/iommufd/context.ts";
 import { userLockedPages } from "../../sim/iommufd/mod.ts";
-import type { SmmuV3Iommu } from "../../sim/iommu/smmuv3.ts";
-import { SMMU_EVT } from "../../sim/iommu/smmuv3_event.ts";
-import { SMMU_REG } from "../../sim/iommu/smmuv3_regs.ts";
+import type { SmmuV3Iommu } from "../../sim/iommu/smmuv3/smmuv3.ts";
+import { SMMU_EVT } from "../../sim/iommu/smmuv3/smmuv3_event.ts";
+import { SMMU_REG } from "../../sim/iommu/smmuv3/smmuv3_regs.ts";
 import { createMachine, type SimMachine } from "../../sim/machine.ts";
 import type { SimKernel } from "../../sim/kernel/sim_kernel.ts";
 

@@ -9,8 +9,8 @@ import { openPciDevice, type PciDevice } from "../../core/pci_device.ts";
 import { SpaprBackend } from "../../core/spapr_backend.ts";
 import { EduDriver } from "../../drivers/edu/edu.ts";
 import { createMachine, type SimMachine } from "../../sim/machine.ts";
-import { SpaprTceIommu } from "../../sim/iommu/spapr_tce.ts";
-import type { TceTable } from "../../sim/iommu/spapr_tce_table.ts";
+import { SpaprTceIommu } from "../../sim/iommu/spapr/spapr_tce.ts";
+import type { TceTable } from "../../sim/iommu/spapr/spapr_tce_table.ts";
 import {
   VFIO_EEH_PE_GET_STATE,
   VFIO_EEH_PE_STATE_NORMAL,

@@ -10,11 +10,11 @@
 import assert from "node:assert/strict";
 import { ERRNO } from "../../ffi/errno.ts";
 import { VirtualClock } from "../../sim/clock.ts";
-import { VirtioIommu, type VirtioIommuOptions } from "../../sim/iommu/virtio_iommu.ts";
+import { VirtioIommu, type VirtioIommuOptions } from "../../sim/iommu/virtio_iommu/virtio_iommu.ts";
 import {
   VirtioIommuDevice,
   type VirtioIommuDeviceOptions,
-} from "../../sim/iommu/virtio_iommu_device.ts";
+} from "../../sim/iommu/virtio_iommu/virtio_iommu_device.ts";
 import {
   decodeConfig,
   decodeFault,
@@ -32,7 +32,7 @@ import {
   VIRTIO_IOMMU_MAP_F,
   VIRTIO_IOMMU_S as S,
   VIRTIO_IOMMU_SIZE,
-} from "../../sim/iommu/virtio_iommu_wire.ts";
+} from "../../sim/iommu/virtio_iommu/virtio_iommu_wire.ts";
 
 const RW = VIRTIO_IOMMU_MAP_F.READ | VIRTIO_IOMMU_MAP_F.WRITE;
 const EP = 0x10; // 00:02.0

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { VirtualClock } from "../../sim/clock.ts";
 import { PhysicalMemory } from "../../sim/memory.ts";
-import { VtdIommu } from "../../sim/iommu/vtd.ts";
+import { VtdIommu } from "../../sim/iommu/vtd/vtd.ts";
 import { createDmaPort } from "../../sim/pci/dma_port.ts";
 import { VIRTIO_NET_BAR, VIRTIO_REGION, VirtioNetDevice } from "../../sim/pci/virtio_net.ts";
 import { EthernetSegment } from "../../sim/net/segment.ts";

@@ -7,9 +7,10 @@ import assert from "node:assert/strict";
 import { encode } from "../../ffi/uapi/layout.ts";
 import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../ffi/uapi/iommufd.ts";
 import { VirtualClock } from "../../sim/clock.ts";
-import { VtdIommu } from "../../sim/iommu/vtd.ts";
-import { FS_PTE, VTD_SM_FR } from "../../sim/iommu/vtd_first_stage.ts";
-import { getField, VTD_CAP } from "../../sim/iommu/vtd_regs.ts";
+import { VtdIommu } from "../../sim/iommu/vtd/vtd.ts";
+import { FS_PTE, VTD_SM_FR } from "../../sim/iommu/vtd/vtd_first_stage.ts";
+import { VTD_CAP } from "../../sim/iommu/vtd/vtd_regs.ts";
+import { getField } from "../../sim/iommu/reg_fields.ts";
 import { PhysicalMemory } from "../../sim/memory.ts";
 
 const RID = 0x10;

@@ -9,16 +9,16 @@ import assert from "node:assert/strict";
 import { ERRNO } from "../../ffi/errno.ts";
 import { VirtualClock } from "../../sim/clock.ts";
 import { PhysicalMemory } from "../../sim/memory.ts";
-import { VtdIommu, type VtdOptions } from "../../sim/iommu/vtd.ts";
-import { decodeVtdFaultRecord } from "../../sim/iommu/vtd_fault.ts";
+import { VtdIommu, type VtdOptions } from "../../sim/iommu/vtd/vtd.ts";
+import { decodeVtdFaultRecord } from "../../sim/iommu/vtd/vtd_fault.ts";
 import {
   SecondStageTable,
   VTD_PTE_ADDR_MASK,
   VTD_PTE_PS,
   VTD_PTE_R,
   VTD_PTE_W,
-} from "../../sim/iommu/vtd_pgtable.ts";
-import { VTD_FSTS, VTD_REG } from "../../sim/iommu/vtd_regs.ts";
+} from "../../sim/iommu/vtd/vtd_pgtable.ts";
+import { VTD_FSTS, VTD_REG } from "../../sim/iommu/vtd/vtd_regs.ts";
 
 const RW = { read: true, write: true };
 const RO = { read: true, write: false };

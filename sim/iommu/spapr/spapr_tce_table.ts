@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { PhysicalChunk, PhysicalMemory } from "../memory.ts";
+import type { PhysicalChunk, PhysicalMemory } from "../../memory.ts";
 
 /** TCE bit: the device may read the page (`TCE_PCI_READ`, asm/tce.h). */
 export const TCE_PCI_READ = 0x1n;

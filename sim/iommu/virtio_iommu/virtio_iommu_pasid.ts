@@ -19,8 +19,8 @@
  * @module
  */
 
-import type { SystemPasidSpace } from "../kernel/pasid_space.ts";
-import { ERRNO } from "../../ffi/errno.ts";
+import type { SystemPasidSpace } from "../../kernel/pasid_space.ts";
+import { ERRNO } from "../../../ffi/errno.ts";
 import { VIRTIO_IOMMU_S, VIRTIO_IOMMU_SIZE } from "./virtio_iommu_wire.ts";
 
 /** Proposal feature bit (device-specific range 0–23; the last one, unused by the spec). */

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { ERRNO } from "../../ffi/errno.ts";
+import { ERRNO } from "../../../ffi/errno.ts";
 
 /** Virtio device id of the IOMMU. */
 export const VIRTIO_ID_IOMMU = 23;

@@ -21,9 +21,9 @@
  * @module
  */
 
-import { ERRNO } from "../../ffi/errno.ts";
-import type { PhysicalChunk, PhysicalMemory } from "../memory.ts";
-import type { MapProtection } from "./model.ts";
+import { ERRNO } from "../../../ffi/errno.ts";
+import type { PhysicalChunk, PhysicalMemory } from "../../memory.ts";
+import type { MapProtection } from "../model.ts";
 
 /** log2 of the 4 KiB granule. */
 export const LPAE_PAGE_SHIFT = 12;

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { type RegField, setField } from "./vtd_regs.ts";
+import { type RegField, setField } from "../reg_fields.ts";
 
 /** Register offsets in the SMMU's MMIO pages (SMMUv3 §6.2; Linux `ARM_SMMU_*`). */
 export const SMMU_REG = {

@@ -10,9 +10,9 @@
  * @module
  */
 
-import { ERRNO } from "../../ffi/errno.ts";
-import type { PhysicalChunk, PhysicalMemory } from "../memory.ts";
-import type { MapProtection } from "./model.ts";
+import { ERRNO } from "../../../ffi/errno.ts";
+import type { PhysicalChunk, PhysicalMemory } from "../../memory.ts";
+import type { MapProtection } from "../model.ts";
 
 /** Second-stage PTE: read permission. */
 export const VTD_PTE_R = 1n << 0n;

@@ -17,8 +17,8 @@
  * @module
  */
 
-import type { PhysicalChunk, PhysicalMemory } from "../memory.ts";
-import { getField, type RegField, setField } from "./vtd_regs.ts";
+import type { PhysicalChunk, PhysicalMemory } from "../../memory.ts";
+import { getField, type RegField, setField } from "../reg_fields.ts";
 
 function f(shift: number, width = 1): RegField {
   return { shift, width };

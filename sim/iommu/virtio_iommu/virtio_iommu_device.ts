@@ -38,7 +38,7 @@
  * @module
  */
 
-import type { SystemPasidSpace } from "../kernel/pasid_space.ts";
+import type { SystemPasidSpace } from "../../kernel/pasid_space.ts";
 import {
   handlePasidRequest,
   PASID_REQ_READABLE,
@@ -64,7 +64,7 @@ import {
   VIRTIO_IOMMU_SIZE,
   type VirtioIommuConfig,
 } from "./virtio_iommu_wire.ts";
-import type { DmaAccess } from "./model.ts";
+import type { DmaAccess } from "../model.ts";
 import { IntervalList } from "./virtio_iommu_intervals.ts";
 
 /** QEMU's page_size_mask on a 4 KiB host (granule = host page): every size ≥ 4 KiB. */

@@ -9,11 +9,11 @@
  * @module
  */
 
-import { ERRNO } from "../../ffi/errno.ts";
-import { decode } from "../../ffi/uapi/layout.ts";
-import { iommu_hwpt_vtd_s1_invalidate } from "../../ffi/uapi/mod.ts";
-import type { PhysicalMemory } from "../memory.ts";
-import type { DmaAccess, IommuDomain, MapProtection, PageRequestHandler } from "./model.ts";
+import { ERRNO } from "../../../ffi/errno.ts";
+import { decode } from "../../../ffi/uapi/layout.ts";
+import { iommu_hwpt_vtd_s1_invalidate } from "../../../ffi/uapi/mod.ts";
+import type { PhysicalMemory } from "../../memory.ts";
+import type { DmaAccess, IommuDomain, MapProtection, PageRequestHandler } from "../model.ts";
 import { type SecondStage, VTD_SM_FR, walkFirstStage } from "./vtd_first_stage.ts";
 import type { VtdIotlb } from "./vtd_iotlb.ts";
 import type { SecondStageTable } from "./vtd_pgtable.ts";

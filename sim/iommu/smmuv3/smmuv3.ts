@@ -54,10 +54,10 @@
  * @module
  */
 
-import { ERRNO } from "../../ffi/errno.ts";
-import type { VirtualClock } from "../clock.ts";
-import type { PhysicalMemory } from "../memory.ts";
-import { checkPasidAttach } from "./model.ts";
+import { ERRNO } from "../../../ffi/errno.ts";
+import type { VirtualClock } from "../../clock.ts";
+import type { PhysicalMemory } from "../../memory.ts";
+import { checkPasidAttach } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -68,7 +68,7 @@ import type {
   MapProtection,
   ReservedRegion,
   TranslateResult,
-} from "./model.ts";
+} from "../model.ts";
 import {
   SMMU_RECOVERABLE_EVENTS,
   SMMU_VMASTER_EVENTS,
@@ -133,13 +133,13 @@ import {
   type SteView,
   StreamTable,
 } from "./smmuv3_ste.ts";
-import { VtdIotlb } from "./vtd_iotlb.ts";
-import { encode } from "../../ffi/uapi/layout.ts";
+import { VtdIotlb } from "../vtd/vtd_iotlb.ts";
+import { encode } from "../../../ffi/uapi/layout.ts";
 import {
   iommu_hw_info_arm_smmuv3,
   IOMMU_HW_INFO_TYPE_ARM_SMMUV3,
-} from "../../ffi/uapi/post_6_12.ts";
-import { setField } from "./vtd_regs.ts";
+} from "../../../ffi/uapi/post_6_12.ts";
+import { setField } from "../reg_fields.ts";
 
 /** Linux's software-MSI window (`MSI_IOVA_BASE`, `MSI_IOVA_LENGTH`), inclusive. */
 export const SMMU_SW_MSI_WINDOW = { start: 0x0800_0000n, end: 0x080f_ffffn } as const;

@@ -15,9 +15,9 @@
  * @module
  */
 
-import type { PhysicalChunk, PhysicalMemory } from "../memory.ts";
+import type { PhysicalChunk, PhysicalMemory } from "../../memory.ts";
 import { SMMU_Q_OVF as OVERFLOW_FLAG } from "./smmuv3_regs.ts";
-import { getField, type RegField, setField } from "./vtd_regs.ts";
+import { getField, type RegField, setField } from "../reg_fields.ts";
 
 /** Event ids the model records, named as the specification names them (§7.3). */
 export const SMMU_EVT = {

@@ -31,10 +31,10 @@
  * @module
  */
 
-import { ERRNO } from "../../ffi/errno.ts";
-import type { VirtualClock } from "../clock.ts";
-import type { PhysicalMemory } from "../memory.ts";
-import { checkPasidAttach } from "./model.ts";
+import { ERRNO } from "../../../ffi/errno.ts";
+import type { VirtualClock } from "../../clock.ts";
+import type { PhysicalMemory } from "../../memory.ts";
+import { checkPasidAttach } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -47,9 +47,9 @@ import type {
   PageRequestHandler,
   ReservedRegion,
   TranslateResult,
-} from "./model.ts";
-import { decode } from "../../ffi/uapi/layout.ts";
-import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../ffi/uapi/mod.ts";
+} from "../model.ts";
+import { decode } from "../../../ffi/uapi/layout.ts";
+import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../../ffi/uapi/mod.ts";
 import { nestedFaultStage, VTD_SM_FR } from "./vtd_first_stage.ts";
 import { VtdNestedDomain } from "./vtd_nested.ts";
 import {
@@ -71,7 +71,6 @@ import {
 } from "./vtd_pgtable.ts";
 import { VtdIotlb } from "./vtd_iotlb.ts";
 import {
-  getField,
   IOMMU_HW_INFO_TYPE_INTEL_VTD,
   VTD_AGAW_BASE,
   VTD_AGAW_STEP,
@@ -90,6 +89,7 @@ import {
   vtdEcapValue,
   vtdHwInfoData,
 } from "./vtd_regs.ts";
+import { getField } from "../reg_fields.ts";
 
 /** The x86 interrupt-address window (IOMMU_RESV_MSI on VT-d), inclusive. */
 export const VTD_MSI_WINDOW = { start: 0xfee0_0000n, end: 0xfeef_ffffn } as const;

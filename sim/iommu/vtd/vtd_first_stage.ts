@@ -20,8 +20,8 @@
  * @module
  */
 
-import type { DmaAccess } from "./model.ts";
-import type { PhysicalMemory } from "../memory.ts";
+import type { DmaAccess } from "../model.ts";
+import type { PhysicalMemory } from "../../memory.ts";
 
 /** First-stage entry bits. */
 export const FS_PTE = {

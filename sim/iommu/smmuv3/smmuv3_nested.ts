@@ -84,8 +84,8 @@
  * @module
  */
 
-import { ERRNO } from "../../ffi/errno.ts";
-import { IOMMU_HWPT_DATA_ARM_SMMUV3 } from "../../ffi/uapi/post_6_12.ts";
+import { ERRNO } from "../../../ffi/errno.ts";
+import { IOMMU_HWPT_DATA_ARM_SMMUV3 } from "../../../ffi/uapi/post_6_12.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -93,7 +93,7 @@ import type {
   MapProtection,
   NestedStage1,
   PageRequestHandler,
-} from "./model.ts";
+} from "../model.ts";
 import type { SmmuV3Domain, SmmuV3Iommu } from "./smmuv3.ts";
 import { SMMU_EVT, SMMU_EVT_CLASS, type SmmuEvent } from "./smmuv3_event.ts";
 import {
@@ -126,7 +126,7 @@ import {
   STE_S2SL0_LEVEL0,
   type SteView,
 } from "./smmuv3_ste.ts";
-import { getField, type RegField } from "./vtd_regs.ts";
+import { getField, type RegField } from "../reg_fields.ts";
 
 /** Bytes of `struct iommu_hwpt_arm_smmuv3` (ste[2]). */
 export const SMMU_NESTED_STE_BYTES = 16;

@@ -47,9 +47,9 @@ import {
   VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID,
   VIRTIO_IOMMU_T_PROPOSAL,
 } from "./virtio_iommu_pasid.ts";
-import { ERRNO } from "../../ffi/errno.ts";
-import type { VirtualClock } from "../clock.ts";
-import { checkPasidAttach } from "./model.ts";
+import { ERRNO } from "../../../ffi/errno.ts";
+import type { VirtualClock } from "../../clock.ts";
+import { checkPasidAttach } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -59,7 +59,7 @@ import type {
   MapProtection,
   ReservedRegion,
   TranslateResult,
-} from "./model.ts";
+} from "../model.ts";
 import { VirtioIommuDevice, type VirtioIommuDeviceOptions } from "./virtio_iommu_device.ts";
 import { IntervalList } from "./virtio_iommu_intervals.ts";
 import {

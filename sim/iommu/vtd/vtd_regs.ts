@@ -13,6 +13,8 @@
  * @module
  */
 
+import { regField, setField } from "../reg_fields.ts";
+
 /** Register offsets in the remapping unit's MMIO page (VT-d §11.4; Linux `DMAR_*_REG`). */
 export const VTD_REG = {
   /** Version register (32-bit). */
@@ -35,17 +37,7 @@ export const VTD_REG = {
   FECTL: 0x38,
 } as const;
 
-/** A bit field of a 64-bit register: first bit and width. */
-export interface RegField {
-  /** Lowest bit. */
-  readonly shift: number;
-  /** Width in bits. */
-  readonly width: number;
-}
-
-function f(shift: number, width = 1): RegField {
-  return { shift, width };
-}
+const f = regField;
 
 /** Capability register fields (VT-d §11.4.2). */
 export const VTD_CAP = {
@@ -189,17 +181,6 @@ export type VtdAddressWidth = 39 | 48 | 57;
 /** SAGAW bit index (AGAW) of a width: (width − 30) / 9. */
 export function vtdAgawOf(width: VtdAddressWidth): number {
   return (width - VTD_AGAW_BASE) / VTD_AGAW_STEP;
-}
-
-/** Put `value` into `field` of a 64-bit register value. */
-export function setField(reg: bigint, field: RegField, value: number | bigint): bigint {
-  const mask = (1n << BigInt(field.width)) - 1n;
-  return (reg & ~(mask << BigInt(field.shift))) | ((BigInt(value) & mask) << BigInt(field.shift));
-}
-
-/** Read `field` of a 64-bit register value. */
-export function getField(reg: bigint, field: RegField): number {
-  return Number((reg >> BigInt(field.shift)) & ((1n << BigInt(field.width)) - 1n));
 }
 
 /** Inputs of {@link vtdCapValue}. */

@@ -44,10 +44,10 @@ import {
   VFIO_EEH_PE_STATE_STOPPED,
   VFIO_EEH_PE_STATE_STOPPED_DMA,
   VFIO_EEH_PE_STATE_UNAVAIL,
-} from "../../ffi/uapi/vfio.ts";
-import type { VirtualClock } from "../clock.ts";
-import type { PhysicalMemory } from "../memory.ts";
-import { checkPasidAttach } from "./model.ts";
+} from "../../../ffi/uapi/vfio.ts";
+import type { VirtualClock } from "../../clock.ts";
+import type { PhysicalMemory } from "../../memory.ts";
+import { checkPasidAttach } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -56,7 +56,7 @@ import type {
   IommuModel,
   ReservedRegion,
   TranslateResult,
-} from "./model.ts";
+} from "../model.ts";
 import { TCE_PCI_READ, TCE_PCI_WRITE, TceTable, tceTableGeometry } from "./spapr_tce_table.ts";
 
 /** What a PHB offers VFIO (`struct iommu_table_group` fields of a PE). */
