@@ -29,10 +29,12 @@ export * from "./core/type1.ts";
 export * from "./core/spapr.ts";
 export * from "./core/iommufd.ts";
 export * from "./core/cdev.ts";
+export * from "./core/pasid.ts";
+export { IOMMU_HWPT_ALLOC_PASID, PASID_ATTACH_MIN_KERNEL } from "./ffi/uapi/post_6_12.ts";
 export * from "./core/syscall.ts";
 export * from "./core/vtd_info.ts";
 export * from "./core/smmuv3_info.ts";
-export type { IommufdDevice } from "./core/iommufd_backend.ts";
+export { IommufdBackend, type IommufdDevice } from "./core/iommufd_backend.ts";
 export type { Type1Flavour } from "./core/type1_backend.ts";
 export type { SpaprWindowRequest } from "./core/spapr_backend.ts";
 export type {
@@ -60,6 +62,15 @@ export {
   type EduOptions,
 } from "./drivers/edu/edu.ts";
 export { VirtioNet, type VirtioNetOptions } from "./drivers/virtio/net.ts";
+export {
+  type PasidCapabilityInfo,
+  type PasidDmaCounters,
+  PasidDmaDriver,
+  type PasidDmaFault,
+  type PasidDmaOptions,
+  type PasidDmaResult,
+  type PasidDmaStatus,
+} from "./drivers/pasid_dma/pasid_dma.ts";
 export { E1000Controller, type E1000Options } from "./drivers/e1000/controller.ts";
 export {
   E1000_MODELS,

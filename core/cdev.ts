@@ -115,6 +115,8 @@ export function attachIommufdPasid(
       "with IOMMU_HWPT_ALLOC_PASID, or the device itself (no PASID) is attached to such a HWPT: " +
       "allocate HWPTs with IOMMU_HWPT_ALLOC_PASID for the device and for each PASID",
     ENOENT: `no HWPT with id ${ptId}`,
+    EACCES: `PASID ${pasid} is not this process's: with the PASID allocator proposal a PASID ` +
+      "must come from /dev/ioasid (PasidSpace.allocate) and not be freed",
   });
   return decode(layout, arg).pt_id;
 }

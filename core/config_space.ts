@@ -71,6 +71,19 @@ export const PCI_CAP_ID_EXP = 0x10;
 /** Capability id: MSI-X (PCI 3.0 §6.8.2). */
 export const PCI_CAP_ID_MSIX = 0x11;
 
+/** Extended capability id of PASID (PCIe 4.0 §7.8.8). */
+export const PCI_EXT_CAP_ID_PASID = 0x001b;
+/** PASID Capability register (16 bits). */
+export const PCI_PASID_CAP = 0x04;
+/** PASID Capability: Max PASID Width, bits 12:8. */
+export const PCI_PASID_CAP_WIDTH = 0x1f00;
+/** Shift of the Max PASID Width field. */
+export const PCI_PASID_CAP_WIDTH_SHIFT = 8;
+/** PASID Control register (16 bits). */
+export const PCI_PASID_CTRL = 0x06;
+/** PASID Control: PASID Enable. */
+export const PCI_PASID_CTRL_ENABLE = 0x0001;
+
 /** Offset of a capability's next pointer (PCI 3.0 §6.7). */
 export const PCI_CAP_LIST_NEXT = 1;
 /** Offset of the Message Control register in MSI and MSI-X capabilities (§6.8.1.3, §6.8.2.3). */
@@ -330,6 +343,13 @@ export class ConfigSpace {
   /** Offset of the first extended capability with `id`, or undefined. */
   findExtendedCapability(id: number): number | undefined {
     return this.extendedCapabilities().find((c) => c.id === id)?.offset;
+  }
+
+  /** Max PASID Width of the PCIe PASID capability (PASIDs 0 … 2^width − 1), 0 without one. */
+  pasidWidth(): number {
+    const at = this.findExtendedCapability(PCI_EXT_CAP_ID_PASID);
+    if (at === undefined) return 0;
+    return (this.read16(at + PCI_PASID_CAP) & PCI_PASID_CAP_WIDTH) >>> PCI_PASID_CAP_WIDTH_SHIFT;
   }
 
   /** The MSI capability decoded, or undefined when the device has none. */

@@ -1,5 +1,5 @@
 /**
- * `createMachine()`: a simulated machine (Linux 6.12 with VFIO and iommufd, one IOMMU model, PCI
+ * `createMachine()`: a simulated machine (Linux 6.12 with VFIO and iommufd, an IOMMU model, PCI
  * functions) behind a {@link SimKernel}: x86 with VT-d or virtio-iommu, arm64 with SMMUv3, or a
  * POWER9 PowerNV host with sPAPR TCE windows (powerpc ioctl numbers, 64 KiB pages, the VFIO
  * container with the sPAPR TCE driver and no VFIO cdev; on it each IOMMU group is one PE).
@@ -50,9 +50,11 @@ import {
 import { EthernetSegment } from "./net/segment.ts";
 import { DEFAULT_KERNEL_VERSION, kernelAtLeast, parseKernelVersion } from "./kernel_version.ts";
 import { VIOMMU_MIN_KERNEL } from "../ffi/uapi/post_6_12.ts";
-import { SystemPasidSpace } from "./kernel/pasid_space.ts";
-import { IoasidFile } from "./kernel/ioasid.ts";
 import { IOASID_PROPOSAL_PATH } from "../ffi/uapi/proposals.ts";
+import { iommuKinds, type MachinePasids, machinePasids } from "./machine_pasids.ts";
+import { SystemPasidSpace } from "./kernel/pasid_space.ts";
+import { VirtioIommu } from "./iommu/virtio_iommu/virtio_iommu.ts";
+import type { SimFile, SimProcess } from "./kernel/file.ts";
 
 export type { IommuModelName } from "./machine_models.ts";
 
@@ -66,6 +68,11 @@ export interface MachineDevice {
   readonly driver?: string;
   /** IOMMU group number; devices with the same number share a group. */
   readonly group?: number;
+  /**
+   * The IOMMU instance the function sits behind: 0 (default) is `iommu`, 1… are
+   * `additionalIommus`. Functions of one group share their IOMMU.
+   */
+  readonly iommu?: number;
 }
 
 /** Options of {@link createMachine}. */
@@ -75,6 +82,13 @@ export interface MachineOptions {
    * (ioctl encoding, page size, VFIO container drivers; see machine_models.ts).
    */
   readonly iommu: IommuModelName;
+  /**
+   * Further IOMMU instances (1, 2, …) besides `iommu` (instance 0), each with its own endpoints
+   * (the devices whose `iommu` names it) and all sharing the proposed system-wide PASID space.
+   * Only several virtio-iommu devices are modelled, and one machine's IOMMUs are of one kind: a
+   * VT-d beside a virtio-iommu is refused for the reason seeds/000 gives (see machine_pasids.ts).
+   */
+  readonly additionalIommus?: readonly IommuModelName[];
   /** PCI functions (default: one edu at 0000:00:02.0). */
   readonly devices?: readonly MachineDevice[];
   /** Seed of every random choice (default 1). */
@@ -104,10 +118,16 @@ export interface MachineOptions {
    * **Proposal, not Linux ABI**: a system-wide PASID allocator at /dev/ioasid whose PASIDs belong
    * to the open file and are quarantined for `quarantineNs` (default 10 ms virtual) before reuse
    * (sim/kernel/pasid_space.ts, ffi/uapi/proposals.ts). With `iommu: "virtio-iommu"` the device
-   * also offers the proposed ALLOC_PASID/FREE_PASID requests drawing from the same space, and the
-   * guest driver side negotiates them (`VirtioIommu.allocPasid`). Default off.
+   * also offers the proposed ALLOC_PASID/FREE_PASID/ATTACH_PASID requests drawing from the same
+   * space, the guest driver side negotiates them (`VirtioIommu.allocPasid`), and /dev/ioasid
+   * allocates through them. iommufd's PASID attach then takes only PASIDs the caller owns (EACCES
+   * otherwise), and a freed PASID is torn down (entries silenced, drivers told, DMA drained)
+   * before its quarantine (sim/kernel/pasid_teardown.ts); `drainTimeoutNs` bounds the drain.
+   * Default off.
    */
-  readonly pasidAllocatorProposal?: boolean | { readonly quarantineNs?: number };
+  readonly pasidAllocatorProposal?:
+    | boolean
+    | { readonly quarantineNs?: number; readonly drainTimeoutNs?: number };
   /**
    * SMMUv3 nested translation for iommufd vIOMMUs (Linux 6.13+; `iommu: "smmuv3"` and a
    * `kernelVersion` of 6.13 or later only): the SMMU model's `nesting`, with IDR3.FWB so the
@@ -144,20 +164,30 @@ export interface SimMachine {
   readonly clock: VirtualClock;
   /** Physical memory. */
   readonly memory: PhysicalMemory;
-  /** The IOMMU. */
+  /** The IOMMU (instance 0). */
   readonly iommu: IommuModel;
+  /** Every IOMMU instance: `iommu`, then `additionalIommus`. */
+  readonly iommus: readonly IommuModel[];
   /** PCI functions, in bdf order. */
   readonly functions: readonly SimPciFunction[];
   /** The function at `bdf` (throws for an unknown address). */
   fn(bdf: string): SimPciFunction;
-  /** IOMMU faults recorded so far. */
+  /** IOMMU faults recorded so far (of every instance, oldest first). */
   faults(): readonly IommuFault[];
+  /**
+   * Hot-unplug IOMMU instance `index` (a virtio-iommu): it answers no request any more and, with
+   * the PASID proposal, the PASIDs allocated through it are released through their teardown and
+   * quarantine while the other instances keep serving. Throws for another kind or a bad index.
+   */
+  unplugIommu(index: number): void;
   /** Trace of device, IOMMU and VFIO events. */
   readonly trace: string[];
   /** The Ethernet segment every NIC model is plugged into (attach peers, taps, pcap). */
   readonly segment: EthernetSegment;
   /** The proposed system-wide PASID space, when `pasidAllocatorProposal` is on. */
-  readonly pasidSpace?: SystemPasidSpace;
+  readonly pasidSpace?: MachinePasids["space"];
+  /** **Proposal**: the space, its teardown, allocators and SVA processes, when the proposal is on. */
+  readonly pasids?: MachinePasids;
 }
 
 /** Default device: QEMU's edu at 00:02.0. */
@@ -190,6 +220,12 @@ function parseBdf(bdf: string): { bus: number; slot: number; func: number } {
   const slot = parseInt(m[3], 16);
   if (slot > 0x1f) throw new Error(`createMachine: slot of "${bdf}" out of range`);
   return { bus: parseInt(m[2], 16), slot, func: parseInt(m[4], 10) };
+}
+
+/** Requester id (bus << 8 | devfn) of a PCI address. */
+function requesterOf(bdf: string): number {
+  const { bus, slot, func } = parseBdf(bdf);
+  return (bus << 8) | (slot << 3) | func;
 }
 
 function slotBdf(slot: number): string {
@@ -306,21 +342,39 @@ export function createMachine(options: MachineOptions): SimMachine {
   const memory = new PhysicalMemory(options.physicalMemory ?? DEFAULT_PHYSICAL_MEMORY);
   const groupOfRequester = new Map<number, number>();
   const proposal = options.pasidAllocatorProposal;
+  const proposalOptions = typeof proposal === "object" ? proposal : {};
   const pasidSpace = proposal
-    ? new SystemPasidSpace(clock, typeof proposal === "object" ? proposal.quarantineNs : undefined)
+    ? new SystemPasidSpace(clock, proposalOptions.quarantineNs)
     : undefined;
-  const iommu = createIommuModel(options.iommu, {
-    memory,
-    clock,
-    intremap: options.intremap ?? true,
-    log,
-    pageSize: platform.pageSize,
-    groupOf: (requester) => groupOfRequester.get(requester),
-    pasidSpace,
-    vtdScalableMode: options.vtdScalableMode === true ? {} : options.vtdScalableMode || undefined,
-    smmuNesting: options.smmuNesting === true ? {} : options.smmuNesting || undefined,
-    smmuSsidBits: options.smmuSsidBits,
-  });
+  const devices = options.devices ?? DEFAULT_DEVICES;
+  const places = layout(devices);
+  const kinds = iommuKinds(options.iommu, options.additionalIommus, devices);
+  const pasidWidths = new Map<number, number>(); // requester → PCIe PASID width
+  const pasidTenant = { guest: "this machine" };
+  const iommus = kinds.map((kind, instance) =>
+    createIommuModel(kind, {
+      memory,
+      clock,
+      intremap: options.intremap ?? true,
+      log,
+      pageSize: platform.pageSize,
+      groupOf: (requester) => groupOfRequester.get(requester),
+      pasidSpace,
+      vtdScalableMode: options.vtdScalableMode === true ? {} : options.vtdScalableMode || undefined,
+      smmuNesting: options.smmuNesting === true ? {} : options.smmuNesting || undefined,
+      smmuSsidBits: options.smmuSsidBits,
+      instance,
+      ...(kinds.length > 1
+        ? {
+          endpoints: places.filter((_, i) => (devices[i].iommu ?? 0) === instance)
+            .map((p) => requesterOf(p.bdf)),
+        }
+        : {}),
+      pasidTenant,
+      endpointPasidBits: (requester) => pasidWidths.get(requester) ?? 0,
+    })
+  );
+  const iommu = iommus[0];
   const random = seededRandom(options.seed ?? 1);
   const segment = new EthernetSegment(clock);
   const made = new Map<string, number>();
@@ -329,8 +383,6 @@ export function createMachine(options: MachineOptions): SimMachine {
     made.set(name, n + 1);
     return n;
   };
-  const devices = options.devices ?? DEFAULT_DEVICES;
-  const places = layout(devices);
 
   const groups = new Map<number, { id: number; functions: SimPciFunction[] } & SimIommuGroup>();
   const functions: SimPciFunction[] = [];
@@ -340,6 +392,7 @@ export function createMachine(options: MachineOptions): SimMachine {
   devices.forEach((d, i) => {
     const { bdf, group: groupId } = places[i];
     const { bus, slot, func } = parseBdf(bdf);
+    const iommu = iommus[d.iommu ?? 0];
     let group = groups.get(groupId);
     if (group === undefined) {
       group = { id: groupId, iommu, functions: [], dmaOwner: undefined, dmaOwnerCookie: undefined };
@@ -359,6 +412,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     group.functions.push(fn);
     functions.push(fn);
     groupOfRequester.set(fn.requester, groupId);
+    pasidWidths.set(fn.requester, devicePasidWidth(model.config));
     // arm_smmu_probe_device: the master's SSID bits from its PCIe PASID capability.
     if (iommu instanceof SmmuV3Iommu) {
       iommu.probeMaster(fn.requester, devicePasidWidth(model.config));
@@ -396,6 +450,17 @@ export function createMachine(options: MachineOptions): SimMachine {
     pageSize: platform.pageSize,
   });
   const bus = new PciBus(functions, native);
+  const wiring = pasidSpace
+    ? machinePasids({
+      space: pasidSpace,
+      clock,
+      arch: kernel.ioctlArch,
+      iommus,
+      functions: () => functions,
+      drainTimeoutNs: proposalOptions.drainTimeoutNs,
+      trace: log,
+    })
+    : undefined;
   const iommufd = (compatMode: boolean): IommufdContext =>
     new IommufdContext({
       allowUnsafeInterrupts: options.allowUnsafeInterrupts?.iommufd ?? false,
@@ -404,13 +469,12 @@ export function createMachine(options: MachineOptions): SimMachine {
       compatMode,
       ioctlArch: kernel.ioctlArch,
       kernelVersion,
+      pasidPolicy: wiring?.policy,
     });
   const groupList = [...groups.values()].sort((a, b) => a.id - b.id);
-  const otherDevices = new Map<string, () => IoasidFile>();
-  if (pasidSpace) {
-    otherDevices.set(IOASID_PROPOSAL_PATH.slice("/dev/".length), () => {
-      return new IoasidFile(pasidSpace, kernel.ioctlArch);
-    });
+  const otherDevices = new Map<string, (process: SimProcess) => SimFile>();
+  if (wiring) {
+    otherDevices.set(IOASID_PROPOSAL_PATH.slice("/dev/".length), (p) => wiring.openIoasid(p));
   }
   const vfio = new VfioSubsystem({
     env: {
@@ -458,15 +522,30 @@ export function createMachine(options: MachineOptions): SimMachine {
     clock,
     memory,
     iommu,
+    iommus,
     functions,
     fn(bdf: string): SimPciFunction {
       const f = functions.find((x) => x.bdf === bdf);
       if (f === undefined) throw new Error(`no PCI function ${bdf} in this machine`);
       return f;
     },
-    faults: () => iommu.faults,
+    faults: () =>
+      iommus.length === 1
+        ? iommu.faults
+        : iommus.flatMap((i) => i.faults).sort((a, b) => a.timeNs - b.timeNs),
+    unplugIommu(index: number): void {
+      const target = iommus[index];
+      if (!(target instanceof VirtioIommu)) {
+        throw new Error(
+          `unplugIommu(${index}): ${
+            target === undefined ? "no such IOMMU instance" : `a ${target.facts.kind}`
+          }; only a virtio-iommu can be hot-unplugged here`,
+        );
+      }
+      target.unplug();
+    },
     trace,
     segment,
-    ...(pasidSpace ? { pasidSpace } : {}),
+    ...(wiring ? { pasidSpace: wiring.pasids.space, pasids: wiring.pasids } : {}),
   };
 }

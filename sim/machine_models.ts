@@ -82,6 +82,14 @@ export interface IommuContext {
   readonly smmuSsidBits?: number;
   /** The IOMMU group (sPAPR: the PE) of a requester id, once the machine is built. */
   readonly groupOf: (requester: number) => number | undefined;
+  /** Which instance of the machine's IOMMUs this is (0 first; virtio-iommu: "virtioN"). */
+  readonly instance?: number;
+  /** Requester ids behind this instance (default: every one), when the machine has several. */
+  readonly endpoints?: readonly number[];
+  /** **Proposal**: the guest every virtio-iommu of the machine serves (one PASID tenant). */
+  readonly pasidTenant?: unknown;
+  /** **Proposal**: the PCIe PASID width of the function at a requester id. */
+  readonly endpointPasidBits?: (requester: number) => number;
 }
 
 /** What the platform around an IOMMU model fixes for the kernel. */
@@ -153,15 +161,19 @@ const IOMMUS: Record<IommuModelName, (ctx: IommuContext) => IommuModel> = {
       platform: "x86",
       trace: c.log,
       kernelLog: c.log,
-      ...(c.pasidSpace
-        ? {
-          pasidProposal: true,
-          deviceOptions: {
+      virtioIndex: c.instance ?? 0,
+      deviceOptions: {
+        ...(c.endpoints ? { endpoints: c.endpoints } : {}),
+        ...(c.pasidSpace
+          ? {
             features: VIOMMU_QEMU_FEATURES | (1n << BigInt(VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID)),
             pasidSpace: c.pasidSpace,
-          },
-        }
-        : {}),
+            pasidTenant: c.pasidTenant,
+            endpointPasidBits: c.endpointPasidBits,
+          }
+          : {}),
+      },
+      ...(c.pasidSpace ? { pasidProposal: true } : {}),
     }),
   spapr: (c) =>
     new SpaprTceIommu({

@@ -10,6 +10,12 @@
  * {@link PasidDmaResult}; VfioError is thrown only for bad arguments, a device that does not
  * answer, or a halted engine.
  *
+ * With the proposed PASID allocator (core/pasid.ts, not Linux ABI) the driver can take its PASIDs
+ * from a {@link PasidSpace} ({@link PasidDmaDriver.usePasid}): it binds them and, when the kernel
+ * tears one down, stops using it — the stop notice is picked up while it waits for the device and
+ * before each submission; operations tagged with a stopped PASID then reject, while those already
+ * on the ring complete with whatever the device reports.
+ *
  * @example
  * ```ts
  * using dev = openPciDevice("0000:00:04.0", { kernel });
@@ -27,6 +33,7 @@ import { type Mmio, MMIO_ALL_ONES } from "../../ffi/kernel.ts";
 import type { PciDevice } from "../../core/pci_device.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
+import type { Pasid, PasidBinding, PasidSpace } from "../../core/pasid.ts";
 import { PCI_DEVICE_ID, PCI_VENDOR_ID } from "../../core/config_space.ts";
 import {
   PASID_DMA_BAR,
@@ -178,6 +185,9 @@ export class PasidDmaDriver {
   readonly #timeoutMs: number;
   readonly #pollMs: number;
   readonly #busy = new Set<number>();
+  readonly #spaces = new Set<PasidSpace>();
+  readonly #bindings = new Set<PasidBinding>();
+  readonly #stopped = new Set<number>();
   #next = 0;
   #closed = false;
 
@@ -284,12 +294,34 @@ export class PasidDmaDriver {
   }
 
   /**
+   * **Proposal** (core/pasid.ts): bind PASID `pasid` of this device to `ptId` (a HWPT allocated
+   * with IOMMU_HWPT_ALLOC_PASID) through `space`, and stop using it when the kernel tears it down.
+   * Returns the binding (the driver unbinds it at {@link close}).
+   */
+  usePasid(space: PasidSpace, pasid: Pasid | number, ptId: number): PasidBinding {
+    if (this.#closed) this.#fail("usePasid", "the driver is closed");
+    const value = typeof pasid === "number" ? pasid : pasid.value;
+    this.#stopped.delete(value);
+    const binding = space.bind(this.#dev, pasid, ptId, (p) => void this.#stopped.add(p));
+    this.#spaces.add(space);
+    this.#bindings.add(binding);
+    return binding;
+  }
+
+  /** PASIDs the kernel told the driver to stop using (proposal; see {@link usePasid}). */
+  get stoppedPasids(): ReadonlySet<number> {
+    return this.#stopped;
+  }
+
+  /**
    * Stop and reset the engine, clear PASID Enable again, and free the ring. Operations still
    * waiting reject. The PciDevice stays open. A second call does nothing.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const b of this.#bindings) b.unbind();
+    this.#bindings.clear();
     this.#regs.write32(PDMA_REG_CONTROL, PDMA_CONTROL_RESET);
     if (this.pasid?.enabled) disablePasid(this.#dev, this.pasid);
     this.#dev.dma.free(this.#ring);
@@ -315,6 +347,14 @@ export class PasidDmaDriver {
     const width = this.pasid?.width ?? PASID_FIELD_WIDTH;
     if (pasid !== undefined && (!Number.isInteger(pasid) || pasid < 0 || pasid >= 2 ** width)) {
       this.#fail("submit", `PASID ${pasid} is outside 0..${2 ** width - 1}`);
+    }
+    this.#pollStops();
+    if (pasid !== undefined && this.#stopped.has(pasid)) {
+      this.#fail(
+        "submit",
+        `PASID ${pasid} was stopped: the kernel tore it down (freed, or its owner closed)`,
+        "allocate and bind a new PASID",
+      );
     }
     const slot = await this.#reserve();
     try {
@@ -392,8 +432,17 @@ export class PasidDmaDriver {
     if (this.#dev.kernel.now() > deadline) {
       this.#fail("wait", `no progress on ${what} within ${this.#timeoutMs} ms`);
     }
+    this.#pollStops();
     await this.#dev.kernel.sleep(this.#pollMs);
     if (this.#closed) this.#fail("wait", `the driver was closed while waiting for ${what}`);
+  }
+
+  /** Take the kernel's stop notices for the PASIDs this driver uses (never blocks). */
+  #pollStops(): void {
+    for (const space of this.#spaces) {
+      if (space.closed) this.#spaces.delete(space);
+      else space.pollStops();
+    }
   }
 
   /** The result for completion status `code` of `slot`, with the error block when it names it. */

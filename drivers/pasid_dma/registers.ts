@@ -123,15 +123,12 @@ export const PDMA_ERR_COMPLETION_FAULT = 0x11;
 /** ERROR code 0x12: bad ring base or size at enable. */
 export const PDMA_ERR_BAD_RING_CONFIG = 0x12;
 
-/** Extended capability id of PASID (PCIe 4.0 §7.8.8). */
-export const PCI_EXT_CAP_ID_PASID = 0x001b;
-/** PASID Capability register (16 bits). */
-export const PCI_PASID_CAP = 0x04;
-/** PASID Capability: Max PASID Width, bits 12:8. */
-export const PCI_PASID_CAP_WIDTH = 0x1f00;
-/** Shift of the Max PASID Width field. */
-export const PCI_PASID_CAP_WIDTH_SHIFT = 8;
-/** PASID Control register (16 bits). */
-export const PCI_PASID_CTRL = 0x06;
-/** PASID Control: PASID Enable. */
-export const PCI_PASID_CTRL_ENABLE = 0x0001;
+/** The PCIe PASID capability's layout (PCIe 4.0 §7.8.8), declared once in core. */
+export {
+  PCI_EXT_CAP_ID_PASID,
+  PCI_PASID_CAP,
+  PCI_PASID_CAP_WIDTH,
+  PCI_PASID_CAP_WIDTH_SHIFT,
+  PCI_PASID_CTRL,
+  PCI_PASID_CTRL_ENABLE,
+} from "../../core/config_space.ts";

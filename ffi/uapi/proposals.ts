@@ -12,7 +12,7 @@
  */
 
 import { defineIoctl, type IoctlDecl, VFIO_TYPE } from "./common.ts";
-import { defineStruct, u32 } from "./layout.ts";
+import { defineStruct, s32, u32 } from "./layout.ts";
 
 /** Path of the proposed PASID allocator device. */
 export const IOASID_PROPOSAL_PATH = "/dev/ioasid";
@@ -23,8 +23,18 @@ export const IOASID_PROPOSAL_ALLOC: IoctlDecl = defineIoctl(
   VFIO_TYPE,
   0xc0,
 );
-/** Proposal: free a PASID of this file (it goes into quarantine). */
+/** Proposal: free a PASID of this file (it is torn down, then quarantined). */
 export const IOASID_PROPOSAL_FREE: IoctlDecl = defineIoctl("IOASID_PROPOSAL_FREE", VFIO_TYPE, 0xc1);
+/**
+ * Proposal: signal an eventfd when a PASID of the calling process is torn down (freed, its file
+ * closed, the vIOMMU it came through removed): the driver's stop notice, which never waits for the
+ * driver.
+ */
+export const IOASID_PROPOSAL_WATCH: IoctlDecl = defineIoctl(
+  "IOASID_PROPOSAL_WATCH",
+  VFIO_TYPE,
+  0xc2,
+);
 
 /** Proposal: argument of IOASID_PROPOSAL_ALLOC. */
 export const ioasid_proposal_alloc = defineStruct("ioasid_proposal_alloc", 24, {
@@ -42,4 +52,12 @@ export const ioasid_proposal_free = defineStruct("ioasid_proposal_free", 16, {
   flags: u32(4),
   pasid: u32(8),
   __reserved: u32(12),
+});
+
+/** Proposal: argument of IOASID_PROPOSAL_WATCH. */
+export const ioasid_proposal_watch = defineStruct("ioasid_proposal_watch", 16, {
+  argsz: u32(0),
+  flags: u32(4),
+  pasid: u32(8),
+  eventfd: s32(12),
 });

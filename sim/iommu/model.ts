@@ -185,6 +185,21 @@ export interface IommuModel {
    */
   attachPasid(requester: number, pasid: number, domain: IommuDomain | null): number;
   /**
+   * The first step of a PASID teardown (seed 003), the way Linux tears down an SVA PASID while DMA
+   * may still run: every device entry of `pasid` on this IOMMU goes not present with fault
+   * reporting suppressed (VT-d: P = 0, FPD = 1, `intel_pasid_tear_down_entry(…, fault_ignore)`;
+   * SMMUv3: a valid CD with EPD0/EPD1 set and R clear, arm-smmu-v3's quiet CD), its cached
+   * translations are flushed and the domain it held is let go. DMA tagged with it then fails
+   * without a fault record. Returns the requesters that had an entry. Absent on IOMMUs without
+   * PASIDs.
+   */
+  silencePasid?(pasid: number): number[];
+  /**
+   * The last step of a PASID teardown, once the drain is done: the silenced entries of `pasid`
+   * become plain not-present ones, so DMA tagged with it faults and is reported again.
+   */
+  clearSilencedPasid?(pasid: number): void;
+  /**
    * Translate one DMA access of `length` bytes (not crossing a 4 KiB page). On a fault the record
    * is appended to {@link faults} and returned.
    */

@@ -29,7 +29,8 @@ import type { PhysicalMemory } from "../memory.ts";
 import { compatIoctl } from "./compat.ts";
 import { IommufdCore } from "./core.ts";
 import { attachDevice, bindDevice, detachDevice, unbindDevice } from "./device.ts";
-import { attachDevicePasid, detachDevicePasid } from "./pasid.ts";
+import { attachDevicePasid, detachDevicePasid, revokePasid } from "./pasid.ts";
+import type { PasidAttachPolicy } from "../kernel/pasid_allocators.ts";
 import { kernelAtLeast } from "../kernel_version.ts";
 import {
   IOMMU_VDEVICE_ALLOC,
@@ -86,6 +87,11 @@ export interface IommufdContextOptions {
   readonly capSysResource?: boolean;
   /** The Linux version answered as (default 6.12.107; post-6.12 commands only when later). */
   readonly kernelVersion?: KernelVersion;
+  /**
+   * **Proposal**: PASID attach only for PASIDs the caller owns (EACCES otherwise), and PASID
+   * attachments dropped when their PASID is torn down. Undefined: Linux's rules.
+   */
+  readonly pasidPolicy?: PasidAttachPolicy;
 }
 
 /** One command of the table: its ioctl, kernel struct and handler. */
@@ -175,6 +181,7 @@ export class IommufdContext implements SimFile {
   readonly #core: IommufdCore;
   readonly #arch: IoctlArch;
   readonly #commands: readonly (Command | undefined)[];
+  readonly #unwatch: (() => void) | undefined;
 
   /** A fresh context (no objects). */
   constructor(options: IommufdContextOptions) {
@@ -189,9 +196,13 @@ export class IommufdContext implements SimFile {
       pasidAttach: options.kernelVersion !== undefined &&
         kernelAtLeast(options.kernelVersion, PASID_ATTACH_MIN_KERNEL),
       kernel: options.kernelVersion,
+      pasidPolicy: options.pasidPolicy,
     });
     this.#commands = commandsOf(options.kernelVersion);
     this.#core.ownerCookie = this;
+    this.#unwatch = options.pasidPolicy?.teardown.onRevoke((pasid) =>
+      revokePasid(this.#core, pasid)
+    );
   }
 
   /** The options the context was opened with. */
@@ -232,6 +243,7 @@ export class IommufdContext implements SimFile {
 
   /** Last close: unbind what is still bound, then destroy every object leaf-first. */
   release(_process: SimProcess): void {
+    this.#unwatch?.();
     for (const obj of this.#core.objects.objects()) {
       if (obj.type === "device") unbindDevice(this.#core, obj.id);
     }
@@ -263,8 +275,8 @@ export class IommufdContext implements SimFile {
   }
 
   /** Attach a PASID-compatible HWPT to one PASID of a device (6.15+): the HWPT ID or -errno. */
-  attachDevicePasid(devid: number, pasid: number, ptId: number): number {
-    return attachDevicePasid(this.#core, devid, pasid, ptId);
+  attachDevicePasid(devid: number, pasid: number, ptId: number, process: SimProcess): number {
+    return attachDevicePasid(this.#core, devid, pasid, ptId, process);
   }
 
   /** Detach one PASID of a device (no-op when not attached). */

@@ -28,6 +28,7 @@ import {
   type ViommuObject,
 } from "./objects.ts";
 import type { KernelVersion } from "../kernel_version.ts";
+import type { PasidAttachPolicy } from "../kernel/pasid_allocators.ts";
 import { destroyVdevice, destroyViommu } from "./viommu.ts";
 import { destroyVeventq } from "./veventq.ts";
 import { type AccountMode, Pages } from "./pages.ts";
@@ -48,6 +49,8 @@ export interface CoreSettings {
   readonly pasidAttach?: boolean;
   /** The Linux version answered as (undefined: the 6.12 baseline). */
   readonly kernel?: KernelVersion;
+  /** **Proposal** (`pasidAllocatorProposal`): who may attach which PASID; undefined: Linux's rules. */
+  readonly pasidPolicy?: PasidAttachPolicy;
 }
 
 type ByType = {

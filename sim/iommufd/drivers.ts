@@ -173,6 +173,20 @@ export const IOMMU_DRIVERS: Readonly<Record<string, IommuDriverRow>> = {
   "virtio-iommu": { ...PLAIN, name: "virtio-iommu" },
 };
 
+/**
+ * **Proposal** rows, by kind: a driver whose IOMMU has PASIDs only through a proposal (the
+ * virtio-iommu with the proposed ATTACH_PASID, machines with `pasidAllocatorProposal`) would
+ * implement `domain_alloc_paging_flags` for IOMMU_HWPT_ALLOC_PASID and nothing else.
+ */
+const PROPOSAL_DRIVERS: Readonly<Record<string, IommuDriverRow>> = {
+  "virtio-iommu": {
+    ...PLAIN,
+    name: "virtio-iommu (PASID proposal)",
+    domainAllocUser: true,
+    pagingAlloc: (_facts, flags, userData) => flags || userData ? -ERRNO.EOPNOTSUPP : 0,
+  },
+};
+
 /** Driver rows of later kernels, by kind: the first Linux version each applies from. */
 const LATER_DRIVERS: Readonly<Record<string, { since: string; row: IommuDriverRow }>> = {
   // Linux 6.13: SMMUv3 NEST_PARENT, hw_info and vIOMMUs (viommu_smmuv3.ts).
@@ -181,9 +195,12 @@ const LATER_DRIVERS: Readonly<Record<string, { since: string; row: IommuDriverRo
 
 /**
  * The driver row for an IOMMU (a plain driver for unknown kinds): the 6.12 row, or a later one
- * when `kernel` is at least the version that row appeared in.
+ * when `kernel` is at least the version that row appeared in, or a proposal row when the IOMMU has
+ * PASIDs only through a proposal.
  */
 export function driverFor(facts: IommuFacts, kernel?: KernelVersion): IommuDriverRow {
+  const proposal = PROPOSAL_DRIVERS[facts.kind];
+  if (proposal && facts.maxPasidLog2 > 0) return proposal;
   const later = LATER_DRIVERS[facts.kind];
   if (later && kernel && kernelAtLeast(kernel, later.since)) return later.row;
   return IOMMU_DRIVERS[facts.kind] ?? PLAIN;

@@ -15,6 +15,11 @@
  * source of device.c/hw_pagetable.c after 6.15). Attaching an attached PASID replaces its HWPT;
  * detaching a PASID that is not attached does nothing.
  *
+ * **Proposal, not Linux ABI** (machines with `pasidAllocatorProposal`): the PASID must also be one
+ * the calling process owns through /dev/ioasid, else EACCES (sim/kernel/pasid_allocators.ts says
+ * why that errno), checked after the width; and when a PASID is torn down its attachments are
+ * dropped here ({@link revokePasid}) while the IOMMU silences the entries itself.
+ *
  * @module
  */
 
@@ -28,6 +33,7 @@ import {
   PCI_PASID_CAP_WIDTH_SHIFT,
 } from "../pci/pci_regs.ts";
 import type { IommufdCore } from "./core.ts";
+import type { SimProcess } from "../kernel/file.ts";
 import type { DeviceObject, Hwpt } from "./objects.ts";
 
 /** Max PASID Width of a function's PCIe PASID capability, 0 without one. */
@@ -43,16 +49,22 @@ function pasidBits(idev: DeviceObject): number {
   return Math.min(idev.fn.group.iommu.facts.maxPasidLog2, devicePasidWidth(idev.fn.model.config));
 }
 
-/** Attach `ptId` (a PASID-compatible HWPT) to `pasid` of a device: the HWPT ID or -errno. */
+/**
+ * Attach `ptId` (a PASID-compatible HWPT) to `pasid` of a device for `process`: the HWPT ID or
+ * -errno.
+ */
 export function attachDevicePasid(
   core: IommufdCore,
   devid: number,
   pasid: number,
   ptId: number,
+  process: SimProcess,
 ): number {
   const dev = core.lookup(devid, "device");
   if (!dev) return -ERRNO.ENOENT;
   if (pasid >= 2 ** pasidBits(dev)) return -ERRNO.EINVAL;
+  const owned = core.settings.pasidPolicy?.checkAttach(process, pasid) ?? 0;
+  if (owned < 0) return owned;
   const pt = core.any(ptId);
   if (!pt) return -ERRNO.ENOENT;
   if (pt.type !== "hwpt-paging" && pt.type !== "hwpt-nested") return -ERRNO.EINVAL;
@@ -78,6 +90,20 @@ export function detachDevicePasid(core: IommufdCore, devid: number, pasid: numbe
   dev.fn.group.iommu.attachPasid(dev.fn.requester, pasid, null);
   dev.pasids.delete(pasid);
   hwpt.users--;
+}
+
+/**
+ * A PASID is being torn down (proposal): forget its attachments on every device of the context
+ * without touching the IOMMU, which silences the entries itself; the HWPTs may then be destroyed.
+ */
+export function revokePasid(core: IommufdCore, pasid: number): void {
+  for (const obj of core.objects.objects()) {
+    if (obj.type !== "device") continue;
+    const hwpt = obj.pasids.get(pasid);
+    if (hwpt === undefined) continue;
+    obj.pasids.delete(pasid);
+    hwpt.users--;
+  }
 }
 
 /** Detach every PASID of a device (unbind). */

@@ -8,10 +8,17 @@
  *
  * - PASIDs come from `[1, 2^20)` (PASID 0 is IOMMU_NO_PASID, never handed out), lowest free first,
  *   and below `2^maxBits` of the asking device's PASID width;
- * - each belongs to an owner (an open file); when the owner goes (its last fd closes), all its
- *   PASIDs are freed;
- * - a freed PASID sits in quarantine for `quarantineNs` of virtual time — it may still be in
- *   hardware queues — and is not handed out again before that.
+ * - each has an **owner** (who may free it and bind it: an open /dev/ioasid file, a simulated
+ *   process, or a vIOMMU's guest), a **tenant** (the guest or host it was handed to: every
+ *   virtio-iommu of one machine shares one, so FREE_PASID through either instance is equivalent,
+ *   seeds/000) and the allocator it came **via** (so removing that allocator releases it);
+ * - a freed PASID is first torn down (its {@link SystemPasidSpace.setReleaseHandler} handler:
+ *   sim/kernel/pasid_teardown.ts silences every device entry, tells the drivers, drains), during
+ *   which it is neither owned nor free, and then sits in quarantine for `quarantineNs` of virtual
+ *   time — it may still be in hardware queues — before it is handed out again.
+ *
+ * Errors: an empty or bad range → EINVAL; nothing free in it → ENOSPC; freeing a PASID the caller
+ * does not hold → ENOENT.
  *
  * @module
  */
@@ -24,10 +31,35 @@ export const PASID_BITS = 20;
 /** Default quarantine before a freed PASID is reused: 10 ms of virtual time. */
 export const DEFAULT_PASID_QUARANTINE_NS = 10_000_000;
 
-/** A system-wide PASID allocator with owners and a reuse quarantine. */
+/** Where a PASID is in its life. */
+export type PasidState = "free" | "allocated" | "draining" | "quarantined";
+
+/** Who holds an allocated PASID. */
+export interface PasidHolder {
+  /** May free and bind it. */
+  readonly owner: unknown;
+  /** The guest or host it was handed to (the owner itself unless given). */
+  readonly tenant: unknown;
+  /** The allocator it came from (undefined: the space itself). */
+  readonly via: unknown;
+}
+
+/** Options of one {@link SystemPasidSpace.alloc}. */
+export interface PasidAllocOptions {
+  /** PASID bits of the device it is for (default 20): the result is below `2^maxBits`. */
+  readonly maxBits?: number;
+  /** The tenant (default: the owner). */
+  readonly tenant?: unknown;
+  /** The allocator it goes through. */
+  readonly via?: unknown;
+}
+
+/** A system-wide PASID allocator with owners, a teardown hook and a reuse quarantine. */
 export class SystemPasidSpace {
-  readonly #owners = new Map<number, unknown>();
+  readonly #holders = new Map<number, PasidHolder>();
+  readonly #draining = new Set<number>();
   readonly #quarantine = new Map<number, number>(); // pasid → virtual time it becomes free
+  #onRelease: ((pasid: number, reason: string) => void) | undefined;
 
   /** A space on `clock` with the given quarantine. */
   constructor(
@@ -37,46 +69,95 @@ export class SystemPasidSpace {
 
   /** PASIDs currently allocated. */
   get allocated(): number {
-    return this.#owners.size;
+    return this.#holders.size;
   }
 
   /**
-   * The lowest PASID that is neither allocated nor in quarantine, in `[min, min(max, 2^maxBits -
-   * 1)]`; -EINVAL for an empty or bad range, -ENOSPC when every PASID there is taken.
+   * Who tears a released PASID down: called with the PASID once it is neither owned nor free; it
+   * calls {@link quarantine} when the hardware has stopped using the PASID. Without a handler a
+   * released PASID goes into quarantine at once.
    */
-  alloc(owner: unknown, min: number, max: number, maxBits = PASID_BITS): number {
+  setReleaseHandler(handler: (pasid: number, reason: string) => void): void {
+    this.#onRelease = handler;
+  }
+
+  /**
+   * The lowest PASID that is neither allocated, draining nor in quarantine, in `[min, min(max,
+   * 2^maxBits - 1)]`; -EINVAL for an empty or bad range, -ENOSPC when every PASID there is taken.
+   */
+  alloc(owner: unknown, min: number, max: number, o: PasidAllocOptions = {}): number {
+    const maxBits = o.maxBits ?? PASID_BITS;
     const top = Math.min(max, 2 ** Math.min(maxBits, PASID_BITS) - 1);
     const low = Math.max(min, 1);
     if (!Number.isInteger(min) || !Number.isInteger(max) || low > top) return -ERRNO.EINVAL;
     const now = this.clock.nowNs;
     for (let pasid = low; pasid <= top; pasid++) {
-      if (this.#owners.has(pasid)) continue;
+      if (this.#holders.has(pasid) || this.#draining.has(pasid)) continue;
       const until = this.#quarantine.get(pasid);
       if (until !== undefined) {
         if (until > now) continue;
         this.#quarantine.delete(pasid);
       }
-      this.#owners.set(pasid, owner);
+      this.#holders.set(pasid, { owner, tenant: o.tenant ?? owner, via: o.via });
       return pasid;
     }
     return -ERRNO.ENOSPC;
   }
 
-  /** Free a PASID of `owner` into quarantine: 0, or -ENOENT when the owner does not hold it. */
-  free(owner: unknown, pasid: number): number {
-    if (this.#owners.get(pasid) !== owner) return -ERRNO.ENOENT;
-    this.#owners.delete(pasid);
-    this.#quarantine.set(pasid, this.clock.nowNs + this.quarantineNs);
+  /**
+   * The kernel records which of its owners got a PASID its tenant allocated (the guest's
+   * /dev/ioasid file, after a vIOMMU's ALLOC_PASID). False when `pasid` is not allocated.
+   */
+  assign(pasid: number, owner: unknown): boolean {
+    const h = this.#holders.get(pasid);
+    if (h === undefined) return false;
+    this.#holders.set(pasid, { ...h, owner });
+    return true;
+  }
+
+  /** Free a PASID of `owner` (teardown, then quarantine): 0, or -ENOENT when not its. */
+  free(owner: unknown, pasid: number, reason = "freed by its owner"): number {
+    if (this.#holders.get(pasid)?.owner !== owner) return -ERRNO.ENOENT;
+    this.release(pasid, reason);
     return 0;
   }
 
-  /** Free every PASID of an owner (its last fd closed). Returns how many. */
-  releaseOwner(owner: unknown): number {
-    let n = 0;
-    for (const [pasid, o] of [...this.#owners]) {
-      if (o === owner && this.free(owner, pasid) === 0) n++;
-    }
-    return n;
+  /** Free a PASID handed to `tenant` (any of its vIOMMUs may): 0, or -ENOENT. */
+  freeByTenant(tenant: unknown, pasid: number, reason = "FREE_PASID"): number {
+    if (this.#holders.get(pasid)?.tenant !== tenant) return -ERRNO.ENOENT;
+    this.release(pasid, reason);
+    return 0;
+  }
+
+  /** Free every PASID of an owner (its last fd closed, its process exited). Returns how many. */
+  releaseOwner(owner: unknown, reason = "owner gone"): number {
+    return this.#releaseWhere((h) => h.owner === owner, reason);
+  }
+
+  /** Free every PASID that came through allocator `via` (it was removed). Returns how many. */
+  releaseVia(via: unknown, reason = "allocator removed"): number {
+    return this.#releaseWhere((h) => h.via === via, reason);
+  }
+
+  /** Start the teardown of an allocated PASID: not owned any more, not free either. */
+  release(pasid: number, reason: string): void {
+    if (!this.#holders.delete(pasid)) return;
+    this.#draining.add(pasid);
+    if (this.#onRelease) this.#onRelease(pasid, reason);
+    else this.quarantine(pasid);
+  }
+
+  /** The teardown is done: the PASID is quarantined for {@link quarantineNs} from now. */
+  quarantine(pasid: number): void {
+    if (!this.#draining.delete(pasid)) return;
+    this.#quarantine.set(pasid, this.clock.nowNs + this.quarantineNs);
+  }
+
+  /** Where `pasid` is in its life now. */
+  state(pasid: number): PasidState {
+    if (this.#holders.has(pasid)) return "allocated";
+    if (this.#draining.has(pasid)) return "draining";
+    return this.inQuarantine(pasid) ? "quarantined" : "free";
   }
 
   /** Whether a PASID is in quarantine now. */
@@ -85,8 +166,35 @@ export class SystemPasidSpace {
     return until !== undefined && until > this.clock.nowNs;
   }
 
+  /** Virtual time the quarantine of `pasid` ends, or undefined when it is not quarantined. */
+  quarantineEndsNs(pasid: number): number | undefined {
+    return this.inQuarantine(pasid) ? this.#quarantine.get(pasid) : undefined;
+  }
+
   /** The owner of an allocated PASID, or undefined. */
   ownerOf(pasid: number): unknown {
-    return this.#owners.get(pasid);
+    return this.#holders.get(pasid)?.owner;
+  }
+
+  /** The PASIDs `owner` holds, ascending. */
+  ownedBy(owner: unknown): number[] {
+    return [...this.#holders].filter(([, h]) => h.owner === owner).map(([p]) => p).sort((a, b) =>
+      a - b
+    );
+  }
+
+  /** Owner, tenant and allocator of an allocated PASID, or undefined. */
+  holderOf(pasid: number): PasidHolder | undefined {
+    return this.#holders.get(pasid);
+  }
+
+  #releaseWhere(match: (h: PasidHolder) => boolean, reason: string): number {
+    let n = 0;
+    for (const [pasid, h] of [...this.#holders]) {
+      if (!match(h)) continue;
+      this.release(pasid, reason);
+      n++;
+    }
+    return n;
   }
 }

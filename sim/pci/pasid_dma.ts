@@ -174,6 +174,8 @@ export class PasidDmaDevice implements PciDeviceModel {
   #error: ErrorBlock = { ...NO_ERROR };
   #intStatus = 0;
   #timer: ScheduledEvent | undefined;
+  /** The descriptor whose data transfer is scheduled (fetched, not completed). */
+  #inFlight: PasidDmaDescriptor | undefined;
 
   /** A powered-on engine, disabled. */
   constructor(o: PasidDmaOptions = {}) {
@@ -193,6 +195,17 @@ export class PasidDmaDevice implements PciDeviceModel {
   /** PASID Enable in the PASID capability's control register. */
   get pasidEnabled(): boolean {
     return pasidEnabled(this.config);
+  }
+
+  /**
+   * The descriptor tagged with `pasid` in flight — fetched, its transfer not yet done — if any
+   * (what a PASID teardown's drain waits for; descriptors still in the ring are not issued yet).
+   */
+  pasidRequestsInFlight(pasid: number): readonly PasidDmaDescriptor[] {
+    const d = this.#inFlight;
+    const tagged = d !== undefined && (d.flags & PDMA_FLAG_PASID_VALID) !== 0 &&
+      (d.flags & PDMA_FLAG_PASID_MASK) === pasid;
+    return tagged ? [d] : [];
   }
 
   /** Plug into the machine. */
@@ -329,6 +342,7 @@ export class PasidDmaDevice implements PciDeviceModel {
     } else if (!enable && wasEnabled) {
       this.#timer?.cancel();
       this.#timer = undefined;
+      this.#inFlight = undefined;
       this.#trace("disabled");
     }
   }
@@ -336,6 +350,7 @@ export class PasidDmaDevice implements PciDeviceModel {
   #resetEngine(): void {
     this.#timer?.cancel();
     this.#timer = undefined;
+    this.#inFlight = undefined;
     this.#control =
       this.#ringSize =
       this.#head =
@@ -371,8 +386,10 @@ export class PasidDmaDevice implements PciDeviceModel {
       return;
     }
     const delay = Math.ceil(d.length * this.#nsPerByte);
+    this.#inFlight = d;
     this.#timer = this.#need().clock.schedule(delay, () => {
       this.#timer = undefined;
+      this.#inFlight = undefined;
       const r = this.#transfer(d);
       this.#complete(d, r.status, r.address);
     });

@@ -175,7 +175,7 @@ export class VfioDeviceFile implements SimFile {
     if (!this.accessGranted) return -ERRNO.EINVAL;
     if (this.groupFile === undefined) {
       if (request === this.#req.attach) {
-        return user === undefined ? -ERRNO.EFAULT : this.#attach(user);
+        return user === undefined ? -ERRNO.EFAULT : this.#attach(user, process);
       }
       if (request === this.#req.detach) {
         return user === undefined ? -ERRNO.EFAULT : this.#detach(user);
@@ -238,7 +238,7 @@ export class VfioDeviceFile implements SimFile {
     return kernelAtLeast(this.device.env.kernelVersion, PASID_ATTACH_MIN_KERNEL);
   }
 
-  #attach(user: Uint8Array): number {
+  #attach(user: Uint8Array, process: SimProcess): number {
     const layout = vfio_device_attach_iommufd_pt;
     const minsz = offsetOfEnd(layout, "pt_id");
     const attach = readStruct(user, layout, minsz);
@@ -258,7 +258,7 @@ export class VfioDeviceFile implements SimFile {
     if (bound === undefined) return -ERRNO.EINVAL;
     const hwpt = pasid === undefined
       ? bound.ctx.attachDevice(bound.devid, attach.pt_id)
-      : bound.ctx.attachDevicePasid(bound.devid, pasid, attach.pt_id);
+      : bound.ctx.attachDevicePasid(bound.devid, pasid, attach.pt_id, process);
     if (hwpt < 0) return hwpt;
     const out = copyIn(user, layout.fields.pt_id.offset, U32_SIZE);
     if (out === undefined) {

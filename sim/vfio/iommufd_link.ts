@@ -22,8 +22,11 @@ export interface IommufdKernelApi {
   attachDevice(devid: number, ptId: number): number;
   /** Detach from whatever the device is attached to. */
   detachDevice(devid: number): void;
-  /** Attach a PASID-compatible HWPT to one PASID (6.15+): the HWPT id or -errno. */
-  attachDevicePasid(devid: number, pasid: number, ptId: number): number;
+  /**
+   * Attach a PASID-compatible HWPT to one PASID (6.15+) for `process`: the HWPT id or -errno
+   * (with the allocator proposal, EACCES for a PASID `process` does not own).
+   */
+  attachDevicePasid(devid: number, pasid: number, ptId: number, process: SimProcess): number;
   /** Detach one PASID. */
   detachDevicePasid(devid: number, pasid: number): void;
   /** The compat IOAS id, creating it when asked: the id or -errno. */

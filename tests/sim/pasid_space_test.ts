@@ -143,8 +143,11 @@ Deno.test("pasid space (proposal): a virtio-iommu machine's vIOMMU and /dev/ioas
     machine.kernel.ioctl(fd, ioctlNumber(machine.kernel.ioctlArch, IOASID_PROPOSAL_ALLOC), arg),
     0,
   );
-  assert.equal(decode(l, arg).out_pasid, 2, "one space for the vIOMMU and the host file");
-  assert.equal(viommu.freePasid(2), -ERRNO.ENOENT, "not the vIOMMU's to free");
+  assert.equal(decode(l, arg).out_pasid, 2, "the guest's /dev/ioasid allocates through its vIOMMU");
+  const holder = machine.pasidSpace?.holderOf(2);
+  assert.equal(holder?.via, viommu.device, "seeds/000: the host hands the guest's PASIDs out");
+  assert.ok(holder?.owner !== holder?.tenant, "the kernel records the file as the owner");
+  assert.equal(viommu.freePasid(3), -ERRNO.ENOENT, "never handed to this guest");
   assert.equal(viommu.freePasid(1), 0);
   assert.equal(viommu.allocPasid(1), -ERRNO.ENOMEM, "PASID 1 is quarantined");
   const plain = createMachine({

@@ -120,11 +120,13 @@ import {
   decodeSte,
   encodeInvalidCd,
   encodeInvalidSte,
+  encodeQuietCd,
   encodeS1Cd,
   encodeS1Ste,
   encodeS2Ste,
   locateCd,
   readWords,
+  type S1CdOptions,
   SMMU_TXSZ_BASE,
   STE_CONFIG,
   STE_S1DSS,
@@ -316,6 +318,8 @@ export class SmmuV3Iommu implements IommuModel {
   readonly #masterSsidBits = new Map<number, number>();
   /** Stage-1 domains on SubstreamIDs other than 0, per stream. */
   readonly #pasids = new Map<number, Map<number, SmmuV3Domain>>();
+  /** SubstreamIDs torn down with a quiet CD, per stream. */
+  readonly #quiet = new Map<number, Set<number>>();
   readonly #steCache = new Map<number, SteView>();
   readonly #cdCache = new Map<string, CdView>();
   readonly #faults: IommuFault[] = [];
@@ -437,7 +441,9 @@ export class SmmuV3Iommu implements IommuModel {
       if (ssids!.size === 0) {
         this.#pasids.delete(requester);
         // Linux downgrades a blocked RID's CD-table STE once no SubstreamID is in use.
-        if (!this.#streams.has(requester)) this.attach(requester, null);
+        if (!this.#ssidsInUse(requester) && !this.#streams.has(requester)) {
+          this.attach(requester, null);
+        }
       }
       this.traceLine(`smmuv3 detach sid=0x${requester.toString(16)} ssid=0x${pasid.toString(16)}`);
       return 0;
@@ -453,6 +459,7 @@ export class SmmuV3Iommu implements IommuModel {
     const table = this.#cdTableOf(requester);
     table.writeCd(pasid, this.#s1Cd(d));
     this.#cdCache.delete(`${requester}:${pasid}`);
+    this.#quiet.get(requester)?.delete(pasid);
     if (old) this.iotlb.flushDomain(old.tag);
     this.iotlb.flushDomain(d.tag);
     if (ssids) ssids.set(pasid, d);
@@ -466,6 +473,55 @@ export class SmmuV3Iommu implements IommuModel {
       `smmuv3 attach sid=0x${requester.toString(16)} ssid=0x${pasid.toString(16)} asid=${d.id}`,
     );
     return 0;
+  }
+
+  /**
+   * Tear down SubstreamID `pasid` of every stream with a quiet CD ({@link encodeQuietCd}: valid,
+   * walks disabled, faults not recorded), as Linux's `arm_smmu_mm_release` does while DMA may
+   * still run; the ASID is flushed and the domain let go. The STE keeps its CD table. Returns the
+   * streams.
+   */
+  silencePasid(pasid: number): number[] {
+    const out: number[] = [];
+    for (const [sid, ssids] of this.#pasids) {
+      const d = ssids.get(pasid);
+      if (d === undefined) continue;
+      ssids.delete(pasid);
+      if (ssids.size === 0) this.#pasids.delete(sid);
+      this.#cdTables.get(sid)?.writeCd(pasid, encodeQuietCd(this.#s1CdOptions(d)));
+      this.#cdCache.delete(`${sid}:${pasid}`);
+      this.iotlb.flushDomain(d.tag);
+      let quiet = this.#quiet.get(sid);
+      if (!quiet) this.#quiet.set(sid, quiet = new Set());
+      quiet.add(pasid);
+      out.push(sid);
+      this.traceLine(
+        `smmuv3 teardown sid=0x${sid.toString(16)} ssid=0x${pasid.toString(16)}: quiet CD`,
+      );
+    }
+    return out;
+  }
+
+  /**
+   * Replace the quiet CDs of `pasid` with invalid ones (faults are reported again: C_BAD_CD); a
+   * blocked stream with no SubstreamID left returns to its invalid STE.
+   */
+  clearSilencedPasid(pasid: number): void {
+    for (const [sid, quiet] of [...this.#quiet]) {
+      if (!quiet.delete(pasid)) continue;
+      if (quiet.size === 0) this.#quiet.delete(sid);
+      this.#cdTables.get(sid)?.writeCd(pasid, encodeInvalidCd());
+      this.#cdCache.delete(`${sid}:${pasid}`);
+      if (!this.#ssidsInUse(sid) && !this.#streams.has(sid)) this.attach(sid, null);
+      this.traceLine(
+        `smmuv3 teardown sid=0x${sid.toString(16)} ssid=0x${pasid.toString(16)}: CD cleared`,
+      );
+    }
+  }
+
+  /** Whether a stream has SubstreamIDs in use (attached or quiet): its STE needs the CD table. */
+  #ssidsInUse(sid: number): boolean {
+    return this.#pasids.has(sid) || this.#quiet.has(sid);
   }
 
   /**
@@ -495,13 +551,13 @@ export class SmmuV3Iommu implements IommuModel {
   attachCheck(requester: number, domain: IommuDomain): number {
     const d = this.#own(domain);
     const needsCdTable = d instanceof SmmuV3NestedDomain || d.stage !== 1;
-    return this.#pasids.has(requester) && needsCdTable ? -ERRNO.EBUSY : 0;
+    return this.#ssidsInUse(requester) && needsCdTable ? -ERRNO.EBUSY : 0;
   }
 
   attach(requester: number, domain: IommuDomain | null): void {
     const d = domain === null ? undefined : this.#own(domain);
     if (d?.freed) throw new Error(`SMMUv3: attach of freed domain ${d.id}`);
-    const ssidsInUse = this.#pasids.has(requester);
+    const ssidsInUse = this.#ssidsInUse(requester);
     if (d !== undefined && this.attachCheck(requester, d) < 0) {
       // The kernel asks attachCheck first (iommufd's attach and replace); reaching this is a bug.
       throw new Error(
@@ -709,13 +765,17 @@ export class SmmuV3Iommu implements IommuModel {
 
   /** The CD of a stage-1 domain (Linux's `arm_smmu_make_s1_cd`). */
   #s1Cd(d: SmmuV3Domain): bigint[] {
-    return encodeS1Cd({
+    return encodeS1Cd(this.#s1CdOptions(d));
+  }
+
+  #s1CdOptions(d: SmmuV3Domain): S1CdOptions {
+    return {
       asid: d.id,
       ttb0: BigInt(d.table.root),
       inputBits: d.table.inputBits,
       ips: SMMU_OAS_BITS.indexOf(this.oasBits),
       mair: LPAE_LINUX_MAIR,
-    });
+    };
   }
 
   /** A stage-1 STE over `table` (Linux's `arm_smmu_make_cdtable_ste`). */

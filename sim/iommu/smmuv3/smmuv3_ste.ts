@@ -352,6 +352,18 @@ export function encodeS1Cd(o: S1CdOptions): bigint[] {
   return w;
 }
 
+/**
+ * A quiet CD for a SubstreamID being torn down while DMA may still run (Linux 6.12's
+ * `arm_smmu_make_sva_cd` without an mm): still valid, so no C_BAD_CD, but EPD0 and EPD1 disable
+ * every walk and R = 0 records no fault. Linux zeroes T0SZ and TTB0; here the domain's stay, which
+ * changes nothing once EPD0 is set.
+ */
+export function encodeQuietCd(o: S1CdOptions): bigint[] {
+  const w = encodeS1Cd(o);
+  w[0] = setField(setField(w[0], CD.EPD0, 1), CD.R, 0);
+  return w;
+}
+
 /** Read `n` little-endian words at `addr`; undefined if any is unbacked (an external abort). */
 export function readWords(memory: PhysicalMemory, addr: bigint, n: number): bigint[] | undefined {
   const out: bigint[] = [];

@@ -41,7 +41,9 @@
  */
 
 import {
+  ALLOC_PASID_OUT_OFFSET,
   encodeAllocPasid,
+  encodeBindPasid,
   encodeFreePasid,
   PASID_REQ_READABLE,
   VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID,
@@ -49,6 +51,7 @@ import {
 } from "./virtio_iommu_pasid.ts";
 import { ERRNO } from "../../../ffi/errno.ts";
 import type { VirtualClock } from "../../clock.ts";
+import { PASID_BITS } from "../../kernel/pasid_space.ts";
 import { checkPasidAttach } from "../model.ts";
 import type {
   DmaAccess,
@@ -104,8 +107,6 @@ export const VIOMMU_QEMU_AW_BITS: Readonly<Record<VirtioIommuPlatform, number>> 
 };
 /** The guest's PAGE_SIZE. */
 export const VIOMMU_LINUX_PAGE_SIZE = 4096n;
-/** Where ALLOC_PASID's device-writable `pasid` sits in the request. */
-const PASID_OUT_OFFSET = 8;
 /** Linux's feature table (`features[]` of virtio-iommu.c) plus VIRTIO_F_VERSION_1. */
 export const VIOMMU_LINUX_FEATURES = (1n << BigInt(VIRTIO_F_VERSION_1)) |
   [
@@ -129,7 +130,9 @@ export interface VirtioIommuOptions {
   readonly deviceOptions?: VirtioIommuDeviceOptions;
   /**
    * **Proposal**: the guest driver also negotiates VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID and offers
-   * {@link VirtioIommu.allocPasid} / {@link VirtioIommu.freePasid} (virtio_iommu_pasid.ts).
+   * {@link VirtioIommu.allocPasid} / {@link VirtioIommu.freePasid} and PASID attach through the
+   * proposal's ATTACH_PASID / DETACH_PASID (virtio_iommu_pasid.ts); its facts then show 20-bit
+   * PASIDs.
    */
   readonly pasidProposal?: boolean;
   /** MSI isolation as the kernel sees it (default: false on x86, true on arm64). */
@@ -310,6 +313,8 @@ export class VirtioIommu implements IommuModel {
   readonly #ids = new Set<number>();
   readonly #endpoints = new Map<number, Endpoint>();
   readonly #blocking = new Map<number, VirtioIommuDomain>();
+  /** Proposal: the domain on each endpoint PASID, keyed "endpoint:pasid". */
+  readonly #pasidDomains = new Map<string, VirtioIommuDomain>();
   readonly #faults: IommuFault[] = [];
   readonly #trace?: (line: string) => void;
   readonly #kernelLog?: (line: string) => void;
@@ -348,7 +353,7 @@ export class VirtioIommu implements IommuModel {
       dirtyTracking: false,
       msiIsolated: o.msiIsolated ?? this.platform === "arm64",
       hwInfo: { type: 0, data: new Uint8Array(0) },
-      maxPasidLog2: 0,
+      maxPasidLog2: has(VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID) ? PASID_BITS : 0,
     };
   }
 
@@ -399,10 +404,73 @@ export class VirtioIommu implements IommuModel {
     this.#traceLine(`viommu domain free id=${d.id}`);
   }
 
-  /** PASID attach: the width checks; PASID tables are not modelled yet, so -EOPNOTSUPP after them. */
-  attachPasid(_requester: number, pasid: number, _domain: IommuDomain | null): number {
+  /**
+   * PASID attach: -EOPNOTSUPP without the PASID proposal (the spec has none); with it an
+   * ATTACH_PASID (replaying the domain's mappings if it had no user) or, for `null`, a
+   * DETACH_PASID. 0 or the -errno of the refused request (ENOENT: a PASID not handed to this guest).
+   */
+  attachPasid(requester: number, pasid: number, domain: IommuDomain | null): number {
     const rc = checkPasidAttach(this.facts, pasid);
-    return rc < 0 ? rc : -ERRNO.EOPNOTSUPP;
+    if (rc < 0) return rc;
+    const ep = this.#endpoint(requester);
+    const key = `${requester}:${pasid}`;
+    const old = this.#pasidDomains.get(key);
+    const where = `ep=0x${ep.id.toString(16)} pasid=${pasid}`;
+    if (domain === null) {
+      if (old === undefined) return 0;
+      const r = this.sendRequest(
+        encodeBindPasid(false, { domain: old.id, endpoint: ep.id, pasid }),
+      );
+      this.#pasidDomains.delete(key);
+      old.nrEndpoints--;
+      this.#traceLine(`viommu detach ${where} domain=${old.id}`);
+      return r;
+    }
+    const d = this.#own(domain);
+    if (d.freed) throw new Error(`virtio-iommu: PASID attach of freed domain ${d.id}`);
+    let r = this.sendRequest(encodeBindPasid(true, { domain: d.id, endpoint: ep.id, pasid }));
+    if (r === 0 && d.nrEndpoints === 0) r = d.replay();
+    if (r < 0) {
+      this.#traceLine(`viommu attach ${where} domain=${d.id} -> ${r}`);
+      return r;
+    }
+    if (old) old.nrEndpoints--;
+    d.nrEndpoints++;
+    this.#pasidDomains.set(key, d);
+    this.#traceLine(`viommu attach ${where} domain=${d.id}`);
+    return 0;
+  }
+
+  /**
+   * Proposal teardown: the host silences every endpoint entry of `pasid` (requests fail without a
+   * fault event) and the driver lets go of the domains they held. Returns the endpoints.
+   */
+  silencePasid(pasid: number): number[] {
+    const endpoints = this.device.silencePasid(pasid);
+    for (const ep of endpoints) {
+      const key = `${ep}:${pasid}`;
+      const d = this.#pasidDomains.get(key);
+      if (d === undefined) continue;
+      d.nrEndpoints--;
+      this.#pasidDomains.delete(key);
+      this.#traceLine(`viommu teardown ep=0x${ep.toString(16)} pasid=${pasid}: silenced`);
+    }
+    return endpoints;
+  }
+
+  /** Proposal teardown done: requests with `pasid` fault visibly again. */
+  clearSilencedPasid(pasid: number): void {
+    this.device.clearSilencedPasid(pasid);
+  }
+
+  /**
+   * Hot-unplug the device ({@link VirtioIommuDevice.unplug}): it answers no request any more (the
+   * driver's requests fail with EIO) and, with the PASID proposal, the PASIDs allocated through
+   * it are released through their teardown.
+   */
+  unplug(): void {
+    this.device.unplug();
+    this.#traceLine(`viommu ${this.name} removed`);
   }
 
   /**
@@ -482,10 +550,13 @@ export class VirtioIommu implements IommuModel {
   allocPasid(maxPasid = 0): number {
     const req = encodeAllocPasid(maxPasid);
     const rc = this.#sendPasidRequest(req, PASID_REQ_READABLE[VIRTIO_IOMMU_T_PROPOSAL.ALLOC_PASID]);
-    return rc < 0 ? rc : new DataView(req.buffer).getUint32(PASID_OUT_OFFSET, true);
+    return rc < 0 ? rc : new DataView(req.buffer).getUint32(ALLOC_PASID_OUT_OFFSET, true);
   }
 
-  /** **Proposal**: FREE_PASID: 0 or -errno (ENOENT for a PASID this vIOMMU did not hand out). */
+  /**
+   * **Proposal**: FREE_PASID: 0 or -errno (ENOENT for a PASID not handed to this guest through any
+   * of its vIOMMUs).
+   */
   freePasid(pasid: number): number {
     const req = encodeFreePasid(pasid);
     return this.#sendPasidRequest(req, PASID_REQ_READABLE[VIRTIO_IOMMU_T_PROPOSAL.FREE_PASID]);
@@ -521,6 +592,10 @@ export class VirtioIommu implements IommuModel {
       message: viommuFaultMessage(this.name, r.event),
       timeNs: this.#clock.nowNs,
     };
+    if (r.unreported) {
+      this.#traceLine(`viommu blocked ${fault.message} (not reported: PASID being torn down)`);
+      return { ok: false, fault };
+    }
     this.#faults.push(fault);
     this.#traceLine(`viommu fault ${fault.message}`);
     return { ok: false, fault };

@@ -25,8 +25,9 @@
  *   `probe_size` INVAL; properties that do not fit INVAL; the rest zero-filled.
  *
  * Translation follows QEMU's order: PASID-tagged requests are refused (no PASID support: reason
- * UNKNOWN); an endpoint never attached → bypass or an UNKNOWN fault; an MSI RESV_MEM region is
- * an identity doorbell, a RESERVED one a MAPPING fault; no domain → bypass or a DOMAIN fault; a
+ * UNKNOWN; with the PASID proposal of virtio_iommu_pasid.ts they go through the endpoint's PASID
+ * entry instead); an endpoint never attached → bypass or an UNKNOWN fault; an MSI RESV_MEM region
+ * is an identity doorbell, a RESERVED one a MAPPING fault; no domain → bypass or a DOMAIN fault; a
  * bypass domain → identity; no mapping → MAPPING fault with flags ADDRESS only; a read of a
  * mapping without READ or a write without WRITE → MAPPING fault with R or W set (QEMU's flags,
  * which is why the VM bench's Linux logged `[]` for an unmapped write).
@@ -38,11 +39,16 @@
  * @module
  */
 
-import type { SystemPasidSpace } from "../../kernel/pasid_space.ts";
+import { PASID_BITS, type SystemPasidSpace } from "../../kernel/pasid_space.ts";
 import {
+  type BindRequest,
+  decodeBindPasid,
   handlePasidRequest,
   PASID_REQ_READABLE,
+  PasidEntries,
+  SILENCED,
   VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID,
+  VIRTIO_IOMMU_T_PROPOSAL,
 } from "./virtio_iommu_pasid.ts";
 import {
   type DecodedRequest,
@@ -122,10 +128,17 @@ export interface VirtioIommuDeviceOptions {
   /** Mapping limit (default {@link VIOMMU_MAX_MAPPINGS}). */
   readonly maxMappings?: number;
   /**
-   * **Proposal**: the host-wide PASID space behind ALLOC_PASID/FREE_PASID
+   * **Proposal**: the host-wide PASID space behind ALLOC_PASID/FREE_PASID and the PASID binds
    * (virtio_iommu_pasid.ts); offer {@link VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID} with it.
    */
   readonly pasidSpace?: SystemPasidSpace;
+  /**
+   * **Proposal**: the guest this device serves (default: the device itself). Every vIOMMU of one
+   * guest shares it, so a PASID allocated through one may be freed and bound through another.
+   */
+  readonly pasidTenant?: unknown;
+  /** **Proposal**: PASID bits an endpoint can carry (its PCIe PASID width; default 20). */
+  readonly endpointPasidBits?: (endpoint: number) => number;
 }
 
 interface Domain {
@@ -134,12 +147,20 @@ interface Domain {
   /** Sorted by start, non-overlapping. */
   readonly mappings: IntervalList<VirtioMapping>;
   readonly endpoints: Set<number>;
+  /** Endpoint PASIDs attached to it (proposal). */
+  pasidUsers: number;
 }
 
 /** The result of a device-side translation. */
 export type VirtioTranslation =
   | { readonly ok: true; readonly phys: bigint }
-  | { readonly ok: false; readonly event: FaultEvent; readonly raw: Uint8Array };
+  | {
+    readonly ok: false;
+    readonly event: FaultEvent;
+    readonly raw: Uint8Array;
+    /** The record was not put on the event queue (a PASID being torn down). */
+    readonly unreported?: boolean;
+  };
 
 /** The virtio-iommu device model. */
 export class VirtioIommuDevice {
@@ -155,6 +176,10 @@ export class VirtioIommuDevice {
   #negotiated: bigint;
   #mappingCount = 0;
   readonly #pasidSpace?: SystemPasidSpace;
+  readonly #tenant: unknown;
+  readonly #endpointPasidBits: (endpoint: number) => number;
+  readonly #pasids = new PasidEntries<Domain>();
+  #removed = false;
   /** The event queue: receives each fault record the device writes (the driver's handler). */
   onEvent?: (record: Uint8Array) => void;
 
@@ -162,6 +187,8 @@ export class VirtioIommuDevice {
   constructor(o: VirtioIommuDeviceOptions = {}) {
     this.offered = o.features ?? VIOMMU_QEMU_FEATURES;
     this.#pasidSpace = o.pasidSpace;
+    this.#tenant = o.pasidTenant ?? this;
+    this.#endpointPasidBits = o.endpointPasidBits ?? (() => PASID_BITS);
     this.#negotiated = this.offered;
     this.#bootBypass = o.bootBypass ? 1 : 0;
     this.#config = {
@@ -211,7 +238,41 @@ export class VirtioIommuDevice {
   reset(): void {
     this.#endpoints.clear();
     this.#domains.clear();
+    this.#pasids.clear();
     this.#mappingCount = 0;
+  }
+
+  /**
+   * Hot-unplug: the device is reset and answers no request any more (used length 0); with the
+   * PASID proposal the host releases, through their teardown, the PASIDs handed out through it.
+   */
+  unplug(): void {
+    if (this.#removed) return;
+    this.#removed = true;
+    this.reset();
+    this.#pasidSpace?.releaseVia(this, "the vIOMMU that allocated it was removed");
+  }
+
+  /** Whether the device was unplugged. */
+  get removed(): boolean {
+    return this.#removed;
+  }
+
+  /**
+   * **Proposal**: tear down `pasid` on every endpoint (entries silenced: requests fail without an
+   * event); returns the endpoints.
+   */
+  silencePasid(pasid: number): number[] {
+    return this.#pasids.silence(pasid).map(({ endpoint, domain }) => {
+      domain.pasidUsers--;
+      this.#maybeDrop(domain);
+      return endpoint;
+    });
+  }
+
+  /** **Proposal**: the silenced entries of `pasid` go: requests with it fault visibly again. */
+  clearSilencedPasid(pasid: number): void {
+    this.#pasids.clearSilenced(pasid);
   }
 
   /** System reset: a device reset, and config.bypass back to its initial value. */
@@ -242,15 +303,22 @@ export class VirtioIommuDevice {
    */
   process(readable: Uint8Array, writable: Uint8Array): number {
     const tail = VIRTIO_IOMMU_SIZE.TAIL;
+    if (this.#removed) return 0;
     if (readable.length < VIRTIO_IOMMU_SIZE.HEAD || writable.length < tail) return 0;
     const pasidReq = PASID_REQ_READABLE[readable[0]];
     if (pasidReq !== undefined) {
       const space = this.#pasidSpace;
       if (!space || !this.#has(VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID)) return 0; // unknown type
       writable.fill(0);
+      const out = writable.subarray(0, writable.length - tail);
+      const type = readable[0];
+      const bind = type === VIRTIO_IOMMU_T_PROPOSAL.ATTACH_PASID ||
+        type === VIRTIO_IOMMU_T_PROPOSAL.DETACH_PASID;
       writable[writable.length - tail] = readable.length < pasidReq
         ? VIRTIO_IOMMU_S.INVAL
-        : handlePasidRequest(space, this, readable, writable.subarray(0, writable.length - tail));
+        : bind
+        ? this.#bindPasid(space, decodeBindPasid(readable))
+        : handlePasidRequest(space, this.#tenant, this, readable, out);
       return writable.length;
     }
     const req = decodeRequest(readable);
@@ -272,7 +340,7 @@ export class VirtioIommuDevice {
     access: DmaAccess,
   ): VirtioTranslation {
     const addr = VIRTIO_IOMMU_FAULT_F.ADDRESS;
-    if (pasid !== undefined) return this.#fault(VIRTIO_IOMMU_FAULT_R.UNKNOWN, addr, endpoint, iova);
+    if (pasid !== undefined) return this.#translatePasid(endpoint, pasid, iova, access);
     const known = this.#endpoints.has(endpoint);
     const domain = this.#endpoints.get(endpoint);
     if (!known) {
@@ -289,6 +357,12 @@ export class VirtioIommuDevice {
       return this.#fault(VIRTIO_IOMMU_FAULT_R.DOMAIN, addr, endpoint, iova);
     }
     if (domain.bypass) return { ok: true, phys: iova };
+    return this.#lookup(domain, endpoint, iova, access);
+  }
+
+  /** A mapping of `domain` for the access, or a MAPPING fault (R/W set for a permission miss). */
+  #lookup(domain: Domain, endpoint: number, iova: bigint, access: DmaAccess): VirtioTranslation {
+    const addr = VIRTIO_IOMMU_FAULT_F.ADDRESS;
     const m = domain.mappings.find(iova);
     if (m === undefined) return this.#fault(VIRTIO_IOMMU_FAULT_R.MAPPING, addr, endpoint, iova);
     const denied = access === "read"
@@ -298,6 +372,78 @@ export class VirtioIommuDevice {
       : 0;
     if (denied) return this.#fault(VIRTIO_IOMMU_FAULT_R.MAPPING, denied | addr, endpoint, iova);
     return { ok: true, phys: m.phys + (iova - m.start) };
+  }
+
+  /**
+   * A request with a PASID: refused (UNKNOWN) without the PASID proposal, as QEMU's device has no
+   * PASID support; with it, through the endpoint's PASID entry — none: a DOMAIN fault; silenced:
+   * failed without an event.
+   */
+  #translatePasid(
+    endpoint: number,
+    pasid: number,
+    iova: bigint,
+    access: DmaAccess,
+  ): VirtioTranslation {
+    const addr = VIRTIO_IOMMU_FAULT_F.ADDRESS;
+    if (!this.#pasidSpace || !this.#has(VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID)) {
+      return this.#fault(VIRTIO_IOMMU_FAULT_R.UNKNOWN, addr, endpoint, iova);
+    }
+    const entry = this.#pasids.get(endpoint, pasid);
+    if (entry === SILENCED) {
+      const event: FaultEvent = {
+        reason: VIRTIO_IOMMU_FAULT_R.DOMAIN,
+        flags: addr,
+        endpoint,
+        address: iova,
+      };
+      return { ok: false, event, raw: encodeFault(event), unreported: true };
+    }
+    if (entry === undefined) return this.#fault(VIRTIO_IOMMU_FAULT_R.DOMAIN, addr, endpoint, iova);
+    return this.#lookup(entry, endpoint, iova, access);
+  }
+
+  /** ATTACH_PASID / DETACH_PASID (see virtio_iommu_pasid.ts for the status rules). */
+  #bindPasid(space: SystemPasidSpace, r: BindRequest): number {
+    const S = VIRTIO_IOMMU_S;
+    if (!r.reservedZero) return S.INVAL;
+    if (!this.#domainInRange(r.domain)) return S.RANGE;
+    if (!this.#endpointExists(r.endpoint)) return S.NOENT;
+    const current = this.#pasids.get(r.endpoint, r.pasid);
+    if (!r.attach) {
+      if (current === undefined || current === SILENCED || current.id !== r.domain) return S.INVAL;
+      this.#pasids.set(r.endpoint, r.pasid, undefined);
+      current.pasidUsers--;
+      this.#maybeDrop(current);
+      return S.OK;
+    }
+    if (r.pasid === 0) return S.INVAL;
+    if (r.pasid >= 2 ** this.#endpointPasidBits(r.endpoint)) return S.RANGE;
+    if (space.holderOf(r.pasid)?.tenant !== this.#tenant) return S.NOENT;
+    let domain = this.#domains.get(r.domain);
+    if (domain?.bypass) return S.INVAL;
+    if (domain === undefined) {
+      domain = this.#newDomain(r.domain, false);
+    }
+    domain.pasidUsers++;
+    const old = this.#pasids.set(r.endpoint, r.pasid, domain);
+    if (old) {
+      old.pasidUsers--;
+      this.#maybeDrop(old);
+    }
+    return S.OK;
+  }
+
+  #newDomain(id: number, bypass: boolean): Domain {
+    const domain: Domain = {
+      id,
+      bypass,
+      mappings: new IntervalList(),
+      endpoints: new Set(),
+      pasidUsers: 0,
+    };
+    this.#domains.set(id, domain);
+    return domain;
   }
 
   #has(feature: number): boolean {
@@ -352,11 +498,7 @@ export class VirtioIommuDevice {
     const old = this.#endpoints.get(r.endpoint);
     if (old === existing && old !== undefined) return S.OK;
     if (old) this.#leave(old, r.endpoint);
-    let domain = this.#domains.get(r.domain);
-    if (domain === undefined) {
-      domain = { id: r.domain, bypass, mappings: new IntervalList(), endpoints: new Set() };
-      this.#domains.set(r.domain, domain);
-    }
+    const domain = this.#domains.get(r.domain) ?? this.#newDomain(r.domain, bypass);
     domain.endpoints.add(r.endpoint);
     this.#endpoints.set(r.endpoint, domain);
     return S.OK;
@@ -371,10 +513,15 @@ export class VirtioIommuDevice {
     return VIRTIO_IOMMU_S.OK;
   }
 
-  /** An endpoint leaves a domain; the domain ceases to exist when it was the last one. */
+  /** An endpoint leaves a domain; the domain ceases to exist when it was the last user. */
   #leave(domain: Domain, endpoint: number): void {
     domain.endpoints.delete(endpoint);
-    if (domain.endpoints.size > 0) return;
+    this.#maybeDrop(domain);
+  }
+
+  /** A domain with no endpoint and no endpoint PASID on it ceases to exist with its mappings. */
+  #maybeDrop(domain: Domain): void {
+    if (domain.endpoints.size > 0 || domain.pasidUsers > 0) return;
     this.#mappingCount -= domain.mappings.size;
     this.#domains.delete(domain.id);
   }

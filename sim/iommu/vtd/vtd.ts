@@ -246,6 +246,8 @@ export class VtdIommu implements IommuModel {
   readonly #context = new Map<number, VtdDomain | VtdNestedDomain>();
   /** Scalable mode: per requester, the PASID-table entries other than RID_PASID. */
   readonly #pasidTables = new Map<number, Map<number, VtdDomain | VtdNestedDomain>>();
+  /** Scalable mode: per requester, the PASIDs whose entry is torn down with P = 0 and FPD = 1. */
+  readonly #fpd = new Map<number, Set<number>>();
   readonly #scalable: boolean;
   /** Nested translation, present when scalable mode has nesting. */
   readonly nesting?: IommuNesting;
@@ -414,6 +416,7 @@ export class VtdIommu implements IommuModel {
     let table = this.#pasidTables.get(requester);
     const old = table?.get(pasid);
     if (old) this.iotlb.flushDomain(old.id);
+    this.#fpd.get(requester)?.delete(pasid);
     if (domain === null) {
       table?.delete(pasid);
     } else {
@@ -427,6 +430,38 @@ export class VtdIommu implements IommuModel {
       `vtd attach rid=0x${requester.toString(16)} pasid=${pasid} did=${domain?.id ?? "none"}`,
     );
     return 0;
+  }
+
+  /**
+   * Tear down every device's PASID-table entry of `pasid` with fault processing disabled (P = 0,
+   * FPD = 1, as Linux's `pasid_clear_entry_with_fpd`), flushing the domains they held: requests
+   * with it are then blocked without a fault record. Returns the requesters.
+   */
+  silencePasid(pasid: number): number[] {
+    const out: number[] = [];
+    for (const [requester, table] of this.#pasidTables) {
+      const d = table.get(pasid);
+      if (d === undefined) continue;
+      table.delete(pasid);
+      this.iotlb.flushDomain(d.id);
+      let fpd = this.#fpd.get(requester);
+      if (!fpd) this.#fpd.set(requester, fpd = new Set());
+      fpd.add(pasid);
+      out.push(requester);
+      this.traceLine(
+        `vtd teardown rid=0x${requester.toString(16)} pasid=${pasid}: P=0 FPD=1 (was did=${d.id})`,
+      );
+    }
+    return out;
+  }
+
+  /** Clear the FPD of torn-down `pasid` entries: requests with it fault visibly again (0x59). */
+  clearSilencedPasid(pasid: number): void {
+    for (const [requester, fpd] of this.#fpd) {
+      if (fpd.delete(pasid)) {
+        this.traceLine(`vtd teardown rid=0x${requester.toString(16)} pasid=${pasid}: FPD=0`);
+      }
+    }
   }
 
   /** The domain on a device's PASID (scalable mode). */
@@ -493,6 +528,9 @@ export class VtdIommu implements IommuModel {
       : this.#pasidTables.get(requester)?.get(pasid);
     if (!domain) {
       const reason = this.#scalable ? VTD_FR.SM_PASID_ENTRY_P : VTD_FR.CONTEXT_ENTRY_P;
+      if (pasid !== undefined && this.#fpd.get(requester)?.has(pasid)) {
+        return this.#unreported(requester, pasid, iova, access, reason);
+      }
       return this.#fault(requester, pasid, iova, access, reason);
     }
     if (domain instanceof VtdNestedDomain) {
@@ -697,6 +735,20 @@ export class VtdIommu implements IommuModel {
     const result = this.#log(fault);
     if (this.#hostDrains) this.drainFaults();
     return result;
+  }
+
+  /** A fault with FPD set in the entry: the request is blocked, nothing is recorded or logged. */
+  #unreported(
+    requester: number,
+    pasid: number,
+    iova: bigint,
+    access: DmaAccess,
+    reason: number,
+  ): TranslateResult {
+    const made = this.#faultObject(requester, pasid, iova, access, reason, undefined);
+    const fault = { ...made, message: `${made.message} (not reported: FPD set)` };
+    this.traceLine(`vtd blocked ${fault.message}`);
+    return { ok: false, fault };
   }
 
   #faultObject(
