@@ -164,7 +164,7 @@ export function machinePasids(o: MachinePasidsOptions): MachinePasidWiring {
     pasids: {
       space,
       teardown,
-      spawnProcess: (name) => new SvaProcess({ pid: nextPid++, name, space, teardown, fn }),
+      spawnProcess: (name) => new SvaProcess({ pid: nextPid++, name, allocators, teardown, fn }),
     },
     allocators,
     policy,

@@ -25,6 +25,7 @@ export * from "./kernel/mmio.ts";
 export * from "./kernel/pasid_space.ts";
 export * from "./kernel/pasid_teardown.ts";
 export * from "./kernel/sva.ts";
+export * from "./kernel/pasid_allocators.ts";
 export type { MachinePasids } from "./machine_pasids.ts";
 export * from "./iommu/model.ts";
 export * from "./pci/device.ts";

@@ -110,10 +110,9 @@ export class PasidAllocators {
     return a.free(pasid, "freed by its owner");
   }
 
-  /** Free every PASID of `owner` (its file closed). */
-  releaseOwner(owner: unknown): void {
+  /** Free every PASID of `owner` (its file closed, its process exited) for `reason`. */
+  releaseOwner(owner: unknown, reason = "its /dev/ioasid file was closed"): void {
     const a = this.alive()[0];
-    const reason = "its /dev/ioasid file was closed";
     for (const pasid of this.space.ownedBy(owner)) {
       if (a === undefined || a.free(pasid, reason) < 0) this.space.release(pasid, reason);
     }

@@ -3,8 +3,8 @@
  * devices (SVA): the process-bound PASID of seed 003, next to the fd-bound PASIDs of /dev/ioasid.
  *
  * As in Linux's `iommu_sva_bind_device`, a process has one PASID for every device it is bound to,
- * allocated at its first bind from the system-wide space (here the proposal's
- * {@link SystemPasidSpace}, with the process as owner), and a second device that cannot carry it
+ * allocated at its first bind from the system-wide space (here the proposal's, through the
+ * kernel's allocators, with the process as owner), and a second device that cannot carry it
  * (its PASID width, the smaller of the IOMMU's and its PCIe capability's) is refused with
  * EOVERFLOW; no PASID left is ENOSPC, a device or IOMMU without PASIDs EOPNOTSUPP. The process's
  * page tables are modelled as one paging domain per IOMMU mirroring its mappings ({@link
@@ -22,8 +22,8 @@ import { ERRNO } from "../../ffi/errno.ts";
 import type { IommuDomain, IommuModel } from "../iommu/model.ts";
 import { devicePasidWidth } from "../iommufd/pasid.ts";
 import type { SimPciFunction } from "./pci_function.ts";
+import type { PasidAllocators } from "./pasid_allocators.ts";
 import type { PasidStopCallback, PasidTeardown } from "./pasid_teardown.ts";
-import type { SystemPasidSpace } from "./pasid_space.ts";
 
 /** What a {@link SvaProcess} is built with. */
 export interface SvaProcessOptions {
@@ -31,8 +31,8 @@ export interface SvaProcessOptions {
   readonly pid: number;
   /** Command name (for traces). */
   readonly name: string;
-  /** The system-wide space. */
-  readonly space: SystemPasidSpace;
+  /** The kernel's allocators (the space through them; a guest's come from its vIOMMUs). */
+  readonly allocators: PasidAllocators;
   /** The teardown (stop callbacks). */
   readonly teardown: PasidTeardown;
   /** The PCI function at a bdf (throws for an unknown one). */
@@ -105,8 +105,8 @@ export class SvaProcess {
     if (bits === 0) return -ERRNO.EOPNOTSUPP;
     let pasid = this.#pasid;
     if (pasid === undefined) {
-      const got = this.#o.space.alloc(this, 1, 2 ** bits - 1, { maxBits: bits });
-      if (got < 0) return got === -ERRNO.EINVAL ? -ERRNO.ENOSPC : got;
+      const got = this.#o.allocators.alloc(this, 1, 2 ** bits - 1);
+      if (got < 0) return got;
       pasid = got;
     } else if (pasid >= 2 ** bits) {
       return -ERRNO.EOVERFLOW;
@@ -128,7 +128,7 @@ export class SvaProcess {
   exit(reason = "process exited"): void {
     if (!this.#alive) return;
     this.#alive = false;
-    this.#o.space.releaseOwner(this, `${this.name}[${this.pid}]: ${reason}`);
+    this.#o.allocators.releaseOwner(this, `${this.name}[${this.pid}]: ${reason}`);
     // The teardown let go of every entry synchronously: the tables can go now.
     for (const [iommu, d] of this.#domains) iommu.freeDomain(d);
     this.#domains.clear();
@@ -153,7 +153,7 @@ export class SvaProcess {
 
   /** A failed first bind gives the PASID back (it was never used). */
   #undoFirst(pasid: number, rc: number): number {
-    if (this.#pasid === undefined) this.#o.space.free(this, pasid, "bind failed");
+    if (this.#pasid === undefined) this.#o.allocators.free(this, pasid);
     return rc;
   }
 }
