@@ -87,6 +87,9 @@ export interface MachineOptions {
    * (the devices whose `iommu` names it) and all sharing the proposed system-wide PASID space.
    * Only several virtio-iommu devices are modelled, and one machine's IOMMUs are of one kind: a
    * VT-d beside a virtio-iommu is refused for the reason seeds/000 gives (see machine_pasids.ts).
+   * The virtio spec allows several instances (seeds/000: "it's up to the hypervisor"); QEMU 10's
+   * x86 machines refuse a second vIOMMU of any kind ("QEMU does not support multiple vIOMMUs for
+   * x86 yet"), so no VM bench machine can check this topology. Default: none.
    */
   readonly additionalIommus?: readonly IommuModelName[];
   /** PCI functions (default: one edu at 0000:00:02.0). */

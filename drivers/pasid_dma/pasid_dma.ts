@@ -34,17 +34,17 @@ import type { PciDevice } from "../../core/pci_device.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
 import type { Pasid, PasidBinding, PasidSpace } from "../../core/pasid.ts";
-import { PCI_DEVICE_ID, PCI_VENDOR_ID } from "../../core/config_space.ts";
+import {
+  PCI_DEVICE_ID,
+  PCI_EXT_CAP_ID_PASID,
+  PCI_PASID_CTRL,
+  PCI_PASID_CTRL_ENABLE,
+  PCI_VENDOR_ID,
+} from "../../core/config_space.ts";
 import {
   PASID_DMA_BAR,
   PASID_DMA_DEVICE_ID,
   PASID_DMA_VENDOR_ID,
-  PCI_EXT_CAP_ID_PASID,
-  PCI_PASID_CAP,
-  PCI_PASID_CAP_WIDTH,
-  PCI_PASID_CAP_WIDTH_SHIFT,
-  PCI_PASID_CTRL,
-  PCI_PASID_CTRL_ENABLE,
   PDMA_CAPS_RING_LOG2,
   PDMA_CAPS_XFER_LOG2,
   PDMA_CAPS_XFER_LOG2_SHIFT,
@@ -484,8 +484,7 @@ export class PasidDmaDriver {
 function enablePasid(dev: PciDevice): PasidCapabilityInfo | undefined {
   const cap = dev.config.extendedCapabilities().find((c) => c.id === PCI_EXT_CAP_ID_PASID);
   if (cap === undefined) return undefined;
-  const width = (dev.config.read16(cap.offset + PCI_PASID_CAP) & PCI_PASID_CAP_WIDTH) >>>
-    PCI_PASID_CAP_WIDTH_SHIFT;
+  const width = dev.config.pasidWidth();
   const ctrl = cap.offset + PCI_PASID_CTRL;
   dev.config.write16(ctrl, dev.config.read16(ctrl) | PCI_PASID_CTRL_ENABLE);
   const enabled = (dev.config.read16(ctrl) & PCI_PASID_CTRL_ENABLE) !== 0;

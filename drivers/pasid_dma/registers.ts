@@ -122,13 +122,3 @@ export const PDMA_ERR_RING_FETCH_FAULT = 0x10;
 export const PDMA_ERR_COMPLETION_FAULT = 0x11;
 /** ERROR code 0x12: bad ring base or size at enable. */
 export const PDMA_ERR_BAD_RING_CONFIG = 0x12;
-
-/** The PCIe PASID capability's layout (PCIe 4.0 §7.8.8), declared once in core. */
-export {
-  PCI_EXT_CAP_ID_PASID,
-  PCI_PASID_CAP,
-  PCI_PASID_CAP_WIDTH,
-  PCI_PASID_CAP_WIDTH_SHIFT,
-  PCI_PASID_CTRL,
-  PCI_PASID_CTRL_ENABLE,
-} from "../../core/config_space.ts";

@@ -10,17 +10,10 @@ import { VfioError } from "../../core/errors.ts";
 import { openPciDevice } from "../../core/pci_device.ts";
 import { PasidSpace } from "../../core/pasid.ts";
 import { createMachine } from "../../sim/machine.ts";
-import { PASID_BDF, type PasidRig, pasidRig } from "../helpers/pasid_rig.ts";
+import { closeRig, PASID_BDF, pasidRig } from "../helpers/pasid_rig.ts";
 import { PASID_SPACE_IOVA } from "../helpers/pasid_session.ts";
 
 const errno = (name: string) => (e: unknown) => e instanceof VfioError && e.errnoName === name;
-
-function finish(r: PasidRig, spaces: { ioas: number; hwpt: number }[]): void {
-  r.driver.close();
-  r.dropPasidSetup(r.ridHwpt, spaces);
-  for (const m of r.buffers) assert.equal(r.machine.kernel.munmap(m), 0);
-  r.dev.close();
-}
 
 Deno.test("PasidSpace: open without the proposal names the machine option", () => {
   const { kernel } = createMachine({ iommu: "vtd" });
@@ -55,7 +48,7 @@ Deno.test("PasidSpace: allocate with using, free, and errors", () => {
   space.close();
   assert.throws(() => space.allocate(), errno("EBADF"));
   assert.equal(k.process.openFds().length, fds, "no fd left behind");
-  finish(r, []);
+  closeRig(r, []);
 });
 
 Deno.test("PasidSpace: bind, the stop notice once per binding, never awaited", async () => {
@@ -87,7 +80,7 @@ Deno.test("PasidSpace: bind, the stop notice once per binding, never awaited", a
   assert.throws(() => space.bind(r.dev, 9, s.hwpt), errno("EACCES"));
   space.close();
   assert.equal(k.process.openFds().length, fds, "eventfds and the allocator closed");
-  finish(r, [s]);
+  closeRig(r, [s]);
 });
 
 Deno.test("PasidSpace: close tears down what it holds and delivers the notices", () => {
@@ -105,7 +98,7 @@ Deno.test("PasidSpace: close tears down what it holds and delivers the notices",
   assert.deepEqual(told.sort(), [a.value, b.value]);
   assert.equal(a.freed && b.freed, true);
   assert.equal(r.machine.pasidSpace?.allocated, 0);
-  finish(r, [s]);
+  closeRig(r, [s]);
 });
 
 Deno.test("PasidSpace: a device not open through iommufd is refused with the fix", () => {
@@ -153,5 +146,5 @@ Deno.test("PasidDmaDriver.usePasid: the driver stops using a torn-down PASID", a
     "the driver's close detached its PASID",
   );
   space.close();
-  finish(r, [s]);
+  closeRig(r, [s]);
 });

@@ -80,6 +80,20 @@ export function pasidRig(kind: PasidIommu, o: PasidRigOptions = {}): PasidRig {
   return { ...session, machine, driver, ridHwpt };
 }
 
+/**
+ * Undo {@link pasidRig}: close the driver, the RID back on the backend's IOAS, `spaces` destroyed,
+ * the test's buffers unmapped, the device closed.
+ */
+export function closeRig(
+  r: PasidRig,
+  spaces: readonly { ioas: number; hwpt: number }[] = [],
+): void {
+  r.driver.close();
+  r.dropPasidSetup(r.ridHwpt, spaces);
+  for (const m of r.buffers) assert.equal(r.machine.kernel.munmap(m), 0);
+  r.dev.close();
+}
+
 /** Let the driver's continuations run (submissions) without advancing virtual time. */
 export async function settle(machine: SimMachine): Promise<void> {
   await machine.kernel.sleep(0);

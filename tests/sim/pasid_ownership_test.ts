@@ -34,6 +34,7 @@ import {
 } from "../../sim/iommu/virtio_iommu/virtio_iommu_pasid.ts";
 import { encodeMap, VIRTIO_IOMMU_S } from "../../sim/iommu/virtio_iommu/virtio_iommu_wire.ts";
 import {
+  closeRig,
   PASID_BDF,
   PASID_IOMMUS,
   pasidMachine,
@@ -50,13 +51,6 @@ function rawAttach(r: PasidRig, pasid: number, ptId: number): number {
   const arg = encode(l, { argsz: l.size, flags: VFIO_DEVICE_ATTACH_PASID, pt_id: ptId, pasid });
   const k = r.machine.kernel;
   return k.ioctl(r.device.fd, ioctlNumber(k.ioctlArch, VFIO_DEVICE_ATTACH_IOMMUFD_PT), arg);
-}
-
-function cleanup(r: PasidRig, spaces: { ioas: number; hwpt: number }[]): void {
-  r.driver.close();
-  r.dropPasidSetup(r.ridHwpt, spaces);
-  for (const m of r.buffers) assert.equal(r.machine.kernel.munmap(m), 0);
-  r.dev.close();
 }
 
 for (const kind of PASID_IOMMUS) {
@@ -95,7 +89,7 @@ for (const kind of PASID_IOMMUS) {
     proc.exit();
 
     space.close();
-    cleanup(r, [sx]);
+    closeRig(r, [sx]);
   });
 
   Deno.test(`pasid ownership on ${kind} without the proposal: Linux's rule, no owner`, async () => {
@@ -116,7 +110,7 @@ for (const kind of PASID_IOMMUS) {
     assert.ok(x.bytes.subarray(0, 64).every((b) => b === 0x33));
     assert.equal(r.machine.kernel.open("/dev/ioasid", 2), -ERRNO.ENOENT, "no /dev/ioasid");
     detachIommufdPasid(r.machine.kernel, r.device.fd, 7, PASID_BDF);
-    cleanup(r, [sx]);
+    closeRig(r, [sx]);
   });
 }
 

@@ -14,7 +14,7 @@ import { ERRNO } from "../../ffi/errno.ts";
 import { createMachine } from "../../sim/machine.ts";
 import type { VtdIommu } from "../../sim/iommu/vtd/vtd.ts";
 import { PasidDmaDevice } from "../../sim/pci/pasid_dma.ts";
-import { PASID_BDF, type PasidRig, pasidRig, settle } from "../helpers/pasid_rig.ts";
+import { closeRig, PASID_BDF, type PasidRig, pasidRig, settle } from "../helpers/pasid_rig.ts";
 
 /** The process's virtual address of its shared buffer. */
 const VA = 0x7f00_0000_0000n;
@@ -28,12 +28,6 @@ function rig(): PasidRig {
       { model: new PasidDmaDevice({ pasidWidth: 4 }), bdf: NARROW },
     ],
   });
-}
-
-function finish(r: PasidRig): void {
-  r.driver.close();
-  r.dropPasidSetup(r.ridHwpt, []);
-  r.dev.close();
 }
 
 Deno.test("sva (proposal): a killed process's PASID is torn down without waiting for its driver", async () => {
@@ -74,7 +68,7 @@ Deno.test("sva (proposal): a killed process's PASID is torn down without waiting
     ["silenced", "stop", "drained", "quarantined"],
   );
   assert.equal(pasids.space.state(pasid), "quarantined");
-  finish(r);
+  closeRig(r);
 });
 
 Deno.test("sva and widths (proposal): EOVERFLOW for a device that cannot carry the PASID", () => {
@@ -100,7 +94,7 @@ Deno.test("sva and widths (proposal): EOVERFLOW for a device that cannot carry t
   wide.exit();
   narrow.exit();
   holder.close();
-  finish(r);
+  closeRig(r);
 });
 
 Deno.test("sva (proposal): a device or IOMMU without PASIDs is EOPNOTSUPP", () => {

@@ -24,6 +24,7 @@ import { VIRTIO_IOMMU_FAULT_R } from "../../sim/iommu/virtio_iommu/virtio_iommu_
 import { VTD_FR } from "../../sim/iommu/vtd/vtd_fault.ts";
 import type { PasidDmaDevice } from "../../sim/pci/pasid_dma.ts";
 import {
+  closeRig,
   PASID_BDF,
   PASID_IOMMUS,
   PASID_REQUESTER,
@@ -57,13 +58,6 @@ function bigSpace(r: PasidRig, bytes: number): { ioas: number; hwpt: number; byt
   r.fd.ioasMap(ioas, m.address, BigInt(bytes), { read: true, write: true }, IOVA);
   const hwpt = r.fd.hwptAlloc({ devId: r.device.devId, ptId: ioas, flags: IOMMU_HWPT_ALLOC_PASID });
   return { ioas, hwpt, bytes: m.bytes };
-}
-
-function finish(r: PasidRig, spaces: { ioas: number; hwpt: number }[]): void {
-  r.driver.close();
-  r.dropPasidSetup(r.ridHwpt, spaces);
-  for (const m of r.buffers) assert.equal(r.machine.kernel.munmap(m), 0);
-  r.dev.close();
 }
 
 for (const kind of PASID_IOMMUS) {
@@ -145,7 +139,7 @@ for (const kind of PASID_IOMMUS) {
     assert.ok(s.bytes.subarray(0, 64).every((x) => x === 0x3c));
     r.driver.close();
     next.close();
-    finish(r, [s]);
+    closeRig(r, [s]);
   });
 }
 
@@ -198,7 +192,7 @@ Deno.test("pasid teardown: a dead, slow or failing driver cannot hold it", () =>
   assert.equal(pasids.space.state(p.value), "quarantined");
   assert.equal(k.close(efd), 0);
   owner.close();
-  finish(r, [s]);
+  closeRig(r, [s]);
 });
 
 Deno.test("pasid teardown: a drain longer than the timeout gives up; late DMA faults", async () => {
@@ -226,7 +220,7 @@ Deno.test("pasid teardown: a drain longer than the timeout gives up; late DMA fa
   const reported = r.machine.faults().slice(faults);
   assert.equal(reported.length, 1, "after the drain gave up the late DMA faults visibly");
   assert.equal(reported[0].reason, VTD_FR.SM_PASID_ENTRY_P);
-  finish(r, [s]);
+  closeRig(r, [s]);
 });
 
 Deno.test("pasid teardown reaches every device bound to the PASID", () => {
@@ -253,5 +247,5 @@ Deno.test("pasid teardown reaches every device bound to the PASID", () => {
   other.dropPasidSetup(otherRid, [os]);
   assert.equal(k.munmap(m), 0);
   other.dev.close();
-  finish(r, [s]);
+  closeRig(r, [s]);
 });
