@@ -123,7 +123,7 @@ export class SystemPasidSpace {
   }
 
   /** Free a PASID handed to `tenant` (any of its vIOMMUs may): 0, or -ENOENT. */
-  freeByTenant(tenant: unknown, pasid: number, reason = "FREE_PASID"): number {
+  freeByTenant(tenant: unknown, pasid: number, reason = "FREE_PASID from the guest"): number {
     if (this.#holders.get(pasid)?.tenant !== tenant) return -ERRNO.ENOENT;
     this.release(pasid, reason);
     return 0;
