@@ -46,6 +46,7 @@ import {
   type DeviceModelName,
   IOMMU_PLATFORMS,
   type IommuModelName,
+  type ModelContext,
 } from "./machine_models.ts";
 import { EthernetSegment } from "./net/segment.ts";
 import { DEFAULT_KERNEL_VERSION, kernelAtLeast, parseKernelVersion } from "./kernel_version.ts";
@@ -54,12 +55,21 @@ import { SystemPasidSpace } from "./kernel/pasid_space.ts";
 import { IoasidFile } from "./kernel/ioasid.ts";
 import { IOASID_PROPOSAL_PATH } from "../ffi/uapi/proposals.ts";
 
-export type { IommuModelName } from "./machine_models.ts";
+export type { IommuModelName, ModelContext } from "./machine_models.ts";
+
+/**
+ * Builds a device model while the machine is built, with what only the machine has (its Ethernet
+ * segment for a NIC); the built-in models are made by such factories.
+ */
+export type DeviceModelFactory = (ctx: ModelContext) => PciDeviceModel;
 
 /** One PCI function of the machine. */
 export interface MachineDevice {
-  /** A built-in model by name, or a model instance. */
-  readonly model: DeviceModelName | PciDeviceModel;
+  /**
+   * A built-in model by name, a model instance (your own {@link PciDeviceModel}), or a factory
+   * called with the machine's {@link ModelContext}.
+   */
+  readonly model: DeviceModelName | PciDeviceModel | DeviceModelFactory;
   /** PCI address (default: the next free slot on bus 0). */
   readonly bdf?: string;
   /** Driver bound at boot (default "vfio-pci"; "" leaves it unbound; other names are host drivers). */
@@ -323,10 +333,10 @@ export function createMachine(options: MachineOptions): SimMachine {
   });
   const random = seededRandom(options.seed ?? 1);
   const segment = new EthernetSegment(clock);
-  const made = new Map<string, number>();
-  const instances = (name: string): number => {
-    const n = made.get(name) ?? 0;
-    made.set(name, n + 1);
+  const made = new Map<unknown, number>();
+  const instances = (kind: unknown): number => {
+    const n = made.get(kind) ?? 0;
+    made.set(kind, n + 1);
     return n;
   };
   const devices = options.devices ?? DEFAULT_DEVICES;
@@ -347,6 +357,8 @@ export function createMachine(options: MachineOptions): SimMachine {
     }
     const model = typeof d.model === "string"
       ? createDeviceModel(d.model, { segment, instance: instances(d.model) })
+      : typeof d.model === "function"
+      ? d.model({ segment, instance: instances(d.model) })
       : d.model;
     const fn: SimPciFunction = {
       bdf,

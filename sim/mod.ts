@@ -24,7 +24,7 @@ export * from "./kernel/eventfd.ts";
 export * from "./kernel/mmio.ts";
 export * from "./kernel/pasid_space.ts";
 export * from "./iommu/model.ts";
-export * from "./pci/device.ts";
+export * from "./pci/mod.ts";
 export * from "./clock.ts";
 export * from "./memory.ts";
 export type { IoctlArch } from "../ffi/ioctl.ts";
