@@ -38,3 +38,4 @@ export {
   VirtioNetDevice,
   type VirtioNetDeviceOptions,
 } from "./pci/virtio_net.ts";
+export * from "./resources.ts";

@@ -170,6 +170,13 @@ export interface IommuModel {
   allocDomain(stage?: 1 | 2): IommuDomain;
   /** Free a domain and its tables. It must not be attached. */
   freeDomain(domain: IommuDomain): void;
+  /**
+   * Translation contexts the kernel holds on this IOMMU now: domains allocated and not freed
+   * (paging and nested), not counting ones the IOMMU driver keeps for itself (virtio-iommu's
+   * cached blocking domains); on sPAPR, the TCE windows programmed into PEs. Leak checks compare
+   * it with a baseline.
+   */
+  domainsInUse?(): number;
   /** Point a device (requester id) at a domain; `null` blocks all its DMA. Flushes its IOTLB. */
   attach(requester: number, domain: IommuDomain | null): void;
   /**

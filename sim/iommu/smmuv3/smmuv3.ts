@@ -389,6 +389,11 @@ export class SmmuV3Iommu implements IommuModel {
     return new SmmuV3Domain(this, stage, id, table);
   }
 
+  /** Stage-1, stage-2 and nested domains allocated and not freed. */
+  domainsInUse(): number {
+    return this.#asids.size + this.#vmids.size + (this.#nesting?.domainCount ?? 0);
+  }
+
   /** Free a domain's tables and id. Throws if it is attached or not this SMMU's. */
   freeDomain(domain: IommuDomain): void {
     const d = this.#own(domain);

@@ -306,6 +306,13 @@ export class SpaprTceIommu implements IommuModel {
     return this.peOfRequester(requester)?.mmioBlocked ?? false;
   }
 
+  /** TCE windows programmed into PEs (sPAPR's translation contexts). */
+  domainsInUse(): number {
+    let n = 0;
+    for (const pe of this.#pes.values()) n += pe.windows.filter((t) => t !== undefined).length;
+    return n;
+  }
+
   /** No paging domains on sPAPR in 6.12 (VFIO uses the TCE container). */
   allocDomain(): IommuDomain {
     throw new Error("sPAPR TCE: no paging domains (use the VFIO sPAPR TCE container)");

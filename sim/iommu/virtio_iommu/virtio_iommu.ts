@@ -362,6 +362,11 @@ export class VirtioIommu implements IommuModel {
     return [...this.#ids].sort((a, b) => a - b);
   }
 
+  /** Domains the kernel allocated and has not freed (the cached blocking domains left out). */
+  domainsInUse(): number {
+    return this.#ids.size - this.#blocking.size;
+  }
+
   /** Reserved regions of an endpoint (`viommu_get_resv_regions`), probing it first if needed. */
   reservedRegions(requester: number): ReservedRegion[] {
     const ep = this.#endpoint(requester);

@@ -338,6 +338,11 @@ export class VtdIommu implements IommuModel {
     return out.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   }
 
+  /** Domains allocated and not freed (nested ones included). */
+  domainsInUse(): number {
+    return this.#dids.size;
+  }
+
   /** A new domain with the lowest free DID ≥ 2; throws when all 2^16 − 2 are in use. */
   allocDomain(): VtdDomain {
     const did = this.#takeDid();
