@@ -45,6 +45,7 @@ export type {
 export * from "./core/iova_allocator.ts";
 export * from "./core/pci_device.ts";
 export * from "./core/device.ts";
+export * from "./core/device_request.ts";
 export * from "./core/config_space.ts";
 export * from "./core/irq.ts";
 export * from "./core/poll_until.ts";
