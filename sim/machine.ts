@@ -27,6 +27,8 @@
 
 import { VirtualClock } from "./clock.ts";
 import type { IommuFault, IommuModel } from "./iommu/model.ts";
+import type { DeviceFaults } from "./faults/device_faults.ts";
+import { connectWithFaults } from "./faults/connect.ts";
 import { IommufdContext } from "./iommufd/mod.ts";
 import { PciBus, VFIO_PCI_DRIVER } from "./kernel/pci_bus.ts";
 import type { SimIommuGroup, SimPciFunction } from "./kernel/pci_function.ts";
@@ -39,7 +41,6 @@ import type { PciDeviceModel } from "./pci/device.ts";
 import { IrqRouter } from "./vfio/device.ts";
 import { DEFAULT_DMA_ENTRY_LIMIT } from "./vfio/type1.ts";
 import { VfioSubsystem } from "./vfio/vfio.ts";
-import { createDmaPort } from "./pci/dma_port.ts";
 import {
   createDeviceModel,
   createIommuModel,
@@ -168,6 +169,12 @@ export interface SimMachine {
   readonly segment: EthernetSegment;
   /** The proposed system-wide PASID space, when `pasidAllocatorProposal` is on. */
   readonly pasidSpace?: SystemPasidSpace;
+  /**
+   * Fault injection for the function at `bdf` (throws for an unknown address): DMA faults,
+   * a hang, lost and spurious interrupts, link down/up, surprise removal, EEH freeze (see
+   * {@link DeviceFaults}).
+   */
+  inject(bdf: string): DeviceFaults;
 }
 
 /** Default device: QEMU's edu at 00:02.0. */
@@ -345,6 +352,7 @@ export function createMachine(options: MachineOptions): SimMachine {
   const groups = new Map<number, { id: number; functions: SimPciFunction[] } & SimIommuGroup>();
   const functions: SimPciFunction[] = [];
   const routers = new Map<SimPciFunction, IrqRouter>();
+  const injectors = new Map<string, DeviceFaults>();
   const native = new Map<string, string>();
   const bootDriver = new Map<SimPciFunction, string>();
   devices.forEach((d, i) => {
@@ -380,20 +388,17 @@ export function createMachine(options: MachineOptions): SimMachine {
     const driver = d.driver ?? VFIO_PCI_DRIVER;
     if (driver !== VFIO_PCI_DRIVER && driver !== "") native.set(bdf, driver);
     if (driver !== "") bootDriver.set(fn, driver);
-    model.connect({
+    const wired = connectWithFaults({
+      fn,
+      iommu,
+      memory,
       clock,
-      dma: createDmaPort({
-        iommu,
-        memory,
-        requester: fn.requester,
-        config: model.config,
-        clock,
-        trace: log,
-      }),
-      irq: router,
+      router,
       random,
-      trace: (line) => log(`${bdf} ${model.model}: ${line}`),
+      log,
+      remove: () => vfio.surpriseRemove(fn),
     });
+    injectors.set(bdf, wired);
   });
   functions.sort((a, b) => (a.bdf < b.bdf ? -1 : a.bdf > b.bdf ? 1 : 0));
 
@@ -479,6 +484,11 @@ export function createMachine(options: MachineOptions): SimMachine {
     faults: () => iommu.faults,
     trace,
     segment,
+    inject(bdf: string): DeviceFaults {
+      const f = injectors.get(bdf);
+      if (f === undefined) throw new Error(`no PCI function ${bdf} in this machine`);
+      return f;
+    },
     ...(pasidSpace ? { pasidSpace } : {}),
   };
 }

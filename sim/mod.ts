@@ -39,3 +39,7 @@ export {
   type VirtioNetDeviceOptions,
 } from "./pci/virtio_net.ts";
 export * from "./resources.ts";
+export * from "./faults/device_faults.ts";
+export * from "./faults/dma_faults.ts";
+export * from "./faults/irq_faults.ts";
+export * from "./faults/gated_clock.ts";

@@ -140,8 +140,10 @@ function groupDir(src: SysfsSource, group: SimIommuGroup): VfsDir {
       symlink(() => `../../../../devices/${pciRootName(fn.bdf)}/${fn.bdf}`),
     ]),
   );
+  const present = (): Map<string, VfsNode> =>
+    new Map([...devices].filter(([bdf]) => src.bus.find(bdf) !== undefined));
   return staticDir({
-    devices: dynamicDir(() => devices),
+    devices: dynamicDir(present),
     reserved_regions: roFile(() => reservedRegionsText(group)),
     type: roFile(() => `${src.defaultDomainType}\n`),
   });
@@ -150,15 +152,16 @@ function groupDir(src: SysfsSource, group: SimIommuGroup): VfsDir {
 /** Build /sys from the machine's bus and groups. */
 export function buildSysfs(src: SysfsSource): VfsDir {
   const bus = src.bus;
-  const roots = new Map<string, Map<string, VfsNode>>();
-  for (const fn of bus.functions) {
-    const root = pciRootName(fn.bdf);
-    if (!roots.has(root)) roots.set(root, new Map());
-    roots.get(root)!.set(fn.bdf, deviceDir(src, fn));
-  }
-  const devicesDir = dynamicDir(() =>
-    new Map([...roots].map(([root, fns]) => [root, dynamicDir(() => fns)] as [string, VfsNode]))
-  );
+  const dirs = new Map(bus.functions.map((fn) => [fn, deviceDir(src, fn)]));
+  const devicesDir = dynamicDir(() => {
+    const roots = new Map<string, Map<string, VfsNode>>();
+    for (const fn of bus.functions) {
+      const root = pciRootName(fn.bdf);
+      if (!roots.has(root)) roots.set(root, new Map());
+      roots.get(root)!.set(fn.bdf, dirs.get(fn)!);
+    }
+    return new Map([...roots].map(([root, fns]) => [root, dynamicDir(() => fns)]));
+  });
   const busDevices = dynamicDir(() =>
     new Map(bus.functions.map((fn) => [
       fn.bdf,

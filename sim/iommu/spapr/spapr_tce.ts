@@ -47,7 +47,7 @@ import {
 } from "../../../ffi/uapi/vfio.ts";
 import type { VirtualClock } from "../../clock.ts";
 import type { PhysicalMemory } from "../../memory.ts";
-import { checkPasidAttach } from "../model.ts";
+import { checkPasidAttach, faultOf } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -364,6 +364,17 @@ export class SpaprTceIommu implements IommuModel {
       return this.#fault(requester, pe.number, reason, iova, access, tce, table.start);
     }
     return { ok: true, phys: (tce & ~(page - 1n)) + (iova & (page - 1n)) };
+  }
+
+  /** Fault injection: an invalid TCE for the access, which freezes the PE as any DMA fault. */
+  injectFault(
+    requester: number,
+    _pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+  ): IommuFault {
+    const pe = this.peOfRequester(requester);
+    return faultOf(this.#fault(requester, pe?.number ?? 0, REASON.INVALID, iova, access));
   }
 
   /** Freeze a PE as an injected error does (VFIO_EEH_PE_INJECT_ERR). */

@@ -514,6 +514,26 @@ export class VirtioIommu implements IommuModel {
   ): TranslateResult {
     const r = this.device.translate(requester, pasid, iova, access);
     if (r.ok) return r;
+    return { ok: false, fault: this.#record(requester, pasid, iova, access, r) };
+  }
+
+  /** Fault injection: the device reports a MAPPING fault for the access, as for an unmapped IOVA. */
+  injectFault(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+  ): IommuFault {
+    return this.#record(requester, pasid, iova, access, this.device.mappingFault(requester, iova));
+  }
+
+  #record(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+    r: { readonly event: FaultEvent; readonly raw: Uint8Array },
+  ): IommuFault {
     const fault: IommuFault = {
       format: "virtio-iommu-fault",
       requester,
@@ -528,7 +548,7 @@ export class VirtioIommu implements IommuModel {
     };
     this.#faults.push(fault);
     this.#traceLine(`viommu fault ${fault.message}`);
-    return { ok: false, fault };
+    return fault;
   }
 
   /** The endpoint, probed (PROBE, RESV_MEM parsing) on first use as `viommu_probe_device` does. */
