@@ -64,11 +64,18 @@ const LABELS: Readonly<Record<keyof MachineResources, string>> = {
   iommuDomains: "IOMMU domains",
 };
 
-/** One line per figure that differs: "open file descriptors: 3 before, 5 after". */
-export function resourceChanges(before: MachineResources, after: MachineResources): string[] {
+/**
+ * One line per figure that differs: "open file descriptors: 3 before, 5 after"; figures named in
+ * `ignore` are not compared.
+ */
+export function resourceChanges(
+  before: MachineResources,
+  after: MachineResources,
+  ignore: readonly (keyof MachineResources)[] = [],
+): string[] {
   const out: string[] = [];
   for (const key of Object.keys(LABELS) as (keyof MachineResources)[]) {
-    if (before[key] !== after[key]) {
+    if (!ignore.includes(key) && before[key] !== after[key]) {
       out.push(`${LABELS[key]}: ${before[key]} before, ${after[key]} after`);
     }
   }

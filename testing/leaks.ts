@@ -60,9 +60,12 @@ export class LeakCheck {
     this.keep(`${name} free buffers`, () => pool.available);
   }
 
-  /** Everything not back at its baseline, one line each (empty: nothing leaked). */
-  changes(): string[] {
-    const out = resourceChanges(this.baseline, machineResources(this.machine));
+  /**
+   * Everything not back at its baseline, one line each (empty: nothing leaked); machine figures
+   * named in `ignore` are not compared.
+   */
+  changes(ignore: readonly (keyof MachineResources)[] = []): string[] {
+    const out = resourceChanges(this.baseline, machineResources(this.machine), ignore);
     for (const k of this.#kept) {
       const now = k.read();
       if (now !== k.value) out.push(`${k.name}: ${k.value} before, ${now} after`);

@@ -17,3 +17,5 @@
 export * from "./platforms.ts";
 export * from "./leaks.ts";
 export * from "./sim_test.ts";
+export * from "./fail_nth.ts";
+export * from "./fail_nth_sweep.ts";

@@ -67,3 +67,18 @@ export function simPlatform(iommu: IommuModelName): SimPlatform {
 export function platformPaths(): { platform: SimPlatform; path: DmaBackendKind }[] {
   return SIM_PLATFORMS.flatMap((platform) => platform.paths.map((path) => ({ platform, path })));
 }
+
+/** The environment variable that asks for the long fault battery and fail-nth sweeps. */
+export const LONG_FAULTS_ENV = "DENO_VFIO_FAULTS";
+
+/**
+ * Whether the long version of the fault battery and the fail-nth sweeps was asked for
+ * (`DENO_VFIO_FAULTS=long`); false when the variable is unset or cannot be read.
+ */
+export function longFaultRuns(): boolean {
+  try {
+    return Deno.env.get(LONG_FAULTS_ENV) === "long";
+  } catch {
+    return false;
+  }
+}
