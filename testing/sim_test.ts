@@ -47,7 +47,7 @@ export interface SimTestContext {
   readonly t: Deno.TestContext;
   /** `openPciDevice` of `bdf` on this step's kernel and VFIO path. */
   openDevice(bdf: string, options?: Omit<OpenPciDeviceOptions, "kernel" | "iommu">): PciDevice;
-  /** Expect the pool's free buffers to be back at their current count at the end of the step. */
+  /** Expect every buffer of the pool to be free at the end of the step (see LeakCheck.keepPool). */
   keepPool(pool: PoolLike, name?: string): void;
 }
 

@@ -263,11 +263,16 @@ export class VirtioNet implements NetDevice {
     return { ...this.#stats };
   }
 
-  /** Reset the device (stopping its DMA) and free rings and pool. The PciDevice stays open. */
+  /**
+   * Reset the device (stopping its DMA), take back the buffers its rings held (the pool is whole
+   * again), and free rings and pool. The PciDevice stays open.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#transport.setStatus(0);
+    for (let i = 0; i < this.#rxSlot.length; i++) this.#giveBack(this.#rxSlot, i);
+    for (let i = 0; i < this.#txSlot.length; i++) this.#giveBack(this.#txSlot, i);
     this.pool.close();
     for (const r of this.#rings) this.#dev.dma.free(r);
   }
@@ -283,6 +288,15 @@ export class VirtioNet implements NetDevice {
       this.#stats.txPackets++;
       this.pool.free(buf);
     }
+  }
+
+  /** Return slot `i`'s buffer (if any) to the pool; true when there was one. */
+  #giveBack(slots: (PacketBuffer | undefined)[], i: number): boolean {
+    const buf = slots[i];
+    if (buf === undefined) return false;
+    slots[i] = undefined;
+    this.pool.free(buf);
+    return true;
   }
 
   #refillRx(): void {
