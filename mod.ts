@@ -60,7 +60,7 @@ export {
   EduDriver,
   type EduOptions,
 } from "./drivers/edu/edu.ts";
-export { VirtioNet, type VirtioNetOptions } from "./drivers/virtio/net.ts";
+export { type NicHealth, VirtioNet, type VirtioNetOptions } from "./drivers/virtio/net.ts";
 export { E1000Controller, type E1000Options } from "./drivers/e1000/controller.ts";
 export {
   E1000_MODELS,
