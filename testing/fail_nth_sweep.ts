@@ -131,9 +131,7 @@ export async function sweepFailNth(
       if ((nth - 1) % every !== 0 && nth !== count) continue;
       runs++;
       const rule = { call: kind, nth, errno: errnos[kind] };
-      const outcome = phase === "open"
-        ? await injectedOpen(makeMachine, open, rule)
-        : await injectedClose(makeMachine, open, rule);
+      const outcome = await injectedRun(makeMachine, open, rule, phase);
       if (outcome === "coped") coped++;
       else if (outcome !== "failed") problems.push(outcome);
     }
@@ -234,56 +232,35 @@ function checkedDriverOpen(target: DriverUnderTest, allowance: Allowance): OpenU
   };
 }
 
-/** One open with the rule's call failing: "failed" or "coped" when clean, else the problem. */
-async function injectedOpen(
+/**
+ * One open and close with the rule's call failing in the `phase` asked for: "failed" or "coped"
+ * when the run ended cleanly, else the problem.
+ */
+async function injectedRun(
   makeMachine: () => SimMachine,
   open: OpenUnderTest,
   rule: FailNthRule,
-): Promise<string> {
-  const machine = makeMachine();
-  const leaks = new LeakCheck(machine);
-  const kernel = new FailNthKernel(machine.kernel, rule);
-  const where = `open: ${rule.call} #${rule.nth}`;
-  let outcome: string;
-  try {
-    const handle = await open(kernel, machine);
-    kernel.disarm();
-    handle.close();
-    outcome = "coped";
-  } catch (e) {
-    kernel.disarm();
-    if (!(e instanceof VfioError)) {
-      return `${where}: the open threw ${e instanceof Error ? `${e.name}: ${e.message}` : e}`;
-    }
-    outcome = "failed";
-  }
-  if (!kernel.fired) return `${where}: the open made fewer such calls than the clean run`;
-  return afterRun(machine, open, leaks, where, kernel, outcome);
-}
-
-/** One clean open, then its close with the rule's call failing. */
-async function injectedClose(
-  makeMachine: () => SimMachine,
-  open: OpenUnderTest,
-  rule: FailNthRule,
+  phase: "open" | "close",
 ): Promise<string> {
   const machine = makeMachine();
   const leaks = new LeakCheck(machine);
   const kernel = new FailNthKernel(machine.kernel);
-  const where = `close: ${rule.call} #${rule.nth}`;
-  const handle = await open(kernel, machine);
-  kernel.arm(rule);
+  const where = `${phase}: ${rule.call} #${rule.nth}`;
+  if (phase === "open") kernel.arm(rule);
   let outcome = "coped";
   try {
+    const handle = await open(kernel, machine);
+    if (phase === "open") kernel.disarm();
+    else kernel.arm(rule); // counting starts with the close
     handle.close();
   } catch (e) {
     if (!(e instanceof VfioError)) {
-      return `${where}: the close threw ${e instanceof Error ? `${e.name}: ${e.message}` : e}`;
+      return `${where}: the ${phase} threw ${e instanceof Error ? `${e.name}: ${e.message}` : e}`;
     }
     outcome = "failed";
   }
   kernel.disarm();
-  if (!kernel.fired) return `${where}: the close made fewer such calls than the clean run`;
+  if (!kernel.fired) return `${where}: the ${phase} made fewer such calls than the clean run`;
   return afterRun(machine, open, leaks, where, kernel, outcome);
 }
 
