@@ -169,7 +169,14 @@ export function buildSysfs(src: SysfsSource): VfsDir {
     ]))
   );
   const drivers = dynamicDir(() => new Map(bus.driverNames().map((n) => [n, driverDir(src, n)])));
-  const groups = dynamicDir(() => new Map(src.groups.map((g) => [String(g.id), groupDir(src, g)])));
+  const groupDirs = new Map(src.groups.map((g) => [g, groupDir(src, g)]));
+  // A group whose last device left the bus is released (iommu_group_release) and goes too.
+  const groups = dynamicDir(() =>
+    new Map(
+      [...groupDirs].filter(([g]) => g.functions.some((fn) => bus.find(fn.bdf) !== undefined))
+        .map(([g, dir]) => [String(g.id), dir]),
+    )
+  );
   const vfioDevClass = dynamicDir(() => {
     const map = new Map<string, VfsNode>();
     for (const fn of bus.functions) {

@@ -192,3 +192,20 @@ Deno.test("link down/up on virtio-net: status, config generation, frames lost wh
   assert.throws(() => edu.inject(BDF).setLink(false), /edu model has no link/);
   assert.throws(() => edu.inject("0000:00:09.0"), /no PCI function/);
 });
+
+Deno.test("surprise removal of an idle device: gone from sysfs and /dev at once; others stay", () => {
+  const machine = createMachine({
+    iommu: "vtd",
+    strict: true,
+    devices: [{ model: "edu", bdf: BDF }, { model: "edu", bdf: "0000:00:03.0" }],
+  });
+  const k = machine.kernel;
+  machine.inject(BDF).surpriseRemove();
+  assert.equal(k.readlink(`/sys/bus/pci/devices/${BDF}`), -ERRNO.ENOENT);
+  assert.deepEqual(k.readdir("/sys/kernel/iommu_groups"), ["3"], "its group is released");
+  assert.equal(k.open("/dev/vfio/2", O_RDWR), -ERRNO.ENOENT, "the group has no device left");
+  assert.deepEqual(k.readdir("/dev/vfio/devices"), ["vfio1"]);
+  assert.throws(() => openPciDevice(BDF, { kernel: k }), /0000:00:02\.0/);
+  using other = openPciDevice("0000:00:03.0", { kernel: k });
+  assert.equal(other.bar(0).read32(EDU_REG_ID) & 0xff, 0xed, "the other device works");
+});
