@@ -28,7 +28,10 @@
  * const machine = createMachine({ iommu: "vtd", devices: [{ model: new Scratch() }] });
  * ```
  *
- * examples/custom_device.ts is a whole device (a CRC-32 offload engine), its driver and its test.
+ * A NIC model also implements {@link LinkControl} so tests can take its link down and up
+ * (`machine.inject(bdf).setLink(false)`); DMA faults, hangs, lost interrupts and removal need no
+ * help from the model. examples/custom_device.ts is a whole device (a CRC-32 offload engine), its
+ * driver and its test.
  *
  * @module
  */
@@ -41,3 +44,4 @@ export * from "./mmio_regs.ts";
 export * from "./model_base.ts";
 export { DMA_PAGE_SIZE } from "./dma_port.ts";
 export type { ScheduledEvent } from "../clock.ts";
+export type { LinkControl } from "../faults/device_faults.ts";
