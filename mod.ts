@@ -47,6 +47,7 @@ export type {
 export * from "./core/iova_allocator.ts";
 export * from "./core/pci_device.ts";
 export * from "./core/device.ts";
+export * from "./core/device_request.ts";
 export * from "./core/config_space.ts";
 export * from "./core/irq.ts";
 export * from "./core/poll_until.ts";
@@ -61,7 +62,7 @@ export {
   EduDriver,
   type EduOptions,
 } from "./drivers/edu/edu.ts";
-export { VirtioNet, type VirtioNetOptions } from "./drivers/virtio/net.ts";
+export { type NicHealth, VirtioNet, type VirtioNetOptions } from "./drivers/virtio/net.ts";
 export {
   type PasidCapabilityInfo,
   type PasidDmaCounters,

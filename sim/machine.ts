@@ -27,6 +27,8 @@
 
 import { VirtualClock } from "./clock.ts";
 import type { IommuFault, IommuModel } from "./iommu/model.ts";
+import type { DeviceFaults } from "./faults/device_faults.ts";
+import { connectWithFaults } from "./faults/connect.ts";
 import { IommufdContext } from "./iommufd/mod.ts";
 import { PciBus, VFIO_PCI_DRIVER } from "./kernel/pci_bus.ts";
 import type { SimIommuGroup, SimPciFunction } from "./kernel/pci_function.ts";
@@ -39,13 +41,13 @@ import type { PciDeviceModel } from "./pci/device.ts";
 import { IrqRouter } from "./vfio/device.ts";
 import { DEFAULT_DMA_ENTRY_LIMIT } from "./vfio/type1.ts";
 import { VfioSubsystem } from "./vfio/vfio.ts";
-import { createDmaPort } from "./pci/dma_port.ts";
 import {
   createDeviceModel,
   createIommuModel,
   type DeviceModelName,
   IOMMU_PLATFORMS,
   type IommuModelName,
+  type ModelContext,
 } from "./machine_models.ts";
 import { EthernetSegment } from "./net/segment.ts";
 import { DEFAULT_KERNEL_VERSION, kernelAtLeast, parseKernelVersion } from "./kernel_version.ts";
@@ -56,12 +58,21 @@ import { SystemPasidSpace } from "./kernel/pasid_space.ts";
 import { VirtioIommu } from "./iommu/virtio_iommu/virtio_iommu.ts";
 import type { SimFile, SimProcess } from "./kernel/file.ts";
 
-export type { IommuModelName } from "./machine_models.ts";
+export type { IommuModelName, ModelContext } from "./machine_models.ts";
+
+/**
+ * Builds a device model while the machine is built, with what only the machine has (its Ethernet
+ * segment for a NIC); the built-in models are made by such factories.
+ */
+export type DeviceModelFactory = (ctx: ModelContext) => PciDeviceModel;
 
 /** One PCI function of the machine. */
 export interface MachineDevice {
-  /** A built-in model by name, or a model instance. */
-  readonly model: DeviceModelName | PciDeviceModel;
+  /**
+   * A built-in model by name, a model instance (your own {@link PciDeviceModel}), or a factory
+   * called with the machine's {@link ModelContext}.
+   */
+  readonly model: DeviceModelName | PciDeviceModel | DeviceModelFactory;
   /** PCI address (default: the next free slot on bus 0). */
   readonly bdf?: string;
   /** Driver bound at boot (default "vfio-pci"; "" leaves it unbound; other names are host drivers). */
@@ -191,6 +202,12 @@ export interface SimMachine {
   readonly pasidSpace?: MachinePasids["space"];
   /** **Proposal**: the space, its teardown, allocators and SVA processes, when the proposal is on. */
   readonly pasids?: MachinePasids;
+  /**
+   * Fault injection for the function at `bdf` (throws for an unknown address): DMA faults,
+   * a hang, lost and spurious interrupts, link down/up, surprise removal, EEH freeze (see
+   * {@link DeviceFaults}).
+   */
+  inject(bdf: string): DeviceFaults;
 }
 
 /** Default device: QEMU's edu at 00:02.0. */
@@ -380,16 +397,17 @@ export function createMachine(options: MachineOptions): SimMachine {
   const iommu = iommus[0];
   const random = seededRandom(options.seed ?? 1);
   const segment = new EthernetSegment(clock);
-  const made = new Map<string, number>();
-  const instances = (name: string): number => {
-    const n = made.get(name) ?? 0;
-    made.set(name, n + 1);
+  const made = new Map<unknown, number>();
+  const instances = (kind: unknown): number => {
+    const n = made.get(kind) ?? 0;
+    made.set(kind, n + 1);
     return n;
   };
 
   const groups = new Map<number, { id: number; functions: SimPciFunction[] } & SimIommuGroup>();
   const functions: SimPciFunction[] = [];
   const routers = new Map<SimPciFunction, IrqRouter>();
+  const injectors = new Map<string, DeviceFaults>();
   const native = new Map<string, string>();
   const bootDriver = new Map<SimPciFunction, string>();
   devices.forEach((d, i) => {
@@ -403,6 +421,8 @@ export function createMachine(options: MachineOptions): SimMachine {
     }
     const model = typeof d.model === "string"
       ? createDeviceModel(d.model, { segment, instance: instances(d.model) })
+      : typeof d.model === "function"
+      ? d.model({ segment, instance: instances(d.model) })
       : d.model;
     const fn: SimPciFunction = {
       bdf,
@@ -425,20 +445,17 @@ export function createMachine(options: MachineOptions): SimMachine {
     const driver = d.driver ?? VFIO_PCI_DRIVER;
     if (driver !== VFIO_PCI_DRIVER && driver !== "") native.set(bdf, driver);
     if (driver !== "") bootDriver.set(fn, driver);
-    model.connect({
+    const wired = connectWithFaults({
+      fn,
+      iommu,
+      memory,
       clock,
-      dma: createDmaPort({
-        iommu,
-        memory,
-        requester: fn.requester,
-        config: model.config,
-        clock,
-        trace: log,
-      }),
-      irq: router,
+      router,
       random,
-      trace: (line) => log(`${bdf} ${model.model}: ${line}`),
+      log,
+      remove: () => vfio.surpriseRemove(fn),
     });
+    injectors.set(bdf, wired);
   });
   functions.sort((a, b) => (a.bdf < b.bdf ? -1 : a.bdf > b.bdf ? 1 : 0));
 
@@ -549,6 +566,11 @@ export function createMachine(options: MachineOptions): SimMachine {
     },
     trace,
     segment,
+    inject(bdf: string): DeviceFaults {
+      const f = injectors.get(bdf);
+      if (f === undefined) throw new Error(`no PCI function ${bdf} in this machine`);
+      return f;
+    },
     ...(wiring ? { pasidSpace: wiring.pasids.space, pasids: wiring.pasids } : {}),
   };
 }

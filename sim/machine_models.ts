@@ -39,7 +39,7 @@ export interface ModelContext {
 const QEMU_MAC_PREFIX = [0x52, 0x54, 0x00, 0x12, 0x34];
 const QEMU_FIRST_MAC_BYTE = 0x56;
 
-/** Factories of the built-in models. */
+/** Factories of the built-in models (a user's factory has the same type). */
 const MODELS: Record<DeviceModelName, (ctx: ModelContext) => PciDeviceModel> = {
   edu: () => new EduDevice(),
   "virtio-net": (ctx) =>

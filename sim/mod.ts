@@ -28,7 +28,7 @@ export * from "./kernel/sva.ts";
 export * from "./kernel/pasid_allocators.ts";
 export type { MachinePasids } from "./machine_pasids.ts";
 export * from "./iommu/model.ts";
-export * from "./pci/device.ts";
+export * from "./pci/mod.ts";
 export * from "./clock.ts";
 export * from "./memory.ts";
 export type { IoctlArch } from "../ffi/ioctl.ts";
@@ -42,3 +42,8 @@ export {
   VirtioNetDevice,
   type VirtioNetDeviceOptions,
 } from "./pci/virtio_net.ts";
+export * from "./resources.ts";
+export * from "./faults/device_faults.ts";
+export * from "./faults/dma_faults.ts";
+export * from "./faults/irq_faults.ts";
+export * from "./faults/gated_clock.ts";

@@ -79,6 +79,8 @@ export interface EduCounters {
 
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_POLL_MS = 1;
+/** While waiting for an MSI, check this often that the device still answers MMIO. */
+const PRESENCE_CHECK_MS = 10;
 
 /** The edu driver. */
 export class EduDriver {
@@ -145,7 +147,7 @@ export class EduDriver {
   async factorial(n: number): Promise<number> {
     this.#regs.write32(EDU_REG_FACTORIAL, n);
     await this.#until(
-      () => (this.#regs.read32(EDU_REG_STATUS) & EDU_STATUS_COMPUTING) === 0,
+      () => (this.#register(EDU_REG_STATUS) & EDU_STATUS_COMPUTING) === 0,
       "factorial",
     );
     return this.#regs.read32(EDU_REG_FACTORIAL);
@@ -235,27 +237,40 @@ export class EduDriver {
     this.#regs.write32(EDU_REG_DMA_COUNT, length);
     this.#regs.write32(EDU_REG_DMA_CMD, EDU_DMA_CMD_START | direction | irq);
     if (irq) await this.#takeInterrupt(EDU_IRQ_DMA);
-    await this.#until(() => (this.#dmaCommand() & EDU_DMA_CMD_START) === 0, "DMA");
+    await this.#until(() => (this.#register(EDU_REG_DMA_CMD) & EDU_DMA_CMD_START) === 0, "DMA");
     this.counters.dmaTransfers++;
     this.counters.dmaBytes += length;
   }
 
-  /** Wait for an interrupt carrying `expected`, read and acknowledge the status. */
+  /**
+   * Wait for an interrupt whose status carries a bit of `expected`, then read and acknowledge the
+   * status (every bit seen) and return it. In MSI mode an MSI whose status lacks `expected` (a
+   * spurious one, or a late one of an earlier operation) is ignored, and a device that stops
+   * answering MMIO is reported as such rather than as a missing MSI.
+   */
   async #takeInterrupt(expected: number): Promise<number> {
     if (this.#completion === "msi") {
-      const got = await this.#dev.irqs.wait(0, { timeoutMs: this.#timeoutMs });
-      if (got === "timeout" || got === "cancelled") {
-        throw new VfioError({
-          operation: "edu interrupt",
-          device: this.#dev.bdf,
-          message: `no MSI within ${this.#timeoutMs} ms (${got})`,
-          hint: "check that MSI is enabled and the IOMMU passes the MSI window",
+      const deadline = this.#dev.kernel.now() + this.#timeoutMs;
+      for (;;) {
+        const left = deadline - this.#dev.kernel.now();
+        const got = left <= 0 ? "timeout" : await this.#dev.irqs.wait(0, {
+          timeoutMs: Math.min(left, PRESENCE_CHECK_MS),
         });
+        const status = this.#register(EDU_REG_IRQ_STATUS);
+        if (got === "cancelled" || (got === "timeout" && left <= 0)) {
+          throw new VfioError({
+            operation: "edu interrupt",
+            device: this.#dev.bdf,
+            message: `no MSI within ${this.#timeoutMs} ms (${got})`,
+            hint: "check that MSI is enabled and the IOMMU passes the MSI window",
+          });
+        }
+        if (got !== "timeout" && (status & expected) !== 0) break;
       }
       this.counters.interrupts++;
     } else {
       await this.#until(
-        () => (this.#regs.read32(EDU_REG_IRQ_STATUS) & expected) !== 0,
+        () => (this.#register(EDU_REG_IRQ_STATUS) & expected) !== 0,
         "interrupt status",
       );
     }
@@ -265,21 +280,20 @@ export class EduDriver {
   }
 
   /**
-   * The DMA command register; all-ones (bits no edu sets) means the function no longer answers
-   * MMIO: it was removed, or (POWER) EEH froze its PE after a bad DMA.
+   * A register the driver waits on. All-ones there and in the identification register means the
+   * function no longer answers MMIO (it was removed, or on POWER EEH froze its PE after a bad
+   * DMA): a VfioError saying so instead of a wait that can only time out.
    */
-  #dmaCommand(): number {
-    const cmd = this.#regs.read32(EDU_REG_DMA_CMD);
-    if (cmd === MMIO_ALL_ONES) {
-      throw new VfioError({
-        operation: "edu DMA",
-        device: this.#dev.bdf,
-        message: "the DMA command register reads all-ones: the device stopped answering MMIO",
-        hint: "the device was removed, or on POWER EEH froze its PE after a DMA fault " +
-          "(VFIO_EEH_PE_OP: unfreeze or reset the PE)",
-      });
-    }
-    return cmd;
+  #register(offset: number): number {
+    const value = this.#regs.read32(offset);
+    if (value !== MMIO_ALL_ONES || this.#regs.read32(EDU_REG_ID) !== MMIO_ALL_ONES) return value;
+    throw new VfioError({
+      operation: "edu",
+      device: this.#dev.bdf,
+      message: "the device reads all-ones: it stopped answering MMIO",
+      hint: "the device was removed, or on POWER EEH froze its PE after a DMA fault " +
+        "(VFIO_EEH_PE_OP: unfreeze or reset the PE)",
+    });
   }
 
   #until(done: () => boolean, what: string): Promise<void> {

@@ -3,6 +3,13 @@
  * transmit split virtqueue, polling (no interrupts), frames in a preallocated {@link PacketPool}
  * whose headroom holds the 12-byte virtio-net header. It implements {@link NetDevice}.
  *
+ * Recovery: {@link VirtioNet.check}, called from an idle loop, finds a device that stopped — it
+ * set DEVICE_NEEDS_RESET (a ring or buffer access faulted in the IOMMU), or left transmit
+ * buffers unsent longer than `txTimeoutMs` (a hung device) — and resets and resumes it: function
+ * reset where VFIO offers one, virtio reset, every buffer back to the pool, fresh rings, the same
+ * features. A device that reads all-ones (surprise-removed, or EEH-frozen on POWER) is a
+ * VfioError.
+ *
  * @example
  * ```ts
  * using dev = openPciDevice("0000:00:03.0", { kernel, iommu: "auto" });
@@ -34,6 +41,7 @@ import {
   VIRTIO_PCI_TRANSITIONAL_NET,
   VIRTIO_PCI_VENDOR_ID,
   VIRTIO_STATUS_ACKNOWLEDGE,
+  VIRTIO_STATUS_DEVICE_NEEDS_RESET,
   VIRTIO_STATUS_DRIVER,
   VIRTIO_STATUS_DRIVER_OK,
   VIRTQ_DESC_F_WRITE,
@@ -47,9 +55,20 @@ export interface VirtioNetOptions {
   queueSize?: number;
   /** Packet buffers in the pool (default 4 × queue size). */
   poolSize?: number;
+  /**
+   * Transmit buffers the device leaves unsent longer than this mean it hung; {@link
+   * VirtioNet.check} then resets it (default 5000 ms, Linux's netdev watchdog).
+   */
+  txTimeoutMs?: number;
 }
 
+/** What {@link VirtioNet.check} found: a working device, or one it had to reset and resume. */
+export type NicHealth = "ok" | "recovered";
+
 const DEFAULT_QUEUE_SIZE = 256;
+const DEFAULT_TX_TIMEOUT_MS = 5000;
+/** The status byte of a device that no longer answers MMIO. */
+const STATUS_ALL_ONES = 0xff;
 
 function bit(n: number): bigint {
   return 1n << BigInt(n);
@@ -67,12 +86,15 @@ export class VirtioNet implements NetDevice {
   readonly features: bigint;
   readonly #dev: PciDevice;
   readonly #transport: VirtioPciTransport;
-  readonly #rx: SplitQueue;
-  readonly #tx: SplitQueue;
+  #rx: SplitQueue;
+  #tx: SplitQueue;
   readonly #rings: DmaBuffer[];
   readonly #rxSlot: (PacketBuffer | undefined)[];
   readonly #txSlot: (PacketBuffer | undefined)[];
-  readonly #txFree: number[];
+  #txFree: number[];
+  readonly #txTimeoutMs: number;
+  #txProgressAt = 0;
+  #recoveries = 0;
   readonly #rxNotify: number;
   readonly #txNotify: number;
   readonly #stats: NetDeviceStats = {
@@ -95,6 +117,7 @@ export class VirtioNet implements NetDevice {
       tx: SplitQueue;
       rings: DmaBuffer[];
       pool: PacketPool;
+      txTimeoutMs: number;
     },
   ) {
     this.#dev = dev;
@@ -111,6 +134,7 @@ export class VirtioNet implements NetDevice {
     this.#txFree = Array.from({ length: s.tx.size }, (_, i) => s.tx.size - 1 - i);
     this.#rxNotify = t.notifyOffset(VIRTIO_NET_RX_QUEUE);
     this.#txNotify = t.notifyOffset(VIRTIO_NET_TX_QUEUE);
+    this.#txTimeoutMs = s.txTimeoutMs;
   }
 
   /**
@@ -180,17 +204,13 @@ export class VirtioNet implements NetDevice {
       for (let i = 0; i < 2; i++) {
         rings.push(dev.dma.allocate(layout.total, { read: true, write: true }));
       }
-      const rx = new SplitQueue(rings[0], size);
-      const tx = new SplitQueue(rings[1], size);
-      rx.suppressInterrupts();
-      tx.suppressInterrupts();
-      t.enableQueue(VIRTIO_NET_RX_QUEUE, rx);
-      t.enableQueue(VIRTIO_NET_TX_QUEUE, tx);
+      const { rx, tx } = freshQueues(t, rings, size);
       pool = new PacketPool(dev.dma, options.poolSize ?? size * 4);
       const mac = (features & bit(VIRTIO_NET_F_MAC)) !== 0n
         ? Uint8Array.from({ length: 6 }, (_, i) => t.deviceConfig8(VIRTIO_NET_CFG_MAC + i))
         : locallyAdministeredMac(dev.bdf);
-      const nic = new VirtioNet(dev, t, { features, mac, rx, tx, rings, pool });
+      const txTimeoutMs = options.txTimeoutMs ?? DEFAULT_TX_TIMEOUT_MS;
+      const nic = new VirtioNet(dev, t, { features, mac, rx, tx, rings, pool, txTimeoutMs });
       nic.#refillRx();
       t.setStatus(t.status() | VIRTIO_STATUS_DRIVER_OK);
       return nic;
@@ -240,6 +260,7 @@ export class VirtioNet implements NetDevice {
     this.#reclaimTx();
     const tx = this.#tx;
     let n = 0;
+    if (this.#txFree.length === tx.size) this.#txProgressAt = this.#dev.kernel.now();
     for (; n < count && this.#txFree.length > 0; n++) {
       const buf = buffers[n];
       const slot = this.#txFree.pop()!;
@@ -257,23 +278,57 @@ export class VirtioNet implements NetDevice {
     return n;
   }
 
+  /** Times {@link check} reset and resumed the device. */
+  get recoveries(): number {
+    return this.#recoveries;
+  }
+
+  /**
+   * Check the device from an idle loop (one MMIO read): reset and resume it when it stopped
+   * (see the module doc) and say so; a VfioError when it no longer answers MMIO.
+   */
+  async check(): Promise<NicHealth> {
+    const status = this.#transport.status();
+    if (status === STATUS_ALL_ONES) {
+      throw new VfioError({
+        operation: "virtio-net",
+        device: this.#dev.bdf,
+        message: "the device status reads all-ones: the device stopped answering MMIO",
+        hint: "the device was removed, or on POWER EEH froze its PE (VFIO_EEH_PE_OP can reset " +
+          "it); close the device",
+      });
+    }
+    this.#reclaimTx();
+    const stalled = this.#txFree.length < this.#tx.size &&
+      this.#dev.kernel.now() - this.#txProgressAt > this.#txTimeoutMs;
+    if ((status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) === 0 && !stalled) return "ok";
+    await this.#restart();
+    return "recovered";
+  }
+
   /** A snapshot of the counters. */
   stats(): NetDeviceStats {
     this.#reclaimTx();
     return { ...this.#stats };
   }
 
-  /** Reset the device (stopping its DMA) and free rings and pool. The PciDevice stays open. */
+  /**
+   * Reset the device (stopping its DMA), take back the buffers its rings held (the pool is whole
+   * again), and free rings and pool. The PciDevice stays open.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#transport.setStatus(0);
+    for (let i = 0; i < this.#rxSlot.length; i++) this.#giveBack(this.#rxSlot, i);
+    for (let i = 0; i < this.#txSlot.length; i++) this.#giveBack(this.#txSlot, i);
     this.pool.close();
     for (const r of this.#rings) this.#dev.dma.free(r);
   }
 
   #reclaimTx(): void {
     const tx = this.#tx;
+    if (tx.usedPending() > 0) this.#txProgressAt = this.#dev.kernel.now();
     while (tx.usedPending() > 0) {
       const id = tx.popUsed();
       const buf = this.#txSlot[id];
@@ -283,6 +338,41 @@ export class VirtioNet implements NetDevice {
       this.#stats.txPackets++;
       this.pool.free(buf);
     }
+  }
+
+  /**
+   * Reset and resume: a function reset when VFIO offers one (it also ends a hang), a virtio
+   * reset, every buffer the device held back to the pool (unsent frames counted as dropped),
+   * fresh rings, the negotiated features again, receive buffers, DRIVER_OK.
+   */
+  async #restart(): Promise<void> {
+    const t = this.#transport;
+    if (this.#dev.device.getInfo().resetWorks) this.#dev.device.reset();
+    await t.reset();
+    for (let i = 0; i < this.#rxSlot.length; i++) this.#giveBack(this.#rxSlot, i);
+    for (let i = 0; i < this.#txSlot.length; i++) {
+      if (this.#giveBack(this.#txSlot, i)) this.#stats.txDropped++;
+    }
+    this.#txFree = Array.from({ length: this.#tx.size }, (_, i) => this.#tx.size - 1 - i);
+    t.setStatus(VIRTIO_STATUS_ACKNOWLEDGE);
+    t.setStatus(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    t.acceptFeatures(this.features);
+    const { rx, tx } = freshQueues(t, this.#rings, this.#rx.size);
+    this.#rx = rx;
+    this.#tx = tx;
+    this.#refillRx();
+    t.setStatus(t.status() | VIRTIO_STATUS_DRIVER_OK);
+    this.#txProgressAt = this.#dev.kernel.now();
+    this.#recoveries++;
+  }
+
+  /** Return slot `i`'s buffer (if any) to the pool; true when there was one. */
+  #giveBack(slots: (PacketBuffer | undefined)[], i: number): boolean {
+    const buf = slots[i];
+    if (buf === undefined) return false;
+    slots[i] = undefined;
+    this.pool.free(buf);
+    return true;
   }
 
   #refillRx(): void {
@@ -311,6 +401,21 @@ export class VirtioNet implements NetDevice {
 
 function hex4(n: number): string {
   return n.toString(16).padStart(4, "0");
+}
+
+/** Zeroed split queues over the two ring buffers, without interrupts, enabled in the device. */
+function freshQueues(
+  t: VirtioPciTransport,
+  rings: readonly DmaBuffer[],
+  size: number,
+): { rx: SplitQueue; tx: SplitQueue } {
+  const rx = new SplitQueue(rings[0], size);
+  const tx = new SplitQueue(rings[1], size);
+  rx.suppressInterrupts();
+  tx.suppressInterrupts();
+  t.enableQueue(VIRTIO_NET_RX_QUEUE, rx);
+  t.enableQueue(VIRTIO_NET_TX_QUEUE, tx);
+  return { rx, tx };
 }
 
 /** A stable locally administered unicast MAC derived from the PCI address. */

@@ -170,6 +170,13 @@ export interface IommuModel {
   allocDomain(stage?: 1 | 2): IommuDomain;
   /** Free a domain and its tables. It must not be attached. */
   freeDomain(domain: IommuDomain): void;
+  /**
+   * Translation contexts the kernel holds on this IOMMU now: domains allocated and not freed
+   * (paging and nested), not counting ones the IOMMU driver keeps for itself (virtio-iommu's
+   * cached blocking domains); on sPAPR, the TCE windows programmed into PEs. Leak checks compare
+   * it with a baseline.
+   */
+  domainsInUse?(): number;
   /** Point a device (requester id) at a domain; `null` blocks all its DMA. Flushes its IOTLB. */
   attach(requester: number, domain: IommuDomain | null): void;
   /**
@@ -213,12 +220,30 @@ export interface IommuModel {
   /** Every fault recorded so far, oldest first. */
   readonly faults: readonly IommuFault[];
   /**
+   * Fault injection: record the fault this IOMMU records when a DMA `access` at `iova` finds no
+   * valid translation (VT-d: PTE read/write not set; SMMUv3: F_TRANSLATION; virtio-iommu: a
+   * MAPPING fault; sPAPR: an invalid TCE, which freezes the PE), with every side effect of that
+   * fault, and return it. Models without it cannot have DMA faults injected.
+   */
+  injectFault?(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+  ): IommuFault;
+  /**
    * Whether the platform blocks MMIO to a function (sPAPR EEH: a frozen PE reads all-ones and
    * drops writes). Absent: never blocked.
    */
   mmioBlocked?(requester: number): boolean;
   /** Nested translation, when the IOMMU (and its mode) supports it. */
   readonly nesting?: IommuNesting;
+}
+
+/** The fault of a failed translation (a model's own fault path always fails). */
+export function faultOf(result: TranslateResult): IommuFault {
+  if (result.ok) throw new Error("IOMMU model: a recorded fault came back as a translation");
+  return result.fault;
 }
 
 /**

@@ -29,13 +29,26 @@ export interface PciDriver {
 
 /** The bus: functions, drivers, overrides. */
 export class PciBus {
+  readonly #functions: SimPciFunction[];
   readonly #drivers = new Map<string, PciDriver>();
   readonly #override = new Map<string, string>();
   readonly #native = new Map<string, string>();
 
   /** A bus with these functions; `native` names the driver whose id table matches each bdf. */
-  constructor(readonly functions: readonly SimPciFunction[], native: ReadonlyMap<string, string>) {
+  constructor(functions: readonly SimPciFunction[], native: ReadonlyMap<string, string>) {
+    this.#functions = [...functions];
     for (const [bdf, driver] of native) this.#native.set(bdf, driver);
+  }
+
+  /** The functions present on the bus, in bdf order. */
+  get functions(): readonly SimPciFunction[] {
+    return this.#functions;
+  }
+
+  /** `pci_stop_and_remove_bus_device` after a surprise removal: the function leaves the bus. */
+  unplug(fn: SimPciFunction): void {
+    const i = this.#functions.indexOf(fn);
+    if (i >= 0) this.#functions.splice(i, 1);
   }
 
   /** Register a driver (its /sys/bus/pci/drivers directory appears). */

@@ -40,4 +40,17 @@ export interface SimPciFunction {
   driver: string;
   /** The vfio cdev index N (/dev/vfio/devices/vfioN) while bound to vfio-pci with cdev support. */
   cdevIndex: number | undefined;
+  /**
+   * Surprise-removed (pciehp lost presence; `pci_dev_is_disconnected`): the hardware no longer
+   * answers — MMIO and config reads through VFIO are all-ones, writes go nowhere, resets fail.
+   */
+  removed?: boolean;
+  /** Told after every function reset the kernel performs (fault injection lifts a hang). */
+  afterReset?: () => void;
+}
+
+/** Reset a function as the kernel does (FLR / PM reset / PE reset) and tell its listener. */
+export function resetFunction(fn: SimPciFunction): void {
+  fn.model.reset();
+  fn.afterReset?.();
 }

@@ -135,6 +135,11 @@ export class SimKernel implements Kernel {
     this.vfs = new Vfs(dynamicDir(() => this.#mounts));
   }
 
+  /** Device regions mapped with {@link mmapDevice} and not yet unmapped. */
+  get deviceMappings(): number {
+    return this.#mmios.size;
+  }
+
   /** Mount a directory at `/<name>` (the machine mounts /dev and /sys). */
   mount(name: string, dir: VfsDir): void {
     this.#mounts.set(name, dir);

@@ -140,8 +140,10 @@ function groupDir(src: SysfsSource, group: SimIommuGroup): VfsDir {
       symlink(() => `../../../../devices/${pciRootName(fn.bdf)}/${fn.bdf}`),
     ]),
   );
+  const present = (): Map<string, VfsNode> =>
+    new Map([...devices].filter(([bdf]) => src.bus.find(bdf) !== undefined));
   return staticDir({
-    devices: dynamicDir(() => devices),
+    devices: dynamicDir(present),
     reserved_regions: roFile(() => reservedRegionsText(group)),
     type: roFile(() => `${src.defaultDomainType}\n`),
   });
@@ -150,15 +152,16 @@ function groupDir(src: SysfsSource, group: SimIommuGroup): VfsDir {
 /** Build /sys from the machine's bus and groups. */
 export function buildSysfs(src: SysfsSource): VfsDir {
   const bus = src.bus;
-  const roots = new Map<string, Map<string, VfsNode>>();
-  for (const fn of bus.functions) {
-    const root = pciRootName(fn.bdf);
-    if (!roots.has(root)) roots.set(root, new Map());
-    roots.get(root)!.set(fn.bdf, deviceDir(src, fn));
-  }
-  const devicesDir = dynamicDir(() =>
-    new Map([...roots].map(([root, fns]) => [root, dynamicDir(() => fns)] as [string, VfsNode]))
-  );
+  const dirs = new Map(bus.functions.map((fn) => [fn, deviceDir(src, fn)]));
+  const devicesDir = dynamicDir(() => {
+    const roots = new Map<string, Map<string, VfsNode>>();
+    for (const fn of bus.functions) {
+      const root = pciRootName(fn.bdf);
+      if (!roots.has(root)) roots.set(root, new Map());
+      roots.get(root)!.set(fn.bdf, dirs.get(fn)!);
+    }
+    return new Map([...roots].map(([root, fns]) => [root, dynamicDir(() => fns)]));
+  });
   const busDevices = dynamicDir(() =>
     new Map(bus.functions.map((fn) => [
       fn.bdf,
@@ -166,7 +169,14 @@ export function buildSysfs(src: SysfsSource): VfsDir {
     ]))
   );
   const drivers = dynamicDir(() => new Map(bus.driverNames().map((n) => [n, driverDir(src, n)])));
-  const groups = dynamicDir(() => new Map(src.groups.map((g) => [String(g.id), groupDir(src, g)])));
+  const groupDirs = new Map(src.groups.map((g) => [g, groupDir(src, g)]));
+  // A group whose last device left the bus is released (iommu_group_release) and goes too.
+  const groups = dynamicDir(() =>
+    new Map(
+      [...groupDirs].filter(([g]) => g.functions.some((fn) => bus.find(fn.bdf) !== undefined))
+        .map(([g, dir]) => [String(g.id), dir]),
+    )
+  );
   const vfioDevClass = dynamicDir(() => {
     const map = new Map<string, VfsNode>();
     for (const fn of bus.functions) {

@@ -1,13 +1,31 @@
 /**
- * The interface between a simulated PCI function (edu, virtio-net, …) and the rest of the
- * simulated machine. A device model owns its config space and registers; it reaches memory only
- * through a {@link DmaPort} (which translates through the IOMMU model) and raises interrupts only
- * through an {@link InterruptSink} (which the simulated kernel routes to VFIO eventfds).
+ * The device-model contract: what a simulated PCI function (the project's edu, virtio-net and
+ * PASID DMA engine, or a model of your own device) implements, and what the machine gives it.
+ *
+ * - A model owns its config space ({@link PciConfig}; build one with `PciConfigSpace` and its
+ *   `addMsi`/`addMsix`/`addPciExpress`/… helpers) and declares its BARs ({@link BarDecl}).
+ * - The kernel calls {@link PciDeviceModel.mmioRead} / {@link PciDeviceModel.mmioWrite} for every
+ *   access the driver makes to a BAR (through the mmap'ed `Mmio` or pread/pwrite), and
+ *   {@link PciDeviceModel.reset} for a function reset (VFIO_DEVICE_RESET, first open, last close)
+ *   when {@link PciDeviceModel.resetWorks} says the function can be reset.
+ * - The model reaches memory only through {@link DeviceHost.dma}, which translates every access
+ *   through the machine's IOMMU for the function's requester id: a DMA to an address the driver
+ *   did not map fails (`false`) and the IOMMU records its vendor-format fault, as on hardware.
+ * - It raises interrupts only through {@link DeviceHost.irq} (after its own enable and mask
+ *   checks: `sendMsi`, `IntxPin` and an MSI-X table do them), and the kernel routes them to the
+ *   user's VFIO eventfds.
+ * - Work that takes time is scheduled on {@link DeviceHost.clock} (virtual nanoseconds); it runs
+ *   while the driver touches MMIO or waits, so a driver's ordinary polling loop makes progress.
+ *
+ * `createMachine({ devices: [{ model: new MyDevice() }] })` (or a factory, `model: (ctx) => …`)
+ * plugs a model in beside the built-in ones; the built-in models go through exactly this contract.
+ * sim/pci/mod.ts gathers what a model author needs (this contract, the config-space builder,
+ * the interrupt helpers, MMIO dispatch and a base class).
  *
  * @module
  */
 
-import type { VirtualClock } from "../clock.ts";
+import type { ScheduledEvent } from "../clock.ts";
 
 /** A PCI config space: 256 bytes (conventional) or 4096 (PCIe), with the device's write rules. */
 export interface PciConfig {
@@ -56,10 +74,18 @@ export interface InterruptSink {
   intx(asserted: boolean): void;
 }
 
+/** The virtual clock as a device model sees it (the machine's `VirtualClock` is one). */
+export interface DeviceClock {
+  /** Virtual time in nanoseconds. */
+  readonly nowNs: number;
+  /** Run `fn` after `delayNs` virtual nanoseconds; the handle cancels it. */
+  schedule(delayNs: number, fn: () => void): ScheduledEvent;
+}
+
 /** What the machine gives a device model when it is plugged in. */
 export interface DeviceHost {
   /** The machine's virtual clock; device work is scheduled on it. */
-  readonly clock: VirtualClock;
+  readonly clock: DeviceClock;
   /** The device's path to memory through the IOMMU. */
   readonly dma: DmaPort;
   /** The device's interrupt outputs. */

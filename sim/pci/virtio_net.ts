@@ -5,6 +5,12 @@
  * its device configuration, VIRTIO_F_ACCESS_PLATFORM offered so every ring and buffer access goes
  * through the IOMMU model. Frames leave and arrive through an {@link EthernetSegment}.
  *
+ * The link can be taken down and up ({@link VirtioNetDevice.setLink}, as QEMU's `set_link`): the
+ * status field's LINK_UP bit follows, config_generation changes and the device signals a
+ * configuration change (ISR bit 1, §4.1.4.5); while the link is down frames from the wire are
+ * lost and transmit buffers are returned unsent (used length 0), as QEMU's virtio-net drops its
+ * transmit queue when its link is down.
+ *
  * Written from the specification, independently of the driver in drivers/virtio/.
  *
  * @module
@@ -54,6 +60,10 @@ const DESC_WRITE = 2;
 const DESC_INDIRECT = 4;
 const AVAIL_NO_INTERRUPT = 1;
 const LINK_UP = 1;
+// §4.1.4.5 ISR status bits.
+const ISR_QUEUE = 1;
+const ISR_CONFIG = 2;
+const GENERATION_MASK = 0xff;
 
 /** Options of a {@link VirtioNetDevice}. */
 export interface VirtioNetDeviceOptions {
@@ -97,6 +107,8 @@ export interface VirtioNetCounters {
   rxDropped: number;
   /** Ring or buffer accesses that the IOMMU refused (the device then needs a reset). */
   dmaErrors: number;
+  /** Frames lost because the link was down (transmitted or arriving). */
+  linkDownDrops: number;
 }
 
 /** The device model. */
@@ -114,7 +126,13 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   /** Name on the segment. */
   readonly name: string;
   /** Counters. */
-  readonly counters: VirtioNetCounters = { tx: 0, rx: 0, rxDropped: 0, dmaErrors: 0 };
+  readonly counters: VirtioNetCounters = {
+    tx: 0,
+    rx: 0,
+    rxDropped: 0,
+    dmaErrors: 0,
+    linkDownDrops: 0,
+  };
   readonly #mac: Uint8Array;
   readonly #segment: EthernetSegment | undefined;
   #link: SegmentLink | undefined;
@@ -128,6 +146,8 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #isr = 0;
   #backlog: Uint8Array[] = [];
   #pending = false;
+  #linkUp = true;
+  #generation = 0;
 
   /** A device with a MAC, plugged into a segment. */
   constructor(options: VirtioNetDeviceOptions = {}) {
@@ -188,8 +208,29 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     this.#resetState();
   }
 
+  /** Whether the link is up. */
+  get linkUp(): boolean {
+    return this.#linkUp;
+  }
+
+  /** Take the link down or bring it up (see the module doc). */
+  setLink(up: boolean): void {
+    if (up === this.#linkUp) return;
+    this.#linkUp = up;
+    this.#generation = (this.#generation + 1) & GENERATION_MASK;
+    this.#host?.trace(`virtio-net: link ${up ? "up" : "down"}`);
+    if (!this.#running()) return;
+    this.#isr |= ISR_CONFIG;
+    this.#host?.irq.intx(true);
+    if (!up) this.#schedule(); // queued transmit buffers are returned unsent
+  }
+
   /** A frame from the segment. */
   receive(frame: Uint8Array): void {
+    if (!this.#linkUp) {
+      this.counters.linkDownDrops++;
+      return;
+    }
     if (this.#backlog.length >= VIRTIO_NET_RX_BACKLOG) {
       this.counters.rxDropped++;
       return;
@@ -232,7 +273,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
       case 0x14:
         return this.#status;
       case 0x15:
-        return 0; // config_generation: the device config never changes mid-read
+        return this.#generation; // config_generation: changes with the link status
       case 0x16:
         return this.#queueSelect;
       case 0x18:
@@ -340,7 +381,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     // §5.1.4: mac[6] at 0, le16 status at 6, le16 max_virtqueue_pairs at 8.
     const cfg = new Uint8Array(12);
     cfg.set(this.#mac, 0);
-    cfg[6] = LINK_UP;
+    cfg[6] = this.#linkUp ? LINK_UP : 0;
     cfg[8] = 1;
     if (off < 0 || off + size > cfg.length) return 0;
     let v = 0;
@@ -370,6 +411,10 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #transmit(): void {
     const q = this.#queues[TX_QUEUE];
     if (!q.enabled) return;
+    if (!this.#linkUp) {
+      this.#dropTransmit(q);
+      return;
+    }
     let avail: number | undefined;
     while ((avail = this.#availIdx(q)) !== undefined && avail !== q.lastAvail) {
       const head = this.#availEntry(q, q.lastAvail);
@@ -391,6 +436,21 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
       }
     }
     this.#interrupt(q);
+  }
+
+  /** Link down: every queued transmit buffer comes back used, length 0, unsent. */
+  #dropTransmit(q: Queue): void {
+    let avail: number | undefined;
+    let dropped = 0;
+    while ((avail = this.#availIdx(q)) !== undefined && avail !== q.lastAvail) {
+      const head = this.#availEntry(q, q.lastAvail);
+      if (head === undefined) return;
+      q.lastAvail = (q.lastAvail + 1) & 0xffff;
+      if (!this.#pushUsed(q, head, 0)) return;
+      dropped++;
+    }
+    this.counters.linkDownDrops += dropped;
+    if (dropped > 0) this.#interrupt(q);
   }
 
   #deliver(): void {
@@ -507,7 +567,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #interrupt(q: Queue): void {
     const flags = this.#read16(q.driver);
     if (flags === undefined || (flags & AVAIL_NO_INTERRUPT) !== 0) return;
-    this.#isr |= 1;
+    this.#isr |= ISR_QUEUE;
     if (q.msixVector !== 0xffff) this.#host?.irq.msix(q.msixVector);
     else this.#host?.irq.intx(true);
   }

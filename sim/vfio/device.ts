@@ -7,7 +7,7 @@
  */
 
 import { ERRNO } from "../../ffi/errno.ts";
-import type { SimPciFunction } from "../kernel/pci_function.ts";
+import { resetFunction, type SimPciFunction } from "../kernel/pci_function.ts";
 import type { InterruptSink } from "../pci/device.ts";
 import type { VfioEnv } from "./env.ts";
 import type { IommufdFile } from "./iommufd_link.ts";
@@ -63,6 +63,10 @@ export class VfioPciDevice {
   readonly ioeventfds: IoEventFd[] = [];
   /** Runtime low-power state entered through DEVICE_FEATURE. */
   lowPower = false;
+  /** Device files referring to the device (each holds its registration, as on Linux). */
+  files = 0;
+  /** Called once the last device file is released, while the device is being unregistered. */
+  onLastFile: (() => void) | undefined;
 
   /** The vfio-pci device of `fn`; `router` is where its model raises interrupts. */
   constructor(
@@ -84,10 +88,29 @@ export class VfioPciDevice {
     return rest.trim() === "" ? 1 : -ERRNO.EINVAL;
   }
 
+  /**
+   * `vfio_pci_core_request`: the kernel wants the device back (it is being removed); relay the
+   * request to user space through the request eventfd. `count` numbers the attempts (Linux
+   * repeats every 10 s and notes every tenth).
+   */
+  request(count: number): void {
+    const trigger = this.irqs.reqTrigger;
+    if (trigger !== undefined) {
+      if (count % REQUEST_NOTICE_EVERY === 0) {
+        this.env.trace(`vfio-pci ${this.fn.bdf}: Relaying device request to user (#${count})`);
+      }
+      trigger.signal();
+    } else if (count === 0) {
+      this.env.trace(
+        `vfio-pci ${this.fn.bdf}: No device request channel registered, blocked until released by user`,
+      );
+    }
+  }
+
   /** `vfio_pci_open_device` (first open): enable decoding for the BARs it has. */
   enable(): void {
     const cfg = this.fn.model.config;
-    if (this.fn.model.resetWorks) this.fn.model.reset();
+    if (this.fn.model.resetWorks) resetFunction(this.fn);
     let cmd = cfg.read(PCI.COMMAND, 2);
     for (const bar of this.fn.model.bars) {
       if (bar.size === 0) continue;
@@ -104,7 +127,7 @@ export class VfioPciDevice {
     for (const io of this.ioeventfds.splice(0)) io.stop();
     const cfg = this.fn.model.config;
     cfg.write(PCI.COMMAND, 2, cfg.read(PCI.COMMAND, 2) & ~PCI.COMMAND_MASTER);
-    if (this.fn.model.resetWorks) this.fn.model.reset();
+    if (this.fn.model.resetWorks) resetFunction(this.fn);
     this.router.target = undefined;
     this.lowPower = false;
     this.env.trace(`vfio-pci ${this.fn.bdf}: disabled`);
@@ -118,13 +141,15 @@ export class VfioPciDevice {
       b.kind === "mem64" ? [b.index, b.index + 1] : [b.index]
     );
     const saved = slots.map((i) => cfg.read(BAR0 + BAR_STRIDE * i, 4));
-    this.fn.model.reset();
+    resetFunction(this.fn);
     slots.forEach((i, n) => cfg.write(BAR0 + BAR_STRIDE * i, 4, saved[n]));
     cfg.write(PCI.COMMAND, 2, command);
     this.irqs.reprogram();
   }
 }
 
+/** `vfio_pci_core_request` notes every tenth relayed request. */
+const REQUEST_NOTICE_EVERY = 10;
 /** Offset of BAR0 in config space. */
 const BAR0 = 0x10;
 /** Bytes per BAR register. */

@@ -80,6 +80,7 @@ export class VfioDeviceFile implements SimFile {
     private readonly peers: HotResetPeers,
   ) {
     this.#vgroup = vgroup;
+    device.files++;
     const arch = device.env.arch;
     this.#req = {
       bind: ioctlNumber(arch, VFIO_DEVICE_BIND_IOMMUFD),
@@ -338,5 +339,6 @@ export class VfioDeviceFile implements SimFile {
       this.accessGranted = false;
     }
     if (this.groupFile !== undefined) env.refs.put(this.groupFile);
+    if (--this.device.files === 0) this.device.onLastFile?.();
   }
 }

@@ -86,9 +86,13 @@ export function deviceGetInfo(device: VfioPciDevice, user: Uint8Array): number {
   return writeStruct(user, layout, info, copyLen) ? 0 : -ERRNO.EFAULT;
 }
 
-/** VFIO_DEVICE_RESET. */
+/**
+ * VFIO_DEVICE_RESET. A removed function cannot be reset: `pci_dev_wait` gives up on a
+ * disconnected device with -ENOTTY.
+ */
 export function deviceReset(device: VfioPciDevice): number {
   if (!device.fn.model.resetWorks) return -ERRNO.EINVAL;
+  if (device.fn.removed) return -ERRNO.ENOTTY;
   device.resetFunction();
   return 0;
 }

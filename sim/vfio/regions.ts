@@ -125,8 +125,8 @@ function barAccess(
   write: boolean,
 ): void {
   const model = fn.model;
-  if (fn.group.iommu.mmioBlocked?.(fn.requester)) {
-    if (!write) data.fill(0xff, at, at + size); // EEH: a frozen PE reads all-ones
+  if (fn.removed || fn.group.iommu.mmioBlocked?.(fn.requester)) {
+    if (!write) data.fill(0xff, at, at + size); // gone, or EEH froze its PE: all-ones
     return;
   }
   if (write) {
@@ -203,11 +203,23 @@ export function regionRw(
   const i = Number(index);
   if (i === VFIO_PCI_CONFIG_REGION_INDEX) {
     if (pos >= BigInt(fn.model.config.size)) return -ERRNO.EFAULT;
+    if (fn.removed) return removedConfigRw(fn.model.config.size, Number(pos), buffer, write);
     return configRw(fn.model.config, Number(pos), buffer, write);
   }
   if (i === VFIO_PCI_ROM_REGION_INDEX) return -ERRNO.EINVAL;
   if (i <= VFIO_PCI_BAR5_REGION_INDEX) return barRw(fn, i, pos, buffer, write);
   return -ERRNO.EINVAL;
+}
+
+/**
+ * Config access to a removed function: no device answers, so reads complete all-ones and writes
+ * go nowhere (the simulated vfio-pci keeps no virtual copy of config space; Linux's would still
+ * answer the fields it virtualizes, such as the ids and BARs). Same range rule as {@link configRw}.
+ */
+function removedConfigRw(size: number, pos: number, buffer: Uint8Array, write: boolean): number {
+  if (pos + buffer.length > size) return -ERRNO.EFAULT;
+  if (!write) buffer.fill(0xff);
+  return buffer.length;
 }
 
 /** `vfio_pci_core_mmap`: an Mmio over a memory BAR, or -EINVAL. */
@@ -232,14 +244,18 @@ export function regionMmap(
   return new SimMmio(reqLen, label, {
     read(off, size) {
       if (!memoryEnabled(fn)) throw new MmioFault(`SIGBUS: ${label}: memory decoding disabled`);
-      if (start + off >= decl.size || fn.group.iommu.mmioBlocked?.(fn.requester)) {
+      if (
+        start + off >= decl.size || fn.removed || fn.group.iommu.mmioBlocked?.(fn.requester)
+      ) {
         return size === 8 ? (1n << 64n) - 1n : 2 ** (8 * size) - 1;
       }
       return fn.model.mmioRead(bar, start + off, size);
     },
     write(off, size, value) {
       if (!memoryEnabled(fn)) throw new MmioFault(`SIGBUS: ${label}: memory decoding disabled`);
-      if (start + off >= decl.size || fn.group.iommu.mmioBlocked?.(fn.requester)) return;
+      if (start + off >= decl.size || fn.removed || fn.group.iommu.mmioBlocked?.(fn.requester)) {
+        return;
+      }
       fn.model.mmioWrite(bar, start + off, size, value);
     },
   }, env.clock);

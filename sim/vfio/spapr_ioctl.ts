@@ -12,7 +12,7 @@ import { ERRNO } from "../../ffi/errno.ts";
 import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
 import { offsetOfEnd } from "../../ffi/uapi/layout.ts";
 import type { SimProcess } from "../kernel/file.ts";
-import type { SimIommuGroup } from "../kernel/pci_function.ts";
+import { resetFunction, type SimIommuGroup } from "../kernel/pci_function.ts";
 import { readStruct, userBytes, writeStruct } from "../kernel/user.ts";
 import { SpaprTceIommu } from "../iommu/spapr/spapr_tce.ts";
 import type { TceTable } from "../iommu/spapr/spapr_tce_table.ts";
@@ -274,7 +274,7 @@ function eehPeOpOne(group: SimIommuGroup, user: Uint8Array): number {
     case VFIO_EEH_PE_RESET_HOT:
     case VFIO_EEH_PE_RESET_FUNDAMENTAL:
       pe.assertReset();
-      for (const fn of group.functions) fn.model.reset();
+      for (const fn of group.functions) resetFunction(fn);
       return 0;
     case VFIO_EEH_PE_INJECT_ERR: {
       const full = offsetOfEnd(layout, "err");

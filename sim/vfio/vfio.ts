@@ -16,6 +16,7 @@ import { IrqRouter, VfioPciDevice } from "./device.ts";
 import { VfioDeviceFile } from "./device_file.ts";
 import type { HotResetPeers } from "./device_ioctl.ts";
 import type { VfioEnv } from "./env.ts";
+import type { ScheduledEvent } from "../clock.ts";
 import { VfioGroup, VfioGroupFile } from "./group.ts";
 
 /** Options of the VFIO subsystem. */
@@ -39,6 +40,8 @@ export interface VfioSubsystemOptions {
 /** The VFIO subsystem. */
 export class VfioSubsystem {
   readonly #devices = new Map<SimPciFunction, VfioPciDevice>();
+  /** Devices being unregistered (surprise removal): still open, no longer reachable. */
+  readonly #leaving = new Set<SimPciFunction>();
   readonly #groups = new Map<SimIommuGroup, VfioGroup>();
   readonly #cdevIndexes = new Set<number>();
   /** Hot-reset scope and lookups shared by every device. */
@@ -74,7 +77,51 @@ export class VfioSubsystem {
   }
 
   #devicesOf(g: SimIommuGroup): VfioPciDevice[] {
-    return g.functions.map((fn) => this.#devices.get(fn)).filter((d) => d !== undefined);
+    return g.functions.filter((fn) => !this.#leaving.has(fn)).map((fn) => this.#devices.get(fn))
+      .filter((d) => d !== undefined);
+  }
+
+  /**
+   * Surprise removal of a function (pciehp lost its presence): the hardware is gone at once
+   * (`removed`), and vfio-pci's remove runs as `vfio_unregister_group_dev` does — the device
+   * leaves its group's device list and its cdev disappears (new opens fail: GET_DEVICE_FD
+   * ENODEV, the cdev ENOENT), the request eventfd is signalled now and every 10 s while user space
+   * keeps a device fd, and once the last one is closed the function leaves the bus and sysfs.
+   */
+  surpriseRemove(fn: SimPciFunction): void {
+    if (fn.removed) return;
+    fn.removed = true;
+    this.options.env.trace(`pcieport: ${fn.bdf}: Link Down; Card not present`);
+    const device = this.#devices.get(fn);
+    const bus = this.options.env.bus;
+    if (device === undefined) {
+      bus.unplug(fn);
+      return;
+    }
+    this.#leaving.add(fn);
+    if (fn.cdevIndex !== undefined) this.#cdevIndexes.delete(fn.cdevIndex);
+    fn.cdevIndex = undefined; // vfio_device_del: the cdev goes at once
+    let relay: ScheduledEvent | undefined;
+    const finish = (): void => {
+      relay?.cancel();
+      device.onLastFile = undefined;
+      this.#leaving.delete(fn);
+      this.#devices.delete(fn);
+      fn.driver = "";
+      bus.unplug(fn);
+      this.options.env.trace(`vfio-pci ${fn.bdf}: removed`);
+    };
+    if (device.files === 0) {
+      finish();
+      return;
+    }
+    let count = 0;
+    const ask = (): void => {
+      device.request(count++);
+      relay = this.options.env.clock.schedule(REQUEST_RETRY_NS, ask);
+    };
+    ask();
+    device.onLastFile = finish;
   }
 
   /** The vfio-pci driver (registered on the PCI bus). */
@@ -160,6 +207,9 @@ export class VfioSubsystem {
     });
   }
 }
+
+/** `vfio_unregister_group_dev` asks user space for the device again every 10 s (HZ * 10). */
+const REQUEST_RETRY_NS = 10_000_000_000;
 
 /**
  * The functions a hot reset of `fn` resets: everything on its bus when the bus sits behind a

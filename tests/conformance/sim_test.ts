@@ -8,6 +8,7 @@
  */
 
 import { createMachine, type SimMachine } from "../../sim/mod.ts";
+import { SIM_PLATFORMS } from "../../testing/mod.ts";
 import { ALL_SCENARIOS } from "./all.ts";
 import { discoverEnv, pathUnavailable } from "./discover.ts";
 import { expectationsFor, IOMMU_EXPECTATIONS } from "./expectations.ts";
@@ -17,18 +18,18 @@ import { compareGolden, goldenPath } from "../vm/results.ts";
 
 type MachineOptions = Parameters<typeof createMachine>[0];
 
-/** The simulated IOMMU models and the machine options each needs: adding a model is one line. */
+/**
+ * The simulated IOMMU models and the machine options each needs, from the testing fixture's
+ * platform table (x86 virtio-iommu: allow_unsafe_interrupts, as the VM bench passes too); a
+ * platform without the VFIO cdev (POWER9: the sPAPR TCE container only) is built without it.
+ */
 const SIM_MODELS: readonly {
   readonly model: MachineOptions["iommu"];
   readonly options?: Partial<MachineOptions>;
-}[] = [
-  { model: "vtd" },
-  { model: "smmuv3" },
-  // x86 virtio-iommu has no interrupt remapping: the VM bench passes allow_unsafe_interrupts too.
-  { model: "virtio-iommu", options: { allowUnsafeInterrupts: { type1: true, iommufd: true } } },
-  // POWER9 PowerNV: the sPAPR TCE container only (no VFIO cdev on that platform).
-  { model: "spapr", options: { cdev: undefined } },
-];
+}[] = SIM_PLATFORMS.map((p) => ({
+  model: p.iommu,
+  options: { ...p.options, ...(p.paths.includes("iommufd") ? {} : { cdev: undefined }) },
+}));
 
 const EDU_BDF = "0000:00:02.0";
 

@@ -1,7 +1,8 @@
 /**
  * The virtio-net driver and the net/ stack on the simulated virtio-net behind every IOMMU model
- * and both VFIO paths: ARP, ping and UDP echo with a simulated peer on the wire, the pcap capture,
- * and the bridge to a real host UDP socket.
+ * and both VFIO paths (the fixture's steps, each ending with its leak check): ARP, ping and UDP
+ * echo with a simulated peer on the wire, the pcap capture, and the bridge to a real host UDP
+ * socket.
  */
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
@@ -9,39 +10,20 @@ import { openPciDevice } from "../../core/pci_device.ts";
 import { VirtioNet } from "../../drivers/virtio/net.ts";
 import { NetStack } from "../../net/stack.ts";
 import { parseIpv4 } from "../../net/ipv4.ts";
-import { createMachine, type MachineOptions } from "../../sim/machine.ts";
+import type { DmaBackendKind } from "../../core/dma_backend.ts";
+import { createMachine, type MachineOptions, type SimMachine } from "../../sim/machine.ts";
+import { simTest } from "../../testing/mod.ts";
 import { SimPeer } from "../../sim/net/peer.ts";
 import { PcapWriter } from "../../sim/net/pcap.ts";
 import { UdpBridge } from "../../sim/net/bridge.ts";
 
-type Path = "type1" | "iommufd" | "spapr";
-
-/**
- * IOMMU models with the VFIO paths Linux has behind each (POWER: the sPAPR container only) and
- * the machine options each needs (virtio-iommu on x86: no IRQ remapping).
- */
-const MODELS: MachineOptions["iommu"][] = ["vtd", "smmuv3", "virtio-iommu", "spapr"];
-const MODEL_PATHS: Record<MachineOptions["iommu"], readonly Path[]> = {
-  vtd: ["type1", "iommufd"],
-  smmuv3: ["type1", "iommufd"],
-  "virtio-iommu": ["type1", "iommufd"],
-  spapr: ["spapr"],
-};
-const MODEL_OPTIONS: Partial<Record<MachineOptions["iommu"], Partial<MachineOptions>>> = {
-  "virtio-iommu": { allowUnsafeInterrupts: { type1: true, iommufd: true } },
-};
 const NIC_IP = parseIpv4("10.0.2.15");
 const PEER_IP = parseIpv4("10.0.2.2");
 const BDF = "0000:00:03.0";
+const DEVICES: MachineOptions["devices"] = [{ model: "virtio-net", bdf: BDF }];
 
-async function rig(iommu: MachineOptions["iommu"], path: Path, realtime = false) {
-  const machine = createMachine({
-    iommu,
-    devices: [{ model: "virtio-net", bdf: BDF }],
-    strict: true,
-    realtime,
-    ...MODEL_OPTIONS[iommu],
-  });
+/** The NIC, the stack with a UDP echo on port 7, and a peer on the wire, on `machine`. */
+async function rig(machine: SimMachine, path: DmaBackendKind) {
   const baseline = machine.memory.usedBytes; // what the IOMMU keeps for good (SMMUv3 tables)
   const dev = openPciDevice(BDF, { kernel: machine.kernel, iommu: path });
   const nic = await VirtioNet.open(dev, { queueSize: 64 });
@@ -69,75 +51,66 @@ async function rig(iommu: MachineOptions["iommu"], path: Path, realtime = false)
   return { machine, dev, nic, stack, peer, run, close, baseline };
 }
 
-for (const iommu of MODELS) {
-  for (const path of MODEL_PATHS[iommu]) {
-    const name = `virtio-net on ${iommu}/${path}`;
-
-    Deno.test({
-      name: `${name}: negotiates VERSION_1 + ACCESS_PLATFORM and reads the MAC`,
-      permissions: "none",
-      async fn() {
-        const r = await rig(iommu, path);
-        assert.equal(r.nic.features & (3n << 32n), 3n << 32n);
-        assert.deepEqual([...r.nic.mac], [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
-        assert.equal(r.nic.linkUp(), true);
-        r.close();
-      },
-    });
-
-    Deno.test({
-      name: `${name}: ARP, ping and 500 UDP echoes with a peer on the wire`,
-      permissions: "none",
-      async fn() {
-        const r = await rig(iommu, path);
-        r.peer.ping(NIC_IP, 7, 1);
-        await r.run(() => r.peer.echoReplies.length === 1);
-        assert.deepEqual(r.peer.echoReplies, [`${NIC_IP}:7:1`]);
-        let echoed = 0;
-        r.peer.onUdp(5000, (d) => {
-          assert.equal(new TextDecoder().decode(d.data), `datagram ${echoed}`);
-          echoed++;
-        });
-        for (let i = 0; i < 500; i++) {
-          r.peer.sendUdp(NIC_IP, 7, 5000, new TextEncoder().encode(`datagram ${i}`));
-          if (i % 16 === 15) await r.run(() => echoed > i - 16);
-        }
-        await r.run(() => echoed === 500);
-        assert.equal(echoed, 500);
-        assert.equal(r.stack.stats.udpDelivered, 500);
-        assert.equal(r.machine.faults().length, 0);
-        const s = r.nic.stats();
-        assert.equal(s.rxDropped, 0);
-        assert.equal(s.txPackets, s.rxPackets);
-        r.close();
-      },
-    });
-
-    Deno.test({
-      name: `${name}: closing stops DMA and frees everything`,
-      permissions: "none",
-      async fn() {
-        const r = await rig(iommu, path);
-        r.close();
-        assert.match(r.machine.kernel.readFile("/proc/self/status") as string, /VmLck:\s+0 kB/);
-        assert.equal(
-          r.machine.memory.usedBytes,
-          r.baseline,
-          "every page the session took is released",
-        );
-        r.peer.ping(NIC_IP, 1, 1); // the device is reset: nothing is received, nothing faults
-        r.machine.clock.advance(10_000_000);
-        assert.equal(r.machine.faults().length, 0);
-      },
-    });
-  }
+/** A rig on the one machine the host-facing tests use (VT-d, iommufd). */
+function vtdRig(realtime = false) {
+  const machine = createMachine({ iommu: "vtd", devices: DEVICES, strict: true, realtime });
+  return rig(machine, "iommufd");
 }
+
+const machine = { devices: DEVICES };
+
+simTest("virtio-net: negotiates VERSION_1 + ACCESS_PLATFORM and reads the MAC", async (ctx) => {
+  const r = await rig(ctx.machine, ctx.path);
+  assert.equal(r.nic.features & (3n << 32n), 3n << 32n);
+  assert.deepEqual([...r.nic.mac], [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+  assert.equal(r.nic.linkUp(), true);
+  r.close();
+}, { machine });
+
+simTest("virtio-net: ARP, ping and 500 UDP echoes with a peer on the wire", async (ctx) => {
+  const r = await rig(ctx.machine, ctx.path);
+  ctx.keepPool(r.nic.pool);
+  r.peer.ping(NIC_IP, 7, 1);
+  await r.run(() => r.peer.echoReplies.length === 1);
+  assert.deepEqual(r.peer.echoReplies, [`${NIC_IP}:7:1`]);
+  let echoed = 0;
+  r.peer.onUdp(5000, (d) => {
+    assert.equal(new TextDecoder().decode(d.data), `datagram ${echoed}`);
+    echoed++;
+  });
+  for (let i = 0; i < 500; i++) {
+    r.peer.sendUdp(NIC_IP, 7, 5000, new TextEncoder().encode(`datagram ${i}`));
+    if (i % 16 === 15) await r.run(() => echoed > i - 16);
+  }
+  await r.run(() => echoed === 500);
+  assert.equal(echoed, 500);
+  assert.equal(r.stack.stats.udpDelivered, 500);
+  assert.equal(r.machine.faults().length, 0);
+  const s = r.nic.stats();
+  assert.equal(s.rxDropped, 0);
+  assert.equal(s.txPackets, s.rxPackets);
+  r.close();
+}, { machine });
+
+simTest("virtio-net: closing stops DMA and frees everything", async (ctx) => {
+  const r = await rig(ctx.machine, ctx.path);
+  r.close();
+  assert.match(r.machine.kernel.readFile("/proc/self/status") as string, /VmLck:\s+0 kB/);
+  assert.equal(
+    r.machine.memory.usedBytes,
+    r.baseline,
+    "every page the session took is released",
+  );
+  r.peer.ping(NIC_IP, 1, 1); // the device is reset: nothing is received, nothing faults
+  r.machine.clock.advance(10_000_000);
+  assert.equal(r.machine.faults().length, 0);
+}, { machine });
 
 Deno.test({
   name: "virtio-net: the wire's pcap capture has every frame of an exchange",
   permissions: "none",
   async fn() {
-    const r = await rig("vtd", "iommufd");
+    const r = await vtdRig();
     let records = 0;
     const pcap = new PcapWriter(() => records++);
     r.machine.segment.tap((t, f) => pcap.write(t, f));
@@ -153,7 +126,7 @@ Deno.test({
   name: "virtio-net: a real host UDP client is echoed through the bridge",
   permissions: { net: ["127.0.0.1"] },
   async fn() {
-    const r = await rig("vtd", "iommufd", true);
+    const r = await vtdRig(true);
     const bridge = await UdpBridge.open({
       hostname: "127.0.0.1",
       port: 0,

@@ -57,7 +57,7 @@
 import { ERRNO } from "../../../ffi/errno.ts";
 import type { VirtualClock } from "../../clock.ts";
 import type { PhysicalMemory } from "../../memory.ts";
-import { checkPasidAttach } from "../model.ts";
+import { checkPasidAttach, faultOf } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -391,6 +391,22 @@ export class SmmuV3Iommu implements IommuModel {
     ids.add(id);
     this.traceLine(`smmuv3 domain alloc ${stage === 1 ? "asid" : "vmid"}=${id}`);
     return new SmmuV3Domain(this, stage, id, table);
+  }
+
+  /** Fault injection: a stage-1 F_TRANSLATION event for the access. */
+  injectFault(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+  ): IommuFault {
+    const t: Txn = { sid: requester, pasid, iova, access };
+    return faultOf(this.#event(t, SMMU_EVT.F_TRANSLATION, { class: SMMU_EVT_CLASS.IN }));
+  }
+
+  /** Stage-1, stage-2 and nested domains allocated and not freed. */
+  domainsInUse(): number {
+    return this.#asids.size + this.#vmids.size + (this.#nesting?.domainCount ?? 0);
   }
 
   /** Free a domain's tables and id. Throws if it is attached or not this SMMU's. */

@@ -633,6 +633,11 @@ export class SmmuV3Nesting implements IommuNesting {
   readonly #children = new Map<SmmuV3Domain, Set<SmmuV3NestedDomain>>();
   readonly #asids = new Map<number, Set<number>>();
 
+  /** Nested domains allocated and not freed. */
+  get domainCount(): number {
+    return this.#ids.size;
+  }
+
   /** Nesting for `unit`, sharing its CD cache. */
   constructor(private readonly unit: SmmuV3Iommu, private readonly cds: Map<string, CdView>) {}
 

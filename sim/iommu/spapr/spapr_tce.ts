@@ -47,7 +47,7 @@ import {
 } from "../../../ffi/uapi/vfio.ts";
 import type { VirtualClock } from "../../clock.ts";
 import type { PhysicalMemory } from "../../memory.ts";
-import { checkPasidAttach } from "../model.ts";
+import { checkPasidAttach, faultOf } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -306,6 +306,13 @@ export class SpaprTceIommu implements IommuModel {
     return this.peOfRequester(requester)?.mmioBlocked ?? false;
   }
 
+  /** TCE windows programmed into PEs (sPAPR's translation contexts). */
+  domainsInUse(): number {
+    let n = 0;
+    for (const pe of this.#pes.values()) n += pe.windows.filter((t) => t !== undefined).length;
+    return n;
+  }
+
   /** No paging domains on sPAPR in 6.12 (VFIO uses the TCE container). */
   allocDomain(): IommuDomain {
     throw new Error("sPAPR TCE: no paging domains (use the VFIO sPAPR TCE container)");
@@ -357,6 +364,17 @@ export class SpaprTceIommu implements IommuModel {
       return this.#fault(requester, pe.number, reason, iova, access, tce, table.start);
     }
     return { ok: true, phys: (tce & ~(page - 1n)) + (iova & (page - 1n)) };
+  }
+
+  /** Fault injection: an invalid TCE for the access, which freezes the PE as any DMA fault. */
+  injectFault(
+    requester: number,
+    _pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+  ): IommuFault {
+    const pe = this.peOfRequester(requester);
+    return faultOf(this.#fault(requester, pe?.number ?? 0, REASON.INVALID, iova, access));
   }
 
   /** Freeze a PE as an injected error does (VFIO_EEH_PE_INJECT_ERR). */

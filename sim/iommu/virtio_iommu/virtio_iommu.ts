@@ -367,6 +367,11 @@ export class VirtioIommu implements IommuModel {
     return [...this.#ids].sort((a, b) => a - b);
   }
 
+  /** Domains the kernel allocated and has not freed (the cached blocking domains left out). */
+  domainsInUse(): number {
+    return this.#ids.size - this.#blocking.size;
+  }
+
   /** Reserved regions of an endpoint (`viommu_get_resv_regions`), probing it first if needed. */
   reservedRegions(requester: number): ReservedRegion[] {
     const ep = this.#endpoint(requester);
@@ -580,6 +585,26 @@ export class VirtioIommu implements IommuModel {
   ): TranslateResult {
     const r = this.device.translate(requester, pasid, iova, access);
     if (r.ok) return r;
+    return { ok: false, fault: this.#record(requester, pasid, iova, access, r) };
+  }
+
+  /** Fault injection: the device reports a MAPPING fault for the access, as for an unmapped IOVA. */
+  injectFault(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+  ): IommuFault {
+    return this.#record(requester, pasid, iova, access, this.device.mappingFault(requester, iova));
+  }
+
+  #record(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+    r: { readonly event: FaultEvent; readonly raw: Uint8Array; readonly unreported?: boolean },
+  ): IommuFault {
     const fault: IommuFault = {
       format: "virtio-iommu-fault",
       requester,
@@ -594,11 +619,11 @@ export class VirtioIommu implements IommuModel {
     };
     if (r.unreported) {
       this.#traceLine(`viommu blocked ${fault.message} (not reported: PASID being torn down)`);
-      return { ok: false, fault };
+      return fault;
     }
     this.#faults.push(fault);
     this.#traceLine(`viommu fault ${fault.message}`);
-    return { ok: false, fault };
+    return fault;
   }
 
   /** The endpoint, probed (PROBE, RESV_MEM parsing) on first use as `viommu_probe_device` does. */

@@ -586,6 +586,18 @@ export class VirtioIommuDevice {
     return VIRTIO_IOMMU_S.OK;
   }
 
+  /** The MAPPING fault event an access to an unmapped `iova` raises (fault injection). */
+  mappingFault(endpoint: number, iova: bigint): { event: FaultEvent; raw: Uint8Array } {
+    const r = this.#fault(
+      VIRTIO_IOMMU_FAULT_R.MAPPING,
+      VIRTIO_IOMMU_FAULT_F.ADDRESS,
+      endpoint,
+      iova,
+    );
+    if (r.ok) throw new Error("virtio-iommu: a fault that translated");
+    return r;
+  }
+
   /** Bits below the granule (the lowest set bit of page_size_mask). */
   #granuleMask(): bigint {
     const mask = this.#config.pageSizeMask;

@@ -34,7 +34,7 @@
 import { ERRNO } from "../../../ffi/errno.ts";
 import type { VirtualClock } from "../../clock.ts";
 import type { PhysicalMemory } from "../../memory.ts";
-import { checkPasidAttach } from "../model.ts";
+import { checkPasidAttach, faultOf } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -338,6 +338,22 @@ export class VtdIommu implements IommuModel {
       out.push({ start: r.start, end: r.end, type: r.relaxable ? "direct-relaxable" : "direct" });
     }
     return out.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  }
+
+  /** Fault injection: the fault of a DMA that finds no PTE permission (reason 0x05/0x06). */
+  injectFault(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
+  ): IommuFault {
+    const reason = access === "write" ? VTD_FR.PTE_WRITE : VTD_FR.PTE_READ;
+    return faultOf(this.#fault(requester, pasid, iova, access, reason));
+  }
+
+  /** Domains allocated and not freed (nested ones included). */
+  domainsInUse(): number {
+    return this.#dids.size;
   }
 
   /** A new domain with the lowest free DID ≥ 2; throws when all 2^16 − 2 are in use. */
