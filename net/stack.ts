@@ -1,13 +1,27 @@
 /**
  * A small host network stack over any {@link NetDevice}: Ethernet, ARP (answer, resolve, cache),
  * IPv4 (checksum, TTL, fragments dropped), ICMP echo and UDP sockets. Single-threaded and
- * poll-driven: call {@link NetStack.poll} in the application's loop. Every malformed frame is
- * counted by reason and dropped; nothing a peer sends can make it throw.
+ * poll-driven: call {@link NetStack.poll} in the application's loop. Every frame it does not
+ * deliver or answer is counted by reason ({@link NetStackStats}) and dropped; nothing a peer
+ * sends can make it throw.
+ *
+ * A hostile neighbour cannot starve it: frames waiting for ARP are bounded per neighbour and
+ * over all neighbours (see {@link NetStackOptions.arpPendingFrames}), unresolved entries expire,
+ * and unresolved addresses never evict resolved neighbours. It answers only sources that name one
+ * host (RFC 1122 §3.2.1.3), never answers a broadcast echo request (§3.2.2.6) and never sends an
+ * ICMP error, so nothing it sends is reflected to a broadcast address. Frames and datagrams
+ * larger than the MTU are dropped on receive and refused on send (it sets DF and does not
+ * fragment).
+ *
+ * Nothing is allocated per packet: buffers come from the device's pool, checksums and copies go
+ * four bytes at a time through views made once, and the ARP cache lives in typed arrays. Addresses
+ * are kept as signed 32-bit integers inside, so V8 never boxes them; the UDP handler receives
+ * the unsigned form, which V8 boxes (one small allocation) for sources of 128.0.0.0 and above.
  *
  * @example
  * ```ts
  * const stack = new NetStack(nic, { address: "10.0.2.15/24", now: () => kernel.now() });
- * stack.udpBind(7, (data, off, len, ip, port) => echo.sendTo(ip, port, data, off, len));
+ * const echo = stack.udpBind(7, (data, off, len, ip, port) => echo.sendTo(ip, port, data, off, len));
  * for (;;) { if (stack.poll() === 0) await kernel.sleep(1); }
  * ```
  *
@@ -15,7 +29,7 @@
  */
 
 import type { NetDevice } from "../drivers/net_device.ts";
-import type { PacketBuffer } from "../drivers/packet_pool.ts";
+import type { PacketBuffer, PacketPool } from "../drivers/packet_pool.ts";
 import {
   ARP_HLEN,
   ARP_HTYPE,
@@ -31,10 +45,13 @@ import {
   ARP_THA,
   ARP_TPA,
   ArpCache,
+  ArpHold,
 } from "./arp.ts";
-import { internetChecksum } from "./checksum.ts";
+import { finishChecksum, updateChecksum } from "./checksum.ts";
 import {
   BROADCAST_MAC,
+  copyMac,
+  ETH_FCS_LENGTH,
   ETH_HEADER_LENGTH,
   ETH_MIN_FRAME,
   ETH_SRC,
@@ -42,10 +59,11 @@ import {
   ETHERTYPE_ARP,
   ETHERTYPE_IPV4,
   isGroupMac,
+  isZeroMac,
   macEquals,
+  readI32,
   readU16,
-  readU32,
-  writeEthernetHeader,
+  writeMulticastMac,
   writeU16,
   writeU32,
 } from "./ethernet.ts";
@@ -57,34 +75,44 @@ import {
   ICMP_TYPE,
 } from "./icmp.ts";
 import {
-  checkIpv4,
+  checkIpv4Layout,
   DEFAULT_TTL,
+  ETHERNET_MTU,
+  formatIpv4,
   IPPROTO_ICMP,
   IPPROTO_UDP,
-  IPV4_BROADCAST,
+  IPV4_DST,
   IPV4_MIN_HEADER,
+  IPV4_MIN_MTU,
+  IPV4_PROTOCOL,
+  IPV4_SRC,
   IPV4_TOTAL_LENGTH,
-  ipv4Dst,
-  ipv4HeaderLength,
-  ipv4Src,
+  IPV4_VERSION_IHL,
+  isIpv4Fragment,
+  isMulticastAddress,
+  isUnicastHostAddress,
   parseCidr,
   parseIpv4,
   prefixMask,
   writeIpv4Header,
 } from "./ipv4.ts";
+import { copyBetween, memoryOf, PacketMemory } from "./packet_memory.ts";
+import { type NetStackStats, newNetStackStats, type TxDropReason } from "./stats.ts";
 import {
   UDP_CHECKSUM,
-  UDP_DST_PORT,
   UDP_HEADER_LENGTH,
   UDP_LENGTH,
   UDP_SRC_PORT,
-  udpChecksum,
   type UdpHandler,
   type UdpSocket,
 } from "./udp.ts";
 
-/** Frames handled per poll (one receive batch). */
+export type { NetStackStats } from "./stats.ts";
+
+/** Frames handled per poll (one receive batch), and frames queued before a transmit batch. */
 export const RX_BATCH = 32;
+/** Upper bound of the default ARP hold budget (frames). */
+export const ARP_PENDING_DEFAULT_MAX = 64;
 
 /** Options of a {@link NetStack}. */
 export interface NetStackOptions {
@@ -96,80 +124,135 @@ export interface NetStackOptions {
   ttl?: number;
   /** Milliseconds clock for ARP ageing (the Kernel's `now`, virtual on the simulator). */
   now: () => number;
+  /**
+   * The largest IPv4 datagram received or sent (default 1500, or less if the pool's buffers
+   * cannot hold a 1514-byte frame); 68 up to the buffers' frame space minus the 14-byte header.
+   */
+  mtu?: number;
+  /** Resolved ARP entries kept (default 256). */
+  arpEntries?: number;
+  /**
+   * Frames held while their next hop is resolved, over all neighbours (at most 8 per neighbour).
+   * Default: 1/16 of the pool, from 1 to 64; at most a quarter of the pool. Why: a driver posts
+   * part of the pool as its receive ring and keeps part in its transmit ring (virtio-net: a
+   * quarter each with its default pool of 4 × queue size), and one poll needs up to 2 × RX_BATCH
+   * more (the received batch and its replies). With 1/16 held, 1,024 buffers keep
+   * 1024 − 256 − 256 − 64 − 64 = 384 free for the receive ring however many unresolvable
+   * addresses a neighbour makes us answer; in addition no frame is held while fewer than
+   * RX_BATCH buffers are free, so the ring can always be refilled for the next batch.
+   */
+  arpPendingFrames?: number;
 }
 
-/** Counters of the stack; every drop has its reason. */
-export interface NetStackStats {
-  /** Frames received from the device. */
-  rxFrames: number;
-  /** Frames sent to the device. */
-  txFrames: number;
-  /** Frames addressed to another MAC. */
-  notForUs: number;
-  /** Frames too short for their headers, or with inconsistent lengths. */
-  malformed: number;
-  /** IPv4 headers or ICMP/UDP messages with a wrong checksum. */
-  badChecksum: number;
-  /** IPv4 fragments (not reassembled). */
-  fragments: number;
-  /** EtherTypes or IP protocols the stack does not handle. */
-  unknownProtocol: number;
-  /** ARP requests answered. */
-  arpReplies: number;
-  /** ARP requests sent to resolve a neighbour. */
-  arpRequests: number;
-  /** ICMP echo requests answered. */
-  echoReplies: number;
-  /** UDP datagrams delivered to a socket. */
-  udpDelivered: number;
-  /** UDP datagrams for a port nobody bound. */
-  udpNoSocket: number;
-  /** Frames dropped for lack of a buffer, a route, ARP resolution, or a full TX ring. */
-  txDropped: number;
+/** A bound port's state; the stack calls its handler. */
+class BoundSocket implements UdpSocket {
+  received = 0;
+  constructor(
+    readonly port: number,
+    readonly handler: UdpHandler,
+    readonly stack: NetStack,
+    readonly unbind: (port: number) => void,
+  ) {}
+  sendTo(dstIp: number, dstPort: number, data: Uint8Array, offset = 0, length = data.length) {
+    return this.stack.sendUdp(this.port, dstIp, dstPort, data, offset, length);
+  }
+  close(): void {
+    this.unbind(this.port);
+  }
 }
 
 /** The stack. */
 export class NetStack {
-  /** Counters. */
-  readonly stats: NetStackStats = {
-    rxFrames: 0,
-    txFrames: 0,
-    notForUs: 0,
-    malformed: 0,
-    badChecksum: 0,
-    fragments: 0,
-    unknownProtocol: 0,
-    arpReplies: 0,
-    arpRequests: 0,
-    echoReplies: 0,
-    udpDelivered: 0,
-    udpNoSocket: 0,
-    txDropped: 0,
-  };
-  /** Our IPv4 address. */
+  /** Counters (see {@link NetStackStats} for each). */
+  readonly stats: NetStackStats = newNetStackStats();
+  /** Our IPv4 address (unsigned). */
   readonly address: number;
-  /** Our prefix mask. */
+  /** Our prefix mask (unsigned). */
   readonly mask: number;
+  /** The MTU in force. */
+  readonly mtu: number;
   /** The ARP cache. */
-  readonly arp: ArpCache = new ArpCache();
+  readonly arp: ArpCache;
   readonly #dev: NetDevice;
-  readonly #gateway: number | undefined;
+  readonly #pool: PacketPool;
+  /** Views over the pool's memory: checksums, copies and header fields go through these. */
+  readonly #mem: PacketMemory;
+  readonly #view: DataView;
+  /** The frame being received (its bytes are pool memory, as are a handler's `data`). */
+  #current: Uint8Array | undefined;
+  readonly #mac: Uint8Array;
+  /** Our MAC as a big-endian 32-bit head and 16-bit tail. */
+  readonly #macHead: number;
+  readonly #macTail: number;
+  /** Our address, mask and subnet broadcast as signed 32-bit integers. */
+  readonly #addr: number;
+  readonly #mask: number;
+  /** The directed broadcast of our subnet; our own address when the prefix has none (/31, /32). */
+  readonly #directed: number;
+  readonly #gateway: number;
+  readonly #hasGateway: boolean;
   readonly #ttl: number;
   readonly #now: () => number;
-  readonly #rx: PacketBuffer[] = new Array(RX_BATCH);
-  readonly #tx: PacketBuffer[] = [];
-  readonly #sockets = new Map<number, { handler: UdpHandler; socket: { received: number } }>();
+  readonly #maxFrame: number;
+  readonly #maxUdpPayload: number;
+  readonly #holdReserve: number;
+  readonly #rx: PacketBuffer[] = new Array(RX_BATCH).fill(undefined);
+  readonly #tx: PacketBuffer[] = new Array(RX_BATCH).fill(undefined);
+  #txCount = 0;
+  readonly #sockets = new Map<number, BoundSocket>();
   #ipId = 1;
+  #time = 0;
+  #inPoll = false;
 
-  /** A stack on `dev` with the given address. Throws a RangeError for bad address text. */
+  /** A stack on `dev` with the given address. Throws a RangeError for a bad option. */
   constructor(dev: NetDevice, options: NetStackOptions) {
     const { address, prefixLength } = parseCidr(options.address);
     this.#dev = dev;
+    this.#pool = dev.pool;
+    this.#mem = poolMemory(dev.pool);
+    this.#view = this.#mem.view;
+    this.#mac = dev.mac.slice();
+    const m = this.#mac;
+    this.#macHead = (m[0] << 24) | (m[1] << 16) | (m[2] << 8) | m[3];
+    this.#macTail = (m[4] << 8) | m[5];
     this.address = address;
     this.mask = prefixMask(prefixLength);
-    this.#gateway = options.gateway === undefined ? undefined : parseIpv4(options.gateway);
+    this.#addr = address | 0;
+    this.#mask = this.mask | 0;
+    this.#directed = prefixLength <= 30 ? (address | ~this.mask) | 0 : this.#addr;
+    this.#hasGateway = options.gateway !== undefined;
+    this.#gateway = this.#hasGateway ? parseIpv4(options.gateway!) | 0 : 0;
     this.#ttl = options.ttl ?? DEFAULT_TTL;
     this.#now = options.now;
+    const frameSpace = this.#pool.bufferSize - this.#pool.headroom;
+    const largest = frameSpace - ETH_HEADER_LENGTH;
+    const mtu = options.mtu ?? Math.min(ETHERNET_MTU, largest);
+    if (!Number.isInteger(mtu) || mtu < IPV4_MIN_MTU || mtu > largest) {
+      throw new RangeError(
+        `MTU ${mtu} must be an integer from ${IPV4_MIN_MTU} to ${largest} (the pool's ` +
+          `${frameSpace}-byte frames less the Ethernet header); use larger buffers for a larger MTU`,
+      );
+    }
+    this.mtu = mtu;
+    this.#maxFrame = ETH_HEADER_LENGTH + mtu + ETH_FCS_LENGTH;
+    this.#maxUdpPayload = mtu - IPV4_MIN_HEADER - UDP_HEADER_LENGTH;
+    const capacity = this.#pool.capacity;
+    const quarter = Math.max(1, Math.floor(capacity / 4));
+    const pending = options.arpPendingFrames ??
+      Math.max(1, Math.min(ARP_PENDING_DEFAULT_MAX, Math.floor(capacity / 16)));
+    if (!Number.isInteger(pending) || pending < 1 || pending > quarter) {
+      throw new RangeError(
+        `arpPendingFrames ${pending} must be an integer from 1 to ${quarter} (a quarter of the ` +
+          `${capacity}-buffer pool), so frames waiting for ARP cannot starve receive`,
+      );
+    }
+    this.#holdReserve = Math.min(RX_BATCH, quarter);
+    const pool = this.#pool;
+    this.arp = new ArpCache({
+      free: (frame) => pool.free(frame),
+      entries: options.arpEntries,
+      pendingFrames: pending,
+    });
   }
 
   /** Bind a UDP port; throws a RangeError if the port is invalid or taken. */
@@ -178,89 +261,256 @@ export class NetStack {
       throw new RangeError(`UDP port ${port} is not in 1..65535`);
     }
     if (this.#sockets.has(port)) throw new RangeError(`UDP port ${port} is already bound`);
-    const state = { received: 0 };
-    this.#sockets.set(port, { handler, socket: state });
-    return {
-      port,
-      get received(): number {
-        return state.received;
-      },
-      sendTo: (
-        dstIp: number,
-        dstPort: number,
-        data: Uint8Array,
-        offset = 0,
-        length = data.length,
-      ) => this.sendUdp(port, dstIp, dstPort, data, offset, length),
-      close: (): void => void this.#sockets.delete(port),
-    };
+    const socket = new BoundSocket(port, handler, this, (p) => void this.#sockets.delete(p));
+    this.#sockets.set(port, socket);
+    return socket;
   }
 
   /**
-   * Receive one batch, answer what needs answering, deliver UDP, and transmit. Returns the number
-   * of frames received (0 means idle).
+   * Receive one batch, answer what needs answering, deliver UDP, expire ARP waits, and transmit.
+   * Returns the number of frames received (0 means idle). An exception thrown by a UDP handler
+   * propagates after the batch's buffers are returned to the pool.
    */
   poll(): number {
-    const n = this.#dev.rxBatch(this.#rx, RX_BATCH);
-    for (let i = 0; i < n; i++) {
-      const buf = this.#rx[i];
-      this.stats.rxFrames++;
-      this.#receive(buf);
-      this.#dev.pool.free(buf);
+    const rx = this.#rx;
+    const pool = this.#pool;
+    const n = this.#dev.rxBatch(rx, RX_BATCH);
+    if (n > 0 || this.arp.unresolved > 0) this.#time = this.#now();
+    this.stats.rxFrames += n;
+    this.#inPoll = true;
+    let i = 0;
+    try {
+      for (; i < n; i++) {
+        const buf = rx[i];
+        this.#receive(buf.data, buf.length);
+        pool.free(buf);
+      }
+    } finally {
+      for (; i < n; i++) pool.free(rx[i]); // only after a handler threw
+      this.#inPoll = false;
     }
-    for (const f of this.arp.expire(this.#now())) this.#drop(f);
+    if (this.arp.unresolved > 0) {
+      const expired = this.arp.expire(this.#time);
+      this.stats.arpTimeout += expired;
+      this.stats.txDropped += expired;
+    }
     this.#flush();
     return n;
   }
 
-  /** Send a UDP datagram (copied into a packet buffer); false when it was dropped. */
+  /**
+   * Send a UDP datagram from `srcPort`, copying `data[offset, offset+length)` into a packet
+   * buffer. Returns true when it was queued (or is waiting for ARP), false when it was dropped
+   * for want of a buffer, a route or room in the ARP queue (see {@link NetStackStats}). Throws a
+   * RangeError, counted in `txTooBig` or `txBadDestination`, for a datagram that can never be sent:
+   * a payload larger than MTU − 28 bytes (the stack sets DF and does not fragment: over Ethernet
+   * each datagram fits one frame, as every datagram it receives does), a destination in
+   * 0.0.0.0/8, 127.0.0.0/8, 240.0.0.0/4 (but 255.255.255.255) or our own address, a byte range
+   * outside `data`, or a port outside 0..65535 (1..65535 for the destination).
+   */
   sendUdp(
     srcPort: number,
     dstIp: number,
     dstPort: number,
     data: Uint8Array,
     offset = 0,
-    length = data.length,
+    length: number = data.length,
   ): boolean {
-    const maxPayload = this.#dev.pool.bufferSize - this.#dev.pool.headroom - ETH_HEADER_LENGTH -
-      IPV4_MIN_HEADER -
-      UDP_HEADER_LENGTH;
-    if (length < 0 || offset < 0 || offset + length > data.length || length > maxPayload) {
-      this.stats.txDropped++;
+    if (
+      (offset | 0) !== offset || (length | 0) !== length || offset < 0 || length < 0 ||
+      offset + length > data.length
+    ) {
+      throw new RangeError(
+        `UDP send: bytes [${offset}, ${offset + length}) are not a range inside the ` +
+          `${data.length}-byte array`,
+      );
+    }
+    if ((srcPort & 0xffff) !== srcPort || (dstPort & 0xffff) !== dstPort || dstPort === 0) {
+      throw new RangeError(
+        `UDP send: ports ${srcPort} → ${dstPort} must be integers in 0..65535 → 1..65535`,
+      );
+    }
+    if (length > this.#maxUdpPayload) {
+      this.#txDrop("txTooBig");
+      throw new RangeError(
+        `UDP payload of ${length} bytes exceeds the ${this.#maxUdpPayload} bytes that fit the ` +
+          `${this.mtu}-byte MTU (20-byte IPv4 and 8-byte UDP headers); the stack does not fragment: ` +
+          `send smaller datagrams`,
+      );
+    }
+    const dst = dstIp | 0;
+    if (
+      dst === this.#addr || !(isUnicastHostAddress(dst) || dst === -1 || isMulticastAddress(dst))
+    ) {
+      this.#txDrop("txBadDestination");
+      throw new RangeError(
+        `UDP send: cannot send to ${formatIpv4(dst)} (our own, "this network", loopback or ` +
+          `reserved addresses never go on the wire)`,
+      );
+    }
+    const buf = this.#pool.alloc();
+    if (buf === undefined) {
+      this.#txDrop("txNoBuffer");
       return false;
     }
-    const buf = this.#dev.pool.alloc();
-    if (!buf) {
-      this.stats.txDropped++;
-      return false;
-    }
-    const b = buf.data;
-    const udp = ETH_HEADER_LENGTH + IPV4_MIN_HEADER;
+    const u = buf.data.byteOffset + ETH_HEADER_LENGTH + IPV4_MIN_HEADER;
     const udpLength = UDP_HEADER_LENGTH + length;
-    writeU16(b, udp + UDP_SRC_PORT, srcPort);
-    writeU16(b, udp + UDP_DST_PORT, dstPort);
-    writeU16(b, udp + UDP_LENGTH, udpLength);
-    writeU16(b, udp + UDP_CHECKSUM, 0);
-    b.set(data.subarray(offset, offset + length), udp + UDP_HEADER_LENGTH);
-    writeU16(b, udp + UDP_CHECKSUM, udpChecksum(b, udp, udpLength, this.address, dstIp));
-    return this.#sendIp(buf, dstIp, IPPROTO_UDP, udpLength);
+    // The checksum: the header's words from their values, the payload's summed while copied.
+    const from = data === this.#current ? this.#mem : memoryOf(data.buffer);
+    const payloadSum = this.#mem.copySum(
+      u + UDP_HEADER_LENGTH,
+      from,
+      data.byteOffset + offset,
+      length,
+    );
+    const sum = payloadSum + srcPort + dstPort + udpLength +
+      pseudoHeaderSum(this.#addr, dst, udpLength);
+    const view = this.#view;
+    view.setInt32(u + UDP_SRC_PORT, (srcPort << 16) | dstPort);
+    view.setInt32(u + UDP_LENGTH, (udpLength << 16) | (finishChecksum(sum) || 0xffff));
+    if (!this.#inPoll) this.#time = this.#now();
+    return this.#sendIp(buf, dst, IPPROTO_UDP, udpLength);
   }
 
-  #receive(buf: PacketBuffer): void {
-    const b = buf.data;
-    const len = buf.length;
-    if (len < ETH_HEADER_LENGTH || len > b.length) {
+  #receive(b: Uint8Array, len: number): void {
+    this.#current = b;
+    if (len < ETH_HEADER_LENGTH) {
       this.stats.malformed++;
       return;
     }
-    if (!macEquals(b, 0, this.#dev.mac) && !isGroupMac(b, 0)) {
+    if (len > this.#maxFrame) {
+      this.stats.rxOversize++;
+      return;
+    }
+    const view = this.#view;
+    const p = b.byteOffset;
+    const group = isGroupMac(b, 0);
+    if (!group && (view.getInt32(p) !== this.#macHead || view.getUint16(p + 4) !== this.#macTail)) {
       this.stats.notForUs++;
       return;
     }
-    const type = readU16(b, ETH_TYPE);
-    if (type === ETHERTYPE_ARP) this.#arpIn(b, len);
-    else if (type === ETHERTYPE_IPV4) this.#ipIn(b, len);
+    const type = view.getUint16(p + ETH_TYPE);
+    if (type === ETHERTYPE_IPV4) this.#ipIn(b, p + ETH_HEADER_LENGTH, len, group);
+    else if (type === ETHERTYPE_ARP) this.#arpIn(b, len);
     else this.stats.unknownProtocol++;
+  }
+
+  /** True when `src` (int32) names one host other than us (RFC 1122 §3.2.1.3). */
+  #isHostSource(src: number): boolean {
+    return isUnicastHostAddress(src) && src !== this.#addr && src !== this.#directed;
+  }
+
+  /** An IPv4 datagram at position `ip` of pool memory (offset 14 of frame `b`). */
+  #ipIn(b: Uint8Array, ip: number, len: number, groupMac: boolean): void {
+    const verdict = checkIpv4Layout(b, ETH_HEADER_LENGTH, len - ETH_HEADER_LENGTH, this.mtu);
+    if (verdict !== "ok") {
+      if (verdict === "too-long") this.stats.rxOversize++;
+      else this.stats.malformed++;
+      return;
+    }
+    const view = this.#view;
+    const hl = (b[ETH_HEADER_LENGTH + IPV4_VERSION_IHL] & 0xf) << 2;
+    if (this.#mem.sum(ip, hl) !== 0xffff) {
+      this.stats.badChecksum++;
+      return;
+    }
+    if (isIpv4Fragment(b, ETH_HEADER_LENGTH)) {
+      this.stats.fragments++;
+      return;
+    }
+    const dst = view.getInt32(ip + IPV4_DST);
+    let broadcast = false;
+    if (dst !== this.#addr) {
+      if (dst !== -1 && dst !== this.#directed) {
+        this.stats.notForUs++;
+        return;
+      }
+      broadcast = true;
+    } else if (groupMac) {
+      this.stats.unicastToGroupMac++;
+      return;
+    }
+    const src = view.getInt32(ip + IPV4_SRC);
+    if (!this.#isHostSource(src)) {
+      this.stats.badSource++;
+      return;
+    }
+    const at = ip + hl;
+    const length = view.getUint16(ip + IPV4_TOTAL_LENGTH) - hl;
+    const proto = view.getUint8(ip + IPV4_PROTOCOL);
+    if (proto === IPPROTO_UDP) this.#udpIn(b, src, dst, at, length);
+    else if (proto !== IPPROTO_ICMP) this.stats.unknownProtocol++;
+    else if (broadcast) this.stats.icmpBroadcast++;
+    else this.#icmpIn(src, at, length);
+  }
+
+  /** An ICMP message at position `at` of pool memory. */
+  #icmpIn(src: number, at: number, length: number): void {
+    if (length < ICMP_HEADER_LENGTH) {
+      this.stats.malformed++;
+      return;
+    }
+    if (this.#mem.sum(at, length) !== 0xffff) {
+      this.stats.badChecksum++;
+      return;
+    }
+    const view = this.#view;
+    if (view.getUint16(at + ICMP_TYPE) !== ICMP_ECHO_REQUEST << 8) {
+      this.stats.unknownProtocol++;
+      return;
+    }
+    const buf = this.#pool.alloc();
+    if (buf === undefined) {
+      this.#txDrop("txNoBuffer");
+      return;
+    }
+    // The request fits the MTU, so the reply fits the buffer.
+    const o = buf.data.byteOffset + ETH_HEADER_LENGTH + IPV4_MIN_HEADER;
+    copyBetween(this.#mem, o, this.#mem, at, length);
+    const sum = view.getUint16(o + ICMP_CHECKSUM);
+    view.setInt32(
+      o + ICMP_TYPE,
+      (ICMP_ECHO_REPLY << 24) | updateChecksum(sum, ICMP_ECHO_REQUEST << 8, ICMP_ECHO_REPLY << 8),
+    );
+    this.stats.echoReplies++;
+    this.#sendIp(buf, src, IPPROTO_ICMP, length);
+  }
+
+  /** A UDP datagram at position `at` of pool memory, in frame `b`. */
+  #udpIn(b: Uint8Array, src: number, dst: number, at: number, length: number): void {
+    if (length < UDP_HEADER_LENGTH) {
+      this.stats.malformed++;
+      return;
+    }
+    const view = this.#view;
+    const ports = view.getInt32(at + UDP_SRC_PORT);
+    const udpLength = view.getUint16(at + UDP_LENGTH);
+    if (udpLength < UDP_HEADER_LENGTH || udpLength > length) {
+      this.stats.malformed++;
+      return;
+    }
+    // Over the pseudo-header and a datagram with its checksum in place, the sum folds to 0xffff.
+    if (
+      view.getUint16(at + UDP_CHECKSUM) !== 0 &&
+      finishChecksum(this.#mem.sum(at, udpLength) + pseudoHeaderSum(src, dst, udpLength)) !== 0
+    ) {
+      this.stats.badChecksum++;
+      return;
+    }
+    const socket = this.#sockets.get(ports & 0xffff);
+    if (socket === undefined) {
+      this.stats.udpNoSocket++;
+      return;
+    }
+    this.stats.udpDelivered++;
+    socket.received++;
+    socket.handler(
+      b,
+      at - b.byteOffset + UDP_HEADER_LENGTH,
+      udpLength - UDP_HEADER_LENGTH,
+      src >>> 0,
+      ports >>> 16,
+    );
   }
 
   #arpIn(b: Uint8Array, len: number): void {
@@ -273,199 +523,179 @@ export class NetStack {
       return;
     }
     const op = readU16(b, a + ARP_OPER);
-    const spa = readU32(b, a + ARP_SPA);
-    const tpa = readU32(b, a + ARP_TPA);
-    const sha = b.subarray(a + ARP_SHA, a + ARP_SHA + 6);
-    const now = this.#now();
-    const forUs = tpa === this.address;
-    // RFC 826: update a known sender; add it when the request is for us.
-    if (this.arp.has(spa) || forUs) {
-      this.arp.learn(spa, sha, now);
-      for (const f of this.arp.release(spa)) this.#finishFrame(f, sha);
+    if (op !== ARP_REQUEST && op !== ARP_REPLY) {
+      this.stats.malformed++;
+      return;
     }
-    if (op === ARP_REQUEST && forUs) this.#arpSend(ARP_REPLY, sha, spa);
-    else if (op !== ARP_REQUEST && op !== ARP_REPLY) this.stats.malformed++;
+    const sha = a + ARP_SHA;
+    if (isGroupMac(b, sha) || isZeroMac(b, sha) || macEquals(b, sha, this.#mac)) {
+      this.stats.arpBadSender++;
+      return;
+    }
+    const spa = readI32(b, a + ARP_SPA);
+    const forUs = readI32(b, a + ARP_TPA) === this.#addr;
+    if (spa === 0) {
+      // RFC 5227 §2.1.1 probe: someone checks whether our address is in use. Say it is (as Linux
+      // does); a sender without an address is never learned.
+      if (op !== ARP_REQUEST) this.stats.arpBadSender++;
+      else if (forUs) this.#arpSend(ARP_REPLY, b, sha, 0);
+      else this.stats.notForUs++;
+      return;
+    }
+    if (!this.#isHostSource(spa)) {
+      this.stats.arpBadSender++;
+      return;
+    }
+    // RFC 826: update a known sender; add it when the packet is for us. Only on-link neighbours
+    // are kept: an off-link one is never a next hop.
+    const known = this.arp.has(spa);
+    if ((known || forUs) && ((spa ^ this.#addr) & this.#mask) === 0) {
+      const slot = this.arp.learn(spa, b, sha, this.#time);
+      const macs = this.arp.macs;
+      for (let f = this.arp.takeHeld(slot); f !== undefined; f = this.arp.takeHeld(slot)) {
+        copyMac(f.data, 0, macs, slot * 6);
+        this.#queue(f);
+      }
+    }
+    if (op === ARP_REQUEST && forUs) this.#arpSend(ARP_REPLY, b, sha, spa);
+    else if (!forUs && !known) this.stats.notForUs++;
   }
 
-  #arpSend(op: number, targetMac: Uint8Array, targetIp: number): void {
-    const buf = this.#dev.pool.alloc();
-    if (!buf) {
-      this.stats.txDropped++;
+  /**
+   * Send an ARP packet to the station whose MAC is `mac[macAt..+6)`: a reply (its MAC is also
+   * the target hardware address) or a request for `targetIp` (broadcast or a unicast poll).
+   */
+  #arpSend(op: number, mac: Uint8Array, macAt: number, targetIp: number): void {
+    const buf = this.#pool.alloc();
+    if (buf === undefined) {
+      this.#txDrop("txNoBuffer");
       return;
     }
     const b = buf.data;
     const a = ETH_HEADER_LENGTH;
-    writeEthernetHeader(
-      b,
-      op === ARP_REQUEST ? BROADCAST_MAC : targetMac,
-      this.#dev.mac,
-      ETHERTYPE_ARP,
-    );
+    copyMac(b, 0, mac, macAt);
+    copyMac(b, ETH_SRC, this.#mac, 0);
+    writeU16(b, ETH_TYPE, ETHERTYPE_ARP);
     writeU16(b, a + ARP_HTYPE, ARP_HTYPE_ETHERNET);
     writeU16(b, a + ARP_PTYPE, ETHERTYPE_IPV4);
     b[a + ARP_HLEN] = 6;
     b[a + ARP_PLEN] = 4;
     writeU16(b, a + ARP_OPER, op);
-    b.set(this.#dev.mac, a + ARP_SHA);
-    writeU32(b, a + ARP_SPA, this.address);
+    copyMac(b, a + ARP_SHA, this.#mac, 0);
+    writeU32(b, a + ARP_SPA, this.#addr);
     if (op === ARP_REQUEST) b.fill(0, a + ARP_THA, a + ARP_THA + 6);
-    else b.set(targetMac, a + ARP_THA);
+    else copyMac(b, a + ARP_THA, mac, macAt);
     writeU32(b, a + ARP_TPA, targetIp);
-    buf.length = padFrame(buf.data, ETH_HEADER_LENGTH + ARP_LENGTH);
+    buf.length = padFrame(b, ETH_HEADER_LENGTH + ARP_LENGTH);
     if (op === ARP_REQUEST) this.stats.arpRequests++;
     else this.stats.arpReplies++;
     this.#queue(buf);
   }
 
-  #ipIn(b: Uint8Array, len: number): void {
-    const ip = ETH_HEADER_LENGTH;
-    const verdict = checkIpv4(b, ip, len - ip);
-    if (verdict !== "ok") {
-      if (verdict === "bad-checksum") this.stats.badChecksum++;
-      else if (verdict === "fragment") this.stats.fragments++;
-      else this.stats.malformed++;
-      return;
-    }
-    const dst = ipv4Dst(b, ip);
-    const broadcast = dst === IPV4_BROADCAST || dst === ((this.address | ~this.mask) >>> 0);
-    if (dst !== this.address && !broadcast) {
-      this.stats.notForUs++;
-      return;
-    }
-    const hl = ipv4HeaderLength(b, ip);
-    const payload = ip + hl;
-    const payloadLength = readU16(b, ip + IPV4_TOTAL_LENGTH) - hl;
-    const src = ipv4Src(b, ip);
-    const proto = b[ip + 9];
-    if (proto === IPPROTO_ICMP && !broadcast) this.#icmpIn(b, src, payload, payloadLength);
-    else if (proto === IPPROTO_UDP) this.#udpIn(b, src, dst, payload, payloadLength);
-    else this.stats.unknownProtocol++;
-  }
-
-  #icmpIn(b: Uint8Array, src: number, at: number, length: number): void {
-    if (length < ICMP_HEADER_LENGTH) {
-      this.stats.malformed++;
-      return;
-    }
-    if (internetChecksum(b, at, length) !== 0) {
-      this.stats.badChecksum++;
-      return;
-    }
-    if (b[at + ICMP_TYPE] !== ICMP_ECHO_REQUEST || b[at + 1] !== 0) {
-      this.stats.unknownProtocol++;
-      return;
-    }
-    const buf = this.#dev.pool.alloc();
-    if (!buf) {
-      this.stats.txDropped++;
-      return;
-    }
-    const o = ETH_HEADER_LENGTH + IPV4_MIN_HEADER;
-    if (o + length > buf.data.length) {
-      this.#dev.pool.free(buf);
-      this.stats.txDropped++;
-      return;
-    }
-    buf.data.set(b.subarray(at, at + length), o);
-    buf.data[o + ICMP_TYPE] = ICMP_ECHO_REPLY;
-    writeU16(buf.data, o + ICMP_CHECKSUM, 0);
-    writeU16(buf.data, o + ICMP_CHECKSUM, internetChecksum(buf.data, o, length));
-    this.stats.echoReplies++;
-    this.#sendIp(buf, src, IPPROTO_ICMP, length);
-  }
-
-  #udpIn(b: Uint8Array, src: number, dst: number, at: number, length: number): void {
-    if (length < UDP_HEADER_LENGTH) {
-      this.stats.malformed++;
-      return;
-    }
-    const udpLength = readU16(b, at + UDP_LENGTH);
-    if (udpLength < UDP_HEADER_LENGTH || udpLength > length) {
-      this.stats.malformed++;
-      return;
-    }
-    if (
-      readU16(b, at + UDP_CHECKSUM) !== 0 && internetChecksumUdp(b, at, udpLength, src, dst) !== 0
-    ) {
-      this.stats.badChecksum++;
-      return;
-    }
-    const entry = this.#sockets.get(readU16(b, at + UDP_DST_PORT));
-    if (!entry) {
-      this.stats.udpNoSocket++;
-      return;
-    }
-    this.stats.udpDelivered++;
-    entry.socket.received++;
-    entry.handler(
-      b,
-      at + UDP_HEADER_LENGTH,
-      udpLength - UDP_HEADER_LENGTH,
-      src,
-      readU16(b, at + UDP_SRC_PORT),
-    );
-  }
-
-  /** Fill the IPv4 header of a frame whose L4 payload is in place, resolve, queue. */
-  #sendIp(buf: PacketBuffer, dstIp: number, protocol: number, payloadLength: number): boolean {
-    writeIpv4Header(buf.data, ETH_HEADER_LENGTH, {
-      id: this.#ipId++,
-      ttl: this.#ttl,
+  /**
+   * Fill the IPv4 and Ethernet headers of a frame whose L4 payload is in place, resolve the next
+   * hop, and queue it (or hold it for ARP). False when it was dropped.
+   */
+  #sendIp(buf: PacketBuffer, dst: number, protocol: number, payloadLength: number): boolean {
+    const b = buf.data;
+    const view = this.#view;
+    const p = b.byteOffset;
+    const id = this.#ipId;
+    this.#ipId = (id + 1) & 0xffff;
+    writeIpv4Header(
+      view,
+      p + ETH_HEADER_LENGTH,
+      id,
+      this.#ttl,
       protocol,
-      src: this.address,
-      dst: dstIp,
-      payload: payloadLength,
-    });
-    buf.length = padFrame(buf.data, ETH_HEADER_LENGTH + IPV4_MIN_HEADER + payloadLength);
-    if (dstIp === IPV4_BROADCAST) {
-      this.#finishFrame(buf, BROADCAST_MAC);
+      this.#addr,
+      dst,
+      payloadLength,
+    );
+    buf.length = padFrame(b, ETH_HEADER_LENGTH + IPV4_MIN_HEADER + payloadLength);
+    view.setInt32(p + ETH_SRC, this.#macHead);
+    view.setInt32(p + ETH_SRC + 4, (this.#macTail << 16) | ETHERTYPE_IPV4);
+    if (dst === -1 || dst === this.#directed) {
+      copyMac(b, 0, BROADCAST_MAC, 0);
+      this.#queue(buf);
       return true;
     }
-    const hop = ((dstIp & this.mask) >>> 0) === ((this.address & this.mask) >>> 0)
-      ? dstIp
-      : this.#gateway;
-    if (hop === undefined) {
-      this.#drop(buf);
+    if (isMulticastAddress(dst)) {
+      writeMulticastMac(b, 0, dst);
+      this.#queue(buf);
+      return true;
+    }
+    let hop = dst;
+    if (((dst ^ this.#addr) & this.#mask) !== 0) {
+      if (!this.#hasGateway) {
+        this.#drop(buf, "noRoute");
+        return false;
+      }
+      hop = this.#gateway;
+    }
+    const arp = this.arp;
+    const now = this.#time;
+    const slot = arp.resolve(hop, now);
+    if (slot >= 0) {
+      if (arp.pollDue(slot, now)) this.#arpSend(ARP_REQUEST, arp.macs, slot * 6, hop);
+      view.setInt32(p, arp.macHead(slot));
+      view.setUint16(p + 4, arp.macTail(slot));
+      this.#queue(buf);
+      return true;
+    }
+    if (this.#pool.available < this.#holdReserve) {
+      this.#drop(buf, "arpQueueFull");
       return false;
     }
-    const now = this.#now();
-    const mac = this.arp.lookup(hop, now);
-    if (mac) {
-      this.#finishFrame(buf, mac);
-      return true;
+    const held = arp.hold(hop, buf, now);
+    if (held === ArpHold.NEW) this.#arpSend(ARP_REQUEST, BROADCAST_MAC, 0, hop);
+    else if (held === ArpHold.REPLACED) this.#txDrop("arpQueueFull");
+    else if (held === ArpHold.REFUSED) {
+      this.#drop(buf, "arpQueueFull");
+      return false;
     }
-    const { first, dropped } = this.arp.hold(hop, buf, now);
-    if (dropped) this.#drop(dropped);
-    if (first) this.#arpSend(ARP_REQUEST, BROADCAST_MAC, hop);
     return true;
   }
 
-  #finishFrame(buf: PacketBuffer, dstMac: Uint8Array): void {
-    const b = buf.data;
-    b.set(dstMac, 0);
-    b.set(this.#dev.mac, ETH_SRC);
-    writeU16(b, ETH_TYPE, ETHERTYPE_IPV4);
-    this.#queue(buf);
-  }
-
   #queue(buf: PacketBuffer): void {
-    this.#tx.push(buf);
-    if (this.#tx.length >= RX_BATCH) this.#flush();
+    this.#tx[this.#txCount++] = buf;
+    if (this.#txCount === RX_BATCH) this.#flush();
   }
 
   #flush(): void {
-    const n = this.#tx.length;
+    const n = this.#txCount;
     if (n === 0) return;
+    this.#txCount = 0;
     const sent = this.#dev.txBatch(this.#tx, n);
     this.stats.txFrames += sent;
-    for (let i = sent; i < n; i++) this.#drop(this.#tx[i]);
-    this.#tx.length = 0;
+    for (let i = sent; i < n; i++) this.#drop(this.#tx[i], "txRingFull");
   }
 
-  #drop(buf: PacketBuffer): void {
-    this.stats.txDropped++;
-    this.#dev.pool.free(buf);
+  #drop(buf: PacketBuffer, reason: TxDropReason): void {
+    this.#txDrop(reason);
+    this.#pool.free(buf);
   }
+
+  #txDrop(reason: TxDropReason): void {
+    this.stats[reason]++;
+    this.stats.txDropped++;
+  }
+}
+
+/** The views over a pool's memory (one allocation, so one buffer); throws if that fails to hold. */
+function poolMemory(pool: PacketPool): PacketMemory {
+  const buffer = pool.buffer(0).data.buffer;
+  for (let i = 1; i < pool.capacity; i++) {
+    if (pool.buffer(i).data.buffer !== buffer) {
+      throw new RangeError("NetStack: the packet pool's buffers must share one ArrayBuffer");
+    }
+  }
+  return new PacketMemory(buffer);
+}
+
+/** The sum of the UDP pseudo-header's words (RFC 768): addresses, protocol, UDP length. */
+function pseudoHeaderSum(src: number, dst: number, udpLength: number): number {
+  return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + IPPROTO_UDP + udpLength;
 }
 
 /**
@@ -476,16 +706,4 @@ function padFrame(frame: Uint8Array, length: number): number {
   if (length >= ETH_MIN_FRAME) return length;
   frame.fill(0, length, ETH_MIN_FRAME);
   return ETH_MIN_FRAME;
-}
-
-function internetChecksumUdp(
-  b: Uint8Array,
-  at: number,
-  length: number,
-  src: number,
-  dst: number,
-): number {
-  // Verifying: the sum over pseudo-header + datagram (including its checksum) must be 0xffff.
-  const c = udpChecksum(b, at, length, src, dst);
-  return c === 0xffff ? 0 : c;
 }

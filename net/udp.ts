@@ -53,7 +53,12 @@ export interface UdpSocket {
   readonly port: number;
   /** Datagrams delivered to the handler. */
   readonly received: number;
-  /** Send a datagram from this port; false when it was dropped (no route, no buffer, ARP). */
+  /**
+   * Send a datagram from this port (the bytes are copied). True when it was queued or waits for
+   * ARP; false when it was dropped (no buffer, no route, ARP queue full — each counted). Throws a
+   * RangeError for a datagram that can never be sent: larger than the MTU allows (no
+   * fragmentation), to an address that never goes on the wire, or a range outside `data`.
+   */
   sendTo(
     dstIp: number,
     dstPort: number,
