@@ -123,3 +123,13 @@ export function writeU32(b: Uint8Array, at: number, v: number): void {
   b[at + 2] = (v >>> 8) & 0xff;
   b[at + 3] = v & 0xff;
 }
+
+/**
+ * Pad a frame to the Ethernet minimum with zeros (IEEE 802.3 §4.2.3.3), so no stale bytes of a
+ * reused buffer reach the wire; returns the length to send.
+ */
+export function padFrame(frame: Uint8Array, length: number): number {
+  if (length >= ETH_MIN_FRAME) return length;
+  frame.fill(0, length, ETH_MIN_FRAME);
+  return ETH_MIN_FRAME;
+}

@@ -51,9 +51,7 @@ import { finishChecksum, updateChecksum } from "./checksum.ts";
 import {
   BROADCAST_MAC,
   copyMac,
-  ETH_FCS_LENGTH,
   ETH_HEADER_LENGTH,
-  ETH_MIN_FRAME,
   ETH_SRC,
   ETH_TYPE,
   ETHERTYPE_ARP,
@@ -61,6 +59,7 @@ import {
   isGroupMac,
   isZeroMac,
   macEquals,
+  padFrame,
   readI32,
   readU16,
   writeMulticastMac,
@@ -76,14 +75,11 @@ import {
 } from "./icmp.ts";
 import {
   checkIpv4Layout,
-  DEFAULT_TTL,
-  ETHERNET_MTU,
   formatIpv4,
   IPPROTO_ICMP,
   IPPROTO_UDP,
   IPV4_DST,
   IPV4_MIN_HEADER,
-  IPV4_MIN_MTU,
   IPV4_PROTOCOL,
   IPV4_SRC,
   IPV4_TOTAL_LENGTH,
@@ -91,75 +87,25 @@ import {
   isIpv4Fragment,
   isMulticastAddress,
   isUnicastHostAddress,
-  parseCidr,
-  parseIpv4,
-  prefixMask,
   writeIpv4Header,
 } from "./ipv4.ts";
 import { copyBetween, memoryOf, PacketMemory } from "./packet_memory.ts";
 import { type NetStackStats, newNetStackStats, type TxDropReason } from "./stats.ts";
+import { type NetStackOptions, poolMemory, RX_BATCH, stackConfig } from "./stack_config.ts";
 import {
   UDP_CHECKSUM,
   UDP_HEADER_LENGTH,
   UDP_LENGTH,
   UDP_SRC_PORT,
   type UdpHandler,
+  UdpPort,
+  udpPseudoHeaderSum,
   type UdpSocket,
 } from "./udp.ts";
 
 export type { NetStackStats } from "./stats.ts";
 
-/** Frames handled per poll (one receive batch), and frames queued before a transmit batch. */
-export const RX_BATCH = 32;
-/** Upper bound of the default ARP hold budget (frames). */
-export const ARP_PENDING_DEFAULT_MAX = 64;
-
-/** Options of a {@link NetStack}. */
-export interface NetStackOptions {
-  /** Our address with prefix, "10.0.2.15/24". */
-  address: string;
-  /** Default gateway for addresses outside the prefix. */
-  gateway?: string;
-  /** TTL of datagrams we send (default 64). */
-  ttl?: number;
-  /** Milliseconds clock for ARP ageing (the Kernel's `now`, virtual on the simulator). */
-  now: () => number;
-  /**
-   * The largest IPv4 datagram received or sent (default 1500, or less if the pool's buffers
-   * cannot hold a 1514-byte frame); 68 up to the buffers' frame space minus the 14-byte header.
-   */
-  mtu?: number;
-  /** Resolved ARP entries kept (default 256). */
-  arpEntries?: number;
-  /**
-   * Frames held while their next hop is resolved, over all neighbours (at most 8 per neighbour).
-   * Default: 1/16 of the pool, from 1 to 64; at most a quarter of the pool. Why: a driver posts
-   * part of the pool as its receive ring and keeps part in its transmit ring (virtio-net: a
-   * quarter each with its default pool of 4 × queue size), and one poll needs up to 2 × RX_BATCH
-   * more (the received batch and its replies). With 1/16 held, 1,024 buffers keep
-   * 1024 − 256 − 256 − 64 − 64 = 384 free for the receive ring however many unresolvable
-   * addresses a neighbour makes us answer; in addition no frame is held while fewer than
-   * RX_BATCH buffers are free, so the ring can always be refilled for the next batch.
-   */
-  arpPendingFrames?: number;
-}
-
-/** A bound port's state; the stack calls its handler. */
-class BoundSocket implements UdpSocket {
-  received = 0;
-  constructor(
-    readonly port: number,
-    readonly handler: UdpHandler,
-    readonly stack: NetStack,
-    readonly unbind: (port: number) => void,
-  ) {}
-  sendTo(dstIp: number, dstPort: number, data: Uint8Array, offset = 0, length = data.length) {
-    return this.stack.sendUdp(this.port, dstIp, dstPort, data, offset, length);
-  }
-  close(): void {
-    this.unbind(this.port);
-  }
-}
+export { ARP_PENDING_DEFAULT_MAX, type NetStackOptions, RX_BATCH } from "./stack_config.ts";
 
 /** The stack. */
 export class NetStack {
@@ -199,14 +145,14 @@ export class NetStack {
   readonly #rx: PacketBuffer[] = new Array(RX_BATCH).fill(undefined);
   readonly #tx: PacketBuffer[] = new Array(RX_BATCH).fill(undefined);
   #txCount = 0;
-  readonly #sockets = new Map<number, BoundSocket>();
+  readonly #sockets = new Map<number, UdpPort>();
   #ipId = 1;
   #time = 0;
   #inPoll = false;
 
   /** A stack on `dev` with the given address. Throws a RangeError for a bad option. */
   constructor(dev: NetDevice, options: NetStackOptions) {
-    const { address, prefixLength } = parseCidr(options.address);
+    const c = stackConfig(dev.pool, options);
     this.#dev = dev;
     this.#pool = dev.pool;
     this.#mem = poolMemory(dev.pool);
@@ -215,43 +161,24 @@ export class NetStack {
     const m = this.#mac;
     this.#macHead = (m[0] << 24) | (m[1] << 16) | (m[2] << 8) | m[3];
     this.#macTail = (m[4] << 8) | m[5];
-    this.address = address;
-    this.mask = prefixMask(prefixLength);
-    this.#addr = address | 0;
-    this.#mask = this.mask | 0;
-    this.#directed = prefixLength <= 30 ? (address | ~this.mask) | 0 : this.#addr;
-    this.#hasGateway = options.gateway !== undefined;
-    this.#gateway = this.#hasGateway ? parseIpv4(options.gateway!) | 0 : 0;
-    this.#ttl = options.ttl ?? DEFAULT_TTL;
+    this.address = c.address >>> 0;
+    this.mask = c.mask >>> 0;
+    this.mtu = c.mtu;
+    this.#addr = c.address;
+    this.#mask = c.mask;
+    this.#directed = c.directed;
+    this.#gateway = c.gateway;
+    this.#hasGateway = c.hasGateway;
+    this.#ttl = c.ttl;
     this.#now = options.now;
-    const frameSpace = this.#pool.bufferSize - this.#pool.headroom;
-    const largest = frameSpace - ETH_HEADER_LENGTH;
-    const mtu = options.mtu ?? Math.min(ETHERNET_MTU, largest);
-    if (!Number.isInteger(mtu) || mtu < IPV4_MIN_MTU || mtu > largest) {
-      throw new RangeError(
-        `MTU ${mtu} must be an integer from ${IPV4_MIN_MTU} to ${largest} (the pool's ` +
-          `${frameSpace}-byte frames less the Ethernet header); use larger buffers for a larger MTU`,
-      );
-    }
-    this.mtu = mtu;
-    this.#maxFrame = ETH_HEADER_LENGTH + mtu + ETH_FCS_LENGTH;
-    this.#maxUdpPayload = mtu - IPV4_MIN_HEADER - UDP_HEADER_LENGTH;
-    const capacity = this.#pool.capacity;
-    const quarter = Math.max(1, Math.floor(capacity / 4));
-    const pending = options.arpPendingFrames ??
-      Math.max(1, Math.min(ARP_PENDING_DEFAULT_MAX, Math.floor(capacity / 16)));
-    if (!Number.isInteger(pending) || pending < 1 || pending > quarter) {
-      throw new RangeError(
-        `arpPendingFrames ${pending} must be an integer from 1 to ${quarter} (a quarter of the ` +
-          `${capacity}-buffer pool), so frames waiting for ARP cannot starve receive`,
-      );
-    }
-    this.#holdReserve = Math.min(RX_BATCH, quarter);
+    this.#maxFrame = c.maxFrame;
+    this.#maxUdpPayload = c.maxUdpPayload;
+    this.#holdReserve = c.holdReserve;
     const pool = this.#pool;
     this.arp = new ArpCache({
       free: (frame) => pool.free(frame),
       entries: options.arpEntries,
-      pendingFrames: pending,
+      pendingFrames: c.pendingFrames,
     });
   }
 
@@ -261,7 +188,7 @@ export class NetStack {
       throw new RangeError(`UDP port ${port} is not in 1..65535`);
     }
     if (this.#sockets.has(port)) throw new RangeError(`UDP port ${port} is already bound`);
-    const socket = new BoundSocket(port, handler, this, (p) => void this.#sockets.delete(p));
+    const socket = new UdpPort(port, handler, this, (p) => void this.#sockets.delete(p));
     this.#sockets.set(port, socket);
     return socket;
   }
@@ -364,7 +291,7 @@ export class NetStack {
       length,
     );
     const sum = payloadSum + srcPort + dstPort + udpLength +
-      pseudoHeaderSum(this.#addr, dst, udpLength);
+      udpPseudoHeaderSum(this.#addr, dst, udpLength);
     const view = this.#view;
     view.setInt32(u + UDP_SRC_PORT, (srcPort << 16) | dstPort);
     view.setInt32(u + UDP_LENGTH, (udpLength << 16) | (finishChecksum(sum) || 0xffff));
@@ -492,7 +419,7 @@ export class NetStack {
     // Over the pseudo-header and a datagram with its checksum in place, the sum folds to 0xffff.
     if (
       view.getUint16(at + UDP_CHECKSUM) !== 0 &&
-      finishChecksum(this.#mem.sum(at, udpLength) + pseudoHeaderSum(src, dst, udpLength)) !== 0
+      finishChecksum(this.#mem.sum(at, udpLength) + udpPseudoHeaderSum(src, dst, udpLength)) !== 0
     ) {
       this.stats.badChecksum++;
       return;
@@ -680,30 +607,4 @@ export class NetStack {
     this.stats[reason]++;
     this.stats.txDropped++;
   }
-}
-
-/** The views over a pool's memory (one allocation, so one buffer); throws if that fails to hold. */
-function poolMemory(pool: PacketPool): PacketMemory {
-  const buffer = pool.buffer(0).data.buffer;
-  for (let i = 1; i < pool.capacity; i++) {
-    if (pool.buffer(i).data.buffer !== buffer) {
-      throw new RangeError("NetStack: the packet pool's buffers must share one ArrayBuffer");
-    }
-  }
-  return new PacketMemory(buffer);
-}
-
-/** The sum of the UDP pseudo-header's words (RFC 768): addresses, protocol, UDP length. */
-function pseudoHeaderSum(src: number, dst: number, udpLength: number): number {
-  return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + IPPROTO_UDP + udpLength;
-}
-
-/**
- * Pad a frame to the Ethernet minimum with zeros (IEEE 802.3 §4.2.3.3), so no stale bytes of a
- * reused buffer reach the wire; returns the length to send.
- */
-function padFrame(frame: Uint8Array, length: number): number {
-  if (length >= ETH_MIN_FRAME) return length;
-  frame.fill(0, length, ETH_MIN_FRAME);
-  return ETH_MIN_FRAME;
 }

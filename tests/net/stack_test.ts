@@ -293,3 +293,21 @@ Deno.test({
     assert.equal(dev.pool.available, dev.pool.capacity, "every buffer returned");
   },
 });
+
+Deno.test({
+  name: "a UDP handler that throws: the error propagates and every buffer of the batch returns",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    learnPeer(dev, stack);
+    let calls = 0;
+    stack.udpBind(7, () => {
+      if (++calls === 2) throw new Error("handler bug");
+    });
+    for (let i = 0; i < 5; i++) dev.inbox.push(udp(1234, 7, new Uint8Array([i])));
+    assert.throws(() => stack.poll(), /handler bug/);
+    assert.equal(dev.pool.available, dev.pool.capacity, "no buffer leaked");
+    stack.poll();
+    assert.equal(calls, 2, "the rest of the batch was dropped with its buffers");
+  },
+});
