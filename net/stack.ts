@@ -146,6 +146,9 @@ export class NetStack {
   readonly #tx: PacketBuffer[] = new Array(RX_BATCH).fill(undefined);
   #txCount = 0;
   readonly #sockets = new Map<number, UdpPort>();
+  /** The last port a datagram was delivered to (a stream usually hits one port): no Map look-up. */
+  #lastPort = -1;
+  #lastSocket: UdpPort | undefined;
   #ipId = 1;
   #time = 0;
   #inPoll = false;
@@ -188,7 +191,10 @@ export class NetStack {
       throw new RangeError(`UDP port ${port} is not in 1..65535`);
     }
     if (this.#sockets.has(port)) throw new RangeError(`UDP port ${port} is already bound`);
-    const socket = new UdpPort(port, handler, this, (p) => void this.#sockets.delete(p));
+    const socket = new UdpPort(port, handler, this, (p) => {
+      this.#sockets.delete(p);
+      this.#lastPort = -1;
+    });
     this.#sockets.set(port, socket);
     return socket;
   }
@@ -424,10 +430,16 @@ export class NetStack {
       this.stats.badChecksum++;
       return;
     }
-    const socket = this.#sockets.get(ports & 0xffff);
-    if (socket === undefined) {
-      this.stats.udpNoSocket++;
-      return;
+    const port = ports & 0xffff;
+    let socket = this.#lastSocket!;
+    if (port !== this.#lastPort) {
+      const bound = this.#sockets.get(port);
+      if (bound === undefined) {
+        this.stats.udpNoSocket++;
+        return;
+      }
+      socket = this.#lastSocket = bound;
+      this.#lastPort = port;
     }
     this.stats.udpDelivered++;
     socket.received++;

@@ -311,3 +311,25 @@ Deno.test({
     assert.equal(calls, 2, "the rest of the batch was dropped with its buffers");
   },
 });
+
+Deno.test({
+  name: "UDP: a closed port stops receiving; a new socket on it gets the next datagram",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    learnPeer(dev, stack);
+    const got: string[] = [];
+    const first = stack.udpBind(7, () => void got.push("first"));
+    dev.inbox.push(udp(1234, 7, new Uint8Array(1)));
+    stack.poll();
+    first.close();
+    dev.inbox.push(udp(1234, 7, new Uint8Array(1)));
+    stack.poll();
+    assert.equal(stack.stats.udpNoSocket, 1);
+    stack.udpBind(7, () => void got.push("second"));
+    dev.inbox.push(udp(1234, 7, new Uint8Array(1)));
+    stack.poll();
+    assert.deepEqual(got, ["first", "second"]);
+    assert.equal(first.received, 1);
+  },
+});
