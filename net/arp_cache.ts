@@ -1,9 +1,11 @@
 /**
- * The neighbour cache (RFC 826, with RFC 1122 §2.3.2's ageing and flooding rules): resolved
- * entries and entries waiting for an ARP reply, each holding the frames that wait for it. Every
- * table is allocated when the cache is built and nothing is allocated per packet: entries live in
- * typed arrays indexed by slot, found through an open-addressing hash index keyed by the address
- * as a signed 32-bit integer, and held frames sit in a fixed array of linked slots.
+ * The neighbour cache (RFC 826, with RFC 1122 §2.3.2: entries validated by unicast polls, at
+ * most one request per second per destination, and the latest packet for an unresolved
+ * destination kept): resolved entries and entries waiting for an ARP reply, each holding the
+ * frames that wait for it. Every table is allocated when the cache is built and nothing is
+ * allocated per packet: entries live in typed arrays indexed by slot, found through an
+ * open-addressing hash index keyed by the address as a signed 32-bit integer, and held frames
+ * sit in a fixed array of linked slots.
  *
  * Bounds, so that no neighbour — real or spoofed — can take what others need:
  * - at most `pendingFrames` frames are held over all unresolved neighbours, and at most

@@ -31,21 +31,17 @@
 import type { NetDevice } from "../drivers/net_device.ts";
 import type { PacketBuffer, PacketPool } from "../drivers/packet_pool.ts";
 import {
-  ARP_HLEN,
-  ARP_HTYPE,
-  ARP_HTYPE_ETHERNET,
   ARP_LENGTH,
   ARP_OPER,
-  ARP_PLEN,
-  ARP_PTYPE,
   ARP_REPLY,
   ARP_REQUEST,
   ARP_SHA,
   ARP_SPA,
-  ARP_THA,
   ARP_TPA,
   ArpCache,
   ArpHold,
+  isEthernetIpv4Arp,
+  writeArp,
 } from "./arp.ts";
 import { finishChecksum, updateChecksum } from "./checksum.ts";
 import {
@@ -64,7 +60,6 @@ import {
   readU16,
   writeMulticastMac,
   writeU16,
-  writeU32,
 } from "./ethernet.ts";
 import {
   ICMP_CHECKSUM,
@@ -307,7 +302,7 @@ export class NetStack {
 
   #receive(b: Uint8Array, len: number): void {
     this.#current = b;
-    if (len < ETH_HEADER_LENGTH) {
+    if (len < ETH_HEADER_LENGTH || len > b.length) {
       this.stats.malformed++;
       return;
     }
@@ -454,10 +449,7 @@ export class NetStack {
 
   #arpIn(b: Uint8Array, len: number): void {
     const a = ETH_HEADER_LENGTH;
-    if (
-      len - a < ARP_LENGTH || readU16(b, a + ARP_HTYPE) !== ARP_HTYPE_ETHERNET ||
-      readU16(b, a + ARP_PTYPE) !== ETHERTYPE_IPV4 || b[a + ARP_HLEN] !== 6 || b[a + ARP_PLEN] !== 4
-    ) {
+    if (!isEthernetIpv4Arp(b, a, len - a)) {
       this.stats.malformed++;
       return;
     }
@@ -511,20 +503,11 @@ export class NetStack {
       return;
     }
     const b = buf.data;
-    const a = ETH_HEADER_LENGTH;
     copyMac(b, 0, mac, macAt);
     copyMac(b, ETH_SRC, this.#mac, 0);
     writeU16(b, ETH_TYPE, ETHERTYPE_ARP);
-    writeU16(b, a + ARP_HTYPE, ARP_HTYPE_ETHERNET);
-    writeU16(b, a + ARP_PTYPE, ETHERTYPE_IPV4);
-    b[a + ARP_HLEN] = 6;
-    b[a + ARP_PLEN] = 4;
-    writeU16(b, a + ARP_OPER, op);
-    copyMac(b, a + ARP_SHA, this.#mac, 0);
-    writeU32(b, a + ARP_SPA, this.#addr);
-    if (op === ARP_REQUEST) b.fill(0, a + ARP_THA, a + ARP_THA + 6);
-    else copyMac(b, a + ARP_THA, mac, macAt);
-    writeU32(b, a + ARP_TPA, targetIp);
+    const target = op === ARP_REQUEST ? undefined : mac;
+    writeArp(b, ETH_HEADER_LENGTH, op, this.#mac, this.#addr, target, macAt, targetIp);
     buf.length = padFrame(b, ETH_HEADER_LENGTH + ARP_LENGTH);
     if (op === ARP_REQUEST) this.stats.arpRequests++;
     else this.stats.arpReplies++;
