@@ -7,11 +7,10 @@
  *
  * - "echo": the whole path — simulated peer → wire → virtio-net model (rings and buffers through
  *   VT-d) → driver → stack → socket → stack → driver → model → wire → peer.
- * - "stack": the same datagrams through net/ alone, over an in-memory NetDevice.
  * - "driver + device model": the same frames through the virtio-net driver and the device model,
  *   echoed at layer 2 without the stack (rx batch straight back to tx).
- * The driver-plus-model share is (driver + device model) − peer/wire overhead; the stack share is
- * "stack"; "echo" − both is what remains (socket handler, ARP cache lookups, wire and peer).
+ * The driver-plus-model share is (driver + device model) − peer/wire overhead; the stack's share is
+ * measured alone by bench/stack_bench.ts; "echo" − both is what remains (wire and peer).
  *
  * @module
  */
@@ -24,7 +23,6 @@ import { parseIpv4 } from "../net/ipv4.ts";
 import { parseMac } from "../net/ethernet.ts";
 import { createMachine } from "../sim/machine.ts";
 import { SimPeer } from "../sim/net/peer.ts";
-import { LoopNetDevice } from "../tests/helpers/loop_net_device.ts";
 
 const BATCH = 32;
 const NIC_IP = parseIpv4("10.0.2.15");
@@ -66,45 +64,6 @@ async function simulatedNic() {
     group: "echo",
     baseline: true,
     fn: round,
-  });
-}
-
-// Stack alone.
-{
-  const dev = new LoopNetDevice(parseMac("52:54:00:12:34:56"), 256);
-  const stack = new NetStack(dev, { address: "10.0.2.15/24", now: () => 0 });
-  const echo = stack.udpBind(7, (d, off, len, ip, port) => echo.sendTo(ip, port, d, off, len));
-  const frames: Uint8Array[] = [];
-  {
-    // Build the peer's frames once with the simulated peer on a private wire.
-    const m = createMachine({ iommu: "vtd", devices: [] });
-    const peer = new SimPeer(m.segment, {
-      name: "p",
-      mac: parseMac("52:55:0a:00:02:02"),
-      ip: PEER_IP,
-    });
-    const grab = new SimPeer(m.segment, {
-      name: "g",
-      mac: parseMac("52:54:00:12:34:56"),
-      ip: NIC_IP,
-    });
-    m.segment.tap((_t, f, from) =>
-      from === "p" && f[12] === 0x08 && f[13] === 0x00 && frames.push(f)
-    );
-    for (let i = 0; i < BATCH; i++) peer.sendUdp(NIC_IP, 7, 5000, PAYLOAD);
-    m.clock.advance(1_000_000);
-    void grab;
-  }
-  dev.inbox.push(frames[0]);
-  stack.poll(); // learn the peer
-  Deno.bench({
-    name: "stack: 32 datagrams through net/ on an in-memory device",
-    group: "echo",
-    fn() {
-      for (const f of frames) dev.inbox.push(f);
-      stack.poll();
-      dev.sent.length = 0;
-    },
   });
 }
 

@@ -1,11 +1,22 @@
 /**
- * ARP for Ethernet and IPv4 (RFC 826): the packet layout and a cache with expiry and a small
- * queue of frames waiting for resolution.
+ * ARP for Ethernet and IPv4 (RFC 826): the packet layout. The neighbour cache is in
+ * arp_cache.ts and re-exported here.
  *
  * @module
  */
 
-import type { PacketBuffer } from "../drivers/packet_pool.ts";
+import { copyMac, ETHERTYPE_IPV4, readU16, writeU16, writeU32 } from "./ethernet.ts";
+
+export {
+  ARP_DEFAULT_ENTRIES,
+  ARP_ENTRY_LIFETIME_MS,
+  ARP_PENDING_LIMIT,
+  ARP_PENDING_TIMEOUT_MS,
+  ARP_STALE_GRACE_MS,
+  ArpCache,
+  type ArpCacheOptions,
+  ArpHold,
+} from "./arp_cache.ts";
 
 /** Length of an Ethernet/IPv4 ARP packet. */
 export const ARP_LENGTH = 28;
@@ -33,90 +44,41 @@ export const ARP_HTYPE_ETHERNET = 1;
 export const ARP_REQUEST = 1;
 /** Operation: reply. */
 export const ARP_REPLY = 2;
-/** How long a learned entry stays valid (ms). */
-export const ARP_ENTRY_LIFETIME_MS = 60_000;
-/** How long a frame may wait for resolution before it is dropped (ms). */
-export const ARP_PENDING_TIMEOUT_MS = 1_000;
-/** Frames held per unresolved address; older ones are dropped. */
-export const ARP_PENDING_LIMIT = 8;
 
-interface ArpEntry {
-  mac: Uint8Array;
-  expires: number;
+/**
+ * True when `b[at]` starts an Ethernet/IPv4 ARP packet that fits in `available` bytes: hardware
+ * type 1, protocol type 0x0800, address lengths 6 and 4.
+ */
+export function isEthernetIpv4Arp(b: Uint8Array, at: number, available: number): boolean {
+  return available >= ARP_LENGTH && readU16(b, at + ARP_HTYPE) === ARP_HTYPE_ETHERNET &&
+    readU16(b, at + ARP_PTYPE) === ETHERTYPE_IPV4 && b[at + ARP_HLEN] === 6 &&
+    b[at + ARP_PLEN] === 4;
 }
 
-interface Pending {
-  frames: PacketBuffer[];
-  since: number;
-}
-
-/** The neighbour cache. */
-export class ArpCache {
-  readonly #entries = new Map<number, ArpEntry>();
-  readonly #pending = new Map<number, Pending>();
-
-  /** The MAC of `ip`, if known and fresh at time `now`. */
-  lookup(ip: number, now: number): Uint8Array | undefined {
-    const e = this.#entries.get(ip);
-    if (!e) return undefined;
-    if (e.expires < now) {
-      this.#entries.delete(ip);
-      return undefined;
-    }
-    return e.mac;
-  }
-
-  /** Learn or refresh `ip` → `mac` (copied). */
-  learn(ip: number, mac: Uint8Array, now: number): void {
-    const entry = this.#entries.get(ip);
-    if (entry) {
-      entry.mac.set(mac);
-      entry.expires = now + ARP_ENTRY_LIFETIME_MS;
-    } else this.#entries.set(ip, { mac: mac.slice(), expires: now + ARP_ENTRY_LIFETIME_MS });
-  }
-
-  /** True when an entry exists (fresh or not) — RFC 826's "merge" rule updates only known ones. */
-  has(ip: number): boolean {
-    return this.#entries.has(ip);
-  }
-
-  /**
-   * Hold a frame until `ip` resolves. Returns the frame dropped to make room, if any. The first
-   * frame for an address means a request must be sent: `first` tells.
-   */
-  hold(ip: number, frame: PacketBuffer, now: number): { first: boolean; dropped?: PacketBuffer } {
-    let p = this.#pending.get(ip);
-    const first = p === undefined;
-    if (!p) {
-      p = { frames: [], since: now };
-      this.#pending.set(ip, p);
-    }
-    p.frames.push(frame);
-    const dropped = p.frames.length > ARP_PENDING_LIMIT ? p.frames.shift() : undefined;
-    return { first, dropped };
-  }
-
-  /** Take the frames waiting for `ip` (now resolved). */
-  release(ip: number): PacketBuffer[] {
-    const p = this.#pending.get(ip);
-    this.#pending.delete(ip);
-    return p?.frames ?? [];
-  }
-
-  /** Take the frames that waited too long. */
-  expire(now: number): PacketBuffer[] {
-    const out: PacketBuffer[] = [];
-    for (const [ip, p] of this.#pending) {
-      if (now - p.since > ARP_PENDING_TIMEOUT_MS) {
-        out.push(...p.frames);
-        this.#pending.delete(ip);
-      }
-    }
-    return out;
-  }
-
-  /** Number of learned entries. */
-  get size(): number {
-    return this.#entries.size;
-  }
+/**
+ * Write an Ethernet/IPv4 ARP packet at `b[at]`: operation `op`, the sender's MAC (from
+ * `senderMac[senderAt..+6)`) and address, and the target's address; the target MAC is
+ * `targetMac[targetAt..+6)`, or zeros when `targetMac` is undefined (a request). Addresses may be
+ * signed or unsigned.
+ */
+export function writeArp(
+  b: Uint8Array,
+  at: number,
+  op: number,
+  senderMac: Uint8Array,
+  senderIp: number,
+  targetMac: Uint8Array | undefined,
+  targetAt: number,
+  targetIp: number,
+): void {
+  writeU16(b, at + ARP_HTYPE, ARP_HTYPE_ETHERNET);
+  writeU16(b, at + ARP_PTYPE, ETHERTYPE_IPV4);
+  b[at + ARP_HLEN] = 6;
+  b[at + ARP_PLEN] = 4;
+  writeU16(b, at + ARP_OPER, op);
+  copyMac(b, at + ARP_SHA, senderMac, 0);
+  writeU32(b, at + ARP_SPA, senderIp);
+  if (targetMac === undefined) b.fill(0, at + ARP_THA, at + ARP_THA + 6);
+  else copyMac(b, at + ARP_THA, targetMac, targetAt);
+  writeU32(b, at + ARP_TPA, targetIp);
 }

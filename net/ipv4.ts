@@ -4,8 +4,8 @@
  * @module
  */
 
-import { internetChecksum } from "./checksum.ts";
-import { readU16, readU32, writeU16, writeU32 } from "./ethernet.ts";
+import { finishChecksum, internetChecksum } from "./checksum.ts";
+import { readU16, readU32 } from "./ethernet.ts";
 
 /** Minimum header length (IHL 5). */
 export const IPV4_MIN_HEADER = 20;
@@ -41,6 +41,28 @@ export const IPPROTO_UDP = 17;
 export const DEFAULT_TTL = 64;
 /** The limited broadcast address 255.255.255.255. */
 export const IPV4_BROADCAST = 0xffffffff;
+/** The smallest MTU every IPv4 link must carry (RFC 791 §3.1: 68 octets). */
+export const IPV4_MIN_MTU = 68;
+/** The MTU of Ethernet (RFC 894). */
+export const ETHERNET_MTU = 1500;
+
+/**
+ * True when `addr` may be the source of a datagram, i.e. names one host (RFC 1122 §3.2.1.3):
+ * not in 0.0.0.0/8 ("this network", a source only while a host learns its address, which this
+ * stack never answers), 127.0.0.0/8 (loopback: must not appear on a wire, §3.2.1.3(g)),
+ * 224.0.0.0/4 (multicast) or 240.0.0.0/4 (class E, including 255.255.255.255). Whether it is
+ * a directed broadcast depends on the prefix: the caller checks that. Accepts signed or unsigned
+ * numbers.
+ */
+export function isUnicastHostAddress(addr: number): boolean {
+  const top = addr >>> 24;
+  return top !== 0 && top !== 127 && top < 224;
+}
+
+/** True for 224.0.0.0/4 (RFC 1112 §4). Accepts signed or unsigned numbers. */
+export function isMulticastAddress(addr: number): boolean {
+  return addr >>> 28 === 0xe;
+}
 
 /** Parse dotted-quad text into an unsigned 32-bit number; RangeError on bad text. */
 export function parseIpv4(text: string): number {
@@ -81,13 +103,36 @@ export type Ipv4Verdict =
   | "bad-header-length"
   | "bad-total-length"
   | "bad-checksum"
+  | "too-long"
   | "fragment";
 
 /**
  * Validate the header at `offset` with `available` bytes after it (the rest of the frame, which
- * may include Ethernet padding).
+ * may include Ethernet padding): structure and lengths ({@link checkIpv4Layout}), checksum, and
+ * no fragmentation. A datagram longer than `mtu` (default: any length) is "too-long".
  */
-export function checkIpv4(b: Uint8Array, offset: number, available: number): Ipv4Verdict {
+export function checkIpv4(
+  b: Uint8Array,
+  offset: number,
+  available: number,
+  mtu = 0xffff,
+): Ipv4Verdict {
+  const layout = checkIpv4Layout(b, offset, available, mtu);
+  if (layout !== "ok") return layout;
+  if (internetChecksum(b, offset, ipv4HeaderLength(b, offset)) !== 0) return "bad-checksum";
+  return isIpv4Fragment(b, offset) ? "fragment" : "ok";
+}
+
+/**
+ * The structural half of {@link checkIpv4}, for callers that sum the header themselves: version,
+ * header length, total length against `available` bytes and against `mtu`.
+ */
+export function checkIpv4Layout(
+  b: Uint8Array,
+  offset: number,
+  available: number,
+  mtu: number,
+): Ipv4Verdict {
   if (available < IPV4_MIN_HEADER) return "truncated";
   const vihl = b[offset + IPV4_VERSION_IHL];
   if (vihl >>> 4 !== 4) return "bad-version";
@@ -95,10 +140,13 @@ export function checkIpv4(b: Uint8Array, offset: number, available: number): Ipv
   if (headerLength < IPV4_MIN_HEADER || headerLength > available) return "bad-header-length";
   const total = readU16(b, offset + IPV4_TOTAL_LENGTH);
   if (total < headerLength || total > available) return "bad-total-length";
-  if (internetChecksum(b, offset, headerLength) !== 0) return "bad-checksum";
-  const frag = readU16(b, offset + IPV4_FLAGS_FRAGMENT);
-  if ((frag & IPV4_FLAG_MF) !== 0 || (frag & IPV4_FRAGMENT_OFFSET_MASK) !== 0) return "fragment";
-  return "ok";
+  return total > mtu ? "too-long" : "ok";
+}
+
+/** True when the header says the datagram is a fragment (MF set or a fragment offset). */
+export function isIpv4Fragment(b: Uint8Array, offset: number): boolean {
+  return (readU16(b, offset + IPV4_FLAGS_FRAGMENT) & (IPV4_FLAG_MF | IPV4_FRAGMENT_OFFSET_MASK)) !==
+    0;
 }
 
 /** Header length in bytes of a validated header. */
@@ -116,21 +164,29 @@ export function ipv4Dst(b: Uint8Array, offset: number): number {
   return readU32(b, offset + IPV4_DST);
 }
 
-/** Write a 20-byte header (no options, DF set) with its checksum. */
+/**
+ * Write a 20-byte header (no options, DF set) for `payload` bytes at `view[at]`, with its
+ * checksum computed from the field values (no pass over the bytes): five 32-bit stores.
+ * Addresses may be signed or unsigned.
+ */
 export function writeIpv4Header(
-  b: Uint8Array,
-  offset: number,
-  fields: { id: number; ttl: number; protocol: number; src: number; dst: number; payload: number },
+  view: DataView,
+  at: number,
+  id: number,
+  ttl: number,
+  protocol: number,
+  src: number,
+  dst: number,
+  payload: number,
 ): void {
-  b[offset + IPV4_VERSION_IHL] = 0x45;
-  b[offset + 1] = 0;
-  writeU16(b, offset + IPV4_TOTAL_LENGTH, IPV4_MIN_HEADER + fields.payload);
-  writeU16(b, offset + IPV4_ID, fields.id & 0xffff);
-  writeU16(b, offset + IPV4_FLAGS_FRAGMENT, IPV4_FLAG_DF);
-  b[offset + IPV4_TTL] = fields.ttl;
-  b[offset + IPV4_PROTOCOL] = fields.protocol;
-  writeU16(b, offset + IPV4_CHECKSUM, 0);
-  writeU32(b, offset + IPV4_SRC, fields.src);
-  writeU32(b, offset + IPV4_DST, fields.dst);
-  writeU16(b, offset + IPV4_CHECKSUM, internetChecksum(b, offset, IPV4_MIN_HEADER));
+  const total = IPV4_MIN_HEADER + payload;
+  id &= 0xffff;
+  const ttlProtocol = (ttl << 8) | protocol;
+  const sum = 0x4500 + total + id + IPV4_FLAG_DF + ttlProtocol + (src >>> 16) + (src & 0xffff) +
+    (dst >>> 16) + (dst & 0xffff);
+  view.setInt32(at + IPV4_VERSION_IHL, 0x4500_0000 | total);
+  view.setInt32(at + IPV4_ID, (id << 16) | IPV4_FLAG_DF);
+  view.setInt32(at + IPV4_TTL, (ttlProtocol << 16) | finishChecksum(sum));
+  view.setInt32(at + IPV4_SRC, src);
+  view.setInt32(at + IPV4_DST, dst);
 }

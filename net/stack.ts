@@ -1,13 +1,27 @@
 /**
  * A small host network stack over any {@link NetDevice}: Ethernet, ARP (answer, resolve, cache),
  * IPv4 (checksum, TTL, fragments dropped), ICMP echo and UDP sockets. Single-threaded and
- * poll-driven: call {@link NetStack.poll} in the application's loop. Every malformed frame is
- * counted by reason and dropped; nothing a peer sends can make it throw.
+ * poll-driven: call {@link NetStack.poll} in the application's loop. Every frame it does not
+ * deliver or answer is counted by reason ({@link NetStackStats}) and dropped; nothing a peer
+ * sends can make it throw.
+ *
+ * A hostile neighbour cannot starve it: frames waiting for ARP are bounded per neighbour and
+ * over all neighbours (see {@link NetStackOptions.arpPendingFrames}), unresolved entries expire,
+ * and unresolved addresses never evict resolved neighbours. It answers only sources that name one
+ * host (RFC 1122 §3.2.1.3), never answers a broadcast echo request (§3.2.2.6) and never sends an
+ * ICMP error, so nothing it sends is reflected to a broadcast address. Frames and datagrams
+ * larger than the MTU are dropped on receive and refused on send (it sets DF and does not
+ * fragment).
+ *
+ * Nothing is allocated per packet: buffers come from the device's pool, checksums and copies go
+ * four bytes at a time through views made once, and the ARP cache lives in typed arrays. Addresses
+ * are kept as signed 32-bit integers inside, so V8 never boxes them; the UDP handler receives
+ * the unsigned form, which V8 boxes (one small allocation) for sources of 128.0.0.0 and above.
  *
  * @example
  * ```ts
  * const stack = new NetStack(nic, { address: "10.0.2.15/24", now: () => kernel.now() });
- * stack.udpBind(7, (data, off, len, ip, port) => echo.sendTo(ip, port, data, off, len));
+ * const echo = stack.udpBind(7, (data, off, len, ip, port) => echo.sendTo(ip, port, data, off, len));
  * for (;;) { if (stack.poll() === 0) await kernel.sleep(1); }
  * ```
  *
@@ -15,39 +29,37 @@
  */
 
 import type { NetDevice } from "../drivers/net_device.ts";
-import type { PacketBuffer } from "../drivers/packet_pool.ts";
+import type { PacketBuffer, PacketPool } from "../drivers/packet_pool.ts";
 import {
-  ARP_HLEN,
-  ARP_HTYPE,
-  ARP_HTYPE_ETHERNET,
   ARP_LENGTH,
   ARP_OPER,
-  ARP_PLEN,
-  ARP_PTYPE,
   ARP_REPLY,
   ARP_REQUEST,
   ARP_SHA,
   ARP_SPA,
-  ARP_THA,
   ARP_TPA,
   ArpCache,
+  ArpHold,
+  isEthernetIpv4Arp,
+  writeArp,
 } from "./arp.ts";
-import { internetChecksum } from "./checksum.ts";
+import { finishChecksum, updateChecksum } from "./checksum.ts";
 import {
   BROADCAST_MAC,
+  copyMac,
   ETH_HEADER_LENGTH,
-  ETH_MIN_FRAME,
   ETH_SRC,
   ETH_TYPE,
   ETHERTYPE_ARP,
   ETHERTYPE_IPV4,
   isGroupMac,
+  isZeroMac,
   macEquals,
+  padFrame,
+  readI32,
   readU16,
-  readU32,
-  writeEthernetHeader,
+  writeMulticastMac,
   writeU16,
-  writeU32,
 } from "./ethernet.ts";
 import {
   ICMP_CHECKSUM,
@@ -57,119 +69,115 @@ import {
   ICMP_TYPE,
 } from "./icmp.ts";
 import {
-  checkIpv4,
-  DEFAULT_TTL,
+  checkIpv4Layout,
+  formatIpv4,
   IPPROTO_ICMP,
   IPPROTO_UDP,
-  IPV4_BROADCAST,
+  IPV4_DST,
   IPV4_MIN_HEADER,
+  IPV4_PROTOCOL,
+  IPV4_SRC,
   IPV4_TOTAL_LENGTH,
-  ipv4Dst,
-  ipv4HeaderLength,
-  ipv4Src,
-  parseCidr,
-  parseIpv4,
-  prefixMask,
+  IPV4_VERSION_IHL,
+  isIpv4Fragment,
+  isMulticastAddress,
+  isUnicastHostAddress,
   writeIpv4Header,
 } from "./ipv4.ts";
+import { copyBetween, memoryOf, PacketMemory } from "./packet_memory.ts";
+import { type NetStackStats, newNetStackStats, type TxDropReason } from "./stats.ts";
+import { type NetStackOptions, poolMemory, RX_BATCH, stackConfig } from "./stack_config.ts";
 import {
   UDP_CHECKSUM,
-  UDP_DST_PORT,
   UDP_HEADER_LENGTH,
   UDP_LENGTH,
   UDP_SRC_PORT,
-  udpChecksum,
   type UdpHandler,
+  UdpPort,
+  udpPseudoHeaderSum,
   type UdpSocket,
 } from "./udp.ts";
 
-/** Frames handled per poll (one receive batch). */
-export const RX_BATCH = 32;
+export type { NetStackStats } from "./stats.ts";
 
-/** Options of a {@link NetStack}. */
-export interface NetStackOptions {
-  /** Our address with prefix, "10.0.2.15/24". */
-  address: string;
-  /** Default gateway for addresses outside the prefix. */
-  gateway?: string;
-  /** TTL of datagrams we send (default 64). */
-  ttl?: number;
-  /** Milliseconds clock for ARP ageing (the Kernel's `now`, virtual on the simulator). */
-  now: () => number;
-}
-
-/** Counters of the stack; every drop has its reason. */
-export interface NetStackStats {
-  /** Frames received from the device. */
-  rxFrames: number;
-  /** Frames sent to the device. */
-  txFrames: number;
-  /** Frames addressed to another MAC. */
-  notForUs: number;
-  /** Frames too short for their headers, or with inconsistent lengths. */
-  malformed: number;
-  /** IPv4 headers or ICMP/UDP messages with a wrong checksum. */
-  badChecksum: number;
-  /** IPv4 fragments (not reassembled). */
-  fragments: number;
-  /** EtherTypes or IP protocols the stack does not handle. */
-  unknownProtocol: number;
-  /** ARP requests answered. */
-  arpReplies: number;
-  /** ARP requests sent to resolve a neighbour. */
-  arpRequests: number;
-  /** ICMP echo requests answered. */
-  echoReplies: number;
-  /** UDP datagrams delivered to a socket. */
-  udpDelivered: number;
-  /** UDP datagrams for a port nobody bound. */
-  udpNoSocket: number;
-  /** Frames dropped for lack of a buffer, a route, ARP resolution, or a full TX ring. */
-  txDropped: number;
-}
+export { ARP_PENDING_DEFAULT_MAX, type NetStackOptions, RX_BATCH } from "./stack_config.ts";
 
 /** The stack. */
 export class NetStack {
-  /** Counters. */
-  readonly stats: NetStackStats = {
-    rxFrames: 0,
-    txFrames: 0,
-    notForUs: 0,
-    malformed: 0,
-    badChecksum: 0,
-    fragments: 0,
-    unknownProtocol: 0,
-    arpReplies: 0,
-    arpRequests: 0,
-    echoReplies: 0,
-    udpDelivered: 0,
-    udpNoSocket: 0,
-    txDropped: 0,
-  };
-  /** Our IPv4 address. */
+  /** Counters (see {@link NetStackStats} for each). */
+  readonly stats: NetStackStats = newNetStackStats();
+  /** Our IPv4 address (unsigned). */
   readonly address: number;
-  /** Our prefix mask. */
+  /** Our prefix mask (unsigned). */
   readonly mask: number;
+  /** The MTU in force. */
+  readonly mtu: number;
   /** The ARP cache. */
-  readonly arp: ArpCache = new ArpCache();
+  readonly arp: ArpCache;
   readonly #dev: NetDevice;
-  readonly #gateway: number | undefined;
+  readonly #pool: PacketPool;
+  /** Views over the pool's memory: checksums, copies and header fields go through these. */
+  readonly #mem: PacketMemory;
+  readonly #view: DataView;
+  /** The frame being received (its bytes are pool memory, as are a handler's `data`). */
+  #current: Uint8Array | undefined;
+  readonly #mac: Uint8Array;
+  /** Our MAC as a big-endian 32-bit head and 16-bit tail. */
+  readonly #macHead: number;
+  readonly #macTail: number;
+  /** Our address, mask and subnet broadcast as signed 32-bit integers. */
+  readonly #addr: number;
+  readonly #mask: number;
+  /** The directed broadcast of our subnet; our own address when the prefix has none (/31, /32). */
+  readonly #directed: number;
+  readonly #gateway: number;
+  readonly #hasGateway: boolean;
   readonly #ttl: number;
   readonly #now: () => number;
-  readonly #rx: PacketBuffer[] = new Array(RX_BATCH);
-  readonly #tx: PacketBuffer[] = [];
-  readonly #sockets = new Map<number, { handler: UdpHandler; socket: { received: number } }>();
+  readonly #maxFrame: number;
+  readonly #maxUdpPayload: number;
+  readonly #holdReserve: number;
+  readonly #rx: PacketBuffer[] = new Array(RX_BATCH).fill(undefined);
+  readonly #tx: PacketBuffer[] = new Array(RX_BATCH).fill(undefined);
+  #txCount = 0;
+  readonly #sockets = new Map<number, UdpPort>();
+  /** The last port a datagram was delivered to (a stream usually hits one port): no Map look-up. */
+  #lastPort = -1;
+  #lastSocket: UdpPort | undefined;
   #ipId = 1;
+  #time = 0;
+  #inPoll = false;
 
-  /** A stack on `dev` with the given address. Throws a RangeError for bad address text. */
+  /** A stack on `dev` with the given address. Throws a RangeError for a bad option. */
   constructor(dev: NetDevice, options: NetStackOptions) {
-    const { address, prefixLength } = parseCidr(options.address);
+    const c = stackConfig(dev.pool, options);
     this.#dev = dev;
-    this.address = address;
-    this.mask = prefixMask(prefixLength);
-    this.#gateway = options.gateway === undefined ? undefined : parseIpv4(options.gateway);
-    this.#ttl = options.ttl ?? DEFAULT_TTL;
+    this.#pool = dev.pool;
+    this.#mem = poolMemory(dev.pool);
+    this.#view = this.#mem.view;
+    this.#mac = dev.mac.slice();
+    const m = this.#mac;
+    this.#macHead = (m[0] << 24) | (m[1] << 16) | (m[2] << 8) | m[3];
+    this.#macTail = (m[4] << 8) | m[5];
+    this.address = c.address >>> 0;
+    this.mask = c.mask >>> 0;
+    this.mtu = c.mtu;
+    this.#addr = c.address;
+    this.#mask = c.mask;
+    this.#directed = c.directed;
+    this.#gateway = c.gateway;
+    this.#hasGateway = c.hasGateway;
+    this.#ttl = c.ttl;
     this.#now = options.now;
+    this.#maxFrame = c.maxFrame;
+    this.#maxUdpPayload = c.maxUdpPayload;
+    this.#holdReserve = c.holdReserve;
+    const pool = this.#pool;
+    this.arp = new ArpCache({
+      free: (frame) => pool.free(frame),
+      entries: options.arpEntries,
+      pendingFrames: c.pendingFrames,
+    });
   }
 
   /** Bind a UDP port; throws a RangeError if the port is invalid or taken. */
@@ -178,314 +186,420 @@ export class NetStack {
       throw new RangeError(`UDP port ${port} is not in 1..65535`);
     }
     if (this.#sockets.has(port)) throw new RangeError(`UDP port ${port} is already bound`);
-    const state = { received: 0 };
-    this.#sockets.set(port, { handler, socket: state });
-    return {
-      port,
-      get received(): number {
-        return state.received;
-      },
-      sendTo: (
-        dstIp: number,
-        dstPort: number,
-        data: Uint8Array,
-        offset = 0,
-        length = data.length,
-      ) => this.sendUdp(port, dstIp, dstPort, data, offset, length),
-      close: (): void => void this.#sockets.delete(port),
-    };
+    const socket = new UdpPort(port, handler, this, (p) => {
+      this.#sockets.delete(p);
+      this.#lastPort = -1;
+    });
+    this.#sockets.set(port, socket);
+    return socket;
   }
 
   /**
-   * Receive one batch, answer what needs answering, deliver UDP, and transmit. Returns the number
-   * of frames received (0 means idle).
+   * Receive one batch, answer what needs answering, deliver UDP, expire ARP waits, and transmit.
+   * Returns the number of frames received (0 means idle). An exception thrown by a UDP handler
+   * propagates after the batch's buffers are returned to the pool.
    */
   poll(): number {
-    const n = this.#dev.rxBatch(this.#rx, RX_BATCH);
-    for (let i = 0; i < n; i++) {
-      const buf = this.#rx[i];
-      this.stats.rxFrames++;
-      this.#receive(buf);
-      this.#dev.pool.free(buf);
+    const rx = this.#rx;
+    const pool = this.#pool;
+    const n = this.#dev.rxBatch(rx, RX_BATCH);
+    if (n > 0 || this.arp.unresolved > 0) this.#time = this.#now();
+    this.stats.rxFrames += n;
+    this.#inPoll = true;
+    let i = 0;
+    try {
+      for (; i < n; i++) {
+        const buf = rx[i];
+        this.#receive(buf.data, buf.length);
+        pool.free(buf);
+      }
+    } finally {
+      for (; i < n; i++) pool.free(rx[i]); // only after a handler threw
+      this.#inPoll = false;
     }
-    for (const f of this.arp.expire(this.#now())) this.#drop(f);
+    if (this.arp.unresolved > 0) {
+      const expired = this.arp.expire(this.#time);
+      this.stats.arpTimeout += expired;
+      this.stats.txDropped += expired;
+    }
     this.#flush();
     return n;
   }
 
-  /** Send a UDP datagram (copied into a packet buffer); false when it was dropped. */
+  /**
+   * Send a UDP datagram from `srcPort`, copying `data[offset, offset+length)` into a packet
+   * buffer. Returns true when it was queued (or is waiting for ARP), false when it was dropped
+   * for want of a buffer, a route or room in the ARP queue (see {@link NetStackStats}). Throws a
+   * RangeError, counted in `txTooBig` or `txBadDestination`, for a datagram that can never be sent:
+   * a payload larger than MTU − 28 bytes (the stack sets DF and does not fragment: over Ethernet
+   * each datagram fits one frame, as every datagram it receives does), a destination in
+   * 0.0.0.0/8, 127.0.0.0/8, 240.0.0.0/4 (but 255.255.255.255) or our own address, a byte range
+   * outside `data`, or a port outside 0..65535 (1..65535 for the destination).
+   */
   sendUdp(
     srcPort: number,
     dstIp: number,
     dstPort: number,
     data: Uint8Array,
     offset = 0,
-    length = data.length,
+    length: number = data.length,
   ): boolean {
-    const maxPayload = this.#dev.pool.bufferSize - this.#dev.pool.headroom - ETH_HEADER_LENGTH -
-      IPV4_MIN_HEADER -
-      UDP_HEADER_LENGTH;
-    if (length < 0 || offset < 0 || offset + length > data.length || length > maxPayload) {
-      this.stats.txDropped++;
+    if (
+      (offset | 0) !== offset || (length | 0) !== length || offset < 0 || length < 0 ||
+      offset + length > data.length
+    ) {
+      throw new RangeError(
+        `UDP send: bytes [${offset}, ${offset + length}) are not a range inside the ` +
+          `${data.length}-byte array`,
+      );
+    }
+    if ((srcPort & 0xffff) !== srcPort || (dstPort & 0xffff) !== dstPort || dstPort === 0) {
+      throw new RangeError(
+        `UDP send: ports ${srcPort} → ${dstPort} must be integers in 0..65535 → 1..65535`,
+      );
+    }
+    if (length > this.#maxUdpPayload) {
+      this.#txDrop("txTooBig");
+      throw new RangeError(
+        `UDP payload of ${length} bytes exceeds the ${this.#maxUdpPayload} bytes that fit the ` +
+          `${this.mtu}-byte MTU (20-byte IPv4 and 8-byte UDP headers); the stack does not fragment: ` +
+          `send smaller datagrams`,
+      );
+    }
+    const dst = dstIp | 0;
+    if (
+      dst === this.#addr || !(isUnicastHostAddress(dst) || dst === -1 || isMulticastAddress(dst))
+    ) {
+      this.#txDrop("txBadDestination");
+      throw new RangeError(
+        `UDP send: cannot send to ${formatIpv4(dst)} (our own, "this network", loopback or ` +
+          `reserved addresses never go on the wire)`,
+      );
+    }
+    const buf = this.#pool.alloc();
+    if (buf === undefined) {
+      this.#txDrop("txNoBuffer");
       return false;
     }
-    const buf = this.#dev.pool.alloc();
-    if (!buf) {
-      this.stats.txDropped++;
-      return false;
-    }
-    const b = buf.data;
-    const udp = ETH_HEADER_LENGTH + IPV4_MIN_HEADER;
+    const u = buf.data.byteOffset + ETH_HEADER_LENGTH + IPV4_MIN_HEADER;
     const udpLength = UDP_HEADER_LENGTH + length;
-    writeU16(b, udp + UDP_SRC_PORT, srcPort);
-    writeU16(b, udp + UDP_DST_PORT, dstPort);
-    writeU16(b, udp + UDP_LENGTH, udpLength);
-    writeU16(b, udp + UDP_CHECKSUM, 0);
-    b.set(data.subarray(offset, offset + length), udp + UDP_HEADER_LENGTH);
-    writeU16(b, udp + UDP_CHECKSUM, udpChecksum(b, udp, udpLength, this.address, dstIp));
-    return this.#sendIp(buf, dstIp, IPPROTO_UDP, udpLength);
+    // The checksum: the header's words from their values, the payload's summed while copied.
+    const from = data === this.#current ? this.#mem : memoryOf(data.buffer);
+    const payloadSum = this.#mem.copySum(
+      u + UDP_HEADER_LENGTH,
+      from,
+      data.byteOffset + offset,
+      length,
+    );
+    const sum = payloadSum + srcPort + dstPort + udpLength +
+      udpPseudoHeaderSum(this.#addr, dst, udpLength);
+    const view = this.#view;
+    view.setInt32(u + UDP_SRC_PORT, (srcPort << 16) | dstPort);
+    view.setInt32(u + UDP_LENGTH, (udpLength << 16) | (finishChecksum(sum) || 0xffff));
+    if (!this.#inPoll) this.#time = this.#now();
+    return this.#sendIp(buf, dst, IPPROTO_UDP, udpLength);
   }
 
-  #receive(buf: PacketBuffer): void {
-    const b = buf.data;
-    const len = buf.length;
+  #receive(b: Uint8Array, len: number): void {
+    this.#current = b;
     if (len < ETH_HEADER_LENGTH || len > b.length) {
       this.stats.malformed++;
       return;
     }
-    if (!macEquals(b, 0, this.#dev.mac) && !isGroupMac(b, 0)) {
+    if (len > this.#maxFrame) {
+      this.stats.rxOversize++;
+      return;
+    }
+    const view = this.#view;
+    const p = b.byteOffset;
+    const group = isGroupMac(b, 0);
+    if (!group && (view.getInt32(p) !== this.#macHead || view.getUint16(p + 4) !== this.#macTail)) {
       this.stats.notForUs++;
       return;
     }
-    const type = readU16(b, ETH_TYPE);
-    if (type === ETHERTYPE_ARP) this.#arpIn(b, len);
-    else if (type === ETHERTYPE_IPV4) this.#ipIn(b, len);
+    const type = view.getUint16(p + ETH_TYPE);
+    if (type === ETHERTYPE_IPV4) this.#ipIn(b, p + ETH_HEADER_LENGTH, len, group);
+    else if (type === ETHERTYPE_ARP) this.#arpIn(b, len);
     else this.stats.unknownProtocol++;
   }
 
-  #arpIn(b: Uint8Array, len: number): void {
-    const a = ETH_HEADER_LENGTH;
-    if (
-      len - a < ARP_LENGTH || readU16(b, a + ARP_HTYPE) !== ARP_HTYPE_ETHERNET ||
-      readU16(b, a + ARP_PTYPE) !== ETHERTYPE_IPV4 || b[a + ARP_HLEN] !== 6 || b[a + ARP_PLEN] !== 4
-    ) {
-      this.stats.malformed++;
-      return;
-    }
-    const op = readU16(b, a + ARP_OPER);
-    const spa = readU32(b, a + ARP_SPA);
-    const tpa = readU32(b, a + ARP_TPA);
-    const sha = b.subarray(a + ARP_SHA, a + ARP_SHA + 6);
-    const now = this.#now();
-    const forUs = tpa === this.address;
-    // RFC 826: update a known sender; add it when the request is for us.
-    if (this.arp.has(spa) || forUs) {
-      this.arp.learn(spa, sha, now);
-      for (const f of this.arp.release(spa)) this.#finishFrame(f, sha);
-    }
-    if (op === ARP_REQUEST && forUs) this.#arpSend(ARP_REPLY, sha, spa);
-    else if (op !== ARP_REQUEST && op !== ARP_REPLY) this.stats.malformed++;
+  /** True when `src` (int32) names one host other than us (RFC 1122 §3.2.1.3). */
+  #isHostSource(src: number): boolean {
+    return isUnicastHostAddress(src) && src !== this.#addr && src !== this.#directed;
   }
 
-  #arpSend(op: number, targetMac: Uint8Array, targetIp: number): void {
-    const buf = this.#dev.pool.alloc();
-    if (!buf) {
-      this.stats.txDropped++;
-      return;
-    }
-    const b = buf.data;
-    const a = ETH_HEADER_LENGTH;
-    writeEthernetHeader(
-      b,
-      op === ARP_REQUEST ? BROADCAST_MAC : targetMac,
-      this.#dev.mac,
-      ETHERTYPE_ARP,
-    );
-    writeU16(b, a + ARP_HTYPE, ARP_HTYPE_ETHERNET);
-    writeU16(b, a + ARP_PTYPE, ETHERTYPE_IPV4);
-    b[a + ARP_HLEN] = 6;
-    b[a + ARP_PLEN] = 4;
-    writeU16(b, a + ARP_OPER, op);
-    b.set(this.#dev.mac, a + ARP_SHA);
-    writeU32(b, a + ARP_SPA, this.address);
-    if (op === ARP_REQUEST) b.fill(0, a + ARP_THA, a + ARP_THA + 6);
-    else b.set(targetMac, a + ARP_THA);
-    writeU32(b, a + ARP_TPA, targetIp);
-    buf.length = padFrame(buf.data, ETH_HEADER_LENGTH + ARP_LENGTH);
-    if (op === ARP_REQUEST) this.stats.arpRequests++;
-    else this.stats.arpReplies++;
-    this.#queue(buf);
-  }
-
-  #ipIn(b: Uint8Array, len: number): void {
-    const ip = ETH_HEADER_LENGTH;
-    const verdict = checkIpv4(b, ip, len - ip);
+  /** An IPv4 datagram at position `ip` of pool memory (offset 14 of frame `b`). */
+  #ipIn(b: Uint8Array, ip: number, len: number, groupMac: boolean): void {
+    const verdict = checkIpv4Layout(b, ETH_HEADER_LENGTH, len - ETH_HEADER_LENGTH, this.mtu);
     if (verdict !== "ok") {
-      if (verdict === "bad-checksum") this.stats.badChecksum++;
-      else if (verdict === "fragment") this.stats.fragments++;
+      if (verdict === "too-long") this.stats.rxOversize++;
       else this.stats.malformed++;
       return;
     }
-    const dst = ipv4Dst(b, ip);
-    const broadcast = dst === IPV4_BROADCAST || dst === ((this.address | ~this.mask) >>> 0);
-    if (dst !== this.address && !broadcast) {
-      this.stats.notForUs++;
+    const view = this.#view;
+    const hl = (b[ETH_HEADER_LENGTH + IPV4_VERSION_IHL] & 0xf) << 2;
+    if (this.#mem.sum(ip, hl) !== 0xffff) {
+      this.stats.badChecksum++;
       return;
     }
-    const hl = ipv4HeaderLength(b, ip);
-    const payload = ip + hl;
-    const payloadLength = readU16(b, ip + IPV4_TOTAL_LENGTH) - hl;
-    const src = ipv4Src(b, ip);
-    const proto = b[ip + 9];
-    if (proto === IPPROTO_ICMP && !broadcast) this.#icmpIn(b, src, payload, payloadLength);
-    else if (proto === IPPROTO_UDP) this.#udpIn(b, src, dst, payload, payloadLength);
-    else this.stats.unknownProtocol++;
+    if (isIpv4Fragment(b, ETH_HEADER_LENGTH)) {
+      this.stats.fragments++;
+      return;
+    }
+    const dst = view.getInt32(ip + IPV4_DST);
+    let broadcast = false;
+    if (dst !== this.#addr) {
+      if (dst !== -1 && dst !== this.#directed) {
+        this.stats.notForUs++;
+        return;
+      }
+      broadcast = true;
+    } else if (groupMac) {
+      this.stats.unicastToGroupMac++;
+      return;
+    }
+    const src = view.getInt32(ip + IPV4_SRC);
+    if (!this.#isHostSource(src)) {
+      this.stats.badSource++;
+      return;
+    }
+    const at = ip + hl;
+    const length = view.getUint16(ip + IPV4_TOTAL_LENGTH) - hl;
+    const proto = view.getUint8(ip + IPV4_PROTOCOL);
+    if (proto === IPPROTO_UDP) this.#udpIn(b, src, dst, at, length);
+    else if (proto !== IPPROTO_ICMP) this.stats.unknownProtocol++;
+    else if (broadcast) this.stats.icmpBroadcast++;
+    else this.#icmpIn(src, at, length);
   }
 
-  #icmpIn(b: Uint8Array, src: number, at: number, length: number): void {
+  /** An ICMP message at position `at` of pool memory. */
+  #icmpIn(src: number, at: number, length: number): void {
     if (length < ICMP_HEADER_LENGTH) {
       this.stats.malformed++;
       return;
     }
-    if (internetChecksum(b, at, length) !== 0) {
+    if (this.#mem.sum(at, length) !== 0xffff) {
       this.stats.badChecksum++;
       return;
     }
-    if (b[at + ICMP_TYPE] !== ICMP_ECHO_REQUEST || b[at + 1] !== 0) {
+    const view = this.#view;
+    if (view.getUint16(at + ICMP_TYPE) !== ICMP_ECHO_REQUEST << 8) {
       this.stats.unknownProtocol++;
       return;
     }
-    const buf = this.#dev.pool.alloc();
-    if (!buf) {
-      this.stats.txDropped++;
+    const buf = this.#pool.alloc();
+    if (buf === undefined) {
+      this.#txDrop("txNoBuffer");
       return;
     }
-    const o = ETH_HEADER_LENGTH + IPV4_MIN_HEADER;
-    if (o + length > buf.data.length) {
-      this.#dev.pool.free(buf);
-      this.stats.txDropped++;
-      return;
-    }
-    buf.data.set(b.subarray(at, at + length), o);
-    buf.data[o + ICMP_TYPE] = ICMP_ECHO_REPLY;
-    writeU16(buf.data, o + ICMP_CHECKSUM, 0);
-    writeU16(buf.data, o + ICMP_CHECKSUM, internetChecksum(buf.data, o, length));
+    // The request fits the MTU, so the reply fits the buffer.
+    const o = buf.data.byteOffset + ETH_HEADER_LENGTH + IPV4_MIN_HEADER;
+    copyBetween(this.#mem, o, this.#mem, at, length);
+    const sum = view.getUint16(o + ICMP_CHECKSUM);
+    view.setInt32(
+      o + ICMP_TYPE,
+      (ICMP_ECHO_REPLY << 24) | updateChecksum(sum, ICMP_ECHO_REQUEST << 8, ICMP_ECHO_REPLY << 8),
+    );
     this.stats.echoReplies++;
     this.#sendIp(buf, src, IPPROTO_ICMP, length);
   }
 
+  /** A UDP datagram at position `at` of pool memory, in frame `b`. */
   #udpIn(b: Uint8Array, src: number, dst: number, at: number, length: number): void {
     if (length < UDP_HEADER_LENGTH) {
       this.stats.malformed++;
       return;
     }
-    const udpLength = readU16(b, at + UDP_LENGTH);
+    const view = this.#view;
+    const ports = view.getInt32(at + UDP_SRC_PORT);
+    const udpLength = view.getUint16(at + UDP_LENGTH);
     if (udpLength < UDP_HEADER_LENGTH || udpLength > length) {
       this.stats.malformed++;
       return;
     }
+    // Over the pseudo-header and a datagram with its checksum in place, the sum folds to 0xffff.
     if (
-      readU16(b, at + UDP_CHECKSUM) !== 0 && internetChecksumUdp(b, at, udpLength, src, dst) !== 0
+      view.getUint16(at + UDP_CHECKSUM) !== 0 &&
+      finishChecksum(this.#mem.sum(at, udpLength) + udpPseudoHeaderSum(src, dst, udpLength)) !== 0
     ) {
       this.stats.badChecksum++;
       return;
     }
-    const entry = this.#sockets.get(readU16(b, at + UDP_DST_PORT));
-    if (!entry) {
-      this.stats.udpNoSocket++;
-      return;
+    const port = ports & 0xffff;
+    let socket = this.#lastSocket!;
+    if (port !== this.#lastPort) {
+      const bound = this.#sockets.get(port);
+      if (bound === undefined) {
+        this.stats.udpNoSocket++;
+        return;
+      }
+      socket = this.#lastSocket = bound;
+      this.#lastPort = port;
     }
     this.stats.udpDelivered++;
-    entry.socket.received++;
-    entry.handler(
+    socket.received++;
+    socket.handler(
       b,
-      at + UDP_HEADER_LENGTH,
+      at - b.byteOffset + UDP_HEADER_LENGTH,
       udpLength - UDP_HEADER_LENGTH,
-      src,
-      readU16(b, at + UDP_SRC_PORT),
+      src >>> 0,
+      ports >>> 16,
     );
   }
 
-  /** Fill the IPv4 header of a frame whose L4 payload is in place, resolve, queue. */
-  #sendIp(buf: PacketBuffer, dstIp: number, protocol: number, payloadLength: number): boolean {
-    writeIpv4Header(buf.data, ETH_HEADER_LENGTH, {
-      id: this.#ipId++,
-      ttl: this.#ttl,
-      protocol,
-      src: this.address,
-      dst: dstIp,
-      payload: payloadLength,
-    });
-    buf.length = padFrame(buf.data, ETH_HEADER_LENGTH + IPV4_MIN_HEADER + payloadLength);
-    if (dstIp === IPV4_BROADCAST) {
-      this.#finishFrame(buf, BROADCAST_MAC);
-      return true;
+  #arpIn(b: Uint8Array, len: number): void {
+    const a = ETH_HEADER_LENGTH;
+    if (!isEthernetIpv4Arp(b, a, len - a)) {
+      this.stats.malformed++;
+      return;
     }
-    const hop = ((dstIp & this.mask) >>> 0) === ((this.address & this.mask) >>> 0)
-      ? dstIp
-      : this.#gateway;
-    if (hop === undefined) {
-      this.#drop(buf);
-      return false;
+    const op = readU16(b, a + ARP_OPER);
+    if (op !== ARP_REQUEST && op !== ARP_REPLY) {
+      this.stats.malformed++;
+      return;
     }
-    const now = this.#now();
-    const mac = this.arp.lookup(hop, now);
-    if (mac) {
-      this.#finishFrame(buf, mac);
-      return true;
+    const sha = a + ARP_SHA;
+    if (isGroupMac(b, sha) || isZeroMac(b, sha) || macEquals(b, sha, this.#mac)) {
+      this.stats.arpBadSender++;
+      return;
     }
-    const { first, dropped } = this.arp.hold(hop, buf, now);
-    if (dropped) this.#drop(dropped);
-    if (first) this.#arpSend(ARP_REQUEST, BROADCAST_MAC, hop);
-    return true;
+    const spa = readI32(b, a + ARP_SPA);
+    const forUs = readI32(b, a + ARP_TPA) === this.#addr;
+    if (spa === 0) {
+      // RFC 5227 §2.1.1 probe: someone checks whether our address is in use. Say it is (as Linux
+      // does); a sender without an address is never learned.
+      if (op !== ARP_REQUEST) this.stats.arpBadSender++;
+      else if (forUs) this.#arpSend(ARP_REPLY, b, sha, 0);
+      else this.stats.notForUs++;
+      return;
+    }
+    if (!this.#isHostSource(spa)) {
+      this.stats.arpBadSender++;
+      return;
+    }
+    // RFC 826: update a known sender; add it when the packet is for us. Only on-link neighbours
+    // are kept: an off-link one is never a next hop.
+    const known = this.arp.has(spa);
+    if ((known || forUs) && ((spa ^ this.#addr) & this.#mask) === 0) {
+      const slot = this.arp.learn(spa, b, sha, this.#time);
+      const macs = this.arp.macs;
+      for (let f = this.arp.takeHeld(slot); f !== undefined; f = this.arp.takeHeld(slot)) {
+        copyMac(f.data, 0, macs, slot * 6);
+        this.#queue(f);
+      }
+    }
+    if (op === ARP_REQUEST && forUs) this.#arpSend(ARP_REPLY, b, sha, spa);
+    else if (!forUs && !known) this.stats.notForUs++;
   }
 
-  #finishFrame(buf: PacketBuffer, dstMac: Uint8Array): void {
+  /**
+   * Send an ARP packet to the station whose MAC is `mac[macAt..+6)`: a reply (its MAC is also
+   * the target hardware address) or a request for `targetIp` (broadcast or a unicast poll).
+   */
+  #arpSend(op: number, mac: Uint8Array, macAt: number, targetIp: number): void {
+    const buf = this.#pool.alloc();
+    if (buf === undefined) {
+      this.#txDrop("txNoBuffer");
+      return;
+    }
     const b = buf.data;
-    b.set(dstMac, 0);
-    b.set(this.#dev.mac, ETH_SRC);
-    writeU16(b, ETH_TYPE, ETHERTYPE_IPV4);
+    copyMac(b, 0, mac, macAt);
+    copyMac(b, ETH_SRC, this.#mac, 0);
+    writeU16(b, ETH_TYPE, ETHERTYPE_ARP);
+    const target = op === ARP_REQUEST ? undefined : mac;
+    writeArp(b, ETH_HEADER_LENGTH, op, this.#mac, this.#addr, target, macAt, targetIp);
+    buf.length = padFrame(b, ETH_HEADER_LENGTH + ARP_LENGTH);
+    if (op === ARP_REQUEST) this.stats.arpRequests++;
+    else this.stats.arpReplies++;
     this.#queue(buf);
   }
 
+  /**
+   * Fill the IPv4 and Ethernet headers of a frame whose L4 payload is in place, resolve the next
+   * hop, and queue it (or hold it for ARP). False when it was dropped.
+   */
+  #sendIp(buf: PacketBuffer, dst: number, protocol: number, payloadLength: number): boolean {
+    const b = buf.data;
+    const view = this.#view;
+    const p = b.byteOffset;
+    const id = this.#ipId;
+    this.#ipId = (id + 1) & 0xffff;
+    writeIpv4Header(
+      view,
+      p + ETH_HEADER_LENGTH,
+      id,
+      this.#ttl,
+      protocol,
+      this.#addr,
+      dst,
+      payloadLength,
+    );
+    buf.length = padFrame(b, ETH_HEADER_LENGTH + IPV4_MIN_HEADER + payloadLength);
+    view.setInt32(p + ETH_SRC, this.#macHead);
+    view.setInt32(p + ETH_SRC + 4, (this.#macTail << 16) | ETHERTYPE_IPV4);
+    if (dst === -1 || dst === this.#directed) {
+      copyMac(b, 0, BROADCAST_MAC, 0);
+      this.#queue(buf);
+      return true;
+    }
+    if (isMulticastAddress(dst)) {
+      writeMulticastMac(b, 0, dst);
+      this.#queue(buf);
+      return true;
+    }
+    let hop = dst;
+    if (((dst ^ this.#addr) & this.#mask) !== 0) {
+      if (!this.#hasGateway) {
+        this.#drop(buf, "noRoute");
+        return false;
+      }
+      hop = this.#gateway;
+    }
+    const arp = this.arp;
+    const now = this.#time;
+    const slot = arp.resolve(hop, now);
+    if (slot >= 0) {
+      if (arp.pollDue(slot, now)) this.#arpSend(ARP_REQUEST, arp.macs, slot * 6, hop);
+      view.setInt32(p, arp.macHead(slot));
+      view.setUint16(p + 4, arp.macTail(slot));
+      this.#queue(buf);
+      return true;
+    }
+    if (this.#pool.available < this.#holdReserve) {
+      this.#drop(buf, "arpQueueFull");
+      return false;
+    }
+    const held = arp.hold(hop, buf, now);
+    if (held === ArpHold.NEW) this.#arpSend(ARP_REQUEST, BROADCAST_MAC, 0, hop);
+    else if (held === ArpHold.REPLACED) this.#txDrop("arpQueueFull");
+    else if (held === ArpHold.REFUSED) {
+      this.#drop(buf, "arpQueueFull");
+      return false;
+    }
+    return true;
+  }
+
   #queue(buf: PacketBuffer): void {
-    this.#tx.push(buf);
-    if (this.#tx.length >= RX_BATCH) this.#flush();
+    this.#tx[this.#txCount++] = buf;
+    if (this.#txCount === RX_BATCH) this.#flush();
   }
 
   #flush(): void {
-    const n = this.#tx.length;
+    const n = this.#txCount;
     if (n === 0) return;
+    this.#txCount = 0;
     const sent = this.#dev.txBatch(this.#tx, n);
     this.stats.txFrames += sent;
-    for (let i = sent; i < n; i++) this.#drop(this.#tx[i]);
-    this.#tx.length = 0;
+    for (let i = sent; i < n; i++) this.#drop(this.#tx[i], "txRingFull");
   }
 
-  #drop(buf: PacketBuffer): void {
+  #drop(buf: PacketBuffer, reason: TxDropReason): void {
+    this.#txDrop(reason);
+    this.#pool.free(buf);
+  }
+
+  #txDrop(reason: TxDropReason): void {
+    this.stats[reason]++;
     this.stats.txDropped++;
-    this.#dev.pool.free(buf);
   }
-}
-
-/**
- * Pad a frame to the Ethernet minimum with zeros (IEEE 802.3 §4.2.3.3), so no stale bytes of a
- * reused buffer reach the wire; returns the length to send.
- */
-function padFrame(frame: Uint8Array, length: number): number {
-  if (length >= ETH_MIN_FRAME) return length;
-  frame.fill(0, length, ETH_MIN_FRAME);
-  return ETH_MIN_FRAME;
-}
-
-function internetChecksumUdp(
-  b: Uint8Array,
-  at: number,
-  length: number,
-  src: number,
-  dst: number,
-): number {
-  // Verifying: the sum over pseudo-header + datagram (including its checksum) must be 0xffff.
-  const c = udpChecksum(b, at, length, src, dst);
-  return c === 0xffff ? 0 : c;
 }

@@ -29,10 +29,13 @@ export function udpChecksum(
   src: number,
   dst: number,
 ): number {
-  let sum = (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + IPPROTO_UDP + length;
-  sum = sumWords(b, offset, length, sum);
-  const c = finishChecksum(sum);
+  const c = finishChecksum(sumWords(b, offset, length, udpPseudoHeaderSum(src, dst, length)));
   return c === 0 ? 0xffff : c;
+}
+
+/** The sum of the pseudo-header's words (RFC 768): addresses, protocol, UDP length. */
+export function udpPseudoHeaderSum(src: number, dst: number, udpLength: number): number {
+  return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + IPPROTO_UDP + udpLength;
 }
 
 /**
@@ -53,7 +56,12 @@ export interface UdpSocket {
   readonly port: number;
   /** Datagrams delivered to the handler. */
   readonly received: number;
-  /** Send a datagram from this port; false when it was dropped (no route, no buffer, ARP). */
+  /**
+   * Send a datagram from this port (the bytes are copied). True when it was queued or waits for
+   * ARP; false when it was dropped (no buffer, no route, ARP queue full — each counted). Throws a
+   * RangeError for a datagram that can never be sent: larger than the MTU allows (no
+   * fragmentation), to an address that never goes on the wire, or a range outside `data`.
+   */
   sendTo(
     dstIp: number,
     dstPort: number,
@@ -63,4 +71,47 @@ export interface UdpSocket {
   ): boolean;
   /** Unbind the port. */
   close(): void;
+}
+
+/** What a {@link UdpPort} sends through (the stack). */
+export interface UdpSender {
+  /** Send a datagram; see UdpSocket.sendTo. */
+  sendUdp(
+    srcPort: number,
+    dstIp: number,
+    dstPort: number,
+    data: Uint8Array,
+    offset: number,
+    length: number,
+  ): boolean;
+}
+
+/** A bound port: the stack's record of it and the application's {@link UdpSocket}. */
+export class UdpPort implements UdpSocket {
+  /** Datagrams delivered to the handler. */
+  received = 0;
+
+  /** A port bound to `handler`, sending through `sender`; `unbind` runs on close. */
+  constructor(
+    readonly port: number,
+    readonly handler: UdpHandler,
+    readonly sender: UdpSender,
+    readonly unbind: (port: number) => void,
+  ) {}
+
+  /** See {@link UdpSocket.sendTo}. */
+  sendTo(
+    dstIp: number,
+    dstPort: number,
+    data: Uint8Array,
+    offset = 0,
+    length = data.length,
+  ): boolean {
+    return this.sender.sendUdp(this.port, dstIp, dstPort, data, offset, length);
+  }
+
+  /** Unbind the port. */
+  close(): void {
+    this.unbind(this.port);
+  }
 }

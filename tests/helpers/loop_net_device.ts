@@ -1,6 +1,12 @@
 /**
- * An in-memory {@link NetDevice} for stack tests: frames the test injects are received, frames
- * the stack sends are captured. Its pool lives in plain memory with made-up IOVAs.
+ * An in-memory {@link NetDevice} for stack tests and the stack bench: frames the test injects
+ * are received, frames the stack sends are captured. Its pool lives in plain memory with made-up
+ * IOVAs.
+ *
+ * Two ways in: `inbox` (tests push frames, each received once) and {@link LoopNetDevice.replay}
+ * (a list of frames received round-robin `count` times). Replay and `capture = false` allocate
+ * nothing per frame (each frame is one `Uint8Array.set` into a pool buffer, as a NIC's DMA write
+ * would be one copy), so the stack bench and the allocation test measure the stack, not the rig.
  *
  * @module
  */
@@ -34,12 +40,17 @@ export function memoryAllocator(): DmaAllocator {
 export class LoopNetDevice implements NetDevice {
   readonly name = "loop";
   readonly pool: PacketPool;
-  /** Frames waiting to be received. */
+  /** Frames waiting to be received (each once, before any replayed frame). */
   readonly inbox: Uint8Array[] = [];
-  /** Frames the stack transmitted (copies). */
+  /** Frames the stack transmitted (copies), while {@link capture} is true. */
   readonly sent: Uint8Array[] = [];
+  /** Copy transmitted frames into {@link sent} (false: only count and free them). */
+  capture = true;
   /** Accept at most this many frames per txBatch (to test a full ring). */
   txLimit = Infinity;
+  #replay: Uint8Array[] = [];
+  #replayNext = 0;
+  #replayLeft = 0;
   #stats: NetDeviceStats = {
     rxPackets: 0,
     rxBytes: 0,
@@ -53,19 +64,50 @@ export class LoopNetDevice implements NetDevice {
   constructor(readonly mac: Uint8Array, buffers = 64) {
     this.pool = new PacketPool(memoryAllocator(), buffers);
   }
+
+  /**
+   * Receive `count` more frames after the inbox is empty, taking `frames` in turn (frames longer
+   * than a buffer are truncated as by {@link rxBatch}). Replaces any replay still pending.
+   */
+  replay(frames: Uint8Array[], count: number): void {
+    this.#replay = frames;
+    this.#replayNext = 0;
+    this.#replayLeft = frames.length === 0 ? 0 : count;
+  }
+
+  /** Frames still to be received (inbox plus replay). */
+  get pending(): number {
+    return this.inbox.length + this.#replayLeft;
+  }
+
   /** Always up. */
   linkUp(): boolean {
     return true;
   }
-  /** Deliver injected frames (truncated to the buffer size, as a NIC would). */
+
+  /**
+   * Deliver waiting frames, truncated to the buffer size as a NIC would. A frame that finds the
+   * pool empty is dropped and counted in `rxDropped`, as a NIC drops frames when its receive ring
+   * has no buffer posted.
+   */
   rxBatch(out: PacketBuffer[], max: number): number {
     let n = 0;
-    while (n < max && this.inbox.length > 0) {
+    while (n < max && (this.inbox.length > 0 || this.#replayLeft > 0)) {
+      let frame: Uint8Array;
+      if (this.inbox.length > 0) frame = this.inbox.shift()!;
+      else {
+        frame = this.#replay[this.#replayNext];
+        if (++this.#replayNext === this.#replay.length) this.#replayNext = 0;
+        this.#replayLeft--;
+      }
       const buf = this.pool.alloc();
-      if (!buf) break;
-      const frame = this.inbox.shift()!;
-      const len = Math.min(frame.length, buf.data.length);
-      buf.data.set(frame.subarray(0, len));
+      if (!buf) {
+        this.#stats.rxDropped++;
+        continue;
+      }
+      const len = frame.length <= buf.data.length ? frame.length : buf.data.length;
+      if (len === frame.length) buf.data.set(frame);
+      else buf.data.set(frame.subarray(0, len));
       buf.length = len;
       out[n++] = buf;
       this.#stats.rxPackets++;
@@ -73,21 +115,26 @@ export class LoopNetDevice implements NetDevice {
     }
     return n;
   }
-  /** Capture and free sent frames. */
+
+  /** Capture (when {@link capture}) and free sent frames. */
   txBatch(buffers: PacketBuffer[], count: number): number {
     const n = Math.min(count, this.txLimit);
     for (let i = 0; i < n; i++) {
-      this.sent.push(buffers[i].data.slice(0, buffers[i].length));
+      const buf = buffers[i];
+      if (this.capture) this.sent.push(buf.data.slice(0, buf.length));
       this.#stats.txPackets++;
-      this.#stats.txBytes += buffers[i].length;
-      this.pool.free(buffers[i]);
+      this.#stats.txBytes += buf.length;
+      this.pool.free(buf);
     }
+    this.#stats.txDropped += count - n;
     return n;
   }
+
   /** Counters. */
   stats(): NetDeviceStats {
     return { ...this.#stats };
   }
+
   /** Nothing to release. */
   close(): void {}
 }

@@ -2,73 +2,21 @@ import assert from "node:assert/strict";
 import { NetStack } from "../../net/stack.ts";
 import { internetChecksum } from "../../net/checksum.ts";
 import { parseIpv4 } from "../../net/ipv4.ts";
-import { udpChecksum } from "../../net/udp.ts";
 import { parseMac } from "../../net/ethernet.ts";
 import { LoopNetDevice } from "../helpers/loop_net_device.ts";
+import { checksum, FrameBuilder, put16 } from "../helpers/net_frames.ts";
 
 const OUR_MAC = parseMac("52:54:00:12:34:56");
 const PEER_MAC = parseMac("02:00:00:00:00:01");
 const OUR_IP = parseIpv4("10.0.2.15");
 const PEER_IP = parseIpv4("10.0.2.2");
 
-function be16(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >>> 8;
-  b[at + 1] = v & 0xff;
-}
-function be32(b: Uint8Array, at: number, v: number): void {
-  be16(b, at, v >>> 16);
-  be16(b, at + 2, v & 0xffff);
-}
-function eth(dst: Uint8Array, type: number, payload: number): Uint8Array {
-  const f = new Uint8Array(14 + payload);
-  f.set(dst, 0);
-  f.set(PEER_MAC, 6);
-  be16(f, 12, type);
-  return f;
-}
-function arpRequest(targetIp: number): Uint8Array {
-  const f = eth(new Uint8Array(6).fill(0xff), 0x0806, 28);
-  be16(f, 14, 1);
-  be16(f, 16, 0x0800);
-  f[18] = 6;
-  f[19] = 4;
-  be16(f, 20, 1);
-  f.set(PEER_MAC, 22);
-  be32(f, 28, PEER_IP);
-  be32(f, 38, targetIp);
-  return f;
-}
-function ipv4(proto: number, payload: Uint8Array, dst = OUR_IP): Uint8Array {
-  const f = eth(OUR_MAC, 0x0800, 20 + payload.length);
-  f[14] = 0x45;
-  be16(f, 16, 20 + payload.length);
-  be16(f, 18, 0x1234);
-  f[22] = 64;
-  f[23] = proto;
-  be32(f, 26, PEER_IP);
-  be32(f, 30, dst);
-  be16(f, 24, internetChecksum(f, 14, 20));
-  f.set(payload, 34);
-  return f;
-}
-function udp(srcPort: number, dstPort: number, data: Uint8Array, dst = OUR_IP): Uint8Array {
-  const u = new Uint8Array(8 + data.length);
-  be16(u, 0, srcPort);
-  be16(u, 2, dstPort);
-  be16(u, 4, u.length);
-  u.set(data, 8);
-  be16(u, 6, udpChecksum(u, 0, u.length, PEER_IP, dst));
-  return ipv4(17, u, dst);
-}
-function echoRequest(id: number, seq: number, data: Uint8Array): Uint8Array {
-  const m = new Uint8Array(8 + data.length);
-  m[0] = 8;
-  be16(m, 4, id);
-  be16(m, 6, seq);
-  m.set(data, 8);
-  be16(m, 2, internetChecksum(m, 0, m.length));
-  return ipv4(1, m);
-}
+const frames = new FrameBuilder({ mac: OUR_MAC, ip: OUR_IP }, { mac: PEER_MAC, ip: PEER_IP });
+const udp = (srcPort: number, dstPort: number, data: Uint8Array): Uint8Array =>
+  frames.udp(srcPort, dstPort, data);
+const echoRequest = (id: number, seq: number, data: Uint8Array): Uint8Array =>
+  frames.echoRequest(id, seq, data);
+const arpRequest = (tpa: number): Uint8Array => frames.arp({ tpa });
 
 function setup(): { dev: LoopNetDevice; stack: NetStack; now: { t: number } } {
   const dev = new LoopNetDevice(OUR_MAC);
@@ -141,10 +89,10 @@ Deno.test({
     stack.poll();
     assert.equal(dev.sent.length, 1);
     const r = dev.sent[0];
-    assert.equal(internetChecksum(r, 14, 20), 0, "IP header checksum");
+    assert.equal(checksum(r, 14, 20), 0, "IP header checksum");
     const icmp = r.subarray(34, 34 + 8 + data.length);
     assert.equal(icmp[0], 0, "echo reply");
-    assert.equal(internetChecksum(icmp, 0, icmp.length), 0, "ICMP checksum");
+    assert.equal(checksum(icmp, 0, icmp.length), 0, "ICMP checksum");
     assert.equal((icmp[4] << 8) | icmp[5], 0x4242);
     assert.equal((icmp[6] << 8) | icmp[7], 7);
     assert.deepEqual(icmp.subarray(8), data);
@@ -173,7 +121,9 @@ Deno.test({
     assert.equal((u[2] << 8) | u[3], 40000);
     const ulen = (u[4] << 8) | u[5];
     assert.equal(ulen, 13);
-    assert.equal(udpChecksum(u, 0, ulen, OUR_IP, PEER_IP), 0xffff, "checksum verifies");
+    const pseudo = (OUR_IP >>> 16) + (OUR_IP & 0xffff) + (PEER_IP >>> 16) + (PEER_IP & 0xffff) +
+      17 + ulen;
+    assert.equal(checksum(u, 0, ulen, pseudo), 0, "checksum verifies");
     assert.equal(r.length, 60, "padded to the minimum frame");
     assert.ok(r.subarray(34 + 13).every((b) => b === 0), "padding is zeros");
     assert.equal(dev.pool.available, dev.pool.capacity);
@@ -190,9 +140,7 @@ Deno.test({
     stack.poll();
     assert.equal(dev.sent.length, 1, "an ARP request");
     assert.equal((dev.sent[0][20] << 8) | dev.sent[0][21], 1);
-    const reply = arpRequest(OUR_IP);
-    be16(reply, 20, 2);
-    reply.set(OUR_MAC, 0);
+    const reply = frames.arp({ op: 2, dstMac: OUR_MAC });
     dev.inbox.push(reply);
     stack.poll();
     assert.equal(dev.sent.length, 2, "the held datagram was sent");
@@ -232,15 +180,15 @@ Deno.test({
     badUdpSum[40] ^= 0xff;
     const fragment = good.slice();
     fragment[20] |= 0x20; // MF
-    be16(fragment, 24, 0);
-    be16(fragment, 24, internetChecksum(fragment, 14, 20));
+    put16(fragment, 24, 0);
+    put16(fragment, 24, checksum(fragment, 14, 20));
     const longUdp = good.slice();
-    be16(longUdp, 38, 400); // UDP length beyond the datagram
-    be16(longUdp, 40, 0);
+    put16(longUdp, 38, 400); // UDP length beyond the datagram
+    put16(longUdp, 40, 0);
     const longIp = good.slice();
-    be16(longIp, 16, 1400);
-    be16(longIp, 24, 0);
-    be16(longIp, 24, internetChecksum(longIp, 14, 20));
+    put16(longIp, 16, 1400);
+    put16(longIp, 24, 0);
+    put16(longIp, 24, checksum(longIp, 14, 20));
     const badVersion = good.slice();
     badVersion[14] = 0x65;
     dev.inbox.push(badIpSum, badUdpSum, fragment, longUdp, longIp, badVersion);
@@ -291,5 +239,45 @@ Deno.test({
     stack.poll();
     assert.equal(stack.stats.rxFrames, 20_000 + 1);
     assert.equal(dev.pool.available, dev.pool.capacity, "every buffer returned");
+  },
+});
+
+Deno.test({
+  name: "a UDP handler that throws: the error propagates and every buffer of the batch returns",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    learnPeer(dev, stack);
+    let calls = 0;
+    stack.udpBind(7, () => {
+      if (++calls === 2) throw new Error("handler bug");
+    });
+    for (let i = 0; i < 5; i++) dev.inbox.push(udp(1234, 7, new Uint8Array([i])));
+    assert.throws(() => stack.poll(), /handler bug/);
+    assert.equal(dev.pool.available, dev.pool.capacity, "no buffer leaked");
+    stack.poll();
+    assert.equal(calls, 2, "the rest of the batch was dropped with its buffers");
+  },
+});
+
+Deno.test({
+  name: "UDP: a closed port stops receiving; a new socket on it gets the next datagram",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    learnPeer(dev, stack);
+    const got: string[] = [];
+    const first = stack.udpBind(7, () => void got.push("first"));
+    dev.inbox.push(udp(1234, 7, new Uint8Array(1)));
+    stack.poll();
+    first.close();
+    dev.inbox.push(udp(1234, 7, new Uint8Array(1)));
+    stack.poll();
+    assert.equal(stack.stats.udpNoSocket, 1);
+    stack.udpBind(7, () => void got.push("second"));
+    dev.inbox.push(udp(1234, 7, new Uint8Array(1)));
+    stack.poll();
+    assert.deepEqual(got, ["first", "second"]);
+    assert.equal(first.received, 1);
   },
 });
