@@ -44,7 +44,7 @@ import {
   RXD_STAT_VP,
   STATUS_LU,
 } from "./e1000_regs.ts";
-import { DESC_BYTES, headOffset, ringAdvance, ringAt, ringOwned } from "./e1000_ring.ts";
+import { DESC_BYTES, headOffset, ringAdvance, ringAt, ringEmpty, ringOwned } from "./e1000_ring.ts";
 import type { RingRegisters } from "./e1000_ring.ts";
 import { RxFifo } from "./e1000_rx_fifo.ts";
 import { oversized82574, RxAddressFilter, vlanAccepted } from "./e1000_rx_filter.ts";
@@ -230,9 +230,12 @@ export class E1000eReceiver {
     meta.rssField = rssField;
     meta.mrq = rss ? rss.type | (rss.queue << MRQ_QUEUE_SHIFT) : 0;
     meta.vlanTag = vlanTag;
-    if (!this.#write(ring, n, frame, total, bufSize)) return;
-    countRxFrame(this.#regs, kind, length, total);
-    this.#host.delivered();
+    const written = this.#write(ring, n, frame, length, fcs, bufSize);
+    if (written === "fault") return;
+    if (written === "done") {
+      countRxFrame(this.#regs, kind, length, total);
+      this.#host.delivered();
+    }
     if (total < mac[E1000E_RSRPD >>> 2]) this.#causes |= ICR_SRPD;
     if (ack && (mac[E1000_RFCTL >>> 2] & RFCTL_ACK_DIS) === 0) this.#causes |= ICR_ACK;
     if (this.#host.msixEnabled()) {
@@ -251,55 +254,78 @@ export class E1000eReceiver {
     return flex !== 0 ? flex * KIB : rctlBufferSize(rctl);
   }
 
+  /**
+   * Write the frame as QEMU 10's e1000e does (measured): the `size` payload bytes across as many
+   * descriptors as the buffer size needs, then — unless RCTL.SECRC — the 4 FCS bytes in a
+   * descriptor of their own; the last descriptor carries EOP and the frame's status. Returns
+   * "done", "partial" (the ring ran out mid-frame: the frame stays without EOP and uncounted, as
+   * QEMU) or "fault" (the IOMMU refused a descriptor or buffer).
+   */
   #write(
     ring: RingRegisters,
     n: number,
     frame: Uint8Array,
-    total: number,
+    size: number,
+    fcs: number,
     bufSize: number,
-  ): boolean {
+  ): "done" | "partial" | "fault" {
+    let offset = 0;
+    while (offset < size) {
+      const chunk = Math.min(size - offset, bufSize);
+      const r = this.#one(ring, n, frame, offset, chunk, fcs === 0 && offset + chunk >= size);
+      if (r !== "done") return r;
+      offset += chunk;
+    }
+    if (fcs === 0) return "done";
+    return this.#one(ring, n, frame, size, fcs, true);
+  }
+
+  /** Fill the head descriptor with `frame[offset..offset+length)`. */
+  #one(
+    ring: RingRegisters,
+    n: number,
+    frame: Uint8Array,
+    offset: number,
+    length: number,
+    last: boolean,
+  ): "done" | "partial" | "fault" {
     const meta = this.#meta;
     const mac = this.#regs.mac;
     const dma = this.#host.dma;
     const dw = this.#dw;
     const v = this.#view;
-    let done = 0;
-    while (done < total) {
-      const at = headOffset(mac, ring);
-      if (!dma.read(mac[ring.bal], mac[ring.bah], at, this.#desc)) {
-        this.#host.dmaFault(`RX queue ${n} descriptor ${mac[ring.head]}`);
-        return false;
-      }
-      const size = Math.min(total - done, bufSize);
-      const lo = dw[0];
-      const hi = dw[1];
-      const written = lo !== 0 || hi !== 0 ? size : 0; // a null buffer address is skipped
-      if (written > 0 && !dma.write(lo, hi, 0, frame, done, written)) {
-        this.#host.dmaFault(`RX queue ${n} buffer`);
-        return false;
-      }
-      done += size;
-      const last = done >= total;
-      const status = last ? meta.status : RXD_STAT_DD;
-      if (meta.extended) {
-        dw[DW_MRQ] = last ? meta.mrq : 0;
-        dw[DW_RSS] = last ? meta.rssField : 0;
-        dw[DW_STATUS] = status;
-        dw[DW_LENGTH] = (written | ((last ? meta.vlanTag : 0) << VLAN_FIELD_SHIFT)) >>> 0;
-      } else {
-        v.setUint16(LEGACY_LENGTH, written, true);
-        v.setUint16(LEGACY_CSUM, 0, true);
-        v.setUint8(LEGACY_STATUS, status & 0xff);
-        v.setUint8(LEGACY_ERRORS, status >>> ERRORS_SHIFT);
-        v.setUint16(LEGACY_SPECIAL, last ? meta.vlanTag : 0, true);
-      }
-      if (!dma.write(mac[ring.bal], mac[ring.bah], at, this.#desc)) {
-        this.#host.dmaFault(`RX queue ${n} write-back`);
-        return false;
-      }
-      ringAdvance(mac, ring, 1);
+    if (ringEmpty(mac, ring)) return "partial";
+    const at = headOffset(mac, ring);
+    if (!dma.read(mac[ring.bal], mac[ring.bah], at, this.#desc)) {
+      this.#host.dmaFault(`RX queue ${n} descriptor ${mac[ring.head]}`);
+      return "fault";
     }
-    return true;
+    const lo = dw[0];
+    const hi = dw[1];
+    const written = lo !== 0 || hi !== 0 ? length : 0; // a null buffer address is skipped
+    if (written > 0 && !dma.write(lo, hi, 0, frame, offset, written)) {
+      this.#host.dmaFault(`RX queue ${n} buffer`);
+      return "fault";
+    }
+    const status = last ? meta.status : RXD_STAT_DD;
+    if (meta.extended) {
+      dw[DW_MRQ] = last ? meta.mrq : 0;
+      dw[DW_RSS] = last ? meta.rssField : 0;
+      dw[DW_STATUS] = status;
+      dw[DW_LENGTH] = (written | ((last ? meta.vlanTag : 0) << VLAN_FIELD_SHIFT)) >>> 0;
+    } else {
+      v.setUint16(LEGACY_LENGTH, written, true);
+      v.setUint16(LEGACY_CSUM, 0, true);
+      v.setUint8(LEGACY_STATUS, status & 0xff);
+      v.setUint8(LEGACY_ERRORS, status >>> ERRORS_SHIFT);
+      v.setUint16(LEGACY_SPECIAL, last ? meta.vlanTag : 0, true);
+    }
+    if (!dma.write(mac[ring.bal], mac[ring.bah], at, this.#desc)) {
+      this.#host.dmaFault(`RX queue ${n} write-back`);
+      return "fault";
+    }
+    ringAdvance(mac, ring, 1);
+    return "done";
   }
 }
 

@@ -217,7 +217,9 @@ export class IgbReceiver {
     if (info.ipVersion === 6) pktInfo |= ADVRXD_PKT_IP6;
     if (info.l4Proto === IPPROTO_TCP) pktInfo |= ADVRXD_PKT_TCP;
     if (info.l4Proto === IPPROTO_UDP) pktInfo |= ADVRXD_PKT_UDP;
-    if (!this.#write(q, n, frame, total, bufSize, pktInfo, rssField, status, vlanTag)) return;
+    if (!this.#write(q, n, frame, length, fcs, bufSize, pktInfo, rssField, status, vlanTag)) {
+      return;
+    }
     countRxFrame(this.#regs, kind, length, total);
     this.#host.delivered();
     this.#extended |= this.#host.irq.queueCause(n, false);
@@ -232,12 +234,19 @@ export class IgbReceiver {
     return kib !== 0 ? kib << SRRCTL_BSIZEPACKET_SHIFT : rctlBufferSize(mac[E1000_RCTL >>> 2]);
   }
 
-  /** Write `frame[0..total)` across descriptors; false if the IOMMU refused something. */
+  /**
+   * Write the frame (`size` bytes, then `fcs` zero bytes) across descriptors with QEMU's
+   * arithmetic: each descriptor accounts for up to `bufSize` bytes of the total; the FCS is
+   * written only into the descriptor whose share reaches the end (so a frame that just fails to
+   * fit one buffer leaves a last descriptor of length 0, as QEMU 10's igb does). False if the
+   * IOMMU refused something.
+   */
   #write(
     q: RxQueue,
     n: number,
     frame: Uint8Array,
-    total: number,
+    size: number,
+    fcs: number,
     bufSize: number,
     pktInfo: number,
     rssField: number,
@@ -247,23 +256,28 @@ export class IgbReceiver {
     const mac = this.#regs.mac;
     const dma = this.#host.dma;
     const dw = this.#dw;
-    let done = 0;
-    while (done < total) {
+    const total = size + fcs;
+    let offset = 0;
+    while (offset < total) {
       const at = headOffset(mac, q.ring);
       if (!dma.read(mac[q.ring.bal], mac[q.ring.bah], at, this.#desc)) {
         this.#host.dmaFault(`RX queue ${n} descriptor ${mac[q.ring.head]}`);
         return false;
       }
-      const size = Math.min(total - done, bufSize);
+      const share = Math.min(total - offset, bufSize);
       const lo = dw[DW_ADDR_LO];
       const hi = dw[DW_ADDR_HI];
-      const written = lo !== 0 || hi !== 0 ? size : 0; // a null buffer address is skipped
-      if (written > 0 && !dma.write(lo, hi, 0, frame, done, written)) {
-        this.#host.dmaFault(`RX queue ${n} buffer`);
-        return false;
+      let written = 0;
+      if ((lo !== 0 || hi !== 0) && offset < size) { // a null buffer address is skipped
+        written = Math.min(size - offset, bufSize);
+        if (offset + share >= total) written += fcs; // the FCS follows the payload here
+        if (!dma.write(lo, hi, 0, frame, offset, written)) {
+          this.#host.dmaFault(`RX queue ${n} buffer`);
+          return false;
+        }
       }
-      done += size;
-      const last = done >= total;
+      offset += share;
+      const last = offset >= total;
       dw[DW_INFO] = last ? pktInfo : 0;
       dw[DW_RSS] = last ? rssField : 0;
       dw[DW_STATUS] = last ? status : RXD_STAT_DD;

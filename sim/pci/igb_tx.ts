@@ -4,7 +4,8 @@
  * write), as long as TCTL.EN and TXDCTL.ENABLE are set:
  * - advanced context descriptors (DTYP 0010b) store VLAN tag and offload context in slot IDX;
  * - advanced data descriptors (DTYP 0011b) and legacy descriptors (DEXT = 0) add their buffer
- *   to the frame; the first data descriptor's POPTS/VLE/IDX choose the offloads; EOP sends;
+ *   to the frame; the first data descriptor's POPTS/VLE/IDX choose the offloads (a legacy-only
+ *   frame reuses the last advanced frame's, as QEMU); EOP sends;
  * - with RS the descriptor is written back: STA.DD in the status dword, or — when TDWBAL bit 0
  *   is set — the new head value at TDWBAH:TDWBAL (head write-back);
  * - if any written-back descriptor's queue has a valid IVAR entry, that EICR bit and ICR.TXDW
@@ -124,14 +125,12 @@ export class IgbTransmitter {
     return this.#queues.findIndex((q) => q.ring.tail === index);
   }
 
-  /** Forget partial frames and contexts (reset). */
+  /** Forget partial frames and contexts (reset; QEMU keeps the last first-descriptor fields). */
   reset(): void {
     for (const q of this.#queues) {
       q.ctx.fill(0);
       q.frame?.reset();
       q.first = true;
-      q.firstCmd = 0;
-      q.firstOlinfo = 0;
     }
   }
 
@@ -180,16 +179,16 @@ export class IgbTransmitter {
       this.#host.dmaFault(`TX queue ${n} buffer`);
     }
     if ((cmd & TXD_CMD_EOP) === 0) return;
-    const advanced = !q.first;
-    const olinfo = advanced ? q.firstOlinfo : 0;
+    // The first data descriptor's fields choose the offloads. A frame of legacy descriptors
+    // has none of its own, and QEMU then uses the last advanced frame's (they are never
+    // cleared) — so do we.
+    const olinfo = q.firstOlinfo;
     const slot = ((olinfo >>> ADVTXD_IDX_SHIFT) & 1) * CTX_DWORDS;
-    const tse = advanced && (q.firstCmd & ADVTXD_DCMD_TSE) !== 0;
+    const tse = (q.firstCmd & ADVTXD_DCMD_TSE) !== 0;
     const length = frame.finish({
       ipChecksum: tse || (olinfo & ADVTXD_POPTS_IXSM) !== 0,
       l4Checksum: tse || (olinfo & ADVTXD_POPTS_TXSM) !== 0,
-      vlanTci: advanced && (q.firstCmd & TXD_CMD_VLE) !== 0
-        ? q.ctx[slot] >>> ADVTXD_VLAN_SHIFT
-        : undefined,
+      vlanTci: (q.firstCmd & TXD_CMD_VLE) !== 0 ? q.ctx[slot] >>> ADVTXD_VLAN_SHIFT : undefined,
       vlanTpid: this.#regs.mac[E1000_VET >>> 2] & 0xffff,
     });
     if (length > 0) this.#host.send(frame.bytes, length);
