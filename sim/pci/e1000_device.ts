@@ -228,11 +228,15 @@ export class E1000Device implements PciDeviceModel, SegmentPort {
 
   /** A frame from the wire (the segment calls this). */
   receive(frame: Uint8Array): void {
+    this.#receive(frame, frame.length);
+  }
+
+  #receive(frame: Uint8Array, length: number): void {
     if (!this.#phy.cable) return; // no link partner: nothing arrives
-    if (!this.#part.fifo.push(frame, this.#description.rxFifoBytes(this.#mac))) {
+    if (!this.#part.fifo.push(frame, length, this.#description.rxFifoBytes(this.#mac))) {
       this.#regs.inc(E1000_MPC >>> 2);
       this.counters.rxMissed++;
-      this.#trace(`receive FIFO full: frame of ${frame.length} bytes dropped`);
+      this.#trace(`receive FIFO full: frame of ${length} bytes dropped`);
     }
     this.#schedule();
   }
@@ -313,22 +317,24 @@ export class E1000Device implements PciDeviceModel, SegmentPort {
   #schedule(): void {
     if (this.#scheduled || this.#host === undefined) return;
     this.#scheduled = true;
-    this.#host.clock.schedule(E1000_PROCESS_DELAY_NS, () => {
-      this.#scheduled = false;
-      this.#part.process();
-    });
+    this.#host.clock.schedule(E1000_PROCESS_DELAY_NS, this.#run);
   }
+
+  /** The scheduled work (one function for the device's lifetime). */
+  readonly #run = (): void => {
+    this.#scheduled = false;
+    this.#part.process();
+  };
 
   #sendFrame(frame: Uint8Array, length: number): boolean {
     if (!this.#phy.cable) {
       this.counters.txDropped++;
       return false;
     }
-    const data = frame.subarray(0, length);
     const loopback = (this.#mac[E1000_RCTL >>> 2] & RCTL_LBM_MASK) === RCTL_LBM_MAC ||
       (this.#phy.regs[MII_BMCR] & BMCR_LOOPBACK) !== 0;
-    if (loopback) this.receive(data);
-    else this.#link?.send(data);
+    if (loopback) this.#receive(frame, length);
+    else this.#link?.send(frame, length);
     countTxFrame(this.#regs, frameKind(frame), length);
     this.counters.txFrames++;
     return true;
