@@ -100,6 +100,12 @@ const MAC_BYTES = 6;
 /** QEMU's first NIC address. */
 const DEFAULT_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
+/** A 64-bit register value from whatever was written (a fraction or NaN must not throw). */
+function toU64(value: number | bigint): bigint {
+  if (typeof value === "bigint") return BigInt.asUintN(64, value);
+  return BigInt.asUintN(64, BigInt(Number.isFinite(value) ? Math.trunc(value) : 0));
+}
+
 /** The parts this model can be. */
 export type E1000Model = "igb" | "e1000e";
 
@@ -273,7 +279,7 @@ export class E1000Device implements PciDeviceModel, SegmentPort {
       return;
     }
     if (size === 8) {
-      const v = BigInt.asUintN(64, BigInt(value));
+      const v = toU64(value);
       this.mmioWrite(bar, offset, 4, Number(v & 0xffff_ffffn));
       this.mmioWrite(bar, offset + 4, 4, Number(v >> 32n));
       return;
