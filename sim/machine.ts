@@ -47,6 +47,7 @@ import {
   type DeviceModelName,
   IOMMU_PLATFORMS,
   type IommuModelName,
+  isNicModel,
   type ModelContext,
 } from "./machine_models.ts";
 import { EthernetSegment } from "./net/segment.ts";
@@ -403,6 +404,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     made.set(kind, n + 1);
     return n;
   };
+  let nics = 0;
 
   const groups = new Map<number, { id: number; functions: SimPciFunction[] } & SimIommuGroup>();
   const functions: SimPciFunction[] = [];
@@ -419,11 +421,16 @@ export function createMachine(options: MachineOptions): SimMachine {
       group = { id: groupId, iommu, functions: [], dmaOwner: undefined, dmaOwnerCookie: undefined };
       groups.set(groupId, group);
     }
-    const model = typeof d.model === "string"
-      ? createDeviceModel(d.model, { segment, instance: instances(d.model) })
-      : typeof d.model === "function"
-      ? d.model({ segment, instance: instances(d.model) })
-      : d.model;
+    let model: PciDeviceModel;
+    if (typeof d.model === "string") {
+      const nic = nics;
+      if (isNicModel(d.model)) nics++;
+      model = createDeviceModel(d.model, { segment, instance: instances(d.model), nic });
+    } else if (typeof d.model === "function") {
+      model = d.model({ segment, instance: instances(d.model), nic: nics });
+    } else {
+      model = d.model;
+    }
     const fn: SimPciFunction = {
       bdf,
       requester: (bus << 8) | (slot << 3) | func,

@@ -47,3 +47,10 @@ export * from "./faults/device_faults.ts";
 export * from "./faults/dma_faults.ts";
 export * from "./faults/irq_faults.ts";
 export * from "./faults/gated_clock.ts";
+export {
+  type E1000Counters,
+  E1000Device,
+  type E1000DeviceOptions,
+  type E1000Model,
+} from "./pci/e1000_device.ts";
+export { type MsixOutcome, MsixTable, type MsixTableLayout } from "./pci/msix_table.ts";

@@ -42,6 +42,7 @@ export * from "./pci_regs.ts";
 export { findExtCapability } from "./ext_cap.ts";
 export * from "./mmio_regs.ts";
 export * from "./model_base.ts";
+export { type MsixOutcome, MsixTable, type MsixTableLayout } from "./msix_table.ts";
 export { DMA_PAGE_SIZE } from "./dma_port.ts";
 export type { ScheduledEvent } from "../clock.ts";
 export type { LinkControl } from "../faults/device_faults.ts";

@@ -6,9 +6,10 @@
  * declares its registers and implements its behaviour; nothing in it is private to the project's
  * own models, which implement the same {@link PciDeviceModel} contract directly.
  *
- * MSI-X needs a table and a pending-bit array in a BAR. {@link MsixTable} is the interface the
- * base class routes and raises through; a model passes an implementation in
- * {@link PciFunctionModelOptions.msix} (the project's table model lives in sim/pci/msix_table.ts).
+ * MSI-X needs a table and a pending-bit array in a BAR: give {@link PciFunctionModelOptions.msix}
+ * their layout and the base class adds the capability, routes both to the project's one table
+ * model ({@link MsixTable} in sim/pci/msix_table.ts, the one the built-in NICs use) and raises
+ * entries through it.
  *
  * @example
  * ```ts
@@ -37,46 +38,13 @@ import {
   type MsiCapOptions,
   type MsiOutcome,
   msiState,
-  msixState,
   type PciConfigOptions,
   PciConfigSpace,
   sendMsi,
 } from "./config.ts";
 import type { BarDecl, DeviceHost, PciDeviceModel } from "./device.ts";
 import { type AccessSize, BarMap, type MmioHandler, type UnclaimedRead } from "./mmio_regs.ts";
-
-/**
- * An MSI-X table and pending-bit array (PCI 3.0 §6.8.2) living in a device's BAR: the MMIO
- * handlers of the two structures, and sending an entry the way the function must (nothing while
- * MSI-X is disabled or bus mastering is off; a masked entry, or the function mask, sets the
- * entry's pending bit instead, and unmasking sends it).
- */
-export interface MsixTable {
-  /** Entries in the table. */
-  readonly size: number;
-  /** Handler of the table (16 bytes per entry), offsets relative to the table's start. */
-  readonly table: MmioHandler;
-  /** Handler of the pending-bit array, offsets relative to its start. */
-  readonly pba: MmioHandler;
-  /** Send entry `vector` (see the interface doc). */
-  send(vector: number): MsiOutcome;
-  /** Power-on state: every entry masked, no pending bit. */
-  reset(): void;
-}
-
-/** How a model with MSI-X places its table (the capability is added from this). */
-export interface MsixPlacement {
-  /** The table implementation. */
-  readonly table: MsixTable;
-  /** BAR holding the table. */
-  readonly tableBar: number;
-  /** Offset of the table in that BAR (8-byte aligned). */
-  readonly tableOffset: number;
-  /** BAR holding the pending-bit array. */
-  readonly pbaBar: number;
-  /** Offset of the pending-bit array (8-byte aligned). */
-  readonly pbaOffset: number;
-}
+import { type MsixOutcome, MsixTable, type MsixTableLayout } from "./msix_table.ts";
 
 /** Options of a {@link PciFunctionModel}. */
 export interface PciFunctionModelOptions {
@@ -86,8 +54,8 @@ export interface PciFunctionModelOptions {
   readonly bars: readonly BarDecl[];
   /** An MSI capability. */
   readonly msi?: MsiCapOptions;
-  /** An MSI-X capability with its table. */
-  readonly msix?: MsixPlacement;
+  /** An MSI-X capability, its table and pending-bit array in one BAR. */
+  readonly msix?: MsixTableLayout;
   /** A PCI Express capability (needs `config.express`); `flr` makes {@link resetWorks} true. */
   readonly express?: { readonly flr?: boolean };
   /** Whether VFIO may reset the function (default: true with FLR, false otherwise). */
@@ -97,7 +65,7 @@ export interface PciFunctionModelOptions {
 }
 
 /** Where {@link PciFunctionModel.interrupt} sent an interrupt, or why it did not. */
-export type InterruptOutcome = MsiOutcome | "intx";
+export type InterruptOutcome = MsiOutcome | MsixOutcome | "intx";
 
 /** A base class for simulated PCI functions (see the module doc). */
 export abstract class PciFunctionModel implements PciDeviceModel {
@@ -126,17 +94,23 @@ export abstract class PciFunctionModel implements PciDeviceModel {
     if (o.msi) this.config.addMsi(o.msi);
     this.mmio = new BarMap({ unclaimed: o.unclaimed });
     if (o.msix) {
-      const m = o.msix;
+      const l = o.msix;
       this.config.addMsix({
-        tableSize: m.table.size,
-        tableBar: m.tableBar,
-        tableOffset: m.tableOffset,
-        pbaBar: m.pbaBar,
-        pbaOffset: m.pbaOffset,
+        tableSize: l.vectors,
+        tableBar: l.bar,
+        tableOffset: l.tableOffset,
+        pbaBar: l.bar,
+        pbaOffset: l.pbaOffset,
       });
-      this.mmio.route(m.tableBar, m.tableOffset, m.table.size * MSIX_ENTRY_BYTES, m.table.table);
-      this.mmio.route(m.pbaBar, m.pbaOffset, pbaBytes(m.table.size), m.table.pba);
-      this.#msix = m.table;
+      const table = new MsixTable(this.config, l);
+      // BarMap hands out offsets relative to each range; the table model takes BAR offsets.
+      const at = (start: number): MmioHandler => ({
+        read: (offset, size) => table.read(start + offset, size),
+        write: (offset, size, value) => table.write(start + offset, size, value),
+      });
+      this.mmio.route(l.bar, l.tableOffset, l.vectors * MSIX_ENTRY_BYTES, at(l.tableOffset));
+      this.mmio.route(l.bar, l.pbaOffset, pbaBytes(l.vectors), at(l.pbaOffset));
+      this.#msix = table;
     }
     this.resetWorks = o.resetWorks ?? (o.express?.flr ?? false);
     this.intx = new IntxPin(this.config);
@@ -152,6 +126,7 @@ export abstract class PciFunctionModel implements PciDeviceModel {
   connect(host: DeviceHost): void {
     this.#host = host;
     this.intx.connect(host.irq);
+    this.#msix?.connect(host.irq);
     this.onConnect();
   }
 
@@ -206,7 +181,7 @@ export abstract class PciFunctionModel implements PciDeviceModel {
    * acknowledged). Returns where it went, or why it was not sent.
    */
   protected interrupt(vector = 0): InterruptOutcome {
-    if (this.#msix && msixState(this.config)?.enabled) return this.#msix.send(vector);
+    if (this.#msix?.enabled) return this.#msix.notify(vector);
     if (msiState(this.config)?.enabled) return sendMsi(this.config, this.host.irq, vector);
     this.intx.set(true);
     return "intx";
