@@ -18,7 +18,7 @@ import type { VirtualClock } from "../clock.ts";
 import type { IommuModel } from "../iommu/model.ts";
 import type { PhysicalMemory } from "../memory.ts";
 import { busMasterEnabled } from "./config_irq.ts";
-import type { DmaPort, PciConfig } from "./device.ts";
+import { DMA_FAULT, type DmaPort, type PciConfig } from "./device.ts";
 
 /** Requests never cross a 4 KiB boundary (translation granule; PCIe 4.0 §2.2.7). */
 export const DMA_PAGE_SIZE = 4096;
@@ -85,8 +85,35 @@ export function createDmaPort(o: DmaPortOptions): DmaPort {
     return true;
   };
 
+  const big = (iova: number): bigint => {
+    if (!Number.isSafeInteger(iova) || iova < 0) {
+      throw new RangeError(`DMA: IOVA ${iova} is not a non-negative safe integer (use a bigint)`);
+    }
+    return BigInt(iova);
+  };
+  const small = new Uint8Array(4);
+  const smallView = new DataView(small.buffer);
+
   return {
     read: (iova, dst, pasid) => transfer("read", iova, dst, pasid),
     write: (iova, src, pasid) => transfer("write", iova, src, pasid),
+    readInto: (iova, dst, off, len, pasid) =>
+      transfer("read", big(iova), dst.subarray(off, off + len), pasid),
+    writeFrom: (iova, src, off, len, pasid) =>
+      transfer("write", big(iova), src.subarray(off, off + len), pasid),
+    read16: (iova, pasid) =>
+      transfer("read", big(iova), small.subarray(0, 2), pasid)
+        ? smallView.getUint16(0, true)
+        : DMA_FAULT,
+    read32: (iova, pasid) =>
+      transfer("read", big(iova), small, pasid) ? smallView.getUint32(0, true) : DMA_FAULT,
+    write16: (iova, value, pasid) => {
+      smallView.setUint16(0, value & 0xffff, true);
+      return transfer("write", big(iova), small.subarray(0, 2), pasid);
+    },
+    write32: (iova, value, pasid) => {
+      smallView.setUint32(0, value >>> 0, true);
+      return transfer("write", big(iova), small, pasid);
+    },
   };
 }
