@@ -21,6 +21,8 @@ export interface PhysicalChunk {
   refs: number;
 }
 
+import { type ByteViews, byteViews, copyBytes, ViewCache } from "./bytes.ts";
+
 /** Physical address where simulated RAM starts (above the 32-bit MMIO hole, like a real PC). */
 export const SIM_RAM_BASE = 0x1_0000_0000;
 
@@ -32,8 +34,10 @@ export class PhysicalMemory {
   readonly #limit: number;
   /** The chunk {@link chunkAt} found last (tried first; ignored once released). */
   #last: PhysicalChunk | undefined;
-  /** DataViews over chunks, made once each by {@link viewOf}. */
-  readonly #views = new WeakMap<PhysicalChunk, DataView>();
+  /** Views over chunks, made once each by {@link viewOf}. */
+  readonly #views = new WeakMap<PhysicalChunk, ByteViews>();
+  /** Views of the buffers callers copy from and to. */
+  readonly #callerViews = new ViewCache();
 
   /** Physical memory of at most `limitBytes` (allocation beyond it fails). */
   constructor(limitBytes = 4 * 1024 ** 3) {
@@ -101,11 +105,11 @@ export class PhysicalMemory {
     return undefined;
   }
 
-  /** A DataView over a chunk's bytes, created once per chunk. */
-  viewOf(chunk: PhysicalChunk): DataView {
+  /** Views over a chunk's bytes (a DataView, 32-bit words), created once per chunk. */
+  viewOf(chunk: PhysicalChunk): ByteViews {
     let v = this.#views.get(chunk);
     if (v === undefined) {
-      v = new DataView(chunk.bytes.buffer, chunk.bytes.byteOffset, chunk.bytes.byteLength);
+      v = byteViews(chunk.bytes);
       this.#views.set(chunk, v);
     }
     return v;
@@ -113,24 +117,24 @@ export class PhysicalMemory {
 
   /**
    * Copy `length` bytes at physical `phys` into `dst[dstOffset, dstOffset + length)`; false (and
-   * `dst` untouched) unless the whole range lies in one chunk. No allocation for copies up to
-   * {@link WORD_COPY_MAX} bytes.
+   * `dst` untouched) unless the whole range lies in one chunk. No allocation for short copies
+   * (bytes.ts).
    */
   copyOut(phys: number, dst: Uint8Array, dstOffset: number, length: number): boolean {
     const c = this.chunkAt(phys);
     if (c === undefined || phys + length > c.base + c.length) return false;
-    copyBytes(c.bytes, this.viewOf(c), phys - c.base, dst, viewFor(dst), dstOffset, length);
+    copyBytes(this.viewOf(c), phys - c.base, this.#callerViews.of(dst), dstOffset, length);
     return true;
   }
 
   /**
    * Copy `src[srcOffset, srcOffset + length)` to physical `phys`; false (nothing written) unless
-   * the whole range lies in one chunk. No allocation for copies up to {@link WORD_COPY_MAX} bytes.
+   * the whole range lies in one chunk. No allocation for short copies (bytes.ts).
    */
   copyIn(phys: number, src: Uint8Array, srcOffset: number, length: number): boolean {
     const c = this.chunkAt(phys);
     if (c === undefined || phys + length > c.base + c.length) return false;
-    copyBytes(src, viewFor(src), srcOffset, c.bytes, this.viewOf(c), phys - c.base, length);
+    copyBytes(this.#callerViews.of(src), srcOffset, this.viewOf(c), phys - c.base, length);
     return true;
   }
 
@@ -149,7 +153,7 @@ export class PhysicalMemory {
     const p = Number(phys);
     const c = this.chunkAt(p);
     if (!c || p + 8 > c.base + c.length) return undefined;
-    return this.viewOf(c).getBigUint64(p - c.base, true);
+    return this.viewOf(c).data.getBigUint64(p - c.base, true);
   }
 
   /** Write a little-endian u64; false if unbacked. */
@@ -157,60 +161,9 @@ export class PhysicalMemory {
     const p = Number(phys);
     const c = this.chunkAt(p);
     if (!c || p + 8 > c.base + c.length) return false;
-    this.viewOf(c).setBigUint64(p - c.base, value, true);
+    this.viewOf(c).data.setBigUint64(p - c.base, value, true);
     return true;
   }
-}
-
-/**
- * Largest copy {@link copyBytes} does with 32-bit word moves; longer ones go through the engine's
- * memcpy (`set` of a temporary `subarray`: one small object, cheaper than a word loop there).
- * Measured in V8 with SharedArrayBuffer-backed arrays: a word loop of 64 bytes ≈ 25 ns against
- * ≈ 55 ns for subarray + set, 512 bytes ≈ 250 ns against ≈ 170 ns.
- */
-export const WORD_COPY_MAX = 256;
-
-/**
- * Copy `length` bytes from `src[srcOffset…]` to `dst[dstOffset…]` (different buffers, or
- * non-overlapping ranges); `srcView`/`dstView` are DataViews over the same bytes as `src`/`dst`
- * (same byte offset). The caller has checked the bounds.
- */
-export function copyBytes(
-  src: Uint8Array,
-  srcView: DataView,
-  srcOffset: number,
-  dst: Uint8Array,
-  dstView: DataView,
-  dstOffset: number,
-  length: number,
-): void {
-  if (length > WORD_COPY_MAX) {
-    dst.set(src.subarray(srcOffset, srcOffset + length), dstOffset);
-    return;
-  }
-  let i = 0;
-  for (; i + 4 <= length; i += 4) {
-    dstView.setUint32(dstOffset + i, srcView.getUint32(srcOffset + i, true), true);
-  }
-  for (; i < length; i++) dst[dstOffset + i] = src[srcOffset + i];
-}
-
-/** DataViews of the last few byte arrays a caller copied from or to (models reuse buffers). */
-const VIEW_CACHE_SIZE = 4;
-const viewKeys: (Uint8Array | undefined)[] = new Array(VIEW_CACHE_SIZE).fill(undefined);
-const viewValues: (DataView | undefined)[] = new Array(VIEW_CACHE_SIZE).fill(undefined);
-let viewNext = 0;
-
-/** A DataView over exactly the bytes of `a`, cached for the last few arrays seen. */
-export function viewFor(a: Uint8Array): DataView {
-  for (let i = 0; i < VIEW_CACHE_SIZE; i++) {
-    if (viewKeys[i] === a) return viewValues[i]!;
-  }
-  const v = new DataView(a.buffer, a.byteOffset, a.byteLength);
-  viewKeys[viewNext] = a;
-  viewValues[viewNext] = v;
-  viewNext = (viewNext + 1) % VIEW_CACHE_SIZE;
-  return v;
 }
 
 /** One anonymous mapping of the simulated process. */

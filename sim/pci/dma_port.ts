@@ -38,14 +38,18 @@
 
 import type { VirtualClock } from "../clock.ts";
 import type { DmaAccess, IommuModel, TranslationEpoch, TranslationHint } from "../iommu/model.ts";
-import { copyBytes, type PhysicalChunk, type PhysicalMemory, viewFor } from "../memory.ts";
+import type { PhysicalChunk, PhysicalMemory } from "../memory.ts";
+import { type ByteViews, copyBytes, ViewCache } from "../bytes.ts";
 import { busMasterEnabled } from "./config_irq.ts";
 import { DMA_FAULT, type DmaPort, type PciConfig } from "./device.ts";
 
 /** Requests never cross a 4 KiB boundary (translation granule; PCIe 4.0 §2.2.7). */
 export const DMA_PAGE_SIZE = 4096;
-/** Entries of a port's translation cache (direct-mapped by IOVA page number; a power of two). */
-export const DMA_CACHE_SLOTS = 256;
+/**
+ * Entries of a port's translation cache (a power of two), direct-mapped by IOVA page number
+ * folded with its bits above the index (rings and buffers 2 MiB apart do not collide).
+ */
+export const DMA_CACHE_SLOTS = 1024;
 
 /** Options of {@link createDmaPort}. */
 export interface DmaPortOptions {
@@ -104,13 +108,16 @@ class CachingDmaPort implements DmaPort {
   readonly #phys = new Float64Array(DMA_CACHE_SLOTS + 1);
   /** The chunk backing the page (undefined: not RAM). */
   readonly #chunk: (PhysicalChunk | undefined)[] = new Array(DMA_CACHE_SLOTS + 1).fill(undefined);
-  readonly #view: (DataView | undefined)[] = new Array(DMA_CACHE_SLOTS + 1).fill(undefined);
+  /** Views over the chunk's bytes. */
+  readonly #view: (ByteViews | undefined)[] = new Array(DMA_CACHE_SLOTS + 1).fill(undefined);
   /** Offset of the page's first byte in the chunk. */
   readonly #off = new Float64Array(DMA_CACHE_SLOTS + 1);
   /** Bytes of the page the chunk backs, from its first byte (0: not RAM). */
   readonly #backed = new Float64Array(DMA_CACHE_SLOTS + 1);
   readonly #small = new Uint8Array(4);
   readonly #smallView = new DataView(this.#small.buffer);
+  /** Views of the device buffers passed to readInto/writeFrom (the same few every time). */
+  readonly #buffers = new ViewCache();
 
   constructor(o: DmaPortOptions) {
     this.#o = o;
@@ -161,7 +168,7 @@ class CachingDmaPort implements DmaPort {
     }
     if (!this.#busMaster(false, iova, 2)) return DMA_FAULT;
     const s = this.#translatePage(iova, pasid, false, iova, 2, 0, 2);
-    return s === FAILED ? DMA_FAULT : this.#view[s]!.getUint16(this.#off[s] + at, true);
+    return s === FAILED ? DMA_FAULT : this.#view[s]!.data.getUint16(this.#off[s] + at, true);
   }
 
   read32(iova: number, pasid?: number): number {
@@ -172,7 +179,7 @@ class CachingDmaPort implements DmaPort {
     }
     if (!this.#busMaster(false, iova, 4)) return DMA_FAULT;
     const s = this.#translatePage(iova, pasid, false, iova, 4, 0, 4);
-    return s === FAILED ? DMA_FAULT : this.#view[s]!.getUint32(this.#off[s] + at, true);
+    return s === FAILED ? DMA_FAULT : this.#view[s]!.data.getUint32(this.#off[s] + at, true);
   }
 
   write16(iova: number, value: number, pasid?: number): boolean {
@@ -184,7 +191,7 @@ class CachingDmaPort implements DmaPort {
     if (!this.#busMaster(true, iova, 2)) return false;
     const s = this.#translatePage(iova, pasid, true, iova, 2, 0, 2);
     if (s === FAILED) return false;
-    this.#view[s]!.setUint16(this.#off[s] + at, value & 0xffff, true);
+    this.#view[s]!.data.setUint16(this.#off[s] + at, value & 0xffff, true);
     return true;
   }
 
@@ -197,7 +204,7 @@ class CachingDmaPort implements DmaPort {
     if (!this.#busMaster(true, iova, 4)) return false;
     const s = this.#translatePage(iova, pasid, true, iova, 4, 0, 4);
     if (s === FAILED) return false;
-    this.#view[s]!.setUint32(this.#off[s] + at, value >>> 0, true);
+    this.#view[s]!.data.setUint32(this.#off[s] + at, value >>> 0, true);
     return true;
   }
 
@@ -218,11 +225,9 @@ class CachingDmaPort implements DmaPort {
       const n = Math.min(DMA_PAGE_SIZE - at, length - done);
       const s = this.#translatePage(addr, pasid, write, iova, length, done, n);
       if (s === FAILED) return false;
-      const view = this.#view[s]!;
-      const bytes = this.#chunk[s]!.bytes;
       const pos = this.#off[s] + at;
-      if (write) copyBytes(buf, viewFor(buf), offset + done, bytes, view, pos, n);
-      else copyBytes(bytes, view, pos, buf, viewFor(buf), offset + done, n);
+      if (write) copyBytes(this.#buffers.of(buf), offset + done, this.#view[s]!, pos, n);
+      else copyBytes(this.#view[s]!, pos, this.#buffers.of(buf), offset + done, n);
       done += n;
     }
     return true;
@@ -254,7 +259,8 @@ class CachingDmaPort implements DmaPort {
   ): number {
     const at = addr & PAGE_MASK;
     const page = addr - at;
-    const s = (page / DMA_PAGE_SIZE) & SLOT_MASK;
+    const number = page / DMA_PAGE_SIZE;
+    const s = (number ^ (number / DMA_CACHE_SLOTS)) & SLOT_MASK;
     const epoch = this.#epoch;
     if (
       this.#iova[s] === page && epoch !== undefined && this.#gen[s] === epoch.value &&

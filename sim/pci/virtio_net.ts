@@ -7,11 +7,24 @@
  *
  * Written from the specification, independently of the driver in drivers/virtio/.
  *
+ * The per-packet path allocates nothing and uses no BigInt: ring and buffer addresses are Numbers
+ * (below 2^53; a ring or buffer above that goes through the DmaPort's bigint methods), ring
+ * entries and descriptors move through the DmaPort's number-address methods into buffers the
+ * device owns, received frames wait in a backlog of preallocated slots that already hold the
+ * virtio-net header, and a transmitted frame leaves from the device's transmit buffer.
+ *
  * @module
  */
 
-import type { BarDecl, DeviceHost, PciConfig, PciDeviceModel } from "./device.ts";
-import type { EthernetSegment, SegmentLink, SegmentPort } from "../net/segment.ts";
+import type { BarDecl, DeviceHost, DmaPort, PciConfig, PciDeviceModel } from "./device.ts";
+import {
+  type EthernetSegment,
+  MAX_SEGMENT_FRAME,
+  type SegmentLink,
+  type SegmentPort,
+} from "../net/segment.ts";
+import type { ClockTarget } from "../clock.ts";
+import { type ByteViews, byteViews, copyBytes, ViewCache } from "../bytes.ts";
 import { buildVirtioConfigSpace } from "./virtio_config.ts";
 
 /** BAR holding the virtio structures (QEMU uses BAR 4, 64-bit prefetchable). */
@@ -72,7 +85,30 @@ interface Queue {
   device: bigint;
   lastAvail: number;
   usedIdx: number;
+  /** `desc`, `driver`, `device` as Numbers once enabled ({@link NOT_SAFE} when above 2^53). */
+  descN: number;
+  driverN: number;
+  deviceN: number;
+  /** Whether the Number copies were taken (the addresses are frozen once the queue is enabled). */
+  numeric: boolean;
 }
+
+/** A ring address that does not fit a Number exactly: the ring is reached with bigints. */
+const NOT_SAFE = -1;
+/** A descriptor's address is a Number when its high word is below this (address + length < 2^53). */
+const SAFE_HIGH_WORD = 2 ** 21 - 1;
+/** Bytes of a split-ring descriptor (§2.7.5) and of a used-ring element (§2.7.8). */
+const DESC_BYTES = 16;
+const USED_ELEM_BYTES = 8;
+/** Offsets in the driver (avail) and device (used) areas (§2.7.6, §2.7.8): flags, idx, ring. */
+const RING_IDX = 2;
+const RING_ENTRIES = 4;
+/** A backlog slot: the virtio-net header, then the frame (rounded up to 8 bytes). */
+const RX_SLOT_BYTES = (NET_HDR + MAX_SEGMENT_FRAME + 7) & ~7;
+/** num_buffers (le16) in struct virtio_net_hdr (§5.1.6). */
+const HDR_NUM_BUFFERS = 10;
+/** Initial size of the transmit buffer (grown for a longer chain). */
+const TX_BUFFER_BYTES = NET_HDR + MAX_SEGMENT_FRAME;
 
 function freshQueue(): Queue {
   return {
@@ -84,7 +120,18 @@ function freshQueue(): Queue {
     device: 0n,
     lastAvail: 0,
     usedIdx: 0,
+    descN: NOT_SAFE,
+    driverN: NOT_SAFE,
+    deviceN: NOT_SAFE,
+    numeric: false,
   };
+}
+
+/** `address` as a Number when `address + span` stays below 2^53, else {@link NOT_SAFE}. */
+function safeAddress(address: bigint, span: number): number {
+  return address >= 0n && address + BigInt(span) <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(address)
+    : NOT_SAFE;
 }
 
 /** Counters of the device model. */
@@ -126,8 +173,36 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #driverFeatures = 0n;
   #queueSelect = 0;
   #isr = 0;
-  #backlog: Uint8Array[] = [];
   #pending = false;
+  #dma: DmaPort | undefined;
+  /**
+   * Received frames waiting for a buffer: slot i holds header + frame, `#rxLength[i]` bytes, at
+   * i·RX_SLOT_BYTES of `#rx` (made at the first frame), or in `#rxLong[i]` when longer.
+   */
+  #rx: ByteViews | undefined;
+  readonly #rxLong: (ByteViews | undefined)[] = [];
+  readonly #rxLength = new Int32Array(VIRTIO_NET_RX_BACKLOG);
+  #rxHead = 0;
+  #rxCount = 0;
+  /** The device-readable buffers of the chain being transmitted, gathered. */
+  #tx = new Uint8Array(TX_BUFFER_BYTES);
+  /** Views of the buffers frames arrive in. */
+  readonly #arriving = new ViewCache();
+  /** The descriptor last read by {@link #descriptor}. */
+  readonly #desc = new Uint8Array(DESC_BYTES);
+  readonly #descView = new DataView(this.#desc.buffer);
+  /** A le16 read at a bigint IOVA. */
+  readonly #small = new Uint8Array(2);
+  /** The used-ring element being written. */
+  readonly #used = new Uint8Array(USED_ELEM_BYTES);
+  readonly #usedView = new DataView(this.#used.buffer);
+  /** Runs the queues when the scheduled processing time comes. */
+  readonly #tick: ClockTarget = {
+    onClock: () => {
+      this.#pending = false;
+      this.#process();
+    },
+  };
 
   /** A device with a MAC, plugged into a segment. */
   constructor(options: VirtioNetDeviceOptions = {}) {
@@ -154,6 +229,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   /** Plug into the machine (and the segment). */
   connect(host: DeviceHost): void {
     this.#host = host;
+    this.#dma = host.dma;
     this.#link = this.#segment?.attach(this);
   }
 
@@ -190,11 +266,28 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
 
   /** A frame from the segment. */
   receive(frame: Uint8Array): void {
-    if (this.#backlog.length >= VIRTIO_NET_RX_BACKLOG) {
+    this.receiveFrom(frame, 0, frame.length);
+  }
+
+  /** A frame from the segment (`length` bytes of `buf` from `offset`), copied to the backlog. */
+  receiveFrom(buf: Uint8Array, offset: number, length: number): void {
+    if (this.#rxCount >= VIRTIO_NET_RX_BACKLOG) {
       this.counters.rxDropped++;
       return;
     }
-    this.#backlog.push(frame);
+    const i = (this.#rxHead + this.#rxCount) % VIRTIO_NET_RX_BACKLOG;
+    let to: ByteViews;
+    let at = i * RX_SLOT_BYTES;
+    if (NET_HDR + length <= RX_SLOT_BYTES) {
+      to = this.#rx ??= rxBacklog();
+      this.#rxLong[i] = undefined;
+    } else {
+      to = this.#rxLong[i] = byteViews(rxHeader(new Uint8Array(NET_HDR + length)));
+      at = 0;
+    }
+    copyBytes(this.#arriving.of(buf), offset, to, at + NET_HDR, length);
+    this.#rxLength[i] = NET_HDR + length;
+    this.#rxCount++;
     this.#schedule();
   }
 
@@ -351,10 +444,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #schedule(): void {
     if (this.#pending || !this.#host) return;
     this.#pending = true;
-    this.#host.clock.schedule(VIRTIO_NET_PROCESS_DELAY_NS, () => {
-      this.#pending = false;
-      this.#process();
-    });
+    this.#host.clock.post(VIRTIO_NET_PROCESS_DELAY_NS, this.#tick, 0);
   }
 
   #running(): boolean {
@@ -370,24 +460,18 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #transmit(): void {
     const q = this.#queues[TX_QUEUE];
     if (!q.enabled) return;
+    if (!q.numeric) numericAddresses(q);
     let avail: number | undefined;
     while ((avail = this.#availIdx(q)) !== undefined && avail !== q.lastAvail) {
       const head = this.#availEntry(q, q.lastAvail);
       if (head === undefined) return;
-      const chunks = this.#readChain(q, head, false);
-      if (!chunks) return;
-      const total = chunks.reduce((n, c) => n + c.length, 0);
-      const packet = new Uint8Array(total);
-      let at = 0;
-      for (const c of chunks) {
-        packet.set(c, at);
-        at += c.length;
-      }
+      const total = this.#readChain(q, head);
+      if (total === undefined) return;
       q.lastAvail = (q.lastAvail + 1) & 0xffff;
       if (!this.#pushUsed(q, head, 0)) return;
-      if (packet.length > NET_HDR) {
+      if (total > NET_HDR) {
         this.counters.tx++;
-        this.#link?.send(packet.subarray(NET_HDR));
+        this.#link?.sendFrom(this.#tx, NET_HDR, total - NET_HDR);
       }
     }
     this.#interrupt(q);
@@ -396,14 +480,20 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #deliver(): void {
     const q = this.#queues[RX_QUEUE];
     if (!q.enabled) return;
+    if (!q.numeric) numericAddresses(q);
     let delivered = false;
-    while (this.#backlog.length > 0) {
+    while (this.#rxCount > 0) {
       const avail = this.#availIdx(q);
       if (avail === undefined || avail === q.lastAvail) break;
       const head = this.#availEntry(q, q.lastAvail);
       if (head === undefined) return;
-      const frame = this.#backlog.shift()!;
-      const written = this.#writeChain(q, head, frame);
+      const slot = this.#rxHead;
+      this.#rxHead = (slot + 1) % VIRTIO_NET_RX_BACKLOG;
+      this.#rxCount--;
+      const long = this.#rxLong[slot];
+      const written = long !== undefined
+        ? this.#writeChain(q, head, long.bytes, 0, this.#rxLength[slot])
+        : this.#writeChain(q, head, this.#rx!.bytes, slot * RX_SLOT_BYTES, this.#rxLength[slot]);
       if (written === undefined) return;
       q.lastAvail = (q.lastAvail + 1) & 0xffff;
       if (!this.#pushUsed(q, head, written)) return;
@@ -414,94 +504,137 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #availIdx(q: Queue): number | undefined {
-    return this.#read16(q.driver + 2n);
+    return this.#ringRead16(q.driverN, q.driver, RING_IDX);
   }
 
   #availEntry(q: Queue, index: number): number | undefined {
-    const id = this.#read16(q.driver + 4n + 2n * BigInt(index % q.size));
+    const id = this.#ringRead16(q.driverN, q.driver, RING_ENTRIES + 2 * (index % q.size));
     if (id === undefined) return undefined;
     if (id >= q.size) return this.#fail(`avail entry ${id} ≥ queue size ${q.size}`);
     return id;
   }
 
-  /** Read a descriptor chain's buffers (device-readable ones; `writable` selects the other kind). */
-  #readChain(q: Queue, head: number, writable: boolean): Uint8Array[] | undefined {
-    const out: Uint8Array[] = [];
+  /**
+   * Gather a descriptor chain's device-readable buffers into the transmit buffer (device-writable
+   * ones are skipped); returns the bytes gathered.
+   */
+  #readChain(q: Queue, head: number): number | undefined {
+    let at = 0;
     let i = head;
     for (let hops = 0; hops < q.size; hops++) {
-      const d = this.#descriptor(q, i);
-      if (!d) return undefined;
-      if ((d.flags & DESC_INDIRECT) !== 0) {
+      if (!this.#descriptor(q, i)) return undefined;
+      const v = this.#descView;
+      const len = v.getUint32(8, true);
+      const flags = v.getUint16(12, true);
+      if ((flags & DESC_INDIRECT) !== 0) {
         return this.#fail("indirect descriptors were not negotiated");
       }
-      if (((d.flags & DESC_WRITE) !== 0) === writable && d.len > 0) {
-        const buf = new Uint8Array(d.len);
-        if (!this.#host!.dma.read(d.addr, buf)) return this.#dmaError();
-        out.push(buf);
+      if ((flags & DESC_WRITE) === 0 && len > 0) {
+        if (at + len > this.#tx.length) this.#growTx(at + len);
+        if (!this.#buffer(false, this.#tx, at, len)) return this.#dmaError();
+        at += len;
       }
-      if ((d.flags & DESC_NEXT) === 0) return out;
-      i = d.next;
+      if ((flags & DESC_NEXT) === 0) return at;
+      i = v.getUint16(14, true);
       if (i >= q.size) return this.#fail(`descriptor next ${i} ≥ queue size`);
     }
     return this.#fail("descriptor chain loops");
   }
 
-  /** Write header + frame into a device-writable chain; returns bytes written. */
-  #writeChain(q: Queue, head: number, frame: Uint8Array): number | undefined {
-    const data = new Uint8Array(NET_HDR + frame.length);
-    data[10] = 1; // num_buffers = 1 (le16 at offset 10)
-    data.set(frame, NET_HDR);
+  /** A transmit buffer of at least `bytes`, keeping what was gathered. */
+  #growTx(bytes: number): void {
+    const bigger = new Uint8Array(Math.max(bytes, 2 * this.#tx.length));
+    bigger.set(this.#tx);
+    this.#tx = bigger;
+  }
+
+  /**
+   * Write `length` bytes of `data` from `base` (virtio-net header + frame) into a device-writable
+   * chain; returns bytes written.
+   */
+  #writeChain(
+    q: Queue,
+    head: number,
+    data: Uint8Array,
+    base: number,
+    length: number,
+  ): number | undefined {
     let at = 0;
     let i = head;
-    for (let hops = 0; hops < q.size && at < data.length; hops++) {
-      const d = this.#descriptor(q, i);
-      if (!d) return undefined;
-      if ((d.flags & DESC_WRITE) === 0) {
+    for (let hops = 0; hops < q.size && at < length; hops++) {
+      if (!this.#descriptor(q, i)) return undefined;
+      const v = this.#descView;
+      const flags = v.getUint16(12, true);
+      if ((flags & DESC_WRITE) === 0) {
         return this.#fail("receive descriptor is not device-writable");
       }
-      const n = Math.min(d.len, data.length - at);
-      if (n > 0 && !this.#host!.dma.write(d.addr, data.subarray(at, at + n))) {
-        return this.#dmaError();
-      }
+      const n = Math.min(v.getUint32(8, true), length - at);
+      if (n > 0 && !this.#buffer(true, data, base + at, n)) return this.#dmaError();
       at += n;
-      if ((d.flags & DESC_NEXT) === 0) break;
-      i = d.next;
+      if ((flags & DESC_NEXT) === 0) break;
+      i = v.getUint16(14, true);
       if (i >= q.size) return this.#fail(`descriptor next ${i} ≥ queue size`);
     }
-    if (at < data.length) {
+    if (at < length) {
       this.counters.rxDropped++; // the buffer was too small: the frame is truncated and dropped
-      this.#host?.trace(`virtio-net: receive buffer of ${at} bytes too small for ${data.length}`);
+      this.#host?.trace(`virtio-net: receive buffer of ${at} bytes too small for ${length}`);
       return 0;
     }
     return at;
   }
 
-  #descriptor(
-    q: Queue,
-    i: number,
-  ): { addr: bigint; len: number; flags: number; next: number } | undefined {
-    const raw = new Uint8Array(16);
-    if (!this.#host!.dma.read(q.desc + 16n * BigInt(i), raw)) return this.#dmaError();
-    const v = new DataView(raw.buffer);
-    return {
-      addr: v.getBigUint64(0, true),
-      len: v.getUint32(8, true),
-      flags: v.getUint16(12, true),
-      next: v.getUint16(14, true),
-    };
+  /** Read descriptor `i` into {@link #desc}; false (device needs reset) when the read failed. */
+  #descriptor(q: Queue, i: number): boolean {
+    const ok = q.descN !== NOT_SAFE
+      ? this.#dma!.readInto(q.descN + DESC_BYTES * i, this.#desc, 0, DESC_BYTES)
+      : this.#dma!.read(q.desc + BigInt(DESC_BYTES * i), this.#desc);
+    if (!ok) this.#dmaError();
+    return ok;
+  }
+
+  /**
+   * DMA between the buffer of the descriptor in {@link #desc} and `data[offset…]` (`length`
+   * bytes): a device write (`toMemory`) or read.
+   */
+  #buffer(toMemory: boolean, data: Uint8Array, offset: number, length: number): boolean {
+    const v = this.#descView;
+    const lo = v.getUint32(0, true);
+    const hi = v.getUint32(4, true);
+    const dma = this.#dma!;
+    if (hi < SAFE_HIGH_WORD) {
+      const addr = hi * 2 ** 32 + lo;
+      return toMemory
+        ? dma.writeFrom(addr, data, offset, length)
+        : dma.readInto(addr, data, offset, length);
+    }
+    const addr = v.getBigUint64(0, true);
+    const piece = data.subarray(offset, offset + length);
+    return toMemory ? dma.write(addr, piece) : dma.read(addr, piece);
   }
 
   #pushUsed(q: Queue, id: number, len: number): boolean {
-    const elem = new Uint8Array(8);
-    const v = new DataView(elem.buffer);
-    v.setUint32(0, id, true);
-    v.setUint32(4, len, true);
-    const slot = q.device + 4n + 8n * BigInt(q.usedIdx % q.size);
-    if (!this.#host!.dma.write(slot, elem)) return this.#dmaError() ?? false;
+    this.#usedView.setUint32(0, id, true);
+    this.#usedView.setUint32(4, len, true);
+    const at = RING_ENTRIES + USED_ELEM_BYTES * (q.usedIdx % q.size);
+    const dma = this.#dma!;
+    const ok = q.deviceN !== NOT_SAFE
+      ? dma.writeFrom(q.deviceN + at, this.#used, 0, USED_ELEM_BYTES)
+      : dma.write(q.device + BigInt(at), this.#used);
+    if (!ok) return this.#dmaError() ?? false;
     q.usedIdx = (q.usedIdx + 1) & 0xffff;
-    const idx = new Uint8Array([q.usedIdx & 0xff, q.usedIdx >>> 8]);
-    if (!this.#host!.dma.write(q.device + 2n, idx)) return this.#dmaError() ?? false;
+    const idx = q.deviceN !== NOT_SAFE
+      ? dma.write16(q.deviceN + RING_IDX, q.usedIdx)
+      : dma.write(q.device + BigInt(RING_IDX), new Uint8Array([q.usedIdx & 0xff, q.usedIdx >>> 8]));
+    if (!idx) return this.#dmaError() ?? false;
     return true;
+  }
+
+  /** A le16 at `offset` in a ring at `base` (`baseN` its Number, or NOT_SAFE). */
+  #ringRead16(baseN: number, base: bigint, offset: number): number | undefined {
+    const v = baseN !== NOT_SAFE
+      ? this.#dma!.read16(baseN + offset)
+      : this.#bigRead16(base + BigInt(offset));
+    return v < 0 ? this.#dmaError() : v;
   }
 
   #interrupt(q: Queue): void {
@@ -513,9 +646,16 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #read16(iova: bigint): number | undefined {
-    const b = new Uint8Array(2);
-    if (!this.#host!.dma.read(iova, b)) return this.#dmaError();
-    return b[0] | (b[1] << 8);
+    const v = iova >= 0n && iova < BigInt(Number.MAX_SAFE_INTEGER)
+      ? this.#dma!.read16(Number(iova))
+      : this.#bigRead16(iova);
+    return v < 0 ? this.#dmaError() : v;
+  }
+
+  /** A le16 at a bigint IOVA (beyond 2^53), or -1 when the read failed. */
+  #bigRead16(iova: bigint): number {
+    const b = this.#small;
+    return this.#dma!.read(iova, b) ? b[0] | (b[1] << 8) : -1;
   }
 
   #dmaError(): undefined {
@@ -528,6 +668,28 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     this.#host?.trace(`virtio-net: ${why}; device needs reset`);
     return undefined;
   }
+}
+
+/** The receive backlog: every slot starts with a virtio-net header. */
+function rxBacklog(): ByteViews {
+  const bytes = new Uint8Array(VIRTIO_NET_RX_BACKLOG * RX_SLOT_BYTES);
+  for (let i = 0; i < VIRTIO_NET_RX_BACKLOG; i++) rxHeader(bytes.subarray(i * RX_SLOT_BYTES));
+  return byteViews(bytes);
+}
+
+/** Fill in the virtio-net header at the start of `slot` (§5.1.6: num_buffers 1, all else 0). */
+function rxHeader(slot: Uint8Array): Uint8Array {
+  slot.fill(0, 0, NET_HDR);
+  slot[HDR_NUM_BUFFERS] = 1;
+  return slot;
+}
+
+/** Take the Number copies of a queue's ring addresses (frozen once it is enabled). */
+function numericAddresses(q: Queue): void {
+  q.descN = safeAddress(q.desc, DESC_BYTES * q.size);
+  q.driverN = safeAddress(q.driver, RING_ENTRIES + 2 * q.size + 2);
+  q.deviceN = safeAddress(q.device, RING_ENTRIES + USED_ELEM_BYTES * q.size + 2);
+  q.numeric = true;
 }
 
 function allOnes(size: number): number | bigint {
