@@ -7,16 +7,15 @@
  *
  * Written from the specification, independently of the driver in drivers/virtio/.
  *
- * The per-packet path allocates nothing and uses no BigInt: ring and buffer addresses are Numbers
- * (below 2^53; a ring or buffer above that goes through the DmaPort's bigint methods), ring
- * entries and descriptors move through the DmaPort's number-address methods into buffers the
+ * The per-packet path allocates nothing and uses no BigInt: ring entries, descriptors and buffers
+ * move through the DmaPort's number-address methods (virtio_split_ring.ts) into buffers the
  * device owns, received frames wait in a backlog of preallocated slots that already hold the
  * virtio-net header, and a transmitted frame leaves from the device's transmit buffer.
  *
  * @module
  */
 
-import type { BarDecl, DeviceHost, DmaPort, PciConfig, PciDeviceModel } from "./device.ts";
+import type { BarDecl, DeviceHost, PciConfig, PciDeviceModel } from "./device.ts";
 import {
   type EthernetSegment,
   MAX_SEGMENT_FRAME,
@@ -25,6 +24,7 @@ import {
 } from "../net/segment.ts";
 import type { ClockTarget } from "../clock.ts";
 import { type ByteViews, byteViews, copyBytes, ViewCache } from "../bytes.ts";
+import { NOT_SAFE, type SplitRing, SplitRingDma, takeRingAddresses } from "./virtio_split_ring.ts";
 import { buildVirtioConfigSpace } from "./virtio_config.ts";
 
 /** BAR holding the virtio structures (QEMU uses BAR 4, 64-bit prefetchable). */
@@ -76,33 +76,12 @@ export interface VirtioNetDeviceOptions {
   segment?: EthernetSegment;
 }
 
-interface Queue {
-  size: number;
+interface Queue extends SplitRing {
   enabled: boolean;
   msixVector: number;
-  desc: bigint;
-  driver: bigint;
-  device: bigint;
   lastAvail: number;
-  usedIdx: number;
-  /** `desc`, `driver`, `device` as Numbers once enabled ({@link NOT_SAFE} when above 2^53). */
-  descN: number;
-  driverN: number;
-  deviceN: number;
-  /** Whether the Number copies were taken (the addresses are frozen once the queue is enabled). */
-  numeric: boolean;
 }
 
-/** A ring address that does not fit a Number exactly: the ring is reached with bigints. */
-const NOT_SAFE = -1;
-/** A descriptor's address is a Number when its high word is below this (address + length < 2^53). */
-const SAFE_HIGH_WORD = 2 ** 21 - 1;
-/** Bytes of a split-ring descriptor (§2.7.5) and of a used-ring element (§2.7.8). */
-const DESC_BYTES = 16;
-const USED_ELEM_BYTES = 8;
-/** Offsets in the driver (avail) and device (used) areas (§2.7.6, §2.7.8): flags, idx, ring. */
-const RING_IDX = 2;
-const RING_ENTRIES = 4;
 /** A backlog slot: the virtio-net header, then the frame (rounded up to 8 bytes). */
 const RX_SLOT_BYTES = (NET_HDR + MAX_SEGMENT_FRAME + 7) & ~7;
 /** num_buffers (le16) in struct virtio_net_hdr (§5.1.6). */
@@ -125,13 +104,6 @@ function freshQueue(): Queue {
     deviceN: NOT_SAFE,
     numeric: false,
   };
-}
-
-/** `address` as a Number when `address + span` stays below 2^53, else {@link NOT_SAFE}. */
-function safeAddress(address: bigint, span: number): number {
-  return address >= 0n && address + BigInt(span) <= BigInt(Number.MAX_SAFE_INTEGER)
-    ? Number(address)
-    : NOT_SAFE;
 }
 
 /** Counters of the device model. */
@@ -174,7 +146,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #queueSelect = 0;
   #isr = 0;
   #pending = false;
-  #dma: DmaPort | undefined;
+  #ring: SplitRingDma | undefined;
   /**
    * Received frames waiting for a buffer: slot i holds header + frame, `#rxLength[i]` bytes, at
    * i·RX_SLOT_BYTES of `#rx` (made at the first frame), or in `#rxLong[i]` when longer.
@@ -188,14 +160,8 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #tx = new Uint8Array(TX_BUFFER_BYTES);
   /** Views of the buffers frames arrive in. */
   readonly #arriving = new ViewCache();
-  /** The descriptor last read by {@link #descriptor}. */
-  readonly #desc = new Uint8Array(DESC_BYTES);
-  readonly #descView = new DataView(this.#desc.buffer);
-  /** A le16 read at a bigint IOVA. */
-  readonly #small = new Uint8Array(2);
-  /** The used-ring element being written. */
-  readonly #used = new Uint8Array(USED_ELEM_BYTES);
-  readonly #usedView = new DataView(this.#used.buffer);
+  /** The available ring's flags, read when deciding to interrupt. */
+  readonly #flags = new Uint8Array(2);
   /** Runs the queues when the scheduled processing time comes. */
   readonly #tick: ClockTarget = {
     onClock: () => {
@@ -229,7 +195,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   /** Plug into the machine (and the segment). */
   connect(host: DeviceHost): void {
     this.#host = host;
-    this.#dma = host.dma;
+    this.#ring = new SplitRingDma(host.dma);
     this.#link = this.#segment?.attach(this);
   }
 
@@ -460,7 +426,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #transmit(): void {
     const q = this.#queues[TX_QUEUE];
     if (!q.enabled) return;
-    if (!q.numeric) numericAddresses(q);
+    if (!q.numeric) takeRingAddresses(q);
     let avail: number | undefined;
     while ((avail = this.#availIdx(q)) !== undefined && avail !== q.lastAvail) {
       const head = this.#availEntry(q, q.lastAvail);
@@ -480,7 +446,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #deliver(): void {
     const q = this.#queues[RX_QUEUE];
     if (!q.enabled) return;
-    if (!q.numeric) numericAddresses(q);
+    if (!q.numeric) takeRingAddresses(q);
     let delivered = false;
     while (this.#rxCount > 0) {
       const avail = this.#availIdx(q);
@@ -504,12 +470,13 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #availIdx(q: Queue): number | undefined {
-    return this.#ringRead16(q.driverN, q.driver, RING_IDX);
+    const idx = this.#ring!.availIdx(q);
+    return idx < 0 ? this.#dmaError() : idx;
   }
 
   #availEntry(q: Queue, index: number): number | undefined {
-    const id = this.#ringRead16(q.driverN, q.driver, RING_ENTRIES + 2 * (index % q.size));
-    if (id === undefined) return undefined;
+    const id = this.#ring!.availEntry(q, index);
+    if (id < 0) return this.#dmaError();
     if (id >= q.size) return this.#fail(`avail entry ${id} ≥ queue size ${q.size}`);
     return id;
   }
@@ -522,20 +489,20 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     let at = 0;
     let i = head;
     for (let hops = 0; hops < q.size; hops++) {
-      if (!this.#descriptor(q, i)) return undefined;
-      const v = this.#descView;
-      const len = v.getUint32(8, true);
-      const flags = v.getUint16(12, true);
+      const ring = this.#ring!;
+      if (!ring.descriptor(q, i)) return this.#dmaError();
+      const len = ring.len;
+      const flags = ring.flags;
       if ((flags & DESC_INDIRECT) !== 0) {
         return this.#fail("indirect descriptors were not negotiated");
       }
       if ((flags & DESC_WRITE) === 0 && len > 0) {
         if (at + len > this.#tx.length) this.#growTx(at + len);
-        if (!this.#buffer(false, this.#tx, at, len)) return this.#dmaError();
+        if (!ring.buffer(false, this.#tx, at, len)) return this.#dmaError();
         at += len;
       }
       if ((flags & DESC_NEXT) === 0) return at;
-      i = v.getUint16(14, true);
+      i = ring.next;
       if (i >= q.size) return this.#fail(`descriptor next ${i} ≥ queue size`);
     }
     return this.#fail("descriptor chain loops");
@@ -562,17 +529,17 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     let at = 0;
     let i = head;
     for (let hops = 0; hops < q.size && at < length; hops++) {
-      if (!this.#descriptor(q, i)) return undefined;
-      const v = this.#descView;
-      const flags = v.getUint16(12, true);
+      const ring = this.#ring!;
+      if (!ring.descriptor(q, i)) return this.#dmaError();
+      const flags = ring.flags;
       if ((flags & DESC_WRITE) === 0) {
         return this.#fail("receive descriptor is not device-writable");
       }
-      const n = Math.min(v.getUint32(8, true), length - at);
-      if (n > 0 && !this.#buffer(true, data, base + at, n)) return this.#dmaError();
+      const n = Math.min(ring.len, length - at);
+      if (n > 0 && !ring.buffer(true, data, base + at, n)) return this.#dmaError();
       at += n;
       if ((flags & DESC_NEXT) === 0) break;
-      i = v.getUint16(14, true);
+      i = ring.next;
       if (i >= q.size) return this.#fail(`descriptor next ${i} ≥ queue size`);
     }
     if (at < length) {
@@ -583,58 +550,8 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     return at;
   }
 
-  /** Read descriptor `i` into {@link #desc}; false (device needs reset) when the read failed. */
-  #descriptor(q: Queue, i: number): boolean {
-    const ok = q.descN !== NOT_SAFE
-      ? this.#dma!.readInto(q.descN + DESC_BYTES * i, this.#desc, 0, DESC_BYTES)
-      : this.#dma!.read(q.desc + BigInt(DESC_BYTES * i), this.#desc);
-    if (!ok) this.#dmaError();
-    return ok;
-  }
-
-  /**
-   * DMA between the buffer of the descriptor in {@link #desc} and `data[offset…]` (`length`
-   * bytes): a device write (`toMemory`) or read.
-   */
-  #buffer(toMemory: boolean, data: Uint8Array, offset: number, length: number): boolean {
-    const v = this.#descView;
-    const lo = v.getUint32(0, true);
-    const hi = v.getUint32(4, true);
-    const dma = this.#dma!;
-    if (hi < SAFE_HIGH_WORD) {
-      const addr = hi * 2 ** 32 + lo;
-      return toMemory
-        ? dma.writeFrom(addr, data, offset, length)
-        : dma.readInto(addr, data, offset, length);
-    }
-    const addr = v.getBigUint64(0, true);
-    const piece = data.subarray(offset, offset + length);
-    return toMemory ? dma.write(addr, piece) : dma.read(addr, piece);
-  }
-
   #pushUsed(q: Queue, id: number, len: number): boolean {
-    this.#usedView.setUint32(0, id, true);
-    this.#usedView.setUint32(4, len, true);
-    const at = RING_ENTRIES + USED_ELEM_BYTES * (q.usedIdx % q.size);
-    const dma = this.#dma!;
-    const ok = q.deviceN !== NOT_SAFE
-      ? dma.writeFrom(q.deviceN + at, this.#used, 0, USED_ELEM_BYTES)
-      : dma.write(q.device + BigInt(at), this.#used);
-    if (!ok) return this.#dmaError() ?? false;
-    q.usedIdx = (q.usedIdx + 1) & 0xffff;
-    const idx = q.deviceN !== NOT_SAFE
-      ? dma.write16(q.deviceN + RING_IDX, q.usedIdx)
-      : dma.write(q.device + BigInt(RING_IDX), new Uint8Array([q.usedIdx & 0xff, q.usedIdx >>> 8]));
-    if (!idx) return this.#dmaError() ?? false;
-    return true;
-  }
-
-  /** A le16 at `offset` in a ring at `base` (`baseN` its Number, or NOT_SAFE). */
-  #ringRead16(baseN: number, base: bigint, offset: number): number | undefined {
-    const v = baseN !== NOT_SAFE
-      ? this.#dma!.read16(baseN + offset)
-      : this.#bigRead16(base + BigInt(offset));
-    return v < 0 ? this.#dmaError() : v;
+    return this.#ring!.pushUsed(q, id, len) || (this.#dmaError() ?? false);
   }
 
   #interrupt(q: Queue): void {
@@ -646,16 +563,9 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #read16(iova: bigint): number | undefined {
-    const v = iova >= 0n && iova < BigInt(Number.MAX_SAFE_INTEGER)
-      ? this.#dma!.read16(Number(iova))
-      : this.#bigRead16(iova);
-    return v < 0 ? this.#dmaError() : v;
-  }
-
-  /** A le16 at a bigint IOVA (beyond 2^53), or -1 when the read failed. */
-  #bigRead16(iova: bigint): number {
-    const b = this.#small;
-    return this.#dma!.read(iova, b) ? b[0] | (b[1] << 8) : -1;
+    const b = this.#flags;
+    if (!this.#host!.dma.read(iova, b)) return this.#dmaError();
+    return b[0] | (b[1] << 8);
   }
 
   #dmaError(): undefined {
@@ -682,14 +592,6 @@ function rxHeader(slot: Uint8Array): Uint8Array {
   slot.fill(0, 0, NET_HDR);
   slot[HDR_NUM_BUFFERS] = 1;
   return slot;
-}
-
-/** Take the Number copies of a queue's ring addresses (frozen once it is enabled). */
-function numericAddresses(q: Queue): void {
-  q.descN = safeAddress(q.desc, DESC_BYTES * q.size);
-  q.driverN = safeAddress(q.driver, RING_ENTRIES + 2 * q.size + 2);
-  q.deviceN = safeAddress(q.device, RING_ENTRIES + USED_ELEM_BYTES * q.size + 2);
-  q.numeric = true;
 }
 
 function allOnes(size: number): number | bigint {
