@@ -121,7 +121,7 @@ export class SimPeer implements SegmentPort {
     put16(u, at + 6, 0);
     u.set(data, at + 8);
     let sum = pseudoSum(this.ip, dstIp >>> 0, PROTO_UDP, len);
-    sum = addWords(u, at, len, sum);
+    sum = addWords(this.#outViews, at, len, sum);
     const c = fold(sum);
     put16(u, at + 6, c === 0 ? 0xffff : c);
     this.#sendIp(dstIp >>> 0, PROTO_UDP, len);
@@ -137,7 +137,7 @@ export class SimPeer implements SegmentPort {
     put16(m, at + 4, id);
     put16(m, at + 6, seq);
     m.set(data, at + 8);
-    put16(m, at + 2, fold(addWords(m, at, len, 0)));
+    put16(m, at + 2, fold(addWords(this.#outViews, at, len, 0)));
     this.#sendIp(dstIp >>> 0, PROTO_ICMP, len);
   }
 
@@ -189,7 +189,8 @@ export class SimPeer implements SegmentPort {
     if (hl < IP_HLEN || total < hl || ETH_HLEN + total > length) {
       return void this.counters.malformed++;
     }
-    if (fold(addWords(f, o + 14, hl, 0)) !== 0) return void this.counters.malformed++;
+    const frame = this.#frames.of(f);
+    if (fold(addWords(frame, o + 14, hl, 0)) !== 0) return void this.counters.malformed++;
     if (get32(f, o + 30) !== this.ip) return;
     const src = get32(f, o + 26);
     const p = o + ETH_HLEN + hl;
@@ -198,10 +199,10 @@ export class SimPeer implements SegmentPort {
       if (f[p] === ICMP_ECHO_REQUEST) {
         const at = ETH_HLEN + IP_HLEN;
         const m = this.#room(at + len);
-        copyBytes(this.#frames.of(f), p, this.#outViews, at, len);
+        copyBytes(frame, p, this.#outViews, at, len);
         m[at] = ICMP_ECHO_REPLY;
         put16(m, at + 2, 0);
-        put16(m, at + 2, fold(addWords(m, at, len, 0)));
+        put16(m, at + 2, fold(addWords(this.#outViews, at, len, 0)));
         this.counters.echoAnswered++;
         this.#sendIp(src, PROTO_ICMP, len);
       } else if (f[p] === ICMP_ECHO_REPLY) {
@@ -210,7 +211,7 @@ export class SimPeer implements SegmentPort {
     } else if (f[o + 23] === PROTO_UDP && len >= 8) {
       const ulen = get16(f, p + 4);
       if (ulen < 8 || ulen > len) return void this.counters.malformed++;
-      const at = this.#copies.put(this.#frames.of(f), p + 8, ulen - 8);
+      const at = this.#copies.put(frame, p + 8, ulen - 8);
       const d = new ReceivedDatagram(
         src,
         get16(f, p),
@@ -243,7 +244,7 @@ export class SimPeer implements SegmentPort {
     f[23] = proto;
     put32(f, 26, this.ip);
     put32(f, 30, dst);
-    put16(f, 24, fold(addWords(f, 14, IP_HLEN, 0)));
+    put16(f, 24, fold(addWords(this.#outViews, 14, IP_HLEN, 0)));
     const mac = this.#arp.get(dst);
     if (mac) return this.#emit(mac, f, length);
     const frame = f.slice(0, length);
@@ -312,10 +313,16 @@ function eq(b: Uint8Array, at: number, mac: Uint8Array): boolean {
   for (let i = 0; i < 6; i++) if (b[at + i] !== mac[i]) return false;
   return true;
 }
-function addWords(b: Uint8Array, at: number, len: number, sum: number): number {
+/** Add the big-endian 16-bit words of `len` bytes at `at` to a one's-complement sum. */
+function addWords(v: ByteViews, at: number, len: number, sum: number): number {
+  const d = v.data;
   let i = 0;
-  for (; i + 1 < len; i += 2) sum += get16(b, at + i);
-  if (i < len) sum += b[at + i] << 8;
+  for (; i + 4 <= len; i += 4) {
+    const w = d.getUint32(at + i);
+    sum += (w >>> 16) + (w & 0xffff);
+  }
+  for (; i + 1 < len; i += 2) sum += d.getUint16(at + i);
+  if (i < len) sum += v.bytes[at + i] << 8;
   return sum;
 }
 function pseudoSum(src: number, dst: number, proto: number, len: number): number {

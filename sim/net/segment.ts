@@ -39,6 +39,9 @@ export interface SegmentLink {
   detach(): void;
 }
 
+/** What a segment needs of a clock: the time and posted calls (a {@link VirtualClock}). */
+export type SegmentClock = Pick<VirtualClock, "nowNs" | "post">;
+
 /** Sees every frame on the segment (pcap writers, tests). */
 export type FrameTap = (timeNs: number, frame: Uint8Array, from: string) => void;
 
@@ -54,7 +57,7 @@ const INITIAL_SLOTS = 32;
 
 /** The segment. */
 export class EthernetSegment {
-  readonly #clock: VirtualClock;
+  readonly #clock: SegmentClock;
   readonly #latencyNs: number;
   readonly #ports = new Set<SegmentPort>();
   readonly #taps: FrameTap[] = [];
@@ -76,7 +79,7 @@ export class EthernetSegment {
   dropped = 0;
 
   /** A segment on `clock` with a one-way latency. */
-  constructor(clock: VirtualClock, latencyNs = DEFAULT_SEGMENT_LATENCY_NS) {
+  constructor(clock: SegmentClock, latencyNs = DEFAULT_SEGMENT_LATENCY_NS) {
     this.#clock = clock;
     this.#latencyNs = latencyNs;
   }

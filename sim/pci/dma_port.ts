@@ -37,7 +37,12 @@
  */
 
 import type { VirtualClock } from "../clock.ts";
-import type { DmaAccess, IommuModel, TranslationEpoch, TranslationHint } from "../iommu/model.ts";
+import {
+  type DmaAccess,
+  type IommuModel,
+  TranslationEpoch,
+  type TranslationHint,
+} from "../iommu/model.ts";
 import type { PhysicalChunk, PhysicalMemory } from "../memory.ts";
 import { type ByteViews, copyBytes, ViewCache } from "../bytes.ts";
 import { busMasterEnabled } from "./config_irq.ts";
@@ -84,6 +89,15 @@ const SAFE_END = Number.MAX_SAFE_INTEGER + 1;
 /** What the port's page translation answers for a failed access (already traced). */
 const FAILED = -1;
 
+/**
+ * The cache slot of an IOVA's page: the page number's low bits folded with the ten above them (so
+ * rings and buffers 4 MiB apart do not collide). `>>>` takes the address modulo 2^32, which is
+ * fine for a hash: entries are tagged with the whole page address.
+ */
+function slotOf(addr: number): number {
+  return ((addr >>> 12) ^ (addr >>> 22)) & SLOT_MASK;
+}
+
 /** "bb:dd.f" of a requester id. */
 function bdf(requester: number): string {
   const hex = (n: number): string => n.toString(16).padStart(2, "0");
@@ -93,7 +107,10 @@ function bdf(requester: number): string {
 /** The port with its translation cache (see the module doc). */
 class CachingDmaPort implements DmaPort {
   readonly #o: DmaPortOptions;
-  readonly #epoch: TranslationEpoch | undefined;
+  /** The model's epoch (a private one, never bumped, when the model has none). */
+  readonly #epoch: TranslationEpoch;
+  /** Whether answers are kept (the model has a translation epoch). */
+  readonly #caching: boolean;
   readonly #hint: TranslationHint = { cacheable: false };
   // One cache entry per slot (slot SCRATCH: the answer of the current uncacheable access).
   /** IOVA of the page's first byte (-1: empty). */
@@ -121,7 +138,8 @@ class CachingDmaPort implements DmaPort {
 
   constructor(o: DmaPortOptions) {
     this.#o = o;
-    this.#epoch = o.iommu.translationEpoch;
+    this.#epoch = o.iommu.translationEpoch ?? new TranslationEpoch();
+    this.#caching = o.iommu.translationEpoch !== undefined;
   }
 
   read(iova: bigint, dst: Uint8Array, pasid?: number): boolean {
@@ -257,19 +275,22 @@ class CachingDmaPort implements DmaPort {
     done: number,
     n: number,
   ): number {
+    const s = this.#hit(addr, pasid, write ? WRITE : READ, n);
+    return s >= 0 ? s : this.#miss(addr, pasid, write, iova, length, done, n);
+  }
+
+  /** The cache slot answering `n` bytes at `addr` for `access` (READ or WRITE), or -1. */
+  #hit(addr: number, pasid: number | undefined, access: number, n: number): number {
+    const s = slotOf(addr);
     const at = addr & PAGE_MASK;
-    const page = addr - at;
-    const number = page / DMA_PAGE_SIZE;
-    const s = (number ^ (number / DMA_CACHE_SLOTS)) & SLOT_MASK;
-    const epoch = this.#epoch;
     if (
-      this.#iova[s] === page && epoch !== undefined && this.#gen[s] === epoch.value &&
-      this.#pasid[s] === (pasid ?? NO_PASID) && (this.#perm[s] & (write ? WRITE : READ)) !== 0
+      this.#iova[s] === addr - at && this.#gen[s] === this.#epoch.value &&
+      (this.#perm[s] & access) !== 0 && this.#pasid[s] === (pasid ?? NO_PASID)
     ) {
       const chunk = this.#chunk[s];
       if (chunk !== undefined && chunk.refs > 0 && at + n <= this.#backed[s]) return s;
     }
-    return this.#miss(addr, pasid, write, iova, length, done, n, s);
+    return -1;
   }
 
   #miss(
@@ -280,7 +301,6 @@ class CachingDmaPort implements DmaPort {
     length: number,
     done: number,
     n: number,
-    slot: number,
   ): number {
     if (!Number.isSafeInteger(addr) || addr < 0 || addr + n > SAFE_END) {
       throw new RangeError(
@@ -301,10 +321,9 @@ class CachingDmaPort implements DmaPort {
     }
     const phys = Number(r.phys);
     const physPage = phys - at;
-    const epoch = this.#epoch;
-    const s = hint.cacheable && epoch !== undefined ? slot : SCRATCH;
+    const s = hint.cacheable && this.#caching ? slotOf(addr) : SCRATCH;
     const bit = write ? WRITE : READ;
-    const gen = epoch?.value ?? -1;
+    const gen = this.#epoch.value;
     const tag = pasid ?? NO_PASID;
     const same = this.#iova[s] === page && this.#gen[s] === gen && this.#pasid[s] === tag &&
       this.#phys[s] === physPage;

@@ -106,6 +106,9 @@ function freshQueue(): Queue {
   };
 }
 
+/** IOVAs below this are Numbers for the DMA port's number-address methods. */
+const SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
+
 /** Counters of the device model. */
 export interface VirtioNetCounters {
   /** Frames sent on the wire. */
@@ -563,8 +566,13 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #read16(iova: bigint): number | undefined {
+    const dma = this.#host!.dma;
+    if (iova >= 0n && iova < SAFE_BIGINT) {
+      const v = dma.read16(Number(iova));
+      return v < 0 ? this.#dmaError() : v;
+    }
     const b = this.#flags;
-    if (!this.#host!.dma.read(iova, b)) return this.#dmaError();
+    if (!dma.read(iova, b)) return this.#dmaError();
     return b[0] | (b[1] << 8);
   }
 
