@@ -45,7 +45,7 @@ import {
 } from "../iommu/model.ts";
 import type { PhysicalChunk, PhysicalMemory } from "../memory.ts";
 import { type ByteViews, copyBytes, ViewCache } from "../bytes.ts";
-import { busMasterEnabled } from "./config_irq.ts";
+import { PCI_COMMAND, PCI_COMMAND_MASTER } from "./pci_regs.ts";
 import { DMA_FAULT, type DmaPort, type PciConfig } from "./device.ts";
 
 /** Requests never cross a 4 KiB boundary (translation granule; PCIe 4.0 §2.2.7). */
@@ -133,6 +133,9 @@ class CachingDmaPort implements DmaPort {
   readonly #backed = new Float64Array(DMA_CACHE_SLOTS + 1);
   readonly #small = new Uint8Array(4);
   readonly #smallView = new DataView(this.#small.buffer);
+  /** The transfer a miss belongs to (for its trace line). */
+  #callIova = 0;
+  #callLength = 0;
   /** Views of the device buffers passed to readInto/writeFrom (the same few every time). */
   readonly #buffers = new ViewCache();
 
@@ -179,50 +182,55 @@ class CachingDmaPort implements DmaPort {
   }
 
   read16(iova: number, pasid?: number): number {
-    const at = iova & PAGE_MASK;
-    if (at > DMA_PAGE_SIZE - 2) {
-      const ok = this.#transfer(false, iova, this.#small, 0, 2, pasid);
-      return ok ? this.#smallView.getUint16(0, true) : DMA_FAULT;
-    }
-    if (!this.#busMaster(false, iova, 2)) return DMA_FAULT;
-    const s = this.#translatePage(iova, pasid, false, iova, 2, 0, 2);
-    return s === FAILED ? DMA_FAULT : this.#view[s]!.data.getUint16(this.#off[s] + at, true);
+    return this.#get(iova, pasid, 2);
   }
 
   read32(iova: number, pasid?: number): number {
-    const at = iova & PAGE_MASK;
-    if (at > DMA_PAGE_SIZE - 4) {
-      const ok = this.#transfer(false, iova, this.#small, 0, 4, pasid);
-      return ok ? this.#smallView.getUint32(0, true) : DMA_FAULT;
-    }
-    if (!this.#busMaster(false, iova, 4)) return DMA_FAULT;
-    const s = this.#translatePage(iova, pasid, false, iova, 4, 0, 4);
-    return s === FAILED ? DMA_FAULT : this.#view[s]!.data.getUint32(this.#off[s] + at, true);
+    return this.#get(iova, pasid, 4);
   }
 
   write16(iova: number, value: number, pasid?: number): boolean {
-    const at = iova & PAGE_MASK;
-    if (at > DMA_PAGE_SIZE - 2) {
-      this.#smallView.setUint16(0, value & 0xffff, true);
-      return this.#transfer(true, iova, this.#small, 0, 2, pasid);
-    }
-    if (!this.#busMaster(true, iova, 2)) return false;
-    const s = this.#translatePage(iova, pasid, true, iova, 2, 0, 2);
-    if (s === FAILED) return false;
-    this.#view[s]!.data.setUint16(this.#off[s] + at, value & 0xffff, true);
-    return true;
+    return this.#put(iova, value & 0xffff, pasid, 2);
   }
 
   write32(iova: number, value: number, pasid?: number): boolean {
+    return this.#put(iova, value >>> 0, pasid, 4);
+  }
+
+  /** A little-endian value of `bytes` bytes (2 or 4) at `iova`, or DMA_FAULT. */
+  #get(iova: number, pasid: number | undefined, bytes: 2 | 4): number {
     const at = iova & PAGE_MASK;
-    if (at > DMA_PAGE_SIZE - 4) {
-      this.#smallView.setUint32(0, value >>> 0, true);
-      return this.#transfer(true, iova, this.#small, 0, 4, pasid);
+    if (at > DMA_PAGE_SIZE - bytes) {
+      // Across a page boundary: two pieces, as any transfer.
+      if (!this.#transfer(false, iova, this.#small, 0, bytes, pasid)) return DMA_FAULT;
+      const v = this.#smallView;
+      return bytes === 2 ? v.getUint16(0, true) : v.getUint32(0, true);
     }
-    if (!this.#busMaster(true, iova, 4)) return false;
-    const s = this.#translatePage(iova, pasid, true, iova, 4, 0, 4);
+    if (!this.#busMaster(false, iova, bytes)) return DMA_FAULT;
+    const hit = this.#hit(iova, pasid, READ, bytes);
+    const s = hit >= 0 ? hit : this.#call(iova, bytes).#miss(iova, pasid, false, 0, bytes);
+    if (s === FAILED) return DMA_FAULT;
+    const v = this.#view[s]!.data;
+    const o = this.#off[s] + at;
+    return bytes === 2 ? v.getUint16(o, true) : v.getUint32(o, true);
+  }
+
+  /** Store `value` as `bytes` (2 or 4) little-endian bytes at `iova`; false when it failed. */
+  #put(iova: number, value: number, pasid: number | undefined, bytes: 2 | 4): boolean {
+    const at = iova & PAGE_MASK;
+    if (at > DMA_PAGE_SIZE - bytes) {
+      if (bytes === 2) this.#smallView.setUint16(0, value, true);
+      else this.#smallView.setUint32(0, value, true);
+      return this.#transfer(true, iova, this.#small, 0, bytes, pasid);
+    }
+    if (!this.#busMaster(true, iova, bytes)) return false;
+    const hit = this.#hit(iova, pasid, WRITE, bytes);
+    const s = hit >= 0 ? hit : this.#call(iova, bytes).#miss(iova, pasid, true, 0, bytes);
     if (s === FAILED) return false;
-    this.#view[s]!.data.setUint32(this.#off[s] + at, value >>> 0, true);
+    const v = this.#view[s]!.data;
+    const o = this.#off[s] + at;
+    if (bytes === 2) v.setUint16(o, value, true);
+    else v.setUint32(o, value, true);
     return true;
   }
 
@@ -236,47 +244,31 @@ class CachingDmaPort implements DmaPort {
     pasid: number | undefined,
   ): boolean {
     if (!this.#busMaster(write, iova, length)) return false;
+    const views = this.#buffers.of(buf);
     let done = 0;
     while (done < length) {
       const addr = iova + done;
       const at = addr & PAGE_MASK;
       const n = Math.min(DMA_PAGE_SIZE - at, length - done);
-      const s = this.#translatePage(addr, pasid, write, iova, length, done, n);
+      const hit = this.#hit(addr, pasid, write ? WRITE : READ, n);
+      const s = hit >= 0 ? hit : this.#call(iova, length).#miss(addr, pasid, write, done, n);
       if (s === FAILED) return false;
       const pos = this.#off[s] + at;
-      if (write) copyBytes(this.#buffers.of(buf), offset + done, this.#view[s]!, pos, n);
-      else copyBytes(this.#view[s]!, pos, this.#buffers.of(buf), offset + done, n);
+      if (write) copyBytes(views, offset + done, this.#view[s]!, pos, n);
+      else copyBytes(this.#view[s]!, pos, views, offset + done, n);
       done += n;
     }
     return true;
   }
 
   /** Bus mastering on? Otherwise the request is never issued (traced, no IOMMU fault). */
-  #busMaster(write: boolean, iova: number, length: number): boolean {
-    if (busMasterEnabled(this.#o.config)) return true;
+  #busMaster(write: boolean, iova: number | bigint, length: number): boolean {
+    // Command.BusMaster is in the register's low byte (PCI 3.0 §6.2.2).
+    if ((this.#o.config.read(PCI_COMMAND, 1) & PCI_COMMAND_MASTER) !== 0) return true;
     this.#trace(
       `${this.#what(write, iova, length)} refused: bus master disabled (PCI_COMMAND.MASTER clear)`,
     );
     return false;
-  }
-
-  /**
-   * The slot holding the translation of the `n` bytes at `addr` (within one page) for
-   * this access, with the RAM behind them: from the cache, or asked of the model. FAILED when the
-   * model faulted or the bytes are not RAM (traced as part of the transfer of `length` bytes at
-   * `iova`, `done` of them transferred).
-   */
-  #translatePage(
-    addr: number,
-    pasid: number | undefined,
-    write: boolean,
-    iova: number,
-    length: number,
-    done: number,
-    n: number,
-  ): number {
-    const s = this.#hit(addr, pasid, write ? WRITE : READ, n);
-    return s >= 0 ? s : this.#miss(addr, pasid, write, iova, length, done, n);
   }
 
   /** The cache slot answering `n` bytes at `addr` for `access` (READ or WRITE), or -1. */
@@ -293,15 +285,14 @@ class CachingDmaPort implements DmaPort {
     return -1;
   }
 
-  #miss(
-    addr: number,
-    pasid: number | undefined,
-    write: boolean,
-    iova: number,
-    length: number,
-    done: number,
-    n: number,
-  ): number {
+  /**
+   * Ask the model about the `n` bytes at `addr` (within one page) and keep its answer when it
+   * may be kept: the slot holding it, or FAILED when the model faulted or the bytes are not RAM
+   * (traced as part of the current call's transfer, `done` bytes into it).
+   */
+  #miss(addr: number, pasid: number | undefined, write: boolean, done: number, n: number): number {
+    const iova = this.#callIova;
+    const length = this.#callLength;
     if (!Number.isSafeInteger(addr) || addr < 0 || addr + n > SAFE_END) {
       throw new RangeError(
         `DMA: IOVA ${addr} is not a non-negative safe integer (use the bigint read/write)`,
@@ -354,6 +345,13 @@ class CachingDmaPort implements DmaPort {
     return s;
   }
 
+  /** Note the transfer a miss belongs to (its trace line names the whole transfer). */
+  #call(iova: number, length: number): this {
+    this.#callIova = iova;
+    this.#callLength = length;
+    return this;
+  }
+
   #what(write: boolean, iova: number | bigint, length: number): string {
     return `${write ? "write" : "read"} iova=0x${iova.toString(16)} len=${length}`;
   }
@@ -373,10 +371,7 @@ class CachingDmaPort implements DmaPort {
     pasid: number | undefined,
   ): boolean {
     const what = `${access} iova=0x${iova.toString(16)} len=${data.length}`;
-    if (!busMasterEnabled(this.#o.config)) {
-      this.#trace(`${what} refused: bus master disabled (PCI_COMMAND.MASTER clear)`);
-      return false;
-    }
+    if (!this.#busMaster(access === "write", iova, data.length)) return false;
     let done = 0;
     while (done < data.length) {
       const at = iova + BigInt(done);

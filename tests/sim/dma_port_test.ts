@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { VirtualClock } from "../../sim/clock.ts";
 import { PhysicalMemory } from "../../sim/memory.ts";
-import type { DmaAccess, IommuModel } from "../../sim/iommu/model.ts";
+import type { DmaAccess, IommuDomain, IommuModel } from "../../sim/iommu/model.ts";
 import { VtdIommu } from "../../sim/iommu/vtd/vtd.ts";
 import { SecondStageTable, VTD_PTE_ADDR_MASK } from "../../sim/iommu/vtd/vtd_pgtable.ts";
 import { SmmuV3Iommu } from "../../sim/iommu/smmuv3/smmuv3.ts";
@@ -19,6 +19,8 @@ import {
   lpaeIndex,
   lpaeStartLevel,
 } from "../../sim/iommu/smmuv3/smmuv3_pgtable.ts";
+import { STE, STE_CONFIG } from "../../sim/iommu/smmuv3/smmuv3_ste.ts";
+import { setField } from "../../sim/iommu/reg_fields.ts";
 import { VirtioIommu } from "../../sim/iommu/virtio_iommu/virtio_iommu.ts";
 import { SpaprTceIommu } from "../../sim/iommu/spapr/spapr_tce.ts";
 import { TCE_PCI_READ, TCE_PCI_WRITE } from "../../sim/iommu/spapr/spapr_tce_table.ts";
@@ -104,6 +106,18 @@ function referencePort(
   };
 }
 
+/** Address of the 4 KiB leaf entry of `iova` in a VT-d second-stage table at `root`. */
+function vtdLeaf(memory: PhysicalMemory, root: number, levels: number, iova: bigint): number {
+  let table = root;
+  for (let l = levels; l > 1; l--) {
+    const pte = memory.readU64(
+      SecondStageTable.entryAddress(table, SecondStageTable.indexOf(iova, l)),
+    )!;
+    table = Number(pte & VTD_PTE_ADDR_MASK);
+  }
+  return SecondStageTable.entryAddress(table, SecondStageTable.indexOf(iova, 1));
+}
+
 /** One machine half: memory, an IOMMU, RAM with a distinct byte pattern per page, a port. */
 interface World {
   memory: PhysicalMemory;
@@ -136,6 +150,32 @@ function world(kind: Kind, reference: boolean): World {
   const physPage = (rng: Rng, w: World) => BigInt(w.ram + rng.int(0, RAM_PAGES) * PAGE);
   const prot = (rng: Rng) => rng.pick([{ read: true, write: true }, { read: true, write: false }]);
   const iovaOf = (i: number) => BigInt(IOVA + i * PAGE);
+  /**
+   * Map, unmap and attach through the kernel's interface, and (three times as often) redirect
+   * or clear a 4 KiB leaf behind the IOMMU's back: `leaf` finds its entry, `addr` its address bits.
+   */
+  const pagingOps = <D extends IommuDomain>(
+    w: World,
+    domains: D[],
+    leaf: ((d: D, iova: bigint) => number) | undefined,
+    addr: bigint,
+  ) => {
+    const poke = (rng: Rng) => {
+      const d = rng.pick(domains);
+      const iova = iovaOf(rng.int(0, PAGES));
+      if (!leaf || !d.lookup(iova)) return;
+      const at = leaf(d, iova);
+      const old = memory.readU64(at)!;
+      memory.writeU64(at, rng.chance(0.2) ? 0n : (old & ~addr) | physPage(rng, w));
+    };
+    w.iommu.attach(RID, domains[0]);
+    w.ops.push(
+      (rng) => rng.pick(domains).map(iovaOf(rng.int(0, PAGES)), physPage(rng, w), 4096n, prot(rng)),
+      (rng) => rng.pick(domains).unmap(iovaOf(rng.int(0, PAGES)), BigInt(PAGE * rng.int(1, 2))),
+      (rng) => w.iommu.attach(RID, rng.chance(0.2) ? null : rng.pick(domains)),
+    );
+    if (leaf) w.ops.push(poke, poke, poke);
+  };
 
   if (kind === "vtd" || kind === "vtd-scalable") {
     const iommu = new VtdIommu({
@@ -147,35 +187,15 @@ function world(kind: Kind, reference: boolean): World {
     const w: World = build(iommu);
     w.pasids = kind === "vtd-scalable";
     const domains = [iommu.allocDomain(), iommu.allocDomain()];
-    iommu.attach(RID, domains[0]);
-    const leaf = (d: (typeof domains)[0], iova: bigint) => {
-      let table = d.table.root;
-      for (let l = iommu.levels; l > 1; l--) {
-        const pte = memory.readU64(
-          SecondStageTable.entryAddress(table, SecondStageTable.indexOf(iova, l)),
-        )!;
-        table = Number(pte & VTD_PTE_ADDR_MASK);
-      }
-      return SecondStageTable.entryAddress(table, SecondStageTable.indexOf(iova, 1));
-    };
-    // Redirect (or clear) a 4 KiB leaf behind the IOTLB's back.
-    const poke = (rng: Rng) => {
-      const d = rng.pick(domains);
-      const iova = iovaOf(rng.int(0, PAGES));
-      if (!d.lookup(iova)) return;
-      const at = leaf(d, iova);
-      const old = memory.readU64(at)!;
-      memory.writeU64(at, rng.chance(0.2) ? 0n : (old & ~VTD_PTE_ADDR_MASK) | physPage(rng, w));
-    };
+    pagingOps(
+      w,
+      domains,
+      (d, iova) => vtdLeaf(memory, d.table.root, iommu.levels, iova),
+      VTD_PTE_ADDR_MASK,
+    );
     w.ops.push(
-      (rng) => rng.pick(domains).map(iovaOf(rng.int(0, PAGES)), physPage(rng, w), 4096n, prot(rng)),
-      (rng) => rng.pick(domains).unmap(iovaOf(rng.int(0, PAGES)), BigInt(PAGE * rng.int(1, 3))),
-      poke,
-      poke,
-      poke,
       () => iommu.iotlb.flushAll(),
       (rng) => iommu.iotlb.flushDomain(rng.pick(domains).id),
-      (rng) => iommu.attach(RID, rng.chance(0.2) ? null : rng.pick(domains)),
     );
     if (w.pasids) {
       w.ops.push((rng) =>
@@ -188,7 +208,6 @@ function world(kind: Kind, reference: boolean): World {
     const smmu = new SmmuV3Iommu({ memory, clock, iotlbEntries: 4 });
     const w: World = build(smmu);
     const domains = [smmu.allocDomain(), smmu.allocDomain()];
-    smmu.attach(RID, domains[0]);
     const leaf = (d: (typeof domains)[0], iova: bigint) => {
       let table = BigInt(d.table.root);
       for (let l = lpaeStartLevel(48); l < 3; l++) {
@@ -196,38 +215,28 @@ function world(kind: Kind, reference: boolean): World {
       }
       return lpaeDescAddress(table, lpaeIndex(iova, 3));
     };
-    const poke = (rng: Rng) => {
-      const d = rng.pick(domains);
-      const iova = iovaOf(rng.int(0, PAGES));
-      if (!d.lookup(iova)) return;
-      const at = leaf(d, iova);
-      const old = memory.readU64(at)!;
-      const phys = physPage(rng, w);
-      memory.writeU64(at, rng.chance(0.2) ? 0n : (old & ~LPAE_DESC.ADDR_MASK) | phys);
+    pagingOps(w, domains, leaf, LPAE_DESC.ADDR_MASK);
+    // Rewrite the stream's STE.Config behind the configuration cache (seen after CFGI_STE).
+    const pokeSte = (rng: Rng) => {
+      const at = smmu.streamTable.locate(RID);
+      if (!("addr" in at)) return;
+      const w0 = memory.readU64(at.addr)!;
+      const config = rng.pick([STE_CONFIG.S1_TRANS, STE_CONFIG.BYPASS, STE_CONFIG.ABORT]);
+      memory.writeU64(at.addr, setField(w0, STE.W0.CONFIG, config));
     };
     w.ops.push(
-      (rng) => rng.pick(domains).map(iovaOf(rng.int(0, PAGES)), physPage(rng, w), 4096n, prot(rng)),
-      (rng) => rng.pick(domains).unmap(iovaOf(rng.int(0, PAGES)), BigInt(PAGE * rng.int(1, 3))),
-      poke,
-      poke,
-      poke,
       () => smmu.iotlb.flushAll(),
       (rng) => smmu.iotlb.flushDomain(rng.pick(domains).tag),
       () => smmu.invalidateConfig(RID),
-      (rng) => smmu.attach(RID, rng.chance(0.2) ? null : rng.pick(domains)),
+      () => smmu.invalidateConfig(RID),
+      pokeSte,
     );
     return w;
   }
   if (kind === "virtio-iommu") {
     const viommu = new VirtioIommu({ clock });
     const w: World = build(viommu);
-    const domains = [viommu.allocDomain(), viommu.allocDomain()];
-    viommu.attach(RID, domains[0]);
-    w.ops.push(
-      (rng) => rng.pick(domains).map(iovaOf(rng.int(0, PAGES)), physPage(rng, w), 4096n, prot(rng)),
-      (rng) => rng.pick(domains).unmap(iovaOf(rng.int(0, PAGES)), BigInt(PAGE)),
-      (rng) => viommu.attach(RID, rng.chance(0.2) ? null : rng.pick(domains)),
-    );
+    pagingOps(w, [viommu.allocDomain(), viommu.allocDomain()], undefined, 0n);
     return w;
   }
   const phb = new SpaprTceIommu({ memory, clock, hostPageSize: 65536, peOf: () => 2 });
@@ -235,16 +244,24 @@ function world(kind: Kind, reference: boolean): World {
   const pe = phb.tableGroup(2);
   const table = pe.createTable(0, 12, 1n << 31n, 1)!;
   pe.setWindow(0, table);
+  // Most TCEs valid, so the PE is not frozen all the time and the port has answers to keep.
+  const rw = TCE_PCI_READ | TCE_PCI_WRITE;
+  for (let i = -1; i <= PAGES; i++) {
+    table.write(BigInt(IOVA / PAGE + i), physPage(new Rng(i), w) | rw);
+  }
+  const thaw = () => {
+    pe.thawDma();
+    pe.thawMmio();
+  };
   w.ops.push(
     (rng) => {
-      const bits = rng.pick([TCE_PCI_READ | TCE_PCI_WRITE, TCE_PCI_READ, 0n]);
-      table.write(BigInt(IOVA / PAGE + rng.int(0, PAGES)), bits && (physPage(rng, w) | bits));
+      const bits = rng.pick([rw, rw, rw, TCE_PCI_READ, 0n]);
+      table.write(BigInt(IOVA / PAGE + rng.int(-1, PAGES + 1)), bits && (physPage(rng, w) | bits));
     },
-    () => {
-      pe.thawDma();
-      pe.thawMmio();
-    },
-    (rng) => rng.chance(0.5) ? pe.unsetWindow(0) : pe.setWindow(0, table),
+    thaw,
+    thaw,
+    thaw,
+    (rng) => rng.chance(0.3) ? pe.unsetWindow(0) : pe.setWindow(0, table),
   );
   return w;
 }
@@ -405,18 +422,8 @@ Deno.test({
     for (let p = 0; p < 3; p++) {
       assert.equal(d.map(BigInt(IOVA + p * PAGE), BigInt(ram.base + p * PAGE), 4096n, rw), 0);
     }
-    const leaf = (iova: number) => {
-      let table = d.table.root;
-      for (let l = iommu.levels; l > 1; l--) {
-        const pte = memory.readU64(
-          SecondStageTable.entryAddress(table, SecondStageTable.indexOf(BigInt(iova), l)),
-        )!;
-        table = Number(pte & VTD_PTE_ADDR_MASK);
-      }
-      return SecondStageTable.entryAddress(table, SecondStageTable.indexOf(BigInt(iova), 1));
-    };
     const redirect = (iova: number, page: number) => {
-      const at = leaf(iova);
+      const at = vtdLeaf(memory, d.table.root, iommu.levels, BigInt(iova));
       memory.writeU64(
         at,
         (memory.readU64(at)! & ~VTD_PTE_ADDR_MASK) | BigInt(ram.base + page * PAGE),
@@ -435,5 +442,44 @@ Deno.test({
     assert.equal(byte(IOVA + PAGE), 0xa1);
     assert.equal(byte(IOVA + 2 * PAGE), 0xa2, "a third page evicts the first (2 entries)");
     assert.equal(byte(IOVA), 0xa6, "evicted: the walk finds the new page");
+  },
+});
+
+Deno.test({
+  name:
+    "DmaPort cache on sPAPR: a TCE update is seen at once, a TCE changed in memory after a kill",
+  permissions: "none",
+  fn() {
+    const memory = new PhysicalMemory(16 * 1024 * 1024);
+    const phb = new SpaprTceIommu({
+      memory,
+      clock: new VirtualClock(),
+      hostPageSize: 65536,
+      peOf: () => 2,
+    });
+    const port = createDmaPort({ iommu: phb, memory, requester: RID, config: commandRegister() });
+    const ram = memory.allocate(4 * PAGE)!;
+    for (let p = 0; p < 4; p++) ram.bytes[p * PAGE] = 0xb0 + p;
+    const pe = phb.tableGroup(2);
+    const table = pe.createTable(0, 12, 1n << 31n, 1)!;
+    pe.setWindow(0, table);
+    const rw = TCE_PCI_READ | TCE_PCI_WRITE;
+    const index = BigInt(IOVA / PAGE);
+    table.write(index, BigInt(ram.base) | rw);
+    assert.equal(port.read16(IOVA) & 0xff, 0xb0);
+    table.write(index, BigInt(ram.base + PAGE) | rw); // the kernel's update, then a TCE kill
+    assert.equal(port.read16(IOVA) & 0xff, 0xb1);
+    // Behind the table's back (the PHB's TCE cache keeps the old entry until the next kill).
+    const entry = table.rootAddress + index * 8n;
+    const be = new Uint8Array(8);
+    new DataView(be.buffer).setBigUint64(0, BigInt(ram.base + 2 * PAGE) | rw, false);
+    assert.ok(memory.write(entry, be));
+    assert.equal(port.read16(IOVA) & 0xff, 0xb1);
+    assert.equal(phb.translate(RID, undefined, BigInt(IOVA), "read", 2).ok, true);
+    table.write(index + 1n, 0n); // any update kills the cache
+    assert.equal(port.read16(IOVA) & 0xff, 0xb2);
+    pe.unsetWindow(0);
+    assert.equal(port.read16(IOVA), DMA_FAULT, "outside every window now");
+    assert.match(phb.faults.at(-1)!.message, /outside every DMA window/);
   },
 });

@@ -14,7 +14,10 @@
  * - a DMA outside every window, through an invalid TCE or against a TCE's permission bits does
  *   not just fail: the PHB freezes the whole PE (EEH). While frozen, the PE's DMA is dropped and
  *   its MMIO reads return all-ones (writes are dropped) until user space thaws it
- *   (VFIO_EEH_PE_OP UNFREEZE_IO/UNFREEZE_DMA) or resets it.
+ *   (VFIO_EEH_PE_OP UNFREEZE_IO/UNFREEZE_DMA) or resets it;
+ * - the PHB caches the TCEs it fetches, as PHB4's TCE cache does; Linux kills that cache after
+ *   every TCE update (`iommu_tce_kill`), which here is {@link TceTable.write} bumping the
+ *   translation epoch, as every window, ownership and EEH change does too.
  *
  * Fault records use the simulator's own "pnv-tce" layout (32 bytes, big-endian, like the PHB's
  * registers): `u32 pe; u16 requester; u8 reason; u8 access (0 read, 1 write); u64 bus address;
