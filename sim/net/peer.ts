@@ -234,8 +234,8 @@ export class SimPeer implements SegmentPort {
     const end = ETH_HLEN + IP_HLEN + payloadLength;
     const length = Math.max(MIN_FRAME, end);
     const f = this.#room(length);
-    f.fill(0, 12, ETH_HLEN + IP_HLEN);
-    if (end < length) f.fill(0, end, length);
+    for (let i = 12; i < ETH_HLEN + IP_HLEN; i++) f[i] = 0;
+    for (let i = end; i < length; i++) f[i] = 0;
     put16(f, 12, TYPE_IPV4);
     f[14] = 0x45;
     put16(f, 16, IP_HLEN + payloadLength);
@@ -285,8 +285,10 @@ export class SimPeer implements SegmentPort {
   }
 
   #emit(dstMac: Uint8Array, frame: Uint8Array, length: number): void {
-    frame.set(dstMac, 0);
-    frame.set(this.mac, 6);
+    for (let i = 0; i < 6; i++) {
+      frame[i] = dstMac[i];
+      frame[6 + i] = this.mac[i];
+    }
     this.counters.tx++;
     this.#link.sendFrom(frame, 0, length);
   }
