@@ -229,14 +229,16 @@ const split: Record<string, number> = {};
   const rest = s.echo - s.stack - driver - model - s.dma - 2 * s.wire;
   const row = (what: string, ns: number) =>
     console.log(`  ${what.padEnd(58)}${ns.toFixed(0).padStart(8)} ns`);
-  console.log("per-packet split of the simulated echo (own timing, ns per echoed packet):");
+  console.log(
+    "per-packet split of the simulated echo (own timing, median, ns per echoed packet):",
+  );
   row("whole echo", s.echo);
   row("stack (a datagram in and its echo out, in-memory device)", s.stack);
   row("driver (rx + tx: driver+model at layer 2 − model alone)", driver);
   row("device model (rx + tx, without DMA and wire)", model);
   row("IOMMU translation + DMA copies (12 port accesses)", s.dma);
   row("wire (two hops)", 2 * s.wire);
-  row("rest: peer, socket glue (echo − the above)", rest);
+  row("echo − the parts (peer, socket glue; parts timed apart: rough)", rest);
   console.log(
     `  one VT-d model translate (IOTLB hit), per page access before the port cache: ` +
       `${s.translate.toFixed(0)} ns`,
