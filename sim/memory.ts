@@ -21,6 +21,8 @@ export interface PhysicalChunk {
   refs: number;
 }
 
+import { type ByteViews, byteViews, copyBytes, ViewCache } from "./bytes.ts";
+
 /** Physical address where simulated RAM starts (above the 32-bit MMIO hole, like a real PC). */
 export const SIM_RAM_BASE = 0x1_0000_0000;
 
@@ -30,6 +32,12 @@ export class PhysicalMemory {
   #next = SIM_RAM_BASE;
   #used = 0;
   readonly #limit: number;
+  /** The chunk {@link chunkAt} found last (tried first; ignored once released). */
+  #last: PhysicalChunk | undefined;
+  /** Views over chunks, made once each by {@link viewOf}. */
+  readonly #views = new WeakMap<PhysicalChunk, ByteViews>();
+  /** Views of the buffers callers copy from and to. */
+  readonly #callerViews = new ViewCache();
 
   /** Physical memory of at most `limitBytes` (allocation beyond it fails). */
   constructor(limitBytes = 4 * 1024 ** 3) {
@@ -75,9 +83,16 @@ export class PhysicalMemory {
     }
   }
 
-  /** The chunk holding a physical address, or undefined (unbacked address). */
+  /**
+   * The chunk holding a physical address, or undefined (unbacked address). The last chunk found
+   * is tried first (accesses cluster), and only while it is still allocated.
+   */
   chunkAt(phys: number | bigint): PhysicalChunk | undefined {
-    const p = Number(phys);
+    const p = typeof phys === "number" ? phys : Number(phys);
+    const last = this.#last;
+    if (last !== undefined && last.refs > 0 && p >= last.base && p < last.base + last.length) {
+      return last;
+    }
     let lo = 0;
     let hi = this.#chunks.length - 1;
     while (lo <= hi) {
@@ -85,27 +100,52 @@ export class PhysicalMemory {
       const c = this.#chunks[mid];
       if (p < c.base) hi = mid - 1;
       else if (p >= c.base + c.length) lo = mid + 1;
-      else return c;
+      else return this.#last = c;
     }
     return undefined;
   }
 
+  /** Views over a chunk's bytes (a DataView, 32-bit words), created once per chunk. */
+  viewOf(chunk: PhysicalChunk): ByteViews {
+    let v = this.#views.get(chunk);
+    if (v === undefined) {
+      v = byteViews(chunk.bytes);
+      this.#views.set(chunk, v);
+    }
+    return v;
+  }
+
+  /**
+   * Copy `length` bytes at physical `phys` into `dst[dstOffset, dstOffset + length)`; false (and
+   * `dst` untouched) unless the whole range lies in one chunk. No allocation for short copies
+   * (bytes.ts).
+   */
+  copyOut(phys: number, dst: Uint8Array, dstOffset: number, length: number): boolean {
+    const c = this.chunkAt(phys);
+    if (c === undefined || phys + length > c.base + c.length) return false;
+    copyBytes(this.viewOf(c), phys - c.base, this.#callerViews.of(dst), dstOffset, length);
+    return true;
+  }
+
+  /**
+   * Copy `src[srcOffset, srcOffset + length)` to physical `phys`; false (nothing written) unless
+   * the whole range lies in one chunk. No allocation for short copies (bytes.ts).
+   */
+  copyIn(phys: number, src: Uint8Array, srcOffset: number, length: number): boolean {
+    const c = this.chunkAt(phys);
+    if (c === undefined || phys + length > c.base + c.length) return false;
+    copyBytes(this.#callerViews.of(src), srcOffset, this.viewOf(c), phys - c.base, length);
+    return true;
+  }
+
   /** Copy `dst.length` bytes from physical memory; false (and `dst` untouched) if not all backed. */
   read(phys: number | bigint, dst: Uint8Array): boolean {
-    const p = Number(phys);
-    const c = this.chunkAt(p);
-    if (!c || p + dst.length > c.base + c.length) return false;
-    dst.set(c.bytes.subarray(p - c.base, p - c.base + dst.length));
-    return true;
+    return this.copyOut(Number(phys), dst, 0, dst.length);
   }
 
   /** Copy `src` into physical memory; false (nothing written) if the range is not all backed. */
   write(phys: number | bigint, src: Uint8Array): boolean {
-    const p = Number(phys);
-    const c = this.chunkAt(p);
-    if (!c || p + src.length > c.base + c.length) return false;
-    c.bytes.set(src, p - c.base);
-    return true;
+    return this.copyIn(Number(phys), src, 0, src.length);
   }
 
   /** Read a little-endian u64 (page-table entries); undefined if unbacked. */
@@ -113,7 +153,7 @@ export class PhysicalMemory {
     const p = Number(phys);
     const c = this.chunkAt(p);
     if (!c || p + 8 > c.base + c.length) return undefined;
-    return new DataView(c.bytes.buffer, c.bytes.byteOffset).getBigUint64(p - c.base, true);
+    return this.viewOf(c).data.getBigUint64(p - c.base, true);
   }
 
   /** Write a little-endian u64; false if unbacked. */
@@ -121,7 +161,7 @@ export class PhysicalMemory {
     const p = Number(phys);
     const c = this.chunkAt(p);
     if (!c || p + 8 > c.base + c.length) return false;
-    new DataView(c.bytes.buffer, c.bytes.byteOffset).setBigUint64(p - c.base, value, true);
+    this.viewOf(c).data.setBigUint64(p - c.base, value, true);
     return true;
   }
 }

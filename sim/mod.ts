@@ -31,6 +31,7 @@ export * from "./iommu/model.ts";
 export * from "./pci/mod.ts";
 export * from "./clock.ts";
 export * from "./memory.ts";
+export * from "./bytes.ts";
 export type { IoctlArch } from "../ffi/ioctl.ts";
 export type { AnonymousMapOptions, Kernel, MappedMemory, Mmio, PollFd } from "../ffi/kernel.ts";
 export * from "./net/segment.ts";

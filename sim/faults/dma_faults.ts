@@ -12,7 +12,7 @@
  */
 
 import type { DmaAccess, IommuFault } from "../iommu/model.ts";
-import type { DmaPort } from "../pci/device.ts";
+import { DMA_FAULT, type DmaPort } from "../pci/device.ts";
 import { DMA_PAGE_SIZE } from "../pci/dma_port.ts";
 
 /** Which transfers fault. */
@@ -79,6 +79,55 @@ export class DmaFaults {
           pasid,
           (n) => inner.write(iova, src.subarray(0, n), pasid),
         ),
+      readInto: (iova, dst, offset, length, pasid) =>
+        this.#idle ? inner.readInto(iova, dst, offset, length, pasid) : this.#transfer(
+          "read",
+          BigInt(iova),
+          length,
+          pasid,
+          (n) => inner.readInto(iova, dst, offset, n, pasid),
+        ),
+      writeFrom: (iova, src, offset, length, pasid) =>
+        this.#idle ? inner.writeFrom(iova, src, offset, length, pasid) : this.#transfer(
+          "write",
+          BigInt(iova),
+          length,
+          pasid,
+          (n) => inner.writeFrom(iova, src, offset, n, pasid),
+        ),
+      // A 16- or 32-bit access is one piece: it faults whole, as an aligned access does.
+      read16: (iova, pasid) =>
+        this.#idle ? inner.read16(iova, pasid) : this.#small(
+          "read",
+          iova,
+          2,
+          pasid,
+          () => inner.read16(iova, pasid),
+        ),
+      read32: (iova, pasid) =>
+        this.#idle ? inner.read32(iova, pasid) : this.#small(
+          "read",
+          iova,
+          4,
+          pasid,
+          () => inner.read32(iova, pasid),
+        ),
+      write16: (iova, value, pasid) =>
+        this.#idle ? inner.write16(iova, value, pasid) : this.#small(
+          "write",
+          iova,
+          2,
+          pasid,
+          () => inner.write16(iova, value, pasid) ? 0 : DMA_FAULT,
+        ) === 0,
+      write32: (iova, value, pasid) =>
+        this.#idle ? inner.write32(iova, value, pasid) : this.#small(
+          "write",
+          iova,
+          4,
+          pasid,
+          () => inner.write32(iova, value, pasid) ? 0 : DMA_FAULT,
+        ) === 0,
     };
   }
 
@@ -133,10 +182,30 @@ export class DmaFaults {
     if (at === undefined) return move(length);
     const before = Number(at - iova);
     if (before > 0 && !move(before)) return false;
+    this.#inject(at, access, pasid);
+    return false;
+  }
+
+  /** A 16/32-bit access: `access()`'s answer, or {@link DMA_FAULT} when it faults whole. */
+  #small(
+    access: DmaAccess,
+    iova: number,
+    length: number,
+    pasid: number | undefined,
+    run: () => number,
+  ): number {
+    if (this.#cut) return DMA_FAULT;
+    const at = this.#faultAt(access, BigInt(iova), length);
+    if (at === undefined) return run();
+    this.#inject(at, access, pasid);
+    return DMA_FAULT;
+  }
+
+  /** Record one injected fault at `at` as the IOMMU would. */
+  #inject(at: bigint, access: DmaAccess, pasid: number | undefined): void {
     this.injected++;
     const fault = this.#record!(at, access, pasid);
     this.#trace(`injected DMA ${access} fault at 0x${at.toString(16)}: ${fault.message}`);
-    return false;
   }
 
   /** Where this transfer faults (the start of the faulting page piece), or undefined. */

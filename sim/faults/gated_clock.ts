@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ScheduledEvent } from "../clock.ts";
+import type { ClockTarget, ScheduledEvent } from "../clock.ts";
 import type { DeviceClock } from "../pci/device.ts";
 
 interface Work {
@@ -21,6 +21,8 @@ export class GatedClock implements DeviceClock {
   readonly #inner: DeviceClock;
   #hung = false;
   #held: Work[] = [];
+  /** One gate per posting target, made on its first post (nothing allocated per post). */
+  readonly #gates = new Map<ClockTarget, ClockTarget>();
 
   /** A gate over `inner`, open. */
   constructor(inner: DeviceClock) {
@@ -52,6 +54,21 @@ export class GatedClock implements DeviceClock {
         event.cancel();
       },
     };
+  }
+
+  /** Post a call; held instead of run while hung, as scheduled work is. */
+  post(delayNs: number, target: ClockTarget, arg: number): void {
+    let gate = this.#gates.get(target);
+    if (gate === undefined) {
+      gate = {
+        onClock: (a) => {
+          if (this.#hung) this.#held.push({ fn: () => target.onClock(a), cancelled: false });
+          else target.onClock(a);
+        },
+      };
+      this.#gates.set(target, gate);
+    }
+    this.#inner.post(delayNs, gate, arg);
   }
 
   /** Stop running the device's timed work. */

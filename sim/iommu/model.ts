@@ -135,6 +135,40 @@ export interface PageRequest {
 /** Receives page requests. */
 export type PageRequestHandler = (request: PageRequest) => void;
 
+/**
+ * The generation of an IOMMU model's translation state: a counter the model increases whenever a
+ * translation it answered might be answered differently from then on — every IOTLB insertion,
+ * eviction and invalidation, every configuration-cache invalidation (context, PASID, STE, CD),
+ * every attach, detach and domain switch, every change of a table the model reads without caching
+ * (virtio-iommu's mapping table, sPAPR TCEs and windows) and every EEH state change.
+ *
+ * Callers that keep translations (a device's {@link TranslationHint}-driven cache in
+ * sim/pci/dma_port.ts) compare it with the value they saw when they stored one.
+ */
+export class TranslationEpoch {
+  /** Current generation. */
+  value = 0;
+
+  /** Something a translation may depend on changed. */
+  bump(): void {
+    this.value++;
+  }
+}
+
+/**
+ * Filled by {@link IommuModel.translate} for a caller that keeps translations. The model sets
+ * `cacheable` to true only for an answer it would give again — the same physical page, for the
+ * same requester, PASID and access anywhere in the same 4 KiB IOVA page, with no effect other
+ * than its own cache-hit counters — for as long as its {@link TranslationEpoch} keeps its value:
+ * an answer that now sits in the model's own IOTLB or configuration caches (so a stale entry stays
+ * stale for the caller exactly as long as it does for the model), or one computed only from
+ * state whose every change bumps the epoch. Faults are never cacheable.
+ */
+export interface TranslationHint {
+  /** Cleared by the caller before the call; set by the model when the answer may be kept. */
+  cacheable: boolean;
+}
+
 /** Result of a translation: a physical address, or the fault the hardware recorded. */
 export type TranslateResult =
   | { readonly ok: true; readonly phys: bigint }
@@ -208,7 +242,8 @@ export interface IommuModel {
   clearSilencedPasid?(pasid: number): void;
   /**
    * Translate one DMA access of `length` bytes (not crossing a 4 KiB page). On a fault the record
-   * is appended to {@link faults} and returned.
+   * is appended to {@link faults} and returned. A model with a {@link translationEpoch} says in
+   * `hint` whether the answer may be kept (see {@link TranslationHint}); others leave it alone.
    */
   translate(
     requester: number,
@@ -216,7 +251,13 @@ export interface IommuModel {
     iova: bigint,
     access: DmaAccess,
     length: number,
+    hint?: TranslationHint,
   ): TranslateResult;
+  /**
+   * The generation of the model's translation state (see {@link TranslationEpoch}); absent when
+   * the model never marks an answer cacheable, and then every access is translated.
+   */
+  readonly translationEpoch?: TranslationEpoch;
   /** Every fault recorded so far, oldest first. */
   readonly faults: readonly IommuFault[];
   /**

@@ -8,6 +8,7 @@
  */
 
 import type { EthernetSegment, SegmentLink, SegmentPort } from "./segment.ts";
+import { ByteArena, type ByteViews, byteViews, copyBytes, ViewCache } from "../bytes.ts";
 
 const ETH_HLEN = 14;
 const TYPE_IPV4 = 0x0800;
@@ -31,6 +32,31 @@ export interface PeerDatagram {
   data: Uint8Array;
 }
 
+/**
+ * A received datagram whose payload was copied into an arena block; the view of it is made when
+ * `data` is first read (so a handler that ignores the payload costs no typed array).
+ */
+class ReceivedDatagram implements PeerDatagram {
+  #data: Uint8Array | undefined;
+
+  constructor(
+    readonly srcIp: number,
+    readonly srcPort: number,
+    readonly dstPort: number,
+    private readonly block: Uint8Array,
+    private readonly at: number,
+    private readonly length: number,
+  ) {}
+
+  get data(): Uint8Array {
+    return this.#data ??= this.block.subarray(this.at, this.at + this.length);
+  }
+
+  set data(value: Uint8Array) {
+    this.#data = value;
+  }
+}
+
 /** Options of a {@link SimPeer}. */
 export interface SimPeerOptions {
   /** Host name for traces. */
@@ -40,6 +66,9 @@ export interface SimPeerOptions {
   /** IPv4 address (u32). */
   ip: number;
 }
+
+/** Initial room for the frame being built (grown for a longer one, which the segment drops). */
+const OUT_BYTES = 2048;
 
 /** The simulated host. */
 export class SimPeer implements SegmentPort {
@@ -59,6 +88,13 @@ export class SimPeer implements SegmentPort {
   readonly #arp = new Map<number, Uint8Array>();
   readonly #waiting = new Map<number, Uint8Array[]>();
   readonly #handlers = new Map<number, (d: PeerDatagram) => void>();
+  /** The frame being built (the segment copies it when it is sent). */
+  #out = new Uint8Array(OUT_BYTES);
+  #outViews: ByteViews = byteViews(this.#out);
+  /** Views of the buffers frames arrive in. */
+  readonly #frames = new ViewCache();
+  /** Where received payloads are copied. */
+  readonly #copies = new ByteArena();
   #ipId = 1;
 
   /** Plug a new host into `segment`. */
@@ -76,122 +112,165 @@ export class SimPeer implements SegmentPort {
 
   /** Send a UDP datagram (resolving the destination with ARP first if needed). */
   sendUdp(dstIp: number, dstPort: number, srcPort: number, data: Uint8Array): void {
-    const udp = new Uint8Array(8 + data.length);
-    put16(udp, 0, srcPort);
-    put16(udp, 2, dstPort);
-    put16(udp, 4, udp.length);
-    udp.set(data, 8);
-    let sum = pseudoSum(this.ip, dstIp >>> 0, PROTO_UDP, udp.length);
-    sum = addWords(udp, 0, udp.length, sum);
+    const at = ETH_HLEN + IP_HLEN;
+    const len = 8 + data.length;
+    const u = this.#room(at + len);
+    put16(u, at, srcPort);
+    put16(u, at + 2, dstPort);
+    put16(u, at + 4, len);
+    put16(u, at + 6, 0);
+    u.set(data, at + 8);
+    let sum = pseudoSum(this.ip, dstIp >>> 0, PROTO_UDP, len);
+    sum = addWords(this.#outViews, at, len, sum);
     const c = fold(sum);
-    put16(udp, 6, c === 0 ? 0xffff : c);
-    this.#sendIp(dstIp >>> 0, PROTO_UDP, udp);
+    put16(u, at + 6, c === 0 ? 0xffff : c);
+    this.#sendIp(dstIp >>> 0, PROTO_UDP, len);
   }
 
   /** Send an ICMP echo request; replies land in {@link echoReplies}. */
-  ping(dstIp: number, id: number, seq: number, data = new Uint8Array(32)): void {
-    const m = new Uint8Array(8 + data.length);
-    m[0] = ICMP_ECHO_REQUEST;
-    put16(m, 4, id);
-    put16(m, 6, seq);
-    m.set(data, 8);
-    put16(m, 2, fold(addWords(m, 0, m.length, 0)));
-    this.#sendIp(dstIp >>> 0, PROTO_ICMP, m);
+  ping(dstIp: number, id: number, seq: number, data: Uint8Array = new Uint8Array(32)): void {
+    const at = ETH_HLEN + IP_HLEN;
+    const len = 8 + data.length;
+    const m = this.#room(at + len);
+    m.fill(0, at, at + 8);
+    m[at] = ICMP_ECHO_REQUEST;
+    put16(m, at + 4, id);
+    put16(m, at + 6, seq);
+    m.set(data, at + 8);
+    put16(m, at + 2, fold(addWords(this.#outViews, at, len, 0)));
+    this.#sendIp(dstIp >>> 0, PROTO_ICMP, len);
   }
 
   /** A frame from the segment. */
   receive(frame: Uint8Array): void {
-    this.counters.rx++;
-    if (frame.length < ETH_HLEN) return void this.counters.malformed++;
-    const toUs = eq(frame, 0, this.mac) || (frame[0] & 1) === 1;
-    if (!toUs) return;
-    const type = get16(frame, 12);
-    if (type === TYPE_ARP) this.#arpIn(frame);
-    else if (type === TYPE_IPV4) this.#ipIn(frame);
+    this.receiveFrom(frame, 0, frame.length);
   }
 
-  #arpIn(f: Uint8Array): void {
-    if (f.length < ETH_HLEN + 28 || get16(f, 14) !== 1 || get16(f, 16) !== TYPE_IPV4) {
+  /** A frame from the segment: `length` bytes of `buf` from `offset`. */
+  receiveFrom(buf: Uint8Array, offset: number, length: number): void {
+    this.counters.rx++;
+    if (length < ETH_HLEN) return void this.counters.malformed++;
+    const toUs = eq(buf, offset, this.mac) || (buf[offset] & 1) === 1;
+    if (!toUs) return;
+    const type = get16(buf, offset + 12);
+    if (type === TYPE_ARP) this.#arpIn(buf, offset, length);
+    else if (type === TYPE_IPV4) this.#ipIn(buf, offset, length);
+  }
+
+  #arpIn(f: Uint8Array, o: number, length: number): void {
+    if (length < ETH_HLEN + 28 || get16(f, o + 14) !== 1 || get16(f, o + 16) !== TYPE_IPV4) {
       return void this.counters.malformed++;
     }
-    const op = get16(f, 20);
-    const sha = f.slice(22, 28);
-    const spa = get32(f, 28);
-    const tpa = get32(f, 38);
-    this.#arp.set(spa, sha);
+    const op = get16(f, o + 20);
+    const spa = get32(f, o + 28);
+    const tpa = get32(f, o + 38);
+    let sha = this.#arp.get(spa);
+    if (sha === undefined || !eq(f, o + 22, sha)) {
+      sha = f.slice(o + 22, o + 28);
+      this.#arp.set(spa, sha);
+    }
     const queued = this.#waiting.get(spa);
     if (queued) {
       this.#waiting.delete(spa);
-      for (const frame of queued) this.#emit(sha, frame);
+      for (const frame of queued) this.#emit(sha, frame, frame.length);
     }
     if (op === 1 && tpa === this.ip) {
       this.counters.arpAnswered++;
-      this.#emit(sha, this.#arpFrame(2, sha, spa));
+      this.#emit(sha, this.#out, this.#arpFrame(2, sha, spa));
     }
   }
 
-  #ipIn(f: Uint8Array): void {
-    if (f.length < ETH_HLEN + IP_HLEN || f[14] >>> 4 !== 4) return void this.counters.malformed++;
-    const hl = (f[14] & 0xf) * 4;
-    const total = get16(f, 16);
-    if (hl < IP_HLEN || total < hl || ETH_HLEN + total > f.length) {
+  #ipIn(f: Uint8Array, o: number, length: number): void {
+    if (length < ETH_HLEN + IP_HLEN || f[o + 14] >>> 4 !== 4) {
       return void this.counters.malformed++;
     }
-    if (fold(addWords(f, 14, hl, 0)) !== 0) return void this.counters.malformed++;
-    if (get32(f, 30) !== this.ip) return;
-    const src = get32(f, 26);
-    const p = ETH_HLEN + hl;
+    const hl = (f[o + 14] & 0xf) * 4;
+    const total = get16(f, o + 16);
+    if (hl < IP_HLEN || total < hl || ETH_HLEN + total > length) {
+      return void this.counters.malformed++;
+    }
+    const frame = this.#frames.of(f);
+    if (fold(addWords(frame, o + 14, hl, 0)) !== 0) return void this.counters.malformed++;
+    if (get32(f, o + 30) !== this.ip) return;
+    const src = get32(f, o + 26);
+    const p = o + ETH_HLEN + hl;
     const len = total - hl;
-    if (f[23] === PROTO_ICMP && len >= 8) {
+    if (f[o + 23] === PROTO_ICMP && len >= 8) {
       if (f[p] === ICMP_ECHO_REQUEST) {
-        const m = f.slice(p, p + len);
-        m[0] = ICMP_ECHO_REPLY;
-        put16(m, 2, 0);
-        put16(m, 2, fold(addWords(m, 0, m.length, 0)));
+        const at = ETH_HLEN + IP_HLEN;
+        const m = this.#room(at + len);
+        copyBytes(frame, p, this.#outViews, at, len);
+        m[at] = ICMP_ECHO_REPLY;
+        put16(m, at + 2, 0);
+        put16(m, at + 2, fold(addWords(this.#outViews, at, len, 0)));
         this.counters.echoAnswered++;
-        this.#sendIp(src, PROTO_ICMP, m);
+        this.#sendIp(src, PROTO_ICMP, len);
       } else if (f[p] === ICMP_ECHO_REPLY) {
         this.echoReplies.push(`${src}:${get16(f, p + 4)}:${get16(f, p + 6)}`);
       }
-    } else if (f[23] === PROTO_UDP && len >= 8) {
+    } else if (f[o + 23] === PROTO_UDP && len >= 8) {
       const ulen = get16(f, p + 4);
       if (ulen < 8 || ulen > len) return void this.counters.malformed++;
-      const d: PeerDatagram = {
-        srcIp: src,
-        srcPort: get16(f, p),
-        dstPort: get16(f, p + 2),
-        data: f.slice(p + 8, p + ulen),
-      };
+      const at = this.#copies.put(frame, p + 8, ulen - 8);
+      const d = new ReceivedDatagram(
+        src,
+        get16(f, p),
+        get16(f, p + 2),
+        this.#copies.block,
+        at,
+        ulen - 8,
+      );
       const h = this.#handlers.get(d.dstPort);
       if (h) h(d);
       else this.unclaimed.push(d);
     }
   }
 
-  #sendIp(dst: number, proto: number, payload: Uint8Array): void {
-    const f = new Uint8Array(Math.max(MIN_FRAME, ETH_HLEN + IP_HLEN + payload.length));
+  /**
+   * Put the Ethernet and IPv4 headers around the `payloadLength` bytes already in the frame
+   * being built (after both headers) and send it, or queue a copy until ARP answers.
+   */
+  #sendIp(dst: number, proto: number, payloadLength: number): void {
+    const end = ETH_HLEN + IP_HLEN + payloadLength;
+    const length = Math.max(MIN_FRAME, end);
+    const f = this.#room(length);
+    for (let i = 12; i < ETH_HLEN + IP_HLEN; i++) f[i] = 0;
+    for (let i = end; i < length; i++) f[i] = 0;
     put16(f, 12, TYPE_IPV4);
     f[14] = 0x45;
-    put16(f, 16, IP_HLEN + payload.length);
+    put16(f, 16, IP_HLEN + payloadLength);
     put16(f, 18, this.#ipId++ & 0xffff);
     f[22] = 64;
     f[23] = proto;
     put32(f, 26, this.ip);
     put32(f, 30, dst);
-    put16(f, 24, fold(addWords(f, 14, IP_HLEN, 0)));
-    f.set(payload, ETH_HLEN + IP_HLEN);
+    put16(f, 24, fold(addWords(this.#outViews, 14, IP_HLEN, 0)));
     const mac = this.#arp.get(dst);
-    if (mac) return this.#emit(mac, f);
+    if (mac) return this.#emit(mac, f, length);
+    const frame = f.slice(0, length);
     const q = this.#waiting.get(dst);
-    if (q) q.push(f);
+    if (q) q.push(frame);
     else {
-      this.#waiting.set(dst, [f]);
-      this.#emit(new Uint8Array(6).fill(0xff), this.#arpFrame(1, new Uint8Array(6), dst));
+      this.#waiting.set(dst, [frame]);
+      this.#emit(BROADCAST, f, this.#arpFrame(1, NO_MAC, dst));
     }
   }
 
-  #arpFrame(op: number, tha: Uint8Array, tpa: number): Uint8Array {
-    const f = new Uint8Array(MIN_FRAME);
+  /** The frame being built, grown to hold `bytes` (keeping its contents). */
+  #room(bytes: number): Uint8Array {
+    if (bytes > this.#out.length) {
+      const bigger = new Uint8Array(bytes);
+      bigger.set(this.#out);
+      this.#out = bigger;
+      this.#outViews = byteViews(bigger);
+    }
+    return this.#out;
+  }
+
+  /** Build an ARP frame in the frame being built; returns its length. */
+  #arpFrame(op: number, tha: Uint8Array, tpa: number): number {
+    const f = this.#out;
+    f.fill(0, 0, MIN_FRAME);
     put16(f, 12, TYPE_ARP);
     put16(f, 14, 1);
     put16(f, 16, TYPE_IPV4);
@@ -202,16 +281,21 @@ export class SimPeer implements SegmentPort {
     put32(f, 28, this.ip);
     f.set(tha, 32);
     put32(f, 38, tpa);
-    return f;
+    return MIN_FRAME;
   }
 
-  #emit(dstMac: Uint8Array, frame: Uint8Array): void {
-    frame.set(dstMac, 0);
-    frame.set(this.mac, 6);
+  #emit(dstMac: Uint8Array, frame: Uint8Array, length: number): void {
+    for (let i = 0; i < 6; i++) {
+      frame[i] = dstMac[i];
+      frame[6 + i] = this.mac[i];
+    }
     this.counters.tx++;
-    this.#link.send(frame);
+    this.#link.sendFrom(frame, 0, length);
   }
 }
+
+const BROADCAST = new Uint8Array(6).fill(0xff);
+const NO_MAC = new Uint8Array(6);
 
 function get16(b: Uint8Array, at: number): number {
   return (b[at] << 8) | b[at + 1];
@@ -231,10 +315,16 @@ function eq(b: Uint8Array, at: number, mac: Uint8Array): boolean {
   for (let i = 0; i < 6; i++) if (b[at + i] !== mac[i]) return false;
   return true;
 }
-function addWords(b: Uint8Array, at: number, len: number, sum: number): number {
+/** Add the big-endian 16-bit words of `len` bytes at `at` to a one's-complement sum. */
+function addWords(v: ByteViews, at: number, len: number, sum: number): number {
+  const d = v.data;
   let i = 0;
-  for (; i + 1 < len; i += 2) sum += get16(b, at + i);
-  if (i < len) sum += b[at + i] << 8;
+  for (; i + 4 <= len; i += 4) {
+    const w = d.getUint32(at + i);
+    sum += (w >>> 16) + (w & 0xffff);
+  }
+  for (; i + 1 < len; i += 2) sum += d.getUint16(at + i);
+  if (i < len) sum += v.bytes[at + i] << 8;
   return sum;
 }
 function pseudoSum(src: number, dst: number, proto: number, len: number): number {

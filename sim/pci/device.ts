@@ -25,7 +25,7 @@
  * @module
  */
 
-import type { ScheduledEvent } from "../clock.ts";
+import type { ClockTarget, ScheduledEvent } from "../clock.ts";
 
 /** A PCI config space: 256 bytes (conventional) or 4096 (PCIe), with the device's write rules. */
 export interface PciConfig {
@@ -52,16 +52,55 @@ export interface BarDecl {
   readonly prefetchable: boolean;
 }
 
+/** What {@link DmaPort.read16} and {@link DmaPort.read32} return for a refused or faulting access. */
+export const DMA_FAULT: number = -1;
+
 /**
  * How a device reaches memory: every access is translated by the IOMMU for this device's
- * requester id. A failed access returns false; the IOMMU model has recorded the fault, and
- * nothing was read into `dst` past the faulting page.
+ * requester id, one 4 KiB IOVA page at a time. A failed access (bus mastering off, or an IOMMU
+ * fault, which the IOMMU model has recorded) stops at the faulting page: the pages before it
+ * were transferred, nothing at or after it. No method throws for a refused or faulting access.
+ *
+ * Two families of methods:
+ * - `read`/`write` take a bigint IOVA and a whole buffer (setup paths, any 64-bit address);
+ * - the number-address methods are for a device model's per-packet path and allocate nothing
+ *   once the port's translation cache holds the page: `readInto`/`writeFrom` copy `length` bytes
+ *   between `iova` and a range of the model's own buffer; `read16`/`read32` return the
+ *   little-endian value, or {@link DMA_FAULT} (-1) when the access failed (test `< 0`);
+ *   `write16`/`write32` store a little-endian value and return false when the access failed.
+ *   Their `iova` must be a non-negative safe integer (below 2^53): compose it from the two 32-bit
+ *   halves a descriptor holds as `hi * 2 ** 32 + lo` while `hi < 2 ** 21`, and use the bigint
+ *   methods above that (anything else is a RangeError: a model bug, not a DMA failure).
  */
 export interface DmaPort {
   /** DMA read (device reads memory at `iova` into `dst`). */
   read(iova: bigint, dst: Uint8Array, pasid?: number): boolean;
   /** DMA write (device writes `src` to memory at `iova`). */
   write(iova: bigint, src: Uint8Array, pasid?: number): boolean;
+  /** DMA read of `length` bytes at `iova` into `dst[dstOffset, dstOffset + length)`. */
+  readInto(
+    iova: number,
+    dst: Uint8Array,
+    dstOffset: number,
+    length: number,
+    pasid?: number,
+  ): boolean;
+  /** DMA write of `src[srcOffset, srcOffset + length)` to memory at `iova`. */
+  writeFrom(
+    iova: number,
+    src: Uint8Array,
+    srcOffset: number,
+    length: number,
+    pasid?: number,
+  ): boolean;
+  /** DMA read of a little-endian u16; {@link DMA_FAULT} when refused or faulting. */
+  read16(iova: number, pasid?: number): number;
+  /** DMA read of a little-endian u32; {@link DMA_FAULT} when refused or faulting. */
+  read32(iova: number, pasid?: number): number;
+  /** DMA write of a little-endian u16 (`value` modulo 2^16); false when refused or faulting. */
+  write16(iova: number, value: number, pasid?: number): boolean;
+  /** DMA write of a little-endian u32 (`value` modulo 2^32); false when refused or faulting. */
+  write32(iova: number, value: number, pasid?: number): boolean;
 }
 
 /** Where a device's interrupts go. */
@@ -80,6 +119,11 @@ export interface DeviceClock {
   readonly nowNs: number;
   /** Run `fn` after `delayNs` virtual nanoseconds; the handle cancels it. */
   schedule(delayNs: number, fn: () => void): ScheduledEvent;
+  /**
+   * Call `target.onClock(arg)` after `delayNs` virtual nanoseconds, without allocating (for work
+   * posted per frame); it cannot be cancelled.
+   */
+  post(delayNs: number, target: ClockTarget, arg: number): void;
 }
 
 /** What the machine gives a device model when it is plugged in. */

@@ -340,7 +340,7 @@ export class E1000Device implements PciDeviceModel, SegmentPort {
     const loopback = (this.#mac[E1000_RCTL >>> 2] & RCTL_LBM_MASK) === RCTL_LBM_MAC ||
       (this.#phy.regs[MII_BMCR] & BMCR_LOOPBACK) !== 0;
     if (loopback) this.#receive(frame, length);
-    else this.#link?.send(frame, length);
+    else this.#link?.sendFrom(frame, 0, length);
     countTxFrame(this.#regs, frameKind(frame), length);
     this.counters.txFrames++;
     return true;

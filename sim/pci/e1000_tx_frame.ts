@@ -10,7 +10,7 @@
  * ```ts
  * const f = new TxFrame();
  * if (!f.append(dma, lo, hi, len)) faults++;
- * if (eop) { const n = f.finish(opts); if (n > 0) link.send(f.bytes, n); f.reset(); }
+ * if (eop) { const n = f.finish(opts); if (n > 0) link.sendFrom(f.bytes, 0, n); f.reset(); }
  * ```
  *
  * @module

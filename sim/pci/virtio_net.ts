@@ -13,11 +13,24 @@
  *
  * Written from the specification, independently of the driver in drivers/virtio/.
  *
+ * The per-packet path allocates nothing and uses no BigInt: ring entries, descriptors and buffers
+ * move through the DmaPort's number-address methods (virtio_split_ring.ts) into buffers the
+ * device owns, received frames wait in a backlog of preallocated slots that already hold the
+ * virtio-net header, and a transmitted frame leaves from the device's transmit buffer.
+ *
  * @module
  */
 
 import type { BarDecl, DeviceHost, PciConfig, PciDeviceModel } from "./device.ts";
-import type { EthernetSegment, SegmentLink, SegmentPort } from "../net/segment.ts";
+import {
+  type EthernetSegment,
+  MAX_SEGMENT_FRAME,
+  type SegmentLink,
+  type SegmentPort,
+} from "../net/segment.ts";
+import type { ClockTarget } from "../clock.ts";
+import { type ByteViews, byteViews, copyBytes, ViewCache } from "../bytes.ts";
+import { NOT_SAFE, type SplitRing, SplitRingDma, takeRingAddresses } from "./virtio_split_ring.ts";
 import { IntxPin } from "./config_irq.ts";
 import { MsixTable } from "./msix_table.ts";
 import { buildVirtioConfigSpace } from "./virtio_config.ts";
@@ -85,16 +98,18 @@ export interface VirtioNetDeviceOptions {
   segment?: EthernetSegment;
 }
 
-interface Queue {
-  size: number;
+interface Queue extends SplitRing {
   enabled: boolean;
   msixVector: number;
-  desc: bigint;
-  driver: bigint;
-  device: bigint;
   lastAvail: number;
-  usedIdx: number;
 }
+
+/** A backlog slot: the virtio-net header, then the frame (rounded up to 8 bytes). */
+const RX_SLOT_BYTES = (NET_HDR + MAX_SEGMENT_FRAME + 7) & ~7;
+/** num_buffers (le16) in struct virtio_net_hdr (§5.1.6). */
+const HDR_NUM_BUFFERS = 10;
+/** Initial size of the transmit buffer (grown for a longer chain). */
+const TX_BUFFER_BYTES = NET_HDR + MAX_SEGMENT_FRAME;
 
 function freshQueue(): Queue {
   return {
@@ -106,8 +121,15 @@ function freshQueue(): Queue {
     device: 0n,
     lastAvail: 0,
     usedIdx: 0,
+    descN: NOT_SAFE,
+    driverN: NOT_SAFE,
+    deviceN: NOT_SAFE,
+    numeric: false,
   };
 }
+
+/** IOVAs below this are Numbers for the DMA port's number-address methods. */
+const SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Counters of the device model. */
 export interface VirtioNetCounters {
@@ -154,13 +176,35 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #driverFeatures = 0n;
   #queueSelect = 0;
   #isr = 0;
-  #backlog: Uint8Array[] = [];
   #pending = false;
   #linkUp = true;
   #generation = 0;
   #configVector = VIRTIO_MSI_NO_VECTOR;
   readonly #msix: MsixTable;
   readonly #intx: IntxPin;
+  #ring: SplitRingDma | undefined;
+  /**
+   * Received frames waiting for a buffer: slot i holds header + frame, `#rxLength[i]` bytes, at
+   * i·RX_SLOT_BYTES of `#rx` (made at the first frame), or in `#rxLong[i]` when longer.
+   */
+  #rx: ByteViews | undefined;
+  readonly #rxLong: (ByteViews | undefined)[] = [];
+  readonly #rxLength = new Int32Array(VIRTIO_NET_RX_BACKLOG);
+  #rxHead = 0;
+  #rxCount = 0;
+  /** The device-readable buffers of the chain being transmitted, gathered. */
+  #tx = new Uint8Array(TX_BUFFER_BYTES);
+  /** Views of the buffers frames arrive in. */
+  readonly #arriving = new ViewCache();
+  /** The available ring's flags, read when deciding to interrupt. */
+  readonly #flags = new Uint8Array(2);
+  /** Runs the queues when the scheduled processing time comes. */
+  readonly #tick: ClockTarget = {
+    onClock: () => {
+      this.#pending = false;
+      this.#process();
+    },
+  };
 
   /** A device with a MAC, plugged into a segment. */
   constructor(options: VirtioNetDeviceOptions = {}) {
@@ -205,6 +249,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     this.#host = host;
     this.#msix.connect(host.irq);
     this.#intx.connect(host.irq);
+    this.#ring = new SplitRingDma(host.dma);
     this.#link = this.#segment?.attach(this);
   }
 
@@ -273,15 +318,32 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
 
   /** A frame from the segment. */
   receive(frame: Uint8Array): void {
+    this.receiveFrom(frame, 0, frame.length);
+  }
+
+  /** A frame from the segment (`length` bytes of `buf` from `offset`), copied to the backlog. */
+  receiveFrom(buf: Uint8Array, offset: number, length: number): void {
     if (!this.#linkUp) {
       this.counters.linkDownDrops++;
       return;
     }
-    if (this.#backlog.length >= VIRTIO_NET_RX_BACKLOG) {
+    if (this.#rxCount >= VIRTIO_NET_RX_BACKLOG) {
       this.counters.rxDropped++;
       return;
     }
-    this.#backlog.push(frame);
+    const i = (this.#rxHead + this.#rxCount) % VIRTIO_NET_RX_BACKLOG;
+    let to: ByteViews;
+    let at = i * RX_SLOT_BYTES;
+    if (NET_HDR + length <= RX_SLOT_BYTES) {
+      to = this.#rx ??= rxBacklog();
+      this.#rxLong[i] = undefined;
+    } else {
+      to = this.#rxLong[i] = byteViews(rxHeader(new Uint8Array(NET_HDR + length)));
+      at = 0;
+    }
+    copyBytes(this.#arriving.of(buf), offset, to, at + NET_HDR, length);
+    this.#rxLength[i] = NET_HDR + length;
+    this.#rxCount++;
     this.#schedule();
   }
 
@@ -443,10 +505,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #schedule(): void {
     if (this.#pending || !this.#host) return;
     this.#pending = true;
-    this.#host.clock.schedule(VIRTIO_NET_PROCESS_DELAY_NS, () => {
-      this.#pending = false;
-      this.#process();
-    });
+    this.#host.clock.post(VIRTIO_NET_PROCESS_DELAY_NS, this.#tick, 0);
   }
 
   #running(): boolean {
@@ -462,6 +521,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #transmit(): void {
     const q = this.#queues[TX_QUEUE];
     if (!q.enabled) return;
+    if (!q.numeric) takeRingAddresses(q);
     if (!this.#linkUp) {
       this.#dropTransmit(q);
       return;
@@ -470,20 +530,13 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     while ((avail = this.#availIdx(q)) !== undefined && avail !== q.lastAvail) {
       const head = this.#availEntry(q, q.lastAvail);
       if (head === undefined) return;
-      const chunks = this.#readChain(q, head, false);
-      if (!chunks) return;
-      const total = chunks.reduce((n, c) => n + c.length, 0);
-      const packet = new Uint8Array(total);
-      let at = 0;
-      for (const c of chunks) {
-        packet.set(c, at);
-        at += c.length;
-      }
+      const total = this.#readChain(q, head);
+      if (total === undefined) return;
       q.lastAvail = (q.lastAvail + 1) & 0xffff;
       if (!this.#pushUsed(q, head, 0)) return;
-      if (packet.length > NET_HDR) {
+      if (total > NET_HDR) {
         this.counters.tx++;
-        this.#link?.send(packet.subarray(NET_HDR));
+        this.#link?.sendFrom(this.#tx, NET_HDR, total - NET_HDR);
       }
     }
     this.#interrupt(q);
@@ -507,14 +560,20 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #deliver(): void {
     const q = this.#queues[RX_QUEUE];
     if (!q.enabled) return;
+    if (!q.numeric) takeRingAddresses(q);
     let delivered = false;
-    while (this.#backlog.length > 0) {
+    while (this.#rxCount > 0) {
       const avail = this.#availIdx(q);
       if (avail === undefined || avail === q.lastAvail) break;
       const head = this.#availEntry(q, q.lastAvail);
       if (head === undefined) return;
-      const frame = this.#backlog.shift()!;
-      const written = this.#writeChain(q, head, frame);
+      const slot = this.#rxHead;
+      this.#rxHead = (slot + 1) % VIRTIO_NET_RX_BACKLOG;
+      this.#rxCount--;
+      const long = this.#rxLong[slot];
+      const written = long !== undefined
+        ? this.#writeChain(q, head, long.bytes, 0, this.#rxLength[slot])
+        : this.#writeChain(q, head, this.#rx!.bytes, slot * RX_SLOT_BYTES, this.#rxLength[slot]);
       if (written === undefined) return;
       q.lastAvail = (q.lastAvail + 1) & 0xffff;
       if (!this.#pushUsed(q, head, written)) return;
@@ -525,94 +584,88 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #availIdx(q: Queue): number | undefined {
-    return this.#read16(q.driver + 2n);
+    const idx = this.#ring!.availIdx(q);
+    return idx < 0 ? this.#dmaError() : idx;
   }
 
   #availEntry(q: Queue, index: number): number | undefined {
-    const id = this.#read16(q.driver + 4n + 2n * BigInt(index % q.size));
-    if (id === undefined) return undefined;
+    const id = this.#ring!.availEntry(q, index);
+    if (id < 0) return this.#dmaError();
     if (id >= q.size) return this.#fail(`avail entry ${id} ≥ queue size ${q.size}`);
     return id;
   }
 
-  /** Read a descriptor chain's buffers (device-readable ones; `writable` selects the other kind). */
-  #readChain(q: Queue, head: number, writable: boolean): Uint8Array[] | undefined {
-    const out: Uint8Array[] = [];
+  /**
+   * Gather a descriptor chain's device-readable buffers into the transmit buffer (device-writable
+   * ones are skipped); returns the bytes gathered.
+   */
+  #readChain(q: Queue, head: number): number | undefined {
+    let at = 0;
     let i = head;
     for (let hops = 0; hops < q.size; hops++) {
-      const d = this.#descriptor(q, i);
-      if (!d) return undefined;
-      if ((d.flags & DESC_INDIRECT) !== 0) {
+      const ring = this.#ring!;
+      if (!ring.descriptor(q, i)) return this.#dmaError();
+      const len = ring.len;
+      const flags = ring.flags;
+      if ((flags & DESC_INDIRECT) !== 0) {
         return this.#fail("indirect descriptors were not negotiated");
       }
-      if (((d.flags & DESC_WRITE) !== 0) === writable && d.len > 0) {
-        const buf = new Uint8Array(d.len);
-        if (!this.#host!.dma.read(d.addr, buf)) return this.#dmaError();
-        out.push(buf);
+      if ((flags & DESC_WRITE) === 0 && len > 0) {
+        if (at + len > this.#tx.length) this.#growTx(at + len);
+        if (!ring.buffer(false, this.#tx, at, len)) return this.#dmaError();
+        at += len;
       }
-      if ((d.flags & DESC_NEXT) === 0) return out;
-      i = d.next;
+      if ((flags & DESC_NEXT) === 0) return at;
+      i = ring.next;
       if (i >= q.size) return this.#fail(`descriptor next ${i} ≥ queue size`);
     }
     return this.#fail("descriptor chain loops");
   }
 
-  /** Write header + frame into a device-writable chain; returns bytes written. */
-  #writeChain(q: Queue, head: number, frame: Uint8Array): number | undefined {
-    const data = new Uint8Array(NET_HDR + frame.length);
-    data[10] = 1; // num_buffers = 1 (le16 at offset 10)
-    data.set(frame, NET_HDR);
+  /** A transmit buffer of at least `bytes`, keeping what was gathered. */
+  #growTx(bytes: number): void {
+    const bigger = new Uint8Array(Math.max(bytes, 2 * this.#tx.length));
+    bigger.set(this.#tx);
+    this.#tx = bigger;
+  }
+
+  /**
+   * Write `length` bytes of `data` from `base` (virtio-net header + frame) into a device-writable
+   * chain; returns bytes written.
+   */
+  #writeChain(
+    q: Queue,
+    head: number,
+    data: Uint8Array,
+    base: number,
+    length: number,
+  ): number | undefined {
     let at = 0;
     let i = head;
-    for (let hops = 0; hops < q.size && at < data.length; hops++) {
-      const d = this.#descriptor(q, i);
-      if (!d) return undefined;
-      if ((d.flags & DESC_WRITE) === 0) {
+    for (let hops = 0; hops < q.size && at < length; hops++) {
+      const ring = this.#ring!;
+      if (!ring.descriptor(q, i)) return this.#dmaError();
+      const flags = ring.flags;
+      if ((flags & DESC_WRITE) === 0) {
         return this.#fail("receive descriptor is not device-writable");
       }
-      const n = Math.min(d.len, data.length - at);
-      if (n > 0 && !this.#host!.dma.write(d.addr, data.subarray(at, at + n))) {
-        return this.#dmaError();
-      }
+      const n = Math.min(ring.len, length - at);
+      if (n > 0 && !ring.buffer(true, data, base + at, n)) return this.#dmaError();
       at += n;
-      if ((d.flags & DESC_NEXT) === 0) break;
-      i = d.next;
+      if ((flags & DESC_NEXT) === 0) break;
+      i = ring.next;
       if (i >= q.size) return this.#fail(`descriptor next ${i} ≥ queue size`);
     }
-    if (at < data.length) {
+    if (at < length) {
       this.counters.rxDropped++; // the buffer was too small: the frame is truncated and dropped
-      this.#host?.trace(`virtio-net: receive buffer of ${at} bytes too small for ${data.length}`);
+      this.#host?.trace(`virtio-net: receive buffer of ${at} bytes too small for ${length}`);
       return 0;
     }
     return at;
   }
 
-  #descriptor(
-    q: Queue,
-    i: number,
-  ): { addr: bigint; len: number; flags: number; next: number } | undefined {
-    const raw = new Uint8Array(16);
-    if (!this.#host!.dma.read(q.desc + 16n * BigInt(i), raw)) return this.#dmaError();
-    const v = new DataView(raw.buffer);
-    return {
-      addr: v.getBigUint64(0, true),
-      len: v.getUint32(8, true),
-      flags: v.getUint16(12, true),
-      next: v.getUint16(14, true),
-    };
-  }
-
   #pushUsed(q: Queue, id: number, len: number): boolean {
-    const elem = new Uint8Array(8);
-    const v = new DataView(elem.buffer);
-    v.setUint32(0, id, true);
-    v.setUint32(4, len, true);
-    const slot = q.device + 4n + 8n * BigInt(q.usedIdx % q.size);
-    if (!this.#host!.dma.write(slot, elem)) return this.#dmaError() ?? false;
-    q.usedIdx = (q.usedIdx + 1) & 0xffff;
-    const idx = new Uint8Array([q.usedIdx & 0xff, q.usedIdx >>> 8]);
-    if (!this.#host!.dma.write(q.device + 2n, idx)) return this.#dmaError() ?? false;
-    return true;
+    return this.#ring!.pushUsed(q, id, len) || (this.#dmaError() ?? false);
   }
 
   /** A vector number as QEMU stores it: one the table does not have reads back as none. */
@@ -637,8 +690,13 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #read16(iova: bigint): number | undefined {
-    const b = new Uint8Array(2);
-    if (!this.#host!.dma.read(iova, b)) return this.#dmaError();
+    const dma = this.#host!.dma;
+    if (iova >= 0n && iova < SAFE_BIGINT) {
+      const v = dma.read16(Number(iova));
+      return v < 0 ? this.#dmaError() : v;
+    }
+    const b = this.#flags;
+    if (!dma.read(iova, b)) return this.#dmaError();
     return b[0] | (b[1] << 8);
   }
 
@@ -652,6 +710,20 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     this.#host?.trace(`virtio-net: ${why}; device needs reset`);
     return undefined;
   }
+}
+
+/** The receive backlog: every slot starts with a virtio-net header. */
+function rxBacklog(): ByteViews {
+  const bytes = new Uint8Array(VIRTIO_NET_RX_BACKLOG * RX_SLOT_BYTES);
+  for (let i = 0; i < VIRTIO_NET_RX_BACKLOG; i++) rxHeader(bytes.subarray(i * RX_SLOT_BYTES));
+  return byteViews(bytes);
+}
+
+/** Fill in the virtio-net header at the start of `slot` (§5.1.6: num_buffers 1, all else 0). */
+function rxHeader(slot: Uint8Array): Uint8Array {
+  slot.fill(0, 0, NET_HDR);
+  slot[HDR_NUM_BUFFERS] = 1;
+  return slot;
 }
 
 function allOnes(size: number): number | bigint {

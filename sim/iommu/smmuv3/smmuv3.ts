@@ -57,7 +57,7 @@
 import { ERRNO } from "../../../ffi/errno.ts";
 import type { VirtualClock } from "../../clock.ts";
 import type { PhysicalMemory } from "../../memory.ts";
-import { checkPasidAttach, faultOf } from "../model.ts";
+import { checkPasidAttach, faultOf, TranslationEpoch } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -68,6 +68,7 @@ import type {
   MapProtection,
   ReservedRegion,
   TranslateResult,
+  TranslationHint,
 } from "../model.ts";
 import {
   SMMU_RECOVERABLE_EVENTS,
@@ -302,6 +303,12 @@ export class SmmuV3Iommu implements IommuModel {
   readonly eventQueue: SmmuEventQueue;
   /** The IOTLB (tags: VMID·2^16 + ASID for stage 1, 2^32 + VMID for stage 2). */
   readonly iotlb: VtdIotlb;
+  /**
+   * Generation of the SMMU's translation state: bumped by every IOTLB change (the IOTLB owns
+   * those bumps) and every STE/CD cache invalidation ({@link invalidateConfig}, CMD_CFGI_CD*).
+   * Attach, PASID attach and detach flush the IOTLB and the configuration cache.
+   */
+  readonly translationEpoch: TranslationEpoch = new TranslationEpoch();
   /** Device name in log lines. */
   readonly name: string;
   /** @internal physical memory (walks). */
@@ -323,6 +330,8 @@ export class SmmuV3Iommu implements IommuModel {
   readonly #steCache = new Map<number, SteView>();
   readonly #cdCache = new Map<string, CdView>();
   readonly #faults: IommuFault[] = [];
+  /** Set by a translation answered from tables the SMMU walked without caching the result. */
+  #uncachedAnswer = false;
   readonly #nesting?: SmmuV3Nesting;
   /** Nested translation, present when built with `nesting: true`. */
   readonly nesting?: IommuNesting;
@@ -351,7 +360,7 @@ export class SmmuV3Iommu implements IommuModel {
     const sidBits = idrField(this.idr.idr1, SMMU_IDR1.SIDSIZE);
     this.streamTable = new StreamTable(o.memory, sidBits, !(o.linearStreamTable ?? false));
     this.eventQueue = new SmmuEventQueue(o.memory, o.eventQueueShift ?? SMMU_EVTQ_SHIFT);
-    this.iotlb = new VtdIotlb(o.iotlbEntries ?? SMMU_IOTLB_ENTRIES);
+    this.iotlb = new VtdIotlb(o.iotlbEntries ?? SMMU_IOTLB_ENTRIES, this.translationEpoch);
     this.facts = {
       kind: "smmuv3",
       pgsizeBitmap: smmuDomainPgsizes(this.idr.idr5),
@@ -452,7 +461,7 @@ export class SmmuV3Iommu implements IommuModel {
       if (!old) return 0;
       ssids!.delete(pasid);
       this.#cdTables.get(requester)?.writeCd(pasid, encodeInvalidCd());
-      this.#cdCache.delete(`${requester}:${pasid}`);
+      this.#dropCd(requester, pasid);
       this.iotlb.flushDomain(old.tag);
       if (ssids!.size === 0) {
         this.#pasids.delete(requester);
@@ -474,7 +483,7 @@ export class SmmuV3Iommu implements IommuModel {
     }
     const table = this.#cdTableOf(requester);
     table.writeCd(pasid, this.#s1Cd(d));
-    this.#cdCache.delete(`${requester}:${pasid}`);
+    this.#dropCd(requester, pasid);
     this.#quiet.get(requester)?.delete(pasid);
     if (old) this.iotlb.flushDomain(old.tag);
     this.iotlb.flushDomain(d.tag);
@@ -505,7 +514,7 @@ export class SmmuV3Iommu implements IommuModel {
       ssids.delete(pasid);
       if (ssids.size === 0) this.#pasids.delete(sid);
       this.#cdTables.get(sid)?.writeCd(pasid, encodeQuietCd(this.#s1CdOptions(d)));
-      this.#cdCache.delete(`${sid}:${pasid}`);
+      this.#dropCd(sid, pasid);
       this.iotlb.flushDomain(d.tag);
       let quiet = this.#quiet.get(sid);
       if (!quiet) this.#quiet.set(sid, quiet = new Set());
@@ -527,7 +536,7 @@ export class SmmuV3Iommu implements IommuModel {
       if (!quiet.delete(pasid)) continue;
       if (quiet.size === 0) this.#quiet.delete(sid);
       this.#cdTables.get(sid)?.writeCd(pasid, encodeInvalidCd());
-      this.#cdCache.delete(`${sid}:${pasid}`);
+      this.#dropCd(sid, pasid);
       if (!this.#ssidsInUse(sid) && !this.#streams.has(sid)) this.attach(sid, null);
       this.traceLine(
         `smmuv3 teardown sid=0x${sid.toString(16)} ssid=0x${pasid.toString(16)}: CD cleared`,
@@ -631,6 +640,7 @@ export class SmmuV3Iommu implements IommuModel {
 
   /** Drop cached STEs and CDs: of one stream (CMD_CFGI_STE + CFGI_CD_ALL) or all (CMD_CFGI_ALL). */
   invalidateConfig(requester?: number): void {
+    this.translationEpoch.bump();
     if (requester === undefined) {
       this.#steCache.clear();
       this.#cdCache.clear();
@@ -642,13 +652,31 @@ export class SmmuV3Iommu implements IommuModel {
     }
   }
 
-  /** Translate one access within one 4 KiB page (only the first page is checked). */
+  /**
+   * Translate one access within one 4 KiB page (only the first page is checked). Successes are
+   * `cacheable` (see {@link TranslationHint}) when they depend only on the STE/CD caches (bypass)
+   * or come from or enter the IOTLB; a nested stream's stage-1 bypass walks stage 2 uncached and
+   * is not.
+   */
   translate(
     requester: number,
     pasid: number | undefined,
     iova: bigint,
     access: DmaAccess,
     _length: number,
+    hint?: TranslationHint,
+  ): TranslateResult {
+    this.#uncachedAnswer = false;
+    const r = this.#translate(requester, pasid, iova, access);
+    if (hint && r.ok && !this.#uncachedAnswer) hint.cacheable = true;
+    return r;
+  }
+
+  #translate(
+    requester: number,
+    pasid: number | undefined,
+    iova: bigint,
+    access: DmaAccess,
   ): TranslateResult {
     const t: Txn = { sid: requester, pasid, iova, access };
     let ste = this.#steCache.get(requester);
@@ -739,6 +767,12 @@ export class SmmuV3Iommu implements IommuModel {
     this.#trace?.(line);
   }
 
+  /** Drop the cached CD of (`sid`, `ssid`) (CMD_CFGI_CD). */
+  #dropCd(sid: number, ssid: number): void {
+    this.translationEpoch.bump();
+    this.#cdCache.delete(`${sid}:${ssid}`);
+  }
+
   /** @internal a stage-2 domain changed: flush the nested translations built on it. */
   nestedParentChanged(parent: SmmuV3Domain): void {
     this.#nesting?.parentChanged(parent);
@@ -752,7 +786,10 @@ export class SmmuV3Iommu implements IommuModel {
   /** A transaction on a nested STE: the domain walks; faults become events or page requests. */
   #nested(t: Txn, d: SmmuV3NestedDomain, ste: SteView): TranslateResult {
     const r = d.translate(ste, t.sid, t.pasid, t.iova, t.access, this.#cdCache);
-    if (r.ok) return { ok: true, phys: r.phys };
+    if (r.ok) {
+      if (!r.cached) this.#uncachedAnswer = true;
+      return { ok: true, phys: r.phys };
+    }
     if (r.stage === 1 && d.pageRequest && SMMU_RECOVERABLE_EVENTS.has(r.event)) {
       d.pageRequest({ requester: t.sid, pasid: t.pasid, address: t.iova, access: t.access });
       return this.#event(t, r.event, { ...r.fields, stall: true }, 1, true);

@@ -265,7 +265,13 @@ const TG_GRANULE: Readonly<Record<number, bigint>> = { 1: 0x1000n, 2: 0x4000n, 3
 
 /** The outcome of a nested translation; a fault names its event and the stage. */
 export type NestedOutcome =
-  | { readonly ok: true; readonly phys: bigint; readonly prot: MapProtection }
+  | {
+    readonly ok: true;
+    readonly phys: bigint;
+    readonly prot: MapProtection;
+    /** The answer is in the IOTLB (a stage-1 bypass walks stage 2 uncached: false). */
+    readonly cached: boolean;
+  }
   | {
     readonly ok: false;
     /** Event id ({@link SMMU_EVT}). */
@@ -439,7 +445,7 @@ export class SmmuV3NestedDomain implements IommuDomain {
       if (ste.s1dss === STE_S1DSS.BYPASS) {
         // Stage 1 bypassed: the input is an IPA for stage 2.
         const r = this.#s2(s2, iova, access, SMMU_EVT_CLASS.IN);
-        return r.ok ? { ok: true, phys: r.pa, prot: r.prot } : r;
+        return r.ok ? { ok: true, phys: r.pa, prot: r.prot, cached: false } : r;
       }
       ssid = 0;
     }
@@ -454,6 +460,7 @@ export class SmmuV3NestedDomain implements IommuDomain {
           ok: true,
           phys: hit.physBase + (iova - hit.iovaBase),
           prot: { read: hit.read, write: hit.write },
+          cached: true,
         };
       }
     }
@@ -477,7 +484,7 @@ export class SmmuV3NestedDomain implements IommuDomain {
       if (set === undefined) this.#asids.set(vmid, set = new Set());
       set.add(cd.asid);
     }
-    return { ok: true, phys: out.pa, prot };
+    return { ok: true, phys: out.pa, prot, cached: cds !== undefined };
   }
 
   /** The CD of `ssid` (cached in `cds` under `sid:ssid`), or the fault fetching it. */
@@ -719,9 +726,11 @@ export class SmmuV3Nesting implements IommuNesting {
         return 0;
       }
       case SMMU_CMD.CFGI_CD:
+        this.unit.translationEpoch.bump();
         this.cds.delete(`${getField(c0, F.CFGI_SID)}:${getField(c0, F.CFGI_SSID)}`);
         return 0;
       case SMMU_CMD.CFGI_CD_ALL: {
+        this.unit.translationEpoch.bump();
         const prefix = `${getField(c0, F.CFGI_SID)}:`;
         for (const k of [...this.cds.keys()]) if (k.startsWith(prefix)) this.cds.delete(k);
         return 0;

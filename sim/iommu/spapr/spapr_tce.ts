@@ -14,7 +14,10 @@
  * - a DMA outside every window, through an invalid TCE or against a TCE's permission bits does
  *   not just fail: the PHB freezes the whole PE (EEH). While frozen, the PE's DMA is dropped and
  *   its MMIO reads return all-ones (writes are dropped) until user space thaws it
- *   (VFIO_EEH_PE_OP UNFREEZE_IO/UNFREEZE_DMA) or resets it.
+ *   (VFIO_EEH_PE_OP UNFREEZE_IO/UNFREEZE_DMA) or resets it;
+ * - the PHB caches the TCEs it fetches, as PHB4's TCE cache does; Linux kills that cache after
+ *   every TCE update (`iommu_tce_kill`), which here is {@link TceTable.write} bumping the
+ *   translation epoch, as every window, ownership and EEH change does too.
  *
  * Fault records use the simulator's own "pnv-tce" layout (32 bytes, big-endian, like the PHB's
  * registers): `u32 pe; u16 requester; u8 reason; u8 access (0 read, 1 write); u64 bus address;
@@ -47,7 +50,7 @@ import {
 } from "../../../ffi/uapi/vfio.ts";
 import type { VirtualClock } from "../../clock.ts";
 import type { PhysicalMemory } from "../../memory.ts";
-import { checkPasidAttach, faultOf } from "../model.ts";
+import { checkPasidAttach, faultOf, TranslationEpoch } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -56,6 +59,7 @@ import type {
   IommuModel,
   ReservedRegion,
   TranslateResult,
+  TranslationHint,
 } from "../model.ts";
 import { TCE_PCI_READ, TCE_PCI_WRITE, TceTable, tceTableGeometry } from "./spapr_tce_table.ts";
 
@@ -121,12 +125,16 @@ export class SpaprPe {
   #dmaEnabled = true;
   #resetActive = false;
 
-  /** A PE of `platform` numbered `number`. */
+  /**
+   * A PE of `platform` numbered `number`; every window and EEH state change, and every write to
+   * its tables, bumps `epoch` (the PHB's translation generation).
+   */
   constructor(
     readonly number: number,
     readonly platform: SpaprPlatform,
     private readonly memory: PhysicalMemory,
     private readonly hostPageSize: number,
+    private readonly epoch: TranslationEpoch = new TranslationEpoch(),
   ) {
     this.#windows = new Array(platform.maxWindows).fill(undefined);
   }
@@ -144,7 +152,7 @@ export class SpaprPe {
   createTable(num: number, pageShift: number, size: bigint, levels: number): TceTable | undefined {
     const start = num === 0 ? this.platform.tce32Start : this.platform.secondWindowStart;
     const geometry = tceTableGeometry(start, pageShift, size, levels, this.hostPageSize);
-    return geometry === undefined ? undefined : TceTable.create(this.memory, geometry);
+    return geometry === undefined ? undefined : TceTable.create(this.memory, geometry, this.epoch);
   }
 
   /** `get_table_size`: bytes the table and its userspace view take (0: shape refused). */
@@ -156,16 +164,19 @@ export class SpaprPe {
 
   /** `set_window`: program slot `num` (the PHB's TVE) with `table`. */
   setWindow(num: number, table: TceTable): void {
+    this.epoch.bump();
     this.#windows[num] = table;
   }
 
   /** `unset_window`: clear slot `num`. */
   unsetWindow(num: number): void {
+    this.epoch.bump();
     this.#windows[num] = undefined;
   }
 
   /** `take_ownership`: the kernel's windows leave the PE (the user programs its own). */
   takeOwnership(): void {
+    this.epoch.bump();
     this.#windows.fill(undefined);
   }
 
@@ -199,6 +210,7 @@ export class SpaprPe {
 
   /** Freeze MMIO and DMA (an error was detected or injected). Returns whether it was thawed. */
   freeze(): boolean {
+    this.epoch.bump();
     const wasNormal = this.#mmioEnabled && this.#dmaEnabled;
     this.#mmioEnabled = false;
     this.#dmaEnabled = false;
@@ -207,22 +219,26 @@ export class SpaprPe {
 
   /** EEH_OPT_THAW_MMIO. */
   thawMmio(): void {
+    this.epoch.bump();
     this.#mmioEnabled = true;
   }
 
   /** EEH_OPT_THAW_DMA. */
   thawDma(): void {
+    this.epoch.bump();
     this.#dmaEnabled = true;
   }
 
   /** EEH_RESET_HOT / EEH_RESET_FUNDAMENTAL: freeze, then hold the PE in reset. */
   assertReset(): void {
+    this.epoch.bump();
     this.freeze();
     this.#resetActive = true;
   }
 
   /** EEH_RESET_DEACTIVATE: release reset and re-enable MMIO and DMA. */
   deassertReset(): void {
+    this.epoch.bump();
     this.#resetActive = false;
     this.#mmioEnabled = true;
     this.#dmaEnabled = true;
@@ -256,6 +272,15 @@ export class SpaprTceIommu implements IommuModel {
   readonly #o: SpaprTceOptions;
   readonly #pes = new Map<number, SpaprPe>();
   readonly #faults: IommuFault[] = [];
+  /**
+   * Generation of the PHB's translation state: bumped by every TCE write and table free (the
+   * TCE cache kill Linux issues after each update), window change, ownership change and EEH
+   * state change of its PEs.
+   */
+  readonly translationEpoch: TranslationEpoch = new TranslationEpoch();
+  /** The PHB's TCE cache: valid TCEs the walk fetched, per table, until the next epoch bump. */
+  readonly #tceCache = new Map<TceTable, Map<bigint, bigint>>();
+  #tceCacheEpoch = 0;
 
   /** A PHB. */
   constructor(options: SpaprTceOptions) {
@@ -289,7 +314,13 @@ export class SpaprTceIommu implements IommuModel {
   tableGroup(number: number): SpaprPe {
     let pe = this.#pes.get(number);
     if (pe === undefined) {
-      pe = new SpaprPe(number, this.platform, this.#o.memory, this.#o.hostPageSize);
+      pe = new SpaprPe(
+        number,
+        this.platform,
+        this.#o.memory,
+        this.#o.hostPageSize,
+        this.translationEpoch,
+      );
       this.#pes.set(number, pe);
     }
     return pe;
@@ -336,13 +367,18 @@ export class SpaprTceIommu implements IommuModel {
     return checkPasidAttach(this.facts, pasid);
   }
 
-  /** The PHB's walk: PE → window (TVE) → TCE → permission; any failure freezes the PE. */
+  /**
+   * The PHB's walk: PE → window (TVE) → TCE (through the TCE cache) → permission; any failure
+   * freezes the PE. A success is `cacheable` (see {@link TranslationHint}): its TCE stays in the
+   * TCE cache, and the window and PE state it passed stay, until the epoch is bumped.
+   */
   translate(
     requester: number,
     pasid: number | undefined,
     iova: bigint,
     access: DmaAccess,
     _length: number,
+    hint?: TranslationHint,
   ): TranslateResult {
     const pe = this.peOfRequester(requester);
     if (pe === undefined) return this.#fault(requester, 0, REASON.NO_WINDOW, iova, access);
@@ -352,7 +388,7 @@ export class SpaprTceIommu implements IommuModel {
     if (hit === undefined) return this.#fault(requester, pe.number, REASON.NO_WINDOW, iova, access);
     const { table } = hit;
     const page = table.pageSize;
-    const tce = table.read((iova - table.start) / page);
+    const tce = this.#cachedTce(table, (iova - table.start) / page);
     const reason = tce === 0n
       ? REASON.INVALID
       : access === "read" && (tce & TCE_PCI_READ) === 0n
@@ -363,6 +399,7 @@ export class SpaprTceIommu implements IommuModel {
     if (reason !== 0) {
       return this.#fault(requester, pe.number, reason, iova, access, tce, table.start);
     }
+    if (hint) hint.cacheable = true;
     return { ok: true, phys: (tce & ~(page - 1n)) + (iova & (page - 1n)) };
   }
 
@@ -375,6 +412,27 @@ export class SpaprTceIommu implements IommuModel {
   ): IommuFault {
     const pe = this.peOfRequester(requester);
     return faultOf(this.#fault(requester, pe?.number ?? 0, REASON.INVALID, iova, access));
+  }
+
+  /**
+   * The TCE at `index` of `table` through the PHB's TCE cache (PHB4 caches fetched TCEs; Linux
+   * kills the cache after every TCE update, which is what bumps the epoch). Invalid TCEs are not
+   * cached.
+   */
+  #cachedTce(table: TceTable, index: bigint): bigint {
+    if (this.#tceCacheEpoch !== this.translationEpoch.value) {
+      this.#tceCache.clear();
+      this.#tceCacheEpoch = this.translationEpoch.value;
+    }
+    let entries = this.#tceCache.get(table);
+    const cached = entries?.get(index);
+    if (cached !== undefined) return cached;
+    const tce = table.read(index);
+    if (tce !== 0n) {
+      if (entries === undefined) this.#tceCache.set(table, entries = new Map());
+      entries.set(index, tce);
+    }
+    return tce;
   }
 
   /** Freeze a PE as an injected error does (VFIO_EEH_PE_INJECT_ERR). */

@@ -19,6 +19,7 @@
  */
 
 import type { PhysicalChunk, PhysicalMemory } from "../../memory.ts";
+import { TranslationEpoch } from "../model.ts";
 
 /** TCE bit: the device may read the page (`TCE_PCI_READ`, asm/tce.h). */
 export const TCE_PCI_READ = 0x1n;
@@ -102,19 +103,29 @@ export class TceTable {
   readonly #memory: PhysicalMemory;
   readonly #blocks: PhysicalChunk[] = [];
   readonly #top: PhysicalChunk;
+  readonly #epoch: TranslationEpoch;
   #freed = false;
 
-  /** Allocate the top block of a table of `geometry`; undefined when memory is exhausted. */
-  static create(memory: PhysicalMemory, geometry: TceTableGeometry): TceTable | undefined {
+  /**
+   * Allocate the top block of a table of `geometry`; undefined when memory is exhausted. Every
+   * write and the free bump `epoch` (the PHB's TCE cache kill that follows each update).
+   */
+  static create(
+    memory: PhysicalMemory,
+    geometry: TceTableGeometry,
+    epoch: TranslationEpoch = new TranslationEpoch(),
+  ): TceTable | undefined {
     const top = memory.allocate(geometry.blockBytes, geometry.blockBytes);
-    return top === undefined ? undefined : new TceTable(memory, geometry, top);
+    return top === undefined ? undefined : new TceTable(memory, geometry, top, epoch);
   }
 
   private constructor(
     memory: PhysicalMemory,
     readonly geometry: TceTableGeometry,
     top: PhysicalChunk,
+    epoch: TranslationEpoch,
   ) {
+    this.#epoch = epoch;
     this.#memory = memory;
     this.#top = top;
     this.#blocks.push(top);
@@ -165,6 +176,7 @@ export class TceTable {
     if (at === undefined) return tce === 0n ? 0n : undefined;
     const old = this.#readBe(at);
     this.#writeBe(at, tce);
+    this.#epoch.bump();
     return old;
   }
 
@@ -172,6 +184,7 @@ export class TceTable {
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
+    this.#epoch.bump();
     for (const block of this.#blocks) this.#memory.release(block);
     this.#blocks.length = 0;
   }

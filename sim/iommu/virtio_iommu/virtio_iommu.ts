@@ -62,6 +62,8 @@ import type {
   MapProtection,
   ReservedRegion,
   TranslateResult,
+  TranslationEpoch,
+  TranslationHint,
 } from "../model.ts";
 import { VirtioIommuDevice, type VirtioIommuDeviceOptions } from "./virtio_iommu_device.ts";
 import { IntervalList } from "./virtio_iommu_intervals.ts";
@@ -296,6 +298,8 @@ interface Endpoint {
 export class VirtioIommu implements IommuModel {
   /** The device half. */
   readonly device: VirtioIommuDevice;
+  /** The device's translation generation (see {@link VirtioIommuDevice.translationEpoch}). */
+  readonly translationEpoch: TranslationEpoch;
   /** The facts Linux derives from the device (see {@link IommuFacts}). */
   readonly facts: IommuFacts;
   /** Platform. */
@@ -333,6 +337,7 @@ export class VirtioIommu implements IommuModel {
         : [],
       ...o.deviceOptions,
     });
+    this.translationEpoch = this.device.translationEpoch;
     const proposal = o.pasidProposal ? 1n << BigInt(VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID) : 0n;
     const features = this.device.negotiate(VIOMMU_LINUX_FEATURES | proposal);
     const has = (bit: number): boolean => (features & (1n << BigInt(bit))) !== 0n;
@@ -582,8 +587,9 @@ export class VirtioIommu implements IommuModel {
     iova: bigint,
     access: DmaAccess,
     _length: number,
+    hint?: TranslationHint,
   ): TranslateResult {
-    const r = this.device.translate(requester, pasid, iova, access);
+    const r = this.device.translate(requester, pasid, iova, access, hint);
     if (r.ok) return r;
     return { ok: false, fault: this.#record(requester, pasid, iova, access, r) };
   }

@@ -70,7 +70,7 @@ import {
   VIRTIO_IOMMU_SIZE,
   type VirtioIommuConfig,
 } from "./virtio_iommu_wire.ts";
-import type { DmaAccess } from "../model.ts";
+import { type DmaAccess, TranslationEpoch, type TranslationHint } from "../model.ts";
 import { IntervalList } from "./virtio_iommu_intervals.ts";
 
 /** QEMU's page_size_mask on a 4 KiB host (granule = host page): every size ≥ 4 KiB. */
@@ -162,6 +162,9 @@ export type VirtioTranslation =
     readonly unreported?: boolean;
   };
 
+/** Offset bits of the 4 KiB page a cacheable translation covers (see {@link TranslationHint}). */
+const CACHE_PAGE_MASK = 0xfffn;
+
 /** The virtio-iommu device model. */
 export class VirtioIommuDevice {
   /** Features the device offers. */
@@ -182,6 +185,12 @@ export class VirtioIommuDevice {
   #removed = false;
   /** The event queue: receives each fault record the device writes (the driver's handler). */
   onEvent?: (record: Uint8Array) => void;
+  /**
+   * Generation of the device's translation state (its mapping tables, attachments, bypass
+   * setting and features): bumped by every request processed, every reset, negotiation and
+   * config.bypass write — everything {@link translate} reads besides its fixed configuration.
+   */
+  readonly translationEpoch: TranslationEpoch = new TranslationEpoch();
 
   /** A device with QEMU 10's defaults unless told otherwise ({@link VirtioIommuDeviceOptions}). */
   constructor(o: VirtioIommuDeviceOptions = {}) {
@@ -220,6 +229,7 @@ export class VirtioIommuDevice {
 
   /** Feature negotiation: keep what the driver accepts of what is offered; returns the result. */
   negotiate(driverFeatures: bigint): bigint {
+    this.translationEpoch.bump();
     this.#negotiated = this.offered & driverFeatures;
     return this.#negotiated;
   }
@@ -230,12 +240,14 @@ export class VirtioIommuDevice {
    */
   writeBypass(value: number): boolean {
     if (!this.#has(VIRTIO_IOMMU_F.BYPASS_CONFIG) || (value !== 0 && value !== 1)) return false;
+    this.translationEpoch.bump();
     this.#config.bypass = value;
     return true;
   }
 
   /** Device reset: no endpoint attached, no domain (config.bypass is kept). */
   reset(): void {
+    this.translationEpoch.bump();
     this.#endpoints.clear();
     this.#domains.clear();
     this.#pasids.clear();
@@ -302,6 +314,7 @@ export class VirtioIommuDevice {
    * (bytes written; 0 when nothing could be written). Never throws.
    */
   process(readable: Uint8Array, writable: Uint8Array): number {
+    this.translationEpoch.bump();
     const tail = VIRTIO_IOMMU_SIZE.TAIL;
     if (this.#removed) return 0;
     if (readable.length < VIRTIO_IOMMU_SIZE.HEAD || writable.length < tail) return 0;
@@ -332,36 +345,52 @@ export class VirtioIommuDevice {
     return writable.length;
   }
 
-  /** Translate one endpoint access; on a fault the record goes to the event queue. */
+  /**
+   * Translate one endpoint access; on a fault the record goes to the event queue. A success is
+   * `cacheable` (see {@link TranslationHint}) when the whole 4 KiB page around `iova` gets the
+   * same answer: it depends only on state whose changes bump {@link translationEpoch}.
+   */
   translate(
     endpoint: number,
     pasid: number | undefined,
     iova: bigint,
     access: DmaAccess,
+    hint?: TranslationHint,
   ): VirtioTranslation {
     const addr = VIRTIO_IOMMU_FAULT_F.ADDRESS;
     if (pasid !== undefined) return this.#translatePasid(endpoint, pasid, iova, access);
     const known = this.#endpoints.has(endpoint);
     const domain = this.#endpoints.get(endpoint);
     if (!known) {
-      if (this.#unattachedBypass()) return { ok: true, phys: iova };
+      if (this.#unattachedBypass()) return this.#answer(iova, iova, undefined, false, hint);
       return this.#fault(VIRTIO_IOMMU_FAULT_R.UNKNOWN, addr, endpoint, iova);
     }
     const resv = this.#resv.find((r) => iova >= r.start && iova <= r.end);
     if (resv) {
-      if (resv.subtype === VIRTIO_IOMMU_RESV_MEM_T.MSI) return { ok: true, phys: iova };
+      if (resv.subtype === VIRTIO_IOMMU_RESV_MEM_T.MSI) {
+        return this.#answer(iova, iova, resv, true, hint);
+      }
       return this.#fault(VIRTIO_IOMMU_FAULT_R.MAPPING, addr, endpoint, iova);
     }
     if (domain === undefined) {
-      if (this.#unattachedBypass()) return { ok: true, phys: iova };
+      if (this.#unattachedBypass()) return this.#answer(iova, iova, undefined, true, hint);
       return this.#fault(VIRTIO_IOMMU_FAULT_R.DOMAIN, addr, endpoint, iova);
     }
-    if (domain.bypass) return { ok: true, phys: iova };
-    return this.#lookup(domain, endpoint, iova, access);
+    if (domain.bypass) return this.#answer(iova, iova, undefined, true, hint);
+    return this.#lookup(domain, endpoint, iova, access, hint);
   }
 
-  /** A mapping of `domain` for the access, or a MAPPING fault (R/W set for a permission miss). */
-  #lookup(domain: Domain, endpoint: number, iova: bigint, access: DmaAccess): VirtioTranslation {
+  /**
+   * A mapping of `domain` for the access, or a MAPPING fault (R/W set for a permission miss).
+   * Without a `hint` (PASID requests) the answer is never marked cacheable.
+   */
+  #lookup(
+    domain: Domain,
+    endpoint: number,
+    iova: bigint,
+    access: DmaAccess,
+    hint?: TranslationHint,
+  ): VirtioTranslation {
     const addr = VIRTIO_IOMMU_FAULT_F.ADDRESS;
     const m = domain.mappings.find(iova);
     if (m === undefined) return this.#fault(VIRTIO_IOMMU_FAULT_R.MAPPING, addr, endpoint, iova);
@@ -371,7 +400,32 @@ export class VirtioIommuDevice {
       ? VIRTIO_IOMMU_FAULT_F.WRITE
       : 0;
     if (denied) return this.#fault(VIRTIO_IOMMU_FAULT_R.MAPPING, denied | addr, endpoint, iova);
-    return { ok: true, phys: m.phys + (iova - m.start) };
+    return this.#answer(iova, m.phys + (iova - m.start), m, true, hint);
+  }
+
+  /**
+   * A successful translation of `iova` to `phys`, decided by `range` (a mapping or reserved
+   * region; none for bypass). It is cacheable when `range` covers the whole 4 KiB page and, if
+   * the reserved regions were consulted (`resvChecked`), none of them cuts the page.
+   */
+  #answer(
+    iova: bigint,
+    phys: bigint,
+    range: { readonly start: bigint; readonly end: bigint } | undefined,
+    resvChecked: boolean,
+    hint: TranslationHint | undefined,
+  ): VirtioTranslation {
+    if (hint) {
+      const first = iova & ~CACHE_PAGE_MASK;
+      const last = first | CACHE_PAGE_MASK;
+      const covers = (r: { readonly start: bigint; readonly end: bigint }): boolean =>
+        r.start <= first && r.end >= last;
+      const cuts = (r: { readonly start: bigint; readonly end: bigint }): boolean =>
+        r.start <= last && r.end >= first && !covers(r);
+      hint.cacheable = (range === undefined || covers(range)) &&
+        !(resvChecked && this.#resv.some(cuts));
+    }
+    return { ok: true, phys };
   }
 
   /**

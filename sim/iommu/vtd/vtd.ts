@@ -34,7 +34,7 @@
 import { ERRNO } from "../../../ffi/errno.ts";
 import type { VirtualClock } from "../../clock.ts";
 import type { PhysicalMemory } from "../../memory.ts";
-import { checkPasidAttach, faultOf } from "../model.ts";
+import { checkPasidAttach, faultOf, TranslationEpoch } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -47,6 +47,7 @@ import type {
   PageRequestHandler,
   ReservedRegion,
   TranslateResult,
+  TranslationHint,
 } from "../model.ts";
 import { decode } from "../../../ffi/uapi/layout.ts";
 import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../../ffi/uapi/mod.ts";
@@ -234,6 +235,12 @@ export class VtdIommu implements IommuModel {
   readonly levels: number;
   /** The IOTLB. */
   readonly iotlb: VtdIotlb;
+  /**
+   * Generation of the unit's translation state: bumped by every IOTLB change (the IOTLB owns the
+   * bumps). Every context and PASID-table change of this unit flushes the IOTLB of the domains
+   * involved, so the IOTLB's bumps cover them too.
+   */
+  readonly translationEpoch: TranslationEpoch = new TranslationEpoch();
   readonly #memory: PhysicalMemory;
   readonly #clock: VirtualClock;
   readonly #rmrrs: readonly VtdRmrr[];
@@ -289,7 +296,7 @@ export class VtdIommu implements IommuModel {
     }
     this.#faultUnit = new VtdFaultUnit(getField(this.cap, VTD_CAP.NFR) + 1);
     this.#maxDid = 2 ** (VTD_ND_BASE + VTD_ND_STEP * getField(this.cap, VTD_CAP.ND)) - 1;
-    this.iotlb = new VtdIotlb(o.iotlbEntries ?? VTD_IOTLB_ENTRIES);
+    this.iotlb = new VtdIotlb(o.iotlbEntries ?? VTD_IOTLB_ENTRIES, this.translationEpoch);
     // Linux picks the largest SAGAW level; the aperture is limited by MGAW too.
     const sagaw = getField(this.cap, VTD_CAP.SAGAW);
     const agawWidth = VTD_AGAW_BASE + VTD_AGAW_STEP * Math.floor(Math.log2(sagaw));
@@ -522,6 +529,9 @@ export class VtdIommu implements IommuModel {
    * remappable one (the model keeps no IRTEs for data writes). Without interrupt remapping the
    * hardware would pass the write to the interrupt controller; the model refuses it all the same
    * and logs it in {@link faults} with reason 0 ("Software") but in no fault register.
+   *
+   * Every success comes from the IOTLB or is entered into it, so it is `cacheable` (see
+   * {@link TranslationHint}): it stays the answer until an IOTLB change bumps the epoch.
    */
   translate(
     requester: number,
@@ -529,6 +539,7 @@ export class VtdIommu implements IommuModel {
     iova: bigint,
     access: DmaAccess,
     length: number,
+    hint?: TranslationHint,
   ): TranslateResult {
     if (pasid === undefined && iova >= VTD_MSI_WINDOW.start && iova <= VTD_MSI_WINDOW.end) {
       return this.#interruptWindow(requester, iova, access, length);
@@ -551,7 +562,10 @@ export class VtdIommu implements IommuModel {
     }
     if (domain instanceof VtdNestedDomain) {
       const r = domain.translate(iova, access, pasid ?? 0);
-      if (r.ok) return r;
+      if (r.ok) {
+        if (hint) hint.cacheable = true;
+        return r;
+      }
       if (domain.pageRequest && RECOVERABLE_FS_REASONS.has(r.reason)) {
         return this.#pageRequest(domain.pageRequest, requester, pasid, iova, access, r.reason);
       }
@@ -571,6 +585,7 @@ export class VtdIommu implements IommuModel {
     const denied = access === "write" ? VTD_FR.PTE_WRITE : VTD_FR.PTE_READ;
     const cached = this.iotlb.lookup(domain.id, iova, pasid ?? 0);
     if (cached && (access === "write" ? cached.write : cached.read)) {
+      if (hint) hint.cacheable = true;
       return { ok: true, phys: cached.physBase + (iova - cached.iovaBase) };
     }
     const walk = domain.table.walk(iova);
@@ -586,6 +601,7 @@ export class VtdIommu implements IommuModel {
       read: walk.prot.read,
       write: walk.prot.write,
     });
+    if (hint) hint.cacheable = true;
     return { ok: true, phys: walk.phys };
   }
 

@@ -8,6 +8,10 @@
  * there; a user-managed (nested) stage 1 keeps using an entry until its owner invalidates it
  * (IOMMU_HWPT_INVALIDATE), exactly as the hardware does.
  *
+ * Every insertion (which may evict, or shadow a larger page), eviction and invalidation bumps
+ * the owning model's {@link TranslationEpoch}, so translations kept outside the model (a device's
+ * DMA port cache) end exactly when an entry they came from may have left or changed.
+ *
  * @module
  */
 
@@ -29,6 +33,8 @@ export interface IotlbEntry {
   readonly write: boolean;
 }
 
+import { TranslationEpoch } from "../model.ts";
+
 /** Hit/miss counters. */
 export interface IotlbStats {
   /** Lookups answered from the cache. */
@@ -48,8 +54,13 @@ export class VtdIotlb {
   /** Counters since creation. */
   readonly stats: IotlbStats = { hits: 0, misses: 0, invalidated: 0 };
 
-  /** A cache of at most `capacity` entries. */
-  constructor(readonly capacity: number) {}
+  /** The generation bumped by every change (shared with the owning model). */
+  readonly epoch: TranslationEpoch;
+
+  /** A cache of at most `capacity` entries, bumping `epoch` on every change. */
+  constructor(readonly capacity: number, epoch: TranslationEpoch = new TranslationEpoch()) {
+    this.epoch = epoch;
+  }
 
   /** Entries currently cached. */
   get size(): number {
@@ -73,6 +84,7 @@ export class VtdIotlb {
   insert(e: IotlbEntry): void {
     const shift = BigInt(e.size.toString(2).length - 1);
     const k = key(e.did, e.pasid ?? 0, shift, e.iovaBase >> shift);
+    this.epoch.bump();
     this.#entries.delete(k);
     if (this.#entries.size >= this.capacity) {
       const oldest = this.#entries.keys().next().value;
@@ -83,6 +95,7 @@ export class VtdIotlb {
 
   /** Domain-selective invalidation. */
   flushDomain(did: number): void {
+    this.epoch.bump();
     for (const [k, e] of this.#entries) {
       if (e.did === did) this.#drop(k);
     }
@@ -90,6 +103,7 @@ export class VtdIotlb {
 
   /** Page-selective invalidation of `[start, end)` in domain `did`. */
   flushRange(did: number, start: bigint, end: bigint): void {
+    this.epoch.bump();
     for (const [k, e] of this.#entries) {
       if (e.did === did && e.iovaBase < end && e.iovaBase + e.size > start) this.#drop(k);
     }
@@ -97,6 +111,7 @@ export class VtdIotlb {
 
   /** Global invalidation. */
   flushAll(): void {
+    this.epoch.bump();
     this.stats.invalidated += this.#entries.size;
     this.#entries.clear();
   }
