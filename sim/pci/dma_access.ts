@@ -1,9 +1,10 @@
 /**
  * The device models' one door to {@link DmaPort}: bus addresses as two 32-bit halves (what
- * descriptor rings and base-address registers hold), turned into the port's address once per
- * transfer, so the per-packet paths of the NIC models carry no BigInt and the day the port takes
- * Numbers only this file changes. A failed transfer answers false; the port has already recorded
- * the IOMMU fault.
+ * descriptor rings and base-address registers hold), combined into a Number for the port's
+ * number-address methods (`readInto`/`writeFrom`: a range of the model's buffer, nothing
+ * allocated), so the per-packet paths of the NIC models carry no BigInt and make no view; an
+ * address from 2^53 up takes the port's exact BigInt methods. A failed transfer answers false;
+ * the port has already recorded the IOMMU fault.
  *
  * @example
  * ```ts
@@ -44,7 +45,12 @@ export class DmaAccess {
     length: number = dst.length - start,
   ): boolean {
     const port = this.#port();
-    return port !== undefined && port.read(address(lo, hi, offset), range(dst, start, length));
+    if (port === undefined) return false;
+    const high = highOf(lo, hi, offset);
+    if (high < EXACT_HI_LIMIT) {
+      return port.readInto(high * TWO_32 + lowOf(lo, offset), dst, start, length);
+    }
+    return port.read(exactAddress(high, lo, offset), dst.subarray(start, start + length));
   }
 
   /**
@@ -60,23 +66,26 @@ export class DmaAccess {
     length: number = src.length - start,
   ): boolean {
     const port = this.#port();
-    return port !== undefined && port.write(address(lo, hi, offset), range(src, start, length));
+    if (port === undefined) return false;
+    const high = highOf(lo, hi, offset);
+    if (high < EXACT_HI_LIMIT) {
+      return port.writeFrom(high * TWO_32 + lowOf(lo, offset), src, start, length);
+    }
+    return port.write(exactAddress(high, lo, offset), src.subarray(start, start + length));
   }
 }
 
-/**
- * `bytes[start..start+length)`: the whole array as is, else a view (the one allocation left on
- * this path, until DmaPort takes a range).
- */
-function range(bytes: Uint8Array, start: number, length: number): Uint8Array {
-  return start === 0 && length === bytes.length ? bytes : bytes.subarray(start, start + length);
+/** The high half of hi:lo + offset (offset ≥ 0, below 2^32). */
+function highOf(lo: number, hi: number, offset: number): number {
+  return ((hi >>> 0) + Math.floor(((lo >>> 0) + offset) / TWO_32)) >>> 0;
 }
 
-/** The port's address of hi:lo + offset (offset ≥ 0, below 2^32). */
-function address(lo: number, hi: number, offset: number): bigint {
-  const low = (lo >>> 0) + offset;
-  const high = ((hi >>> 0) + Math.floor(low / TWO_32)) >>> 0;
-  const l = low % TWO_32;
-  if (high < EXACT_HI_LIMIT) return BigInt(high * TWO_32 + l);
-  return (BigInt(high) << 32n) | BigInt(l);
+/** The low half of lo + offset. */
+function lowOf(lo: number, offset: number): number {
+  return ((lo >>> 0) + offset) % TWO_32;
+}
+
+/** The exact address high:low(lo + offset) as a bigint (addresses from 2^53 up). */
+function exactAddress(high: number, lo: number, offset: number): bigint {
+  return (BigInt(high) << 32n) | BigInt(lowOf(lo, offset));
 }
