@@ -35,13 +35,8 @@ export * from "./core/smmuv3_info.ts";
 export type { IommufdDevice } from "./core/iommufd_backend.ts";
 export type { Type1Flavour } from "./core/type1_backend.ts";
 export type { SpaprWindowRequest } from "./core/spapr_backend.ts";
-export type {
-  OpenedRegion,
-  RegionAccessMode,
-  RegionInfo,
-  SparseMmapArea,
-  VfioCapHeader,
-} from "./core/region.ts";
+export type { OpenedRegion, RegionAccessMode, RegionInfo, SparseMmapArea } from "./core/region.ts";
+export type { VfioCapHeader } from "./ffi/uapi/caps.ts";
 export * from "./core/iova_allocator.ts";
 export * from "./core/pci_device.ts";
 export * from "./core/device.ts";

@@ -118,20 +118,20 @@ function commandsOf(version: KernelVersion | undefined): readonly (Command | und
   const viommuLayout = kernelAtLeast(version, VIOMMU_USER_DATA_MIN_KERNEL)
     ? iommu_viommu_alloc_data
     : iommu_viommu_alloc;
-  table[IOMMU_VIOMMU_ALLOC.nr - IOMMUFD_CMD_BASE] = command(
+  table[IOMMU_VIOMMU_ALLOC.nr - uapi.IOMMUFD_CMD_BASE] = command(
     IOMMU_VIOMMU_ALLOC,
     viommuLayout,
     cmdViommuAlloc,
     iommu_viommu_alloc.size,
   );
-  table[IOMMU_VDEVICE_ALLOC.nr - IOMMUFD_CMD_BASE] = command(
+  table[IOMMU_VDEVICE_ALLOC.nr - uapi.IOMMUFD_CMD_BASE] = command(
     IOMMU_VDEVICE_ALLOC,
     iommu_vdevice_alloc,
     cmdVdeviceAlloc,
     iommu_vdevice_alloc.size,
   );
   if (kernelAtLeast(version, VEVENTQ_MIN_KERNEL)) {
-    table[IOMMU_VEVENTQ_ALLOC.nr - IOMMUFD_CMD_BASE] = command(
+    table[IOMMU_VEVENTQ_ALLOC.nr - uapi.IOMMUFD_CMD_BASE] = command(
       IOMMU_VEVENTQ_ALLOC,
       iommu_veventq_alloc,
       cmdVeventqAlloc,
@@ -163,9 +163,6 @@ const COMMANDS: readonly Command[] = [
   command(uapi.IOMMU_HWPT_INVALIDATE, uapi.iommu_hwpt_invalidate, cmdInvalidate),
   command(uapi.IOMMU_FAULT_QUEUE_ALLOC, uapi.iommu_fault_alloc, cmdFaultAlloc),
 ];
-
-/** First command number of the table. */
-const IOMMUFD_CMD_BASE = 0x80;
 
 /** An open iommufd. */
 export class IommufdContext implements SimFile {
@@ -207,7 +204,9 @@ export class IommufdContext implements SimFile {
   /** ioctl(2): iommufd commands, else the VFIO container API; never throws. */
   ioctl(process: SimProcess, request: number, arg: Uint8Array | bigint): number {
     const nr = request & 0xff;
-    const entry = nr >= IOMMUFD_CMD_BASE ? this.#commands[nr - IOMMUFD_CMD_BASE] : undefined;
+    const entry = nr >= uapi.IOMMUFD_CMD_BASE
+      ? this.#commands[nr - uapi.IOMMUFD_CMD_BASE]
+      : undefined;
     if (!entry) return compatIoctl(this.#core, this.#arch, process, request, arg);
     const user = userArg(process, arg);
     const head = user.read(0, 4);

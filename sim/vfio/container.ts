@@ -18,7 +18,7 @@ import {
   VFIO_CHECK_EXTENSION,
   VFIO_GET_API_VERSION,
   VFIO_SET_IOMMU,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** A value-argument as the kernel sees it (a buffer passed by pointer is some large address). */
 function argValue(arg: Uint8Array | bigint): bigint {

@@ -50,7 +50,7 @@ import {
   VFIO_DEVICE_PCI_HOT_RESET,
   VFIO_DEVICE_RESET,
   VFIO_DEVICE_SET_IRQS,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** Bytes of the `__u32` output fields written back (out_devid, pt_id). */
 const U32_SIZE = 4;

@@ -25,7 +25,7 @@ import {
   VFIO_GROUP_SET_CONTAINER,
   vfio_group_status,
   VFIO_GROUP_UNSET_CONTAINER,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** Longest device name GET_DEVICE_FD copies (`strndup_user(arg, PAGE_SIZE)`). */
 const DEVICE_NAME_MAX = 4096;

@@ -55,7 +55,7 @@ import {
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SPAPR_TCE_IOMMU,
   VFIO_SPAPR_TCE_v2_IOMMU,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** `IOMMU_TABLE_GROUP_MAX_TABLES`: window slots of a container. */
 const MAX_TABLES = 2;

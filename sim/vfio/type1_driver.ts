@@ -25,7 +25,7 @@ import {
   VFIO_TYPE1v2_IOMMU,
   VFIO_UNMAP_ALL,
   VFIO_UPDATE_VADDR,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** How type1 answers one extension id, with or without an instance. */
 type ExtensionAnswer = (t1: Type1Iommu | undefined) => number;

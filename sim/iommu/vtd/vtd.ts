@@ -49,7 +49,11 @@ import type {
   TranslateResult,
 } from "../model.ts";
 import { decode } from "../../../ffi/uapi/layout.ts";
-import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../../ffi/uapi/mod.ts";
+import {
+  IOMMU_HW_INFO_TYPE_INTEL_VTD,
+  IOMMU_HWPT_DATA_VTD_S1,
+  iommu_hwpt_vtd_s1,
+} from "../../../ffi/uapi/mod.ts";
 import { nestedFaultStage, VTD_SM_FR } from "./vtd_first_stage.ts";
 import { VtdNestedDomain } from "./vtd_nested.ts";
 import {
@@ -71,7 +75,6 @@ import {
 } from "./vtd_pgtable.ts";
 import { VtdIotlb } from "./vtd_iotlb.ts";
 import {
-  IOMMU_HW_INFO_TYPE_INTEL_VTD,
   VTD_AGAW_BASE,
   VTD_AGAW_STEP,
   VTD_CAP,
