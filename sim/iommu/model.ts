@@ -49,6 +49,18 @@ export interface IommuFacts {
   readonly laterHwInfo?: { readonly type: number; readonly data: Uint8Array };
 }
 
+/**
+ * A system-wide PASID allocator with owners, as a device model asks it for PASIDs (the
+ * virtio-iommu PASID proposal). sim/kernel's `SystemPasidSpace` implements it; the models see only
+ * this contract, so the IOMMU layer does not depend on the kernel layer above it.
+ */
+export interface PasidAllocator {
+  /** The lowest free PASID in `[min, max]` below `2^maxBits`, for `owner`; or -errno. */
+  alloc(owner: unknown, min: number, max: number, maxBits?: number): number;
+  /** Free a PASID of `owner`: 0, or -ENOENT when the owner does not hold it. */
+  free(owner: unknown, pasid: number): number;
+}
+
 /** The direction of a DMA as the IOMMU sees it. */
 export type DmaAccess = "read" | "write";
 

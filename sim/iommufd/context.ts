@@ -28,6 +28,7 @@ import type { SimPciFunction } from "../kernel/pci_function.ts";
 import type { PhysicalMemory } from "../memory.ts";
 import { compatIoctl } from "./compat.ts";
 import { IommufdCore } from "./core.ts";
+import { IOMMUFD_OBJECT_OPS } from "./object_ops.ts";
 import { attachDevice, bindDevice, detachDevice, unbindDevice } from "./device.ts";
 import { attachDevicePasid, detachDevicePasid } from "./pasid.ts";
 import { kernelAtLeast } from "../kernel_version.ts";
@@ -53,8 +54,8 @@ import {
   cmdHwptAlloc,
   cmdInvalidate,
   cmdSetDirtyTracking,
-  type FaultFdHooks,
 } from "./hwpt_cmds.ts";
+import type { FaultFdHooks } from "./fault.ts";
 import {
   cmdAllowIovas,
   cmdCopy,
@@ -186,6 +187,7 @@ export class IommufdContext implements SimFile {
       pasidAttach: options.kernelVersion !== undefined &&
         kernelAtLeast(options.kernelVersion, PASID_ATTACH_MIN_KERNEL),
       kernel: options.kernelVersion,
+      objectOps: IOMMUFD_OBJECT_OPS,
     });
     this.#commands = commandsOf(options.kernelVersion);
     this.#core.ownerCookie = this;

@@ -18,6 +18,7 @@
 
 import { ERRNO } from "../../ffi/errno.ts";
 import type { VirtualClock } from "../clock.ts";
+import type { PasidAllocator } from "../iommu/model.ts";
 
 /** PCIe's PASID width. */
 export const PASID_BITS = 20;
@@ -25,7 +26,7 @@ export const PASID_BITS = 20;
 export const DEFAULT_PASID_QUARANTINE_NS = 10_000_000;
 
 /** A system-wide PASID allocator with owners and a reuse quarantine. */
-export class SystemPasidSpace {
+export class SystemPasidSpace implements PasidAllocator {
   readonly #owners = new Map<number, unknown>();
   readonly #quarantine = new Map<number, number>(); // pasid → virtual time it becomes free
 

@@ -10,9 +10,7 @@
 import { ERRNO } from "../../ffi/errno.ts";
 import type { SimFile, SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup } from "../kernel/pci_function.ts";
-import type { VfioEnv } from "./env.ts";
-import { ioctlTable } from "./env.ts";
-import type { VfioIommuDriver } from "./iommu_driver.ts";
+import { ioctlTable, type VfioEnv, type VfioIommuDriver } from "./env.ts";
 import {
   VFIO_API_VERSION,
   VFIO_CHECK_EXTENSION,

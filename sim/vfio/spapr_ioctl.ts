@@ -16,9 +16,7 @@ import type { SimIommuGroup } from "../kernel/pci_function.ts";
 import { readStruct, userBytes, writeStruct } from "../kernel/user.ts";
 import { SpaprTceIommu } from "../iommu/spapr/spapr_tce.ts";
 import type { TceTable } from "../iommu/spapr/spapr_tce_table.ts";
-import type { VfioEnv } from "./env.ts";
-import { ioctlTable } from "./env.ts";
-import type { VfioIommuDriver, VfioIommuDriverSpec } from "./iommu_driver.ts";
+import { ioctlTable, type VfioEnv, type VfioIommuDriver, type VfioIommuDriverSpec } from "./env.ts";
 import { SpaprTceContainer } from "./spapr.ts";
 import { preregGet, preregNew } from "./spapr_prereg.ts";
 import {

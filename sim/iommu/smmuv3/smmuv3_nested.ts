@@ -94,7 +94,6 @@ import type {
   NestedStage1,
   PageRequestHandler,
 } from "../model.ts";
-import type { SmmuV3Domain, SmmuV3Iommu } from "./smmuv3.ts";
 import { SMMU_EVT, SMMU_EVT_CLASS, type SmmuEvent } from "./smmuv3_event.ts";
 import {
   LPAE_DESC,
@@ -102,7 +101,9 @@ import {
   LPAE_LAST_LEVEL,
   lpaeIndex,
   lpaeLevelSize,
+  type LpaeStage,
   lpaeStartLevel,
+  type LpaeTable,
   lpaeWalk,
 } from "./smmuv3_pgtable.ts";
 import { SMMU_OAS_BITS } from "./smmuv3_regs.ts";
@@ -127,6 +128,37 @@ import {
   type SteView,
 } from "./smmuv3_ste.ts";
 import { getField, type RegField } from "../reg_fields.ts";
+import type { VtdIotlb } from "../vtd/vtd_iotlb.ts";
+import type { PhysicalMemory } from "../../memory.ts";
+
+/**
+ * What nesting uses of the SMMU it belongs to (`SmmuV3Iommu`, ./smmuv3.ts, which implements it):
+ * declared here so that this module does not import the one that owns it.
+ */
+export interface NestingUnit {
+  /** Output address size in bits (IDR5.OAS). */
+  readonly oasBits: number;
+  /** SubstreamID bits (IDR1.SSIDSIZE). */
+  readonly ssidBits: number;
+  /** The SMMU's TLB, shared by its stage-1, stage-2 and nested entries. */
+  readonly iotlb: VtdIotlb;
+  /** The memory the tables and CDs are fetched from. */
+  readonly memory: PhysicalMemory;
+  /** Append a line to the machine trace. */
+  traceLine(line: string): void;
+}
+
+/** What nesting uses of a stage-2 parent domain (`NestParent`, ./smmuv3.ts). */
+export interface NestParent extends IommuDomain {
+  /** The SMMU the domain belongs to. */
+  readonly unit: NestingUnit;
+  /** Translation stage of the domain (a parent must be stage 2). */
+  readonly stage: LpaeStage;
+  /** Set once freed. */
+  readonly freed: boolean;
+  /** The stage-2 translation table. */
+  readonly table: LpaeTable;
+}
 
 /** Bytes of `struct iommu_hwpt_arm_smmuv3` (ste[2]). */
 export const SMMU_NESTED_STE_BYTES = 16;
@@ -253,7 +285,7 @@ function nestedTag(vmid: number, asid: number): number {
 }
 
 /** Drop every nested entry of `vmid`. */
-function flushVmid(unit: SmmuV3Iommu, asids: Map<number, Set<number>>, vmid: number): void {
+function flushVmid(unit: NestingUnit, asids: Map<number, Set<number>>, vmid: number): void {
   for (const asid of asids.get(vmid) ?? []) unit.iotlb.flushDomain(nestedTag(vmid, asid));
   asids.delete(vmid);
 }
@@ -349,7 +381,7 @@ export class SmmuV3NestedDomain implements IommuDomain {
     /** The model's nested-domain number (its IOTLB tag space; not a hardware id). */
     readonly id: number,
     /** The stage-2 parent. */
-    readonly parent: SmmuV3Domain,
+    readonly parent: NestParent,
     /** The user's STE words 0 and 1 (zero when V was clear). */
     readonly guestSte: readonly [bigint, bigint],
     /** The SMMU's record of which ASIDs of each VMID have IOTLB entries. */
@@ -630,15 +662,15 @@ function stage2Config(ste: SteView, oasBits: number): S2Config | undefined {
  */
 export class SmmuV3Nesting implements IommuNesting {
   readonly #ids = new Set<number>();
-  readonly #children = new Map<SmmuV3Domain, Set<SmmuV3NestedDomain>>();
+  readonly #children = new Map<NestParent, Set<SmmuV3NestedDomain>>();
   readonly #asids = new Map<number, Set<number>>();
 
   /** Nesting for `unit`, sharing its CD cache. */
-  constructor(private readonly unit: SmmuV3Iommu, private readonly cds: Map<string, CdView>) {}
+  constructor(private readonly unit: NestingUnit, private readonly cds: Map<string, CdView>) {}
 
   /** See the module doc for the checks and errnos. */
   allocNested(parent: IommuDomain, stage1: NestedStage1): SmmuV3NestedDomain | number {
-    const p = parent as Partial<SmmuV3Domain>;
+    const p = parent as Partial<NestParent>;
     if (p.unit !== this.unit || p.stage !== 2 || p.freed !== false) return -ERRNO.EINVAL;
     if (stage1.dataType !== IOMMU_HWPT_DATA_ARM_SMMUV3) return -ERRNO.EOPNOTSUPP;
     if (stage1.data.length !== SMMU_NESTED_STE_BYTES) return -ERRNO.EINVAL;
@@ -660,7 +692,7 @@ export class SmmuV3Nesting implements IommuNesting {
     while (this.#ids.has(id)) id++;
     if (id >= MAX_NESTED_DOMAINS) return -ERRNO.ENOSPC;
     this.#ids.add(id);
-    const s2 = parent as SmmuV3Domain;
+    const s2 = parent as NestParent;
     const d = new SmmuV3NestedDomain(id, s2, w, this.#asids);
     let set = this.#children.get(s2);
     if (set === undefined) this.#children.set(s2, set = new Set());
@@ -745,12 +777,12 @@ export class SmmuV3Nesting implements IommuNesting {
   }
 
   /** Whether `parent` has nested children (it must not be freed then). */
-  hasChildren(parent: SmmuV3Domain): boolean {
+  hasChildren(parent: NestParent): boolean {
     return (this.#children.get(parent)?.size ?? 0) > 0;
   }
 
   /** The parent's stage 2 changed: drop every combined translation of its children. */
-  parentChanged(parent: SmmuV3Domain): void {
+  parentChanged(parent: NestParent): void {
     for (const d of this.#children.get(parent) ?? []) d.flushTlb();
   }
 

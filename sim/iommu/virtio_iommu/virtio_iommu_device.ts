@@ -38,7 +38,6 @@
  * @module
  */
 
-import type { SystemPasidSpace } from "../../kernel/pasid_space.ts";
 import {
   handlePasidRequest,
   PASID_REQ_READABLE,
@@ -64,7 +63,7 @@ import {
   VIRTIO_IOMMU_SIZE,
   type VirtioIommuConfig,
 } from "./virtio_iommu_wire.ts";
-import type { DmaAccess } from "../model.ts";
+import type { DmaAccess, PasidAllocator } from "../model.ts";
 import { IntervalList } from "./virtio_iommu_intervals.ts";
 
 /** QEMU's page_size_mask on a 4 KiB host (granule = host page): every size ≥ 4 KiB. */
@@ -125,7 +124,7 @@ export interface VirtioIommuDeviceOptions {
    * **Proposal**: the host-wide PASID space behind ALLOC_PASID/FREE_PASID
    * (virtio_iommu_pasid.ts); offer {@link VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID} with it.
    */
-  readonly pasidSpace?: SystemPasidSpace;
+  readonly pasidSpace?: PasidAllocator;
 }
 
 interface Domain {
@@ -154,7 +153,7 @@ export class VirtioIommuDevice {
   readonly #domains = new Map<number, Domain>();
   #negotiated: bigint;
   #mappingCount = 0;
-  readonly #pasidSpace?: SystemPasidSpace;
+  readonly #pasidSpace?: PasidAllocator;
   /** The event queue: receives each fault record the device writes (the driver's handler). */
   onEvent?: (record: Uint8Array) => void;
 

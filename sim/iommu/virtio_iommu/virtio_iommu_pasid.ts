@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { SystemPasidSpace } from "../../kernel/pasid_space.ts";
+import type { PasidAllocator } from "../model.ts";
 import { ERRNO } from "../../../ffi/errno.ts";
 import { VIRTIO_IOMMU_S, VIRTIO_IOMMU_SIZE } from "./virtio_iommu_wire.ts";
 
@@ -59,7 +59,7 @@ export const PASID_REQ_READABLE: Readonly<Record<number, number>> = {
  * device-writable bytes before the tail) and returns the status.
  */
 export function handlePasidRequest(
-  space: SystemPasidSpace,
+  space: PasidAllocator,
   owner: unknown,
   readable: Uint8Array,
   out: Uint8Array,
