@@ -97,15 +97,14 @@ import type {
 import { SMMU_EVT, SMMU_EVT_CLASS, type SmmuEvent } from "./smmuv3_event.ts";
 import {
   LPAE_DESC,
-  LPAE_FIRST_BLOCK_LEVEL,
+  LPAE_FORMAT,
   LPAE_LAST_LEVEL,
-  lpaeIndex,
-  lpaeLevelSize,
   type LpaeStage,
   lpaeStartLevel,
   type LpaeTable,
   lpaeWalk,
 } from "./smmuv3_pgtable.ts";
+import { walkRadix } from "../pgtable.ts";
 import { SMMU_OAS_BITS } from "./smmuv3_regs.ts";
 import {
   CD_L1_V,
@@ -563,40 +562,43 @@ export class SmmuV3NestedDomain implements IommuDomain {
       return s1(SMMU_EVT.F_TRANSLATION);
     }
     const limit = 1n << BigInt(Math.min(SMMU_OAS_BITS[cd.ips], this.parent.unit.oasBits));
-    const memory = this.parent.unit.memory;
-    let table = cd.ttb0 & LPAE_DESC.ADDR_MASK;
     let readOnly = false;
     let noEl0 = false;
-    for (let level = lpaeStartLevel(inputBits); level <= LPAE_LAST_LEVEL; level++) {
-      const descIpa = table + BigInt(lpaeIndex(iova, level) * 8);
-      const at = this.#s2(s2, descIpa, "read", SMMU_EVT_CLASS.TT);
-      if (!at.ok) return at;
-      const desc = memory.readU64(at.pa);
-      if (desc === undefined) {
-        return fault(SMMU_EVT.F_WALK_EABT, 2, { class: SMMU_EVT_CLASS.TT, addr2: at.pa });
-      }
-      if ((desc & LPAE_DESC.VALID) === 0n) return s1(SMMU_EVT.F_TRANSLATION);
-      const typeBit = (desc & LPAE_DESC.TABLE_OR_PAGE) !== 0n;
-      if (level < LPAE_LAST_LEVEL && typeBit) {
-        table = desc & LPAE_DESC.ADDR_MASK;
-        if (table >= limit) return s1(SMMU_EVT.F_ADDR_SIZE);
-        readOnly ||= (desc & APTABLE_RDONLY) !== 0n;
-        noEl0 ||= (desc & APTABLE_NO_EL0) !== 0n;
-        continue;
-      }
-      if (level === LPAE_LAST_LEVEL ? !typeBit : level < LPAE_FIRST_BLOCK_LEVEL) {
-        return s1(SMMU_EVT.F_TRANSLATION);
-      }
-      if ((desc & LPAE_DESC.AF) === 0n) return s1(SMMU_EVT.F_ACCESS);
-      const size = lpaeLevelSize(level);
-      const out = desc & LPAE_DESC.ADDR_MASK & ~(size - 1n);
-      if (out >= limit) return s1(SMMU_EVT.F_ADDR_SIZE);
-      const read = !noEl0 && (desc & LPAE_DESC.AP_UNPRIV) !== 0n;
-      const write = read && !readOnly && (desc & LPAE_DESC.AP_RDONLY) === 0n;
-      if (!(access === "write" ? write : read)) return s1(SMMU_EVT.F_PERMISSION);
-      return { ok: true, ipa: out + (iova & (size - 1n)), read, write };
+    let read = false;
+    let write = false;
+    const top = LPAE_LAST_LEVEL + 1 - lpaeStartLevel(inputBits);
+    const w = walkRadix<Fault | number>(
+      this.parent.unit.memory,
+      LPAE_FORMAT,
+      cd.ttb0 & LPAE_DESC.ADDR_MASK,
+      top,
+      iova,
+      {
+        fetch: (descIpa) => {
+          const at = this.#s2(s2, descIpa, "read", SMMU_EVT_CLASS.TT);
+          return at.ok ? at.pa : at;
+        },
+        check(desc, _height, leaf, next) {
+          if (!leaf) {
+            if (next >= limit) return SMMU_EVT.F_ADDR_SIZE;
+            readOnly ||= (desc & APTABLE_RDONLY) !== 0n;
+            noEl0 ||= (desc & APTABLE_NO_EL0) !== 0n;
+            return undefined;
+          }
+          if ((desc & LPAE_DESC.AF) === 0n) return SMMU_EVT.F_ACCESS;
+          if (next >= limit) return SMMU_EVT.F_ADDR_SIZE;
+          read = !noEl0 && (desc & LPAE_DESC.AP_UNPRIV) !== 0n;
+          write = read && !readOnly && (desc & LPAE_DESC.AP_RDONLY) === 0n;
+          return (access === "write" ? write : read) ? undefined : SMMU_EVT.F_PERMISSION;
+        },
+      },
+    );
+    if (w.ok) return { ok: true, ipa: w.out, read, write };
+    if (w.fault === "no-memory") {
+      return fault(SMMU_EVT.F_WALK_EABT, 2, { class: SMMU_EVT_CLASS.TT, addr2: w.phys });
     }
-    return s1(SMMU_EVT.F_TRANSLATION);
+    if (typeof w.fault === "object") return w.fault; // a stage-2 fault fetching a descriptor
+    return s1(typeof w.fault === "number" ? w.fault : SMMU_EVT.F_TRANSLATION);
   }
 
   /** Stage-2 translation of one IPA needing `access`; faults carry S2 = 1, `cls` and the IPA. */
