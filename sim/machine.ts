@@ -53,6 +53,7 @@ import { VIOMMU_MIN_KERNEL } from "../ffi/uapi/post_6_12.ts";
 import { SystemPasidSpace } from "./kernel/pasid_space.ts";
 import { IoasidFile } from "./kernel/ioasid.ts";
 import { IOASID_PROPOSAL_PATH } from "../ffi/uapi/proposals.ts";
+import { TraceRing } from "./trace.ts";
 
 export type { IommuModelName } from "./machine_models.ts";
 
@@ -134,6 +135,8 @@ export interface MachineOptions {
    * merged after 6.12 exists only when this names a later version.
    */
   readonly kernelVersion?: string;
+  /** Trace lines the machine keeps (default 4096, `DEFAULT_TRACE_CAPACITY`). */
+  readonly traceCapacity?: number;
 }
 
 /** A simulated machine. */
@@ -152,8 +155,13 @@ export interface SimMachine {
   fn(bdf: string): SimPciFunction;
   /** IOMMU faults recorded so far. */
   faults(): readonly IommuFault[];
-  /** Trace of device, IOMMU and VFIO events. */
-  readonly trace: string[];
+  /**
+   * The trace of device, IOMMU, DMA and VFIO events still in the ring (oldest first; at most
+   * {@link MachineOptions.traceCapacity} lines), as text. Use `tracer` to follow events live.
+   */
+  readonly trace: readonly string[];
+  /** The bounded trace ring, with subscribers that see every event as it happens. */
+  readonly tracer: TraceRing;
   /** The Ethernet segment every NIC model is plugged into (attach peers, taps, pcap). */
   readonly segment: EthernetSegment;
   /** The proposed system-wide PASID space, when `pasidAllocatorProposal` is on. */
@@ -300,9 +308,9 @@ export function createMachine(options: MachineOptions): SimMachine {
     );
   }
   checkPlatformOptions(options, platform.vfioCdev);
-  const trace: string[] = [];
-  const log = (line: string): void => void trace.push(line);
   const clock = new VirtualClock();
+  const tracer = new TraceRing(() => clock.nowNs, options.traceCapacity);
+  const log = (line: string): void => tracer.write("iommu", line);
   const memory = new PhysicalMemory(options.physicalMemory ?? DEFAULT_PHYSICAL_MEMORY);
   const groupOfRequester = new Map<number, number>();
   const proposal = options.pasidAllocatorProposal;
@@ -376,11 +384,11 @@ export function createMachine(options: MachineOptions): SimMachine {
         requester: fn.requester,
         config: model.config,
         clock,
-        trace: log,
+        trace: (line) => tracer.write("dma", line),
       }),
       irq: router,
       random,
-      trace: (line) => log(`${bdf} ${model.model}: ${line}`),
+      trace: (line) => tracer.write("device", `${bdf} ${model.model}: ${line}`),
     });
   });
   functions.sort((a, b) => (a.bdf < b.bdf ? -1 : a.bdf > b.bdf ? 1 : 0));
@@ -427,7 +435,7 @@ export function createMachine(options: MachineOptions): SimMachine {
       },
       dynamicMsix: true,
       kernelVersion,
-      trace: log,
+      trace: (line) => tracer.write("vfio", line),
     },
     groups: groupList,
     routers,
@@ -465,7 +473,10 @@ export function createMachine(options: MachineOptions): SimMachine {
       return f;
     },
     faults: () => iommu.faults,
-    trace,
+    get trace(): readonly string[] {
+      return tracer.lines();
+    },
+    tracer,
     segment,
     ...(pasidSpace ? { pasidSpace } : {}),
   };

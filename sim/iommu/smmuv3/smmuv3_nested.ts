@@ -176,6 +176,16 @@ export const SMMU_CMD = {
   ATC_INV: 0x40,
 } as const;
 
+/** The command's name for the trace (`CMD_TLBI_NH_VA`), or its opcode. */
+function commandName(op: number): string {
+  const name = Object.entries(SMMU_CMD).find(([, v]) => v === op)?.[0];
+  return name === undefined ? `op 0x${op.toString(16)}` : `CMD_${name}`;
+}
+
+function hex64(x: bigint): string {
+  return `0x${x.toString(16).padStart(16, "0")}`;
+}
+
 function f(shift: number, width = 1): RegField {
   return { shift, width };
 }
@@ -725,6 +735,7 @@ export class SmmuV3Nesting implements IommuNesting {
     const F = SMMU_CMD_FIELD;
     const iotlb = this.unit.iotlb;
     const vmid = getField(c0, F.TLBI_VMID);
+    this.unit.traceLine(`smmuv3 cmd ${commandName(getField(c0, F.OP))} ${hex64(c0)} ${hex64(c1)}`);
     switch (getField(c0, F.OP)) {
       case SMMU_CMD.TLBI_NH_ALL:
         flushVmid(this.unit, this.#asids, vmid);

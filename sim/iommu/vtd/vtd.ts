@@ -55,7 +55,7 @@ import {
   iommu_hwpt_vtd_s1,
 } from "../../../ffi/uapi/mod.ts";
 import { nestedFaultStage, VTD_SM_FR } from "./vtd_first_stage.ts";
-import { VtdNestedDomain } from "./vtd_nested.ts";
+import { describeVtdInvalidation, VtdNestedDomain } from "./vtd_nested.ts";
 import {
   decodeVtdFaultRecord,
   encodeVtdFaultRecord,
@@ -282,7 +282,11 @@ export class VtdIommu implements IommuModel {
     if (scalable?.nesting) {
       this.nesting = {
         allocNested: (parent, stage1) => this.#allocNested(parent, stage1),
-        invalidateNested: (domain, entry) => this.#ownNested(domain).invalidate(entry),
+        invalidateNested: (domain, entry) => {
+          const d = this.#ownNested(domain);
+          this.traceLine(`vtd invalidate did=${d.id} ${describeVtdInvalidation(entry)}`);
+          return d.invalidate(entry);
+        },
         setPageRequestHandler: (domain, handler) => {
           this.#ownNested(domain).pageRequest = handler;
         },
