@@ -33,7 +33,7 @@ export class SystemPasidSpace implements PasidAllocator {
   /** A space on `clock` with the given quarantine. */
   constructor(
     private readonly clock: VirtualClock,
-    readonly quarantineNs = DEFAULT_PASID_QUARANTINE_NS,
+    readonly quarantineNs: number = DEFAULT_PASID_QUARANTINE_NS,
   ) {}
 
   /** PASIDs currently allocated. */

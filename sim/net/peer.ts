@@ -89,7 +89,7 @@ export class SimPeer implements SegmentPort {
   }
 
   /** Send an ICMP echo request; replies land in {@link echoReplies}. */
-  ping(dstIp: number, id: number, seq: number, data = new Uint8Array(32)): void {
+  ping(dstIp: number, id: number, seq: number, data: Uint8Array = new Uint8Array(32)): void {
     const m = new Uint8Array(8 + data.length);
     m[0] = ICMP_ECHO_REQUEST;
     put16(m, 4, id);
