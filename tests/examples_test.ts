@@ -9,6 +9,14 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
+/** Without --allow-run the programs cannot be started: every test here is reported as ignored. */
+const NO_RUN = Deno.permissions.querySync({ name: "run" }).state !== "granted";
+
+/** Register a test, ignored (saying why) when subprocesses cannot be started. */
+function test(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name: NO_RUN ? `${name} [ignored: needs --allow-run]` : name, ignore: NO_RUN, fn });
+}
+
 interface Run {
   readonly code: number;
   readonly stdout: string;
@@ -42,7 +50,7 @@ function assertOneLine(r: Run, program: string, code: number, pattern: RegExp): 
 const PROGRAMS = ["edu_dma.ts", "user_viommu.ts", "user_vsmmu.ts", "inventory.ts", "bind.ts"];
 
 for (const program of PROGRAMS) {
-  Deno.test(`examples ${program}: --help, a bad flag (exit 2), a missing permission (exit 1)`, async () => {
+  test(`examples ${program}: --help, a bad flag (exit 2), a missing permission (exit 1)`, async () => {
     const helped = await run(program, ["--help"]);
     assert.equal(helped.code, 0);
     assert.match(helped.stdout, /^usage: /m);
@@ -57,7 +65,7 @@ for (const program of PROGRAMS) {
   });
 }
 
-Deno.test("examples: usage errors name the flag", async () => {
+test("examples: usage errors name the flag", async () => {
   assertOneLine(
     await run("edu_dma.ts", ["--iommu", "amd"]),
     "edu_dma.ts",
@@ -100,7 +108,7 @@ Deno.test("examples: usage errors name the flag", async () => {
 });
 
 for (const iommu of ["vtd", "smmuv3", "virtio-iommu", "spapr"]) {
-  Deno.test(`examples edu_dma.ts --iommu ${iommu}: round trips and the vendor's fault line`, async () => {
+  test(`examples edu_dma.ts --iommu ${iommu}: round trips and the vendor's fault line`, async () => {
     const r = await run("edu_dma.ts", ["--iommu", iommu, "--rounds", "1", "--fault"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`on simulated ${iommu} via`));
@@ -115,7 +123,7 @@ for (const iommu of ["vtd", "smmuv3", "virtio-iommu", "spapr"]) {
   });
 }
 
-Deno.test("examples edu_dma.ts --trace: maps, unmaps and the fault as they happen", async () => {
+test("examples edu_dma.ts --trace: maps, unmaps and the fault as they happen", async () => {
   const r = await run("edu_dma.ts", ["--iommu", "smmuv3", "--rounds", "1", "--fault", "--trace"]);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.split("\n");
