@@ -84,13 +84,20 @@ async function sh(script: string, ...args: string[]): Promise<string[]> {
 }
 
 async function prepare(machine: VmMachine): Promise<{ kernel: string; initrd: string }> {
+  // Each step says what it is; the scripts add download and build progress (tests/vm/progress.sh).
+  const step = (text: string): void => console.log(`vm: ${machine.name}: ${text}`);
+  step("QEMU (Debian trixie's, unpacked once into the cache)");
+  await sh("fetch-qemu.sh");
+  step(`guest kernel ${machine.kernel} (downloaded or built once)`);
   const [kernel, modules] = await sh("artifacts.sh", "kernel", machine.kernel);
   const deno = machine.arch === "x86_64"
     ? Deno.execPath()
     : (await sh("artifacts.sh", "deno", machine.arch))[0];
   await Deno.mkdir(OUT, { recursive: true });
   const initrd = join(OUT, `initrd-${machine.arch}-${machine.kernel}.cpio`);
+  step("initrd");
   await sh("mkinitrd.sh", machine.arch, initrd, modules, deno);
+  step(`booting ${machine.arch} under QEMU (TCG) and running the suite`);
   return { kernel, initrd };
 }
 
