@@ -12,7 +12,7 @@
  *
  * @example
  * ```ts
- * import { EduDriver, openPciDevice } from "@deno-vfio/deno-vfio";
+ * import { EDU_DMA_MASK, EduDriver, openPciDevice } from "@deno-vfio/deno-vfio";
  * import { LinuxKernel } from "@deno-vfio/deno-vfio/linux";
  *
  * using dev = openPciDevice("0000:00:02.0", { kernel: LinuxKernel.open(), iommu: "auto" });
@@ -28,6 +28,7 @@
  *
  * const machine = createMachine({ iommu: "smmuv3" });
  * using dev = openPciDevice("0000:00:02.0", { kernel: machine.kernel, iommu: "auto" });
+ * console.log(dev.info.backend); // "iommufd"
  * ```
  *
  * @module

@@ -9,15 +9,19 @@
  *
  * @example VT-d: a nested HWPT whose stage 1 this program writes
  * ```ts
- * import { IommufdBackend, openPciDevice, attachIommufdPt } from "@deno-vfio/deno-vfio";
+ * import { attachIommufdPt, IommufdBackend, openPciDevice } from "@deno-vfio/deno-vfio";
+ * import { createMachine } from "@deno-vfio/deno-vfio/sim";
  * import {
  *   IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_DATA_VTD_S1, VtdFirstStageTables,
  * } from "@deno-vfio/deno-vfio/viommu";
  *
+ * const bdf = "0000:00:02.0";
+ * const { kernel } = createMachine({ iommu: "vtd", vtdScalableMode: true });
  * using dev = openPciDevice(bdf, { kernel, iommu: "iommufd" });
  * const backend = dev.dma.backend as IommufdBackend;
  * const [device] = backend.devices();
  * const tables = new VtdFirstStageTables(dev.dma.allocate(16 * 4096));
+ * const target = dev.dma.allocate(4096);
  * tables.map(0x100_0000n, target.iova, 4096n, { write: true });
  * const parent = backend.iommufd.hwptAlloc({
  *   devId: device.devId, ptId: backend.ioasId, flags: IOMMU_HWPT_ALLOC_NEST_PARENT,
