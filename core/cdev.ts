@@ -30,7 +30,7 @@ import {
   vfio_device_bind_iommufd,
   VFIO_DEVICE_DETACH_IOMMUFD_PT,
   vfio_device_detach_iommufd_pt,
-} from "./dma_uapi.ts";
+} from "../ffi/uapi/mod.ts";
 import { HINTS, ioctlChecked } from "./syscall.ts";
 
 /**

@@ -21,7 +21,7 @@
 
 import type { Mmio } from "../ffi/kernel.ts";
 import type { VfioDevice } from "./device.ts";
-import { VFIO_PCI_CONFIG_REGION_INDEX } from "./device_uapi.ts";
+import { VFIO_PCI_CONFIG_REGION_INDEX } from "../ffi/uapi/mod.ts";
 import { VfioError } from "./errors.ts";
 import { PreadMmio } from "./region.ts";
 

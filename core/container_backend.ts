@@ -22,7 +22,7 @@ import { VfioError } from "./errors.ts";
 import { hex } from "./iova_allocator.ts";
 import { closeChecked, closeQuietly, type HintTable, runAll } from "./syscall.ts";
 import { type VfioContainer, VfioGroup } from "./type1.ts";
-import { VFIO_GROUP_GET_STATUS } from "./dma_uapi.ts";
+import { VFIO_GROUP_GET_STATUS } from "../ffi/uapi/mod.ts";
 
 /** One mapping as the caller asked for it (kept so it can be replayed). */
 export interface ContainerMapping {

@@ -21,7 +21,8 @@ import { ERRNO } from "../ffi/errno.ts";
 import type { Kernel, Mmio } from "../ffi/kernel.ts";
 import { decode, encode } from "../ffi/uapi/layout.ts";
 import {
-  parseCapChain,
+  decodeArray,
+  readCapChain,
   VFIO_DEVICE_FEATURE,
   vfio_device_feature,
   VFIO_DEVICE_FEATURE_GET,
@@ -40,15 +41,10 @@ import {
   VFIO_PCI_HOT_RESET_FLAG_DEV_ID,
   VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED,
   vfio_pci_hot_reset_info,
-} from "./device_uapi.ts";
-import { check, VfioError } from "./errors.ts";
-import {
-  type OpenedRegion,
-  openRegion,
-  queryRegionInfo,
-  type RegionInfo,
   type VfioCapHeader,
-} from "./region.ts";
+} from "../ffi/uapi/mod.ts";
+import { check, VfioError } from "./errors.ts";
+import { type OpenedRegion, openRegion, queryRegionInfo, type RegionInfo } from "./region.ts";
 import { ioctlChecked, requestOf, runAll } from "./syscall.ts";
 
 /** VFIO_DEVICE_GET_INFO, decoded. */
@@ -157,7 +153,7 @@ export class VfioDevice {
       numIrqs: info.num_irqs,
       resetWorks: (info.flags & VFIO_DEVICE_FLAGS_RESET) !== 0,
       pci: (info.flags & VFIO_DEVICE_FLAGS_PCI) !== 0,
-      caps: hasCaps ? parseCapChain(bytes, info.cap_offset) : [],
+      caps: hasCaps ? readCapChain(bytes, info.cap_offset) : [],
     };
     return this.#info;
   }
@@ -217,16 +213,16 @@ export class VfioDevice {
     });
     const info = decode(layout, bytes);
     const devIds = (info.flags & VFIO_PCI_HOT_RESET_FLAG_DEV_ID) !== 0;
-    const room = Math.floor((bytes.length - layout.size) / entry);
-    const devices: DependentDevice[] = [];
-    for (let i = 0; i < Math.min(info.count, room); i++) {
-      const d = decode(vfio_pci_dependent_device, bytes, layout.size + i * entry);
-      devices.push({
-        groupOrDevId: d.group_id,
-        notOwned: devIds && d.group_id === VFIO_PCI_DEVID_NOT_OWNED >>> 0,
-        bdf: formatBdf(d.segment, d.bus, d.devfn),
-      });
-    }
+    const devices: DependentDevice[] = decodeArray(
+      vfio_pci_dependent_device,
+      bytes,
+      layout.size,
+      info.count,
+    ).map((d) => ({
+      groupOrDevId: d.group_id,
+      notOwned: devIds && d.group_id === VFIO_PCI_DEVID_NOT_OWNED >>> 0,
+      bdf: formatBdf(d.segment, d.bus, d.devfn),
+    }));
     return {
       flags: info.flags,
       devIds,

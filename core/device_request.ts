@@ -25,7 +25,7 @@ import {
   VFIO_IRQ_SET_ACTION_TRIGGER,
   VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_PCI_REQ_IRQ_INDEX,
-} from "./device_uapi.ts";
+} from "../ffi/uapi/mod.ts";
 import { check } from "./errors.ts";
 import { closeQuietly, ioctlChecked, runAll } from "./syscall.ts";
 

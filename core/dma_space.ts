@@ -60,6 +60,11 @@ export interface DmaAllocateOptions {
   iova?: bigint;
   /** IOVA alignment (a power of two; at least the IOMMU page size). */
   align?: bigint;
+  /**
+   * The highest IOVA the device can address (its DMA mask, e.g. `(1n << 28n) - 1n` for QEMU's
+   * edu): the whole buffer lies at or below it. Default: no limit.
+   */
+  iovaLimit?: bigint;
 }
 
 /** Options of {@link DmaSpace.map}. */
@@ -150,7 +155,7 @@ export class DmaSpace {
     const allocator = this.#sync();
     const bytes = this.#roundToPages(size, allocator.minPageSize);
     const huge = options.hugePages ?? bytes >= BigInt(HUGE_PAGE_SIZE);
-    const iova = this.#takeIova(allocator, bytes, options.iova, options.align, huge);
+    const iova = this.#takeIova(allocator, bytes, options, huge);
     const memory = this.#kernel.mmapAnonymous(Number(bytes), { hugePages: huge });
     if (typeof memory === "number") {
       allocator.free(iova);
@@ -192,7 +197,7 @@ export class DmaSpace {
       });
     }
     const bytes = BigInt(length);
-    const iova = this.#takeIova(allocator, bytes, options.iova, options.align, false);
+    const iova = this.#takeIova(allocator, bytes, options, false);
     const view = memory.bytes.subarray(offset, offset + length);
     const vaddr = memory.address + BigInt(offset);
     return this.#mapAt(view, vaddr, iova, bytes, options, undefined);
@@ -277,8 +282,7 @@ export class DmaSpace {
   #takeIova(
     allocator: IovaAllocator,
     size: bigint,
-    fixed: bigint | undefined,
-    align: bigint | undefined,
+    options: { iova?: bigint; align?: bigint; iovaLimit?: bigint },
     huge: boolean,
   ): Iova {
     if (allocator.ranges().length === 0) {
@@ -291,16 +295,27 @@ export class DmaSpace {
             "a group is attached",
       });
     }
-    if (fixed !== undefined) return allocator.reserve(fixed, size);
-    if (align !== undefined) return allocator.allocate(size, align);
+    const limit = options.iovaLimit;
+    if (options.iova !== undefined) {
+      if (limit !== undefined && options.iova + size - 1n > limit) {
+        throw new VfioError({
+          operation: "DmaSpace",
+          message: `IOVA 0x${options.iova.toString(16)} + 0x${
+            size.toString(16)
+          } lies above the DMA limit 0x${limit.toString(16)}`,
+        });
+      }
+      return allocator.reserve(options.iova, size);
+    }
+    if (options.align !== undefined) return allocator.allocate(size, options.align, limit);
     if (huge) {
       try {
-        return allocator.allocate(size, BigInt(HUGE_PAGE_SIZE));
+        return allocator.allocate(size, BigInt(HUGE_PAGE_SIZE), limit);
       } catch {
         // No 2 MiB-aligned hole: fall back to page alignment below.
       }
     }
-    return allocator.allocate(size);
+    return allocator.allocate(size, undefined, limit);
   }
 
   #roundToPages(size: number, page: bigint): bigint {

@@ -52,7 +52,7 @@ import {
   iommu_iova_range,
   IOMMU_OPTION,
   iommu_option,
-} from "./dma_uapi.ts";
+} from "../ffi/uapi/mod.ts";
 import { ERRNO } from "../ffi/errno.ts";
 import type { DmaProtection, IovaRange } from "./dma_backend.ts";
 import { check, VfioError } from "./errors.ts";

@@ -185,10 +185,11 @@ export class IovaAllocator {
 
   /**
    * Allocate `size` bytes (rounded up to the minimum page size) at the lowest IOVA that is a
-   * multiple of `align` (a power of two; raised to the minimum page size). Throws a VfioError
-   * "IOVA space exhausted" naming the ranges and sizes when nothing fits.
+   * multiple of `align` (a power of two; raised to the minimum page size) and whose last byte is
+   * at most `limit` (a device's DMA mask; default: no limit). Throws a VfioError "IOVA space
+   * exhausted" naming the ranges and sizes when nothing fits.
    */
-  allocate(size: bigint | number, align: bigint = this.#minPageSize): Iova {
+  allocate(size: bigint | number, align: bigint = this.#minPageSize, limit?: bigint): Iova {
     const bytes = this.roundSize(size);
     if (!isPowerOfTwo(align)) {
       throw new VfioError({
@@ -201,12 +202,14 @@ export class IovaAllocator {
     for (let i = 0; i < this.#free.length; i++) {
       const gap = this.#free[i];
       const start = alignUp(gap.start < floor ? floor : gap.start, alignment);
-      if (start + bytes - 1n <= gap.end && start >= gap.start) {
+      const last = start + bytes - 1n;
+      if (limit !== undefined && last > limit) break; // gaps are in address order
+      if (last <= gap.end && start >= gap.start) {
         this.#take(i, start, bytes);
         return brand(start);
       }
     }
-    throw this.#exhausted(bytes, alignment);
+    throw this.#exhausted(bytes, alignment, limit);
   }
 
   /**
@@ -335,7 +338,7 @@ export class IovaAllocator {
       : this.#ranges.map(formatRange).join(", ");
   }
 
-  #exhausted(size: bigint, alignment: bigint): VfioError {
+  #exhausted(size: bigint, alignment: bigint, limit: bigint | undefined): VfioError {
     let largest = 0n;
     for (const g of this.#free) {
       const length = g.end - g.start + 1n;
@@ -345,6 +348,8 @@ export class IovaAllocator {
       operation: OPERATION,
       message: `IOVA space exhausted: no free block of ${hex(size)} bytes aligned to ${
         hex(alignment)
+      }${
+        limit === undefined ? "" : ` below the DMA limit ${hex(limit)}`
       } in ${this.#describeRanges()}; ${
         hex(this.#allocatedBytes)
       } bytes in use in ${this.#blocks.size} blocks, largest free block ${hex(largest)} bytes`,

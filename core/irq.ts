@@ -47,7 +47,7 @@ import {
   VFIO_PCI_INTX_IRQ_INDEX,
   VFIO_PCI_MSI_IRQ_INDEX,
   VFIO_PCI_MSIX_IRQ_INDEX,
-} from "./device_uapi.ts";
+} from "../ffi/uapi/mod.ts";
 import { check, VfioError } from "./errors.ts";
 import { type HintTable, ioctlChecked, runAll } from "./syscall.ts";
 

@@ -29,10 +29,10 @@
 import type { Kernel, Mmio } from "../ffi/kernel.ts";
 import { ConfigSpace } from "./config_space.ts";
 import { VfioDevice } from "./device.ts";
-import { VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR5_REGION_INDEX } from "./device_uapi.ts";
+import { VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR5_REGION_INDEX } from "../ffi/uapi/mod.ts";
 import type { DeviceTarget, DmaBackendKind } from "./dma_backend.ts";
 import { DmaSpace, type DmaSpaceOptions } from "./dma_space.ts";
-import { VFIO_SPAPR_TCE_IOMMU, VFIO_SPAPR_TCE_v2_IOMMU } from "./dma_uapi.ts";
+import { VFIO_SPAPR_TCE_IOMMU, VFIO_SPAPR_TCE_v2_IOMMU } from "../ffi/uapi/mod.ts";
 import { VfioError } from "./errors.ts";
 import { Interrupts } from "./irq.ts";
 import { describePciDevice, explainUnusable, type PciDeviceDescription } from "./sysfs.ts";

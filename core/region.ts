@@ -21,7 +21,8 @@
 import type { Kernel, Mmio } from "../ffi/kernel.ts";
 import { decode, encode } from "../ffi/uapi/layout.ts";
 import {
-  parseCapChain,
+  decodeArray,
+  readCapChain,
   VFIO_DEVICE_GET_REGION_INFO,
   vfio_region_info,
   VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
@@ -34,21 +35,10 @@ import {
   VFIO_REGION_INFO_FLAG_READ,
   VFIO_REGION_INFO_FLAG_WRITE,
   vfio_region_sparse_mmap_area,
-} from "./device_uapi.ts";
+  type VfioCapHeader,
+} from "../ffi/uapi/mod.ts";
 import { VfioError } from "./errors.ts";
 import { ioctlChecked } from "./syscall.ts";
-
-/** One capability header of a VFIO info chain (vfio.md §4). */
-export interface VfioCapHeader {
-  /** Capability id (its namespace is the INFO ioctl's). */
-  readonly id: number;
-  /** Capability version. */
-  readonly version: number;
-  /** Byte offset of the header from the start of the info buffer. */
-  readonly offset: number;
-  /** Offset of the next header, 0 for the last. */
-  readonly next: number;
-}
 
 /** One mmap-able window of a region (from the SPARSE_MMAP capability). */
 export interface SparseMmapArea {
@@ -106,7 +96,7 @@ export function queryRegionInfo(
     info = decode(layout, bytes);
   }
   const hasCaps = (info.flags & VFIO_REGION_INFO_FLAG_CAPS) !== 0 && info.cap_offset !== 0;
-  const caps = hasCaps ? parseCapChain(bytes, info.cap_offset) : [];
+  const caps = hasCaps ? readCapChain(bytes, info.cap_offset) : [];
   let sparseAreas: SparseMmapArea[] | undefined;
   let type: { type: number; subtype: number } | undefined;
   let msixMappable = false;
@@ -135,15 +125,10 @@ export function queryRegionInfo(
 
 function decodeSparse(bytes: Uint8Array, at: number): SparseMmapArea[] {
   const header = decode(vfio_region_info_cap_sparse_mmap, bytes, at);
-  const areas: SparseMmapArea[] = [];
-  const areaSize = vfio_region_sparse_mmap_area.size;
-  for (let i = 0; i < header.nr_areas; i++) {
-    const where = at + vfio_region_info_cap_sparse_mmap.size + i * areaSize;
-    if (where + areaSize > bytes.length) break; // a truncated chain: keep what is there
-    const area = decode(vfio_region_sparse_mmap_area, bytes, where);
-    areas.push({ offset: area.offset, size: area.size });
-  }
-  return areas;
+  const first = at + vfio_region_info_cap_sparse_mmap.size;
+  // A truncated chain keeps the complete areas (decodeArray stops at the end of the buffer).
+  return decodeArray(vfio_region_sparse_mmap_area, bytes, first, header.nr_areas)
+    .map((area) => ({ offset: area.offset, size: area.size }));
 }
 
 const BYTE = 1;

@@ -41,7 +41,7 @@ import {
   vfio_iommu_type1_dma_map,
   vfio_iommu_type1_dma_unmap,
   VFIO_IOMMU_UNMAP_DMA,
-} from "./dma_uapi.ts";
+} from "../ffi/uapi/mod.ts";
 import { VfioError } from "./errors.ts";
 import { HINTS, type HintTable, ioctlChecked } from "./syscall.ts";
 import { hex } from "./iova_allocator.ts";

@@ -24,7 +24,7 @@ import {
   VFIO_DMA_MAP_FLAG_WRITE,
   VFIO_SPAPR_TCE_IOMMU,
   VFIO_SPAPR_TCE_v2_IOMMU,
-} from "./dma_uapi.ts";
+} from "../ffi/uapi/mod.ts";
 import { ContainerBackend } from "./container_backend.ts";
 import type { DmaProtection, IovaRange } from "./dma_backend.ts";
 import { VfioError } from "./errors.ts";

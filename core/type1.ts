@@ -21,10 +21,8 @@
 import type { Kernel } from "../ffi/kernel.ts";
 import { decode, encode } from "../ffi/uapi/layout.ts";
 import {
-  decodeDmaAvailCap,
-  decodeIovaRangeCap,
-  decodeMigrationCap,
-  parseCapChain,
+  decodeArray,
+  readCapChain,
   VFIO_API_VERSION,
   VFIO_CHECK_EXTENSION,
   VFIO_DMA_UNMAP_FLAG_ALL,
@@ -42,11 +40,15 @@ import {
   vfio_iommu_type1_dma_unmap,
   vfio_iommu_type1_info,
   VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  vfio_iommu_type1_info_cap_iova_range,
   VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
+  vfio_iommu_type1_info_cap_migration,
   VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+  vfio_iommu_type1_info_dma_avail,
   VFIO_IOMMU_UNMAP_DMA,
+  vfio_iova_range,
   VFIO_SET_IOMMU,
-} from "./dma_uapi.ts";
+} from "../ffi/uapi/mod.ts";
 import type { IovaRange } from "./dma_backend.ts";
 import { VfioError } from "./errors.ts";
 import {
@@ -185,16 +187,15 @@ export class VfioContainer {
     let dmaAvailable: number | undefined;
     let migration: Type1MigrationCap | undefined;
     if ((info.flags & VFIO_IOMMU_INFO_CAPS) !== 0 && info.cap_offset !== 0) {
-      for (const cap of parseCapChain(bytes, info.cap_offset)) {
+      for (const cap of readCapChain(bytes, info.cap_offset)) {
         if (cap.id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
-          iovaRanges = decodeIovaRangeCap(bytes, cap.offset).map((r) => ({
-            start: r.start,
-            end: r.end,
-          }));
+          const head = decode(vfio_iommu_type1_info_cap_iova_range, bytes, cap.offset);
+          const at = cap.offset + vfio_iommu_type1_info_cap_iova_range.size;
+          iovaRanges = decodeArray(vfio_iova_range, bytes, at, head.nr_iovas);
         } else if (cap.id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
-          dmaAvailable = decodeDmaAvailCap(bytes, cap.offset);
+          dmaAvailable = decode(vfio_iommu_type1_info_dma_avail, bytes, cap.offset).avail;
         } else if (cap.id === VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
-          const m = decodeMigrationCap(bytes, cap.offset);
+          const m = decode(vfio_iommu_type1_info_cap_migration, bytes, cap.offset);
           migration = {
             flags: m.flags,
             pgsizeBitmap: m.pgsize_bitmap,

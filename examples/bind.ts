@@ -9,25 +9,34 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import type { Kernel } from "../ffi/kernel.ts";
-import { bindToVfioPci, describePciDevice, explainUnusable } from "../core/sysfs.ts";
-import { createMachine } from "../sim/machine.ts";
+import { bindToVfioPci, describePciDevice, explainUnusable, type Kernel } from "../mod.ts";
+import type { IommuModelName } from "../sim/mod.ts";
+import {
+  help,
+  hostKernel,
+  oneOf,
+  parseFlags,
+  runProgram,
+  SIM_IOMMUS,
+  simMachine,
+  TARGET_OPTIONS,
+  UsageError,
+} from "./cli.ts";
 
 const HELP = `bind — bind a PCI function to vfio-pci
 
-usage: sudo deno run --allow-ffi examples/bind.ts [--sim] BDF
-  BDF       PCI address, e.g. 0000:03:00.0 (or 03:00.0); see examples/inventory.ts
-  --sim     bind on a simulated machine (its 0000:00:03.0 starts unbound)
-  --help    this text
+usage: sudo deno run --allow-ffi examples/bind.ts [--sim [--iommu MODEL]] BDF
+  BDF              PCI address, e.g. 0000:03:00.0 (or 03:00.0); see examples/inventory.ts
+  --sim            bind on a simulated machine (its 0000:00:03.0 starts unbound)
+  --iommu MODEL    the simulated machine's IOMMU: vtd (default), smmuv3, virtio-iommu, spapr
+  --help           this text
 
 The device's driver_override is set to vfio-pci, so its host driver will not take it back;
 to return it: echo > /sys/bus/pci/devices/BDF/driver_override, then unbind and re-probe.`;
 
 /** A simulated machine: edu at 00:02.0 on vfio-pci, edu at 00:03.0 unbound, one on "igb". */
-function simulatedKernel(): Kernel {
-  return createMachine({
-    iommu: "vtd",
+function simulatedKernel(iommu: IommuModelName): Kernel {
+  return simMachine(iommu, {
     devices: [
       { model: "edu", bdf: "0000:00:02.0" },
       { model: "edu", bdf: "0000:00:03.0", driver: "" },
@@ -36,35 +45,24 @@ function simulatedKernel(): Kernel {
   }).kernel;
 }
 
-async function linuxKernel(): Promise<Kernel> {
-  const { LinuxKernel } = await import("../ffi/linux.ts");
-  try {
-    return LinuxKernel.open();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotCapable) {
-      throw new Error("needs --allow-ffi (sysfs is written through libc)");
-    }
-    throw e;
-  }
-}
-
-async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
-      sim: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+async function main(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(
+    args,
+    { sim: { type: "boolean", default: false }, iommu: TARGET_OPTIONS.iommu },
+    true,
+  );
+  if (values.help) return help(HELP);
   if (positionals.length !== 1) {
-    throw new Error("give exactly one PCI address, e.g. 0000:03:00.0 (--help for usage)");
+    throw new UsageError(
+      `${positionals.length === 0 ? "BDF missing" : `${positionals.join(" ")}: one BDF only`}: ` +
+        "give exactly one PCI address, e.g. 0000:03:00.0",
+    );
   }
-  const kernel = values.sim ? simulatedKernel() : await linuxKernel();
+  if (values.iommu !== undefined && !values.sim) {
+    throw new UsageError("--iommu: picks the simulated machine's IOMMU; add --sim");
+  }
+  const iommu = oneOf("--iommu", values.iommu ?? "vtd", SIM_IOMMUS) as IommuModelName;
+  const kernel = values.sim ? simulatedKernel(iommu) : await hostKernel();
   const before = describePciDevice(kernel, positionals[0]);
   const after = bindToVfioPci(kernel, before.bdf);
   const was = before.driver === after.driver ? "already" : `was ${before.driver ?? "unbound"}`;
@@ -80,11 +78,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    console.error(`bind: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runProgram("bind", main);

@@ -11,24 +11,35 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import type { Kernel } from "../ffi/kernel.ts";
 import {
   describePciDevice,
   findVfioNodes,
+  type Kernel,
   leavesGroupViable,
   listPciDevices,
   NO_VFIO_HINT,
   type PciDeviceDescription,
   VFIO_PCI,
-} from "../core/sysfs.ts";
-import { createMachine } from "../sim/machine.ts";
+} from "../mod.ts";
+import {
+  help,
+  hostKernel,
+  oneOf,
+  parseFlags,
+  runProgram,
+  SIM_IOMMUS,
+  simMachine,
+  TARGET_OPTIONS,
+  UsageError,
+} from "./cli.ts";
+import type { IommuModelName } from "../sim/mod.ts";
 
 const HELP = `inventory — PCI devices, IOMMU groups and VFIO readiness
 
-usage: deno run --allow-ffi examples/inventory.ts [--sim]
-  --sim     list a simulated machine instead of this one (needs no permission)
-  --help    this text`;
+usage: deno run --allow-ffi examples/inventory.ts [--sim [--iommu MODEL]]
+  --sim            list a simulated machine instead of this one (needs no permission)
+  --iommu MODEL    the simulated machine's IOMMU: vtd (default), smmuv3, virtio-iommu, spapr
+  --help           this text`;
 
 /** Where sysfs lists the IOMMU hardware units (dmar0, ivhd0, smmu3.0x…, virtio-iommu…). */
 const IOMMU_CLASS_DIR = "/sys/class/iommu";
@@ -134,9 +145,8 @@ function iommuFacts(kernel: Kernel): string[] {
 }
 
 /** A small simulated machine with one device in each state the table distinguishes. */
-function simulatedKernel(): Kernel {
-  return createMachine({
-    iommu: "vtd",
+function simulatedKernel(iommu: IommuModelName): Kernel {
+  return simMachine(iommu, {
     devices: [
       { model: "edu", bdf: "0000:00:02.0" },
       { model: "edu", bdf: "0000:00:03.0", driver: "" },
@@ -146,36 +156,21 @@ function simulatedKernel(): Kernel {
   }).kernel;
 }
 
-async function linuxKernel(): Promise<Kernel> {
-  const { LinuxKernel } = await import("../ffi/linux.ts");
-  try {
-    return LinuxKernel.open();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotCapable) {
-      throw new Error(
-        "needs --allow-ffi (sysfs is read through libc): " +
-          "deno run --allow-ffi examples/inventory.ts",
-      );
-    }
-    throw e;
-  }
-}
-
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      sim: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
+async function main(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    sim: { type: "boolean", default: false },
+    iommu: TARGET_OPTIONS.iommu,
   });
-  if (values.help) {
-    console.log(HELP);
-    return 0;
+  if (values.help) return help(HELP);
+  if (values.iommu !== undefined && !values.sim) {
+    throw new UsageError("--iommu: picks the simulated machine's IOMMU; add --sim");
   }
-  const kernel = values.sim ? simulatedKernel() : await linuxKernel();
+  const iommu = oneOf("--iommu", values.iommu ?? "vtd", SIM_IOMMUS) as IommuModelName;
+  const kernel = values.sim ? simulatedKernel(iommu) : await hostKernel();
   const devices = listPciDevices(kernel).map((bdf) => describePciDevice(kernel, bdf));
-  console.log(`PCI devices (${devices.length})${values.sim ? " on the simulated machine" : ""}`);
+  console.log(
+    `PCI devices (${devices.length})${values.sim ? ` on a simulated ${iommu} machine` : ""}`,
+  );
   if (devices.length > 0) console.log(deviceTable(devices));
   console.log("\nIOMMU and VFIO");
   for (const line of iommuFacts(kernel)) console.log(line);
@@ -188,11 +183,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    console.error(`inventory: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runProgram("inventory", main);

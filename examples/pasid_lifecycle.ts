@@ -19,7 +19,6 @@
 import { parseArgs } from "node:util";
 import {
   attachIommufdPt,
-  IOMMU_HWPT_ALLOC_PASID,
   IommufdBackend,
   openPciDevice,
   PasidDmaDriver,
@@ -28,6 +27,7 @@ import {
   type PciDevice,
   VfioError,
 } from "../mod.ts";
+import { IOMMU_HWPT_ALLOC_PASID } from "../viommu.ts";
 import { createMachine, type SimMachine } from "../sim/mod.ts";
 
 const HELP = `pasid_lifecycle — a PASID's life under the proposed system-wide allocator (simulator)

@@ -14,47 +14,53 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { attachIommufdPt } from "../core/cdev.ts";
-import { IommufdBackend } from "../core/iommufd_backend.ts";
-import { openPciDevice } from "../core/pci_device.ts";
-import { VtdFirstStageTables } from "../core/vtd_stage1.ts";
-import { EduDriver } from "../drivers/edu/edu.ts";
-import type { Kernel } from "../ffi/kernel.ts";
+import { attachIommufdPt, EduDriver, IommufdBackend, openPciDevice } from "../mod.ts";
 import {
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_DATA_VTD_S1,
   IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
-} from "../ffi/uapi/iommufd.ts";
-import { createMachine, type SimMachine } from "../sim/machine.ts";
+  VtdFirstStageTables,
+} from "../viommu.ts";
+import {
+  commonFlags,
+  help,
+  openTarget,
+  parseFlags,
+  runProgram,
+  TARGET_OPTIONS,
+  UsageError,
+} from "./cli.ts";
 
 const HELP = `user_viommu — user-owned stage-1 page tables over iommufd nesting (VT-d)
 
-usage: deno run examples/user_viommu.ts [--device BDF]
-  --device BDF   a real edu with a VFIO cdev on a nesting-capable VT-d (default: the simulator)
-  --help         this text`;
+usage: deno run examples/user_viommu.ts [--device BDF] [--trace [FILE]]
+  --device BDF     a real edu with a VFIO cdev on a nesting-capable VT-d (default: the simulator)
+  --iommu vtd      the simulated IOMMU: VT-d in scalable mode (the only one this program drives;
+                   examples/user_vsmmu.ts is the SMMUv3 counterpart)
+  --trace [FILE]   print the simulated IOMMU's events as they happen, or write them to FILE
+  --help           this text`;
 
 /** The stage-1 (guest-virtual) address the device uses: inside edu's 28-bit DMA mask. */
 const VA = 0x100_0000n;
 const PAGE = 4096n;
 const PAYLOAD = "vIOMMU";
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { device: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
+async function main(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    device: TARGET_OPTIONS.device,
+    iommu: TARGET_OPTIONS.iommu,
+    trace: TARGET_OPTIONS.trace,
   });
-  if (values.help) return console.log(HELP);
-  let kernel: Kernel;
-  let machine: SimMachine | undefined;
-  if (values.device === undefined) {
-    machine = createMachine({ iommu: "vtd", vtdScalableMode: true });
-    kernel = machine.kernel;
-  } else {
-    const { LinuxKernel } = await import("../ffi/linux.ts");
-    kernel = LinuxKernel.open();
+  if (values.help) return help(HELP);
+  const flags = commonFlags(values);
+  if (flags.iommu !== "vtd") {
+    throw new UsageError(
+      `--iommu ${flags.iommu}: this program builds VT-d first-stage tables (want vtd); ` +
+        "examples/user_vsmmu.ts is the SMMUv3 one",
+    );
   }
-  const bdf = values.device ?? "0000:00:02.0";
+  await using target = await openTarget(flags, { vtdScalableMode: true });
+  const { kernel, machine, bdf } = target;
   using dev = openPciDevice(bdf, { kernel, iommu: "iommufd" });
   const edu = EduDriver.open(dev, { interrupts: "poll" });
   const backend = dev.dma.backend;
@@ -121,6 +127,7 @@ async function main(): Promise<void> {
     fd.destroy(parent);
     edu.close();
   }
+  return 0;
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runProgram("user_viommu", main);

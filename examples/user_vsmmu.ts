@@ -17,31 +17,44 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { attachIommufdPt } from "../core/cdev.ts";
-import { IommufdBackend } from "../core/iommufd_backend.ts";
-import { openPciDevice } from "../core/pci_device.ts";
-import { smmuCommand, SmmuV3Stage1Tables } from "../core/smmuv3_stage1.ts";
-import { EduDriver } from "../drivers/edu/edu.ts";
-import { VfioError } from "../core/errors.ts";
-import type { IommufdVeventq } from "../core/iommufd.ts";
-import { ERRNO } from "../ffi/errno.ts";
-import type { Kernel } from "../ffi/kernel.ts";
-import { IOMMU_HWPT_ALLOC_NEST_PARENT } from "../ffi/uapi/iommufd.ts";
 import {
+  attachIommufdPt,
+  EduDriver,
+  ERRNO,
+  IommufdBackend,
+  type IommufdVeventq,
+  openPciDevice,
+  VfioError,
+} from "../mod.ts";
+import {
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_DATA_ARM_SMMUV3,
   IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
   IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
   IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
-} from "../ffi/uapi/post_6_12.ts";
-import { createMachine, type SimMachine } from "../sim/machine.ts";
+  smmuCommand,
+  SmmuV3Stage1Tables,
+  VIOMMU_MIN_KERNEL,
+} from "../viommu.ts";
+import {
+  commonFlags,
+  help,
+  openTarget,
+  parseFlags,
+  runProgram,
+  TARGET_OPTIONS,
+  UsageError,
+} from "./cli.ts";
 
 const HELP = `user_vsmmu — a user-owned SMMUv3 stage 1 over an iommufd vIOMMU (Linux 6.13+)
 
-usage: deno run examples/user_vsmmu.ts [--device BDF] [--kernel VERSION]
-  --device BDF   a real edu with a VFIO cdev behind a nesting SMMUv3 (default: the simulator)
-  --kernel V     the Linux version the simulator answers as (default 6.15; 6.13: no vEVENTQ)
-  --help         this text`;
+usage: deno run examples/user_vsmmu.ts [--device BDF] [--kernel VERSION] [--trace [FILE]]
+  --device BDF     a real edu with a VFIO cdev behind a nesting SMMUv3 (default: the simulator)
+  --kernel V       the Linux version the simulator answers as (default 6.15; 6.13: no vEVENTQ)
+  --iommu smmuv3   the simulated IOMMU: an SMMUv3 with nesting (the only one this program
+                   drives; examples/user_viommu.ts is the VT-d counterpart)
+  --trace [FILE]   print the simulated IOMMU's events as they happen, or write them to FILE
+  --help           this text`;
 
 /** The stage-1 (guest-virtual) address the device uses: inside edu's 28-bit DMA mask. */
 const VA = 0x100_0000n;
@@ -51,30 +64,29 @@ const PAYLOAD = "vSMMU";
 const ASID = 1;
 const VSID = 0x42n;
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      device: { type: "string" },
-      kernel: { type: "string", default: "6.15" },
-      help: { type: "boolean", short: "h", default: false },
-    },
+async function main(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    device: TARGET_OPTIONS.device,
+    iommu: TARGET_OPTIONS.iommu,
+    trace: TARGET_OPTIONS.trace,
+    kernel: { type: "string", default: "6.15" },
   });
-  if (values.help) return console.log(HELP);
-  let kernel: Kernel;
-  let machine: SimMachine | undefined;
-  if (values.device === undefined) {
-    machine = createMachine({
-      iommu: "smmuv3",
-      kernelVersion: values.kernel,
-      smmuNesting: true,
-    });
-    kernel = machine.kernel;
-  } else {
-    const { LinuxKernel } = await import("../ffi/linux.ts");
-    kernel = LinuxKernel.open();
+  if (values.help) return help(HELP);
+  const flags = commonFlags(values, "smmuv3");
+  if (flags.iommu !== "smmuv3") {
+    throw new UsageError(
+      `--iommu ${flags.iommu}: this program builds an SMMUv3 stage 1 (want smmuv3); ` +
+        "examples/user_viommu.ts is the VT-d one",
+    );
   }
-  const bdf = values.device ?? "0000:00:02.0";
+  if (!/^\d+\.\d+$/.test(values.kernel) || compareVersions(values.kernel, VIOMMU_MIN_KERNEL) < 0) {
+    throw new UsageError(
+      `--kernel ${values.kernel}: want a version like 6.15, at least ${VIOMMU_MIN_KERNEL} ` +
+        "(vIOMMU objects and SMMUv3 nesting)",
+    );
+  }
+  await using target = await openTarget(flags, { kernelVersion: values.kernel, smmuNesting: true });
+  const { kernel, machine, bdf } = target;
   using dev = openPciDevice(bdf, { kernel, iommu: "iommufd" });
   const edu = EduDriver.open(dev, { interrupts: "poll" });
   const backend = dev.dma.backend;
@@ -162,6 +174,13 @@ async function main(): Promise<void> {
     }
     edu.close();
   }
+  return 0;
+}
+
+/** -1, 0 or 1 as Linux version `a` ("6.13") is before, the same as or after `b`. */
+function compareVersions(a: string, b: string): number {
+  const [x, y] = [a, b].map((v) => v.split(".").map(Number));
+  return Math.sign(x[0] - y[0] || x[1] - y[1]);
 }
 
 /** A vEVENTQ, or undefined (with a note) on kernels before 6.15 (ENOTTY). */
@@ -175,4 +194,4 @@ function openVeventq(alloc: () => IommufdVeventq): IommufdVeventq | undefined {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runProgram("user_vsmmu", main);

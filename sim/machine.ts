@@ -36,7 +36,7 @@ import { DEFAULT_MEMLOCK_LIMIT, SimKernel } from "./kernel/sim_kernel.ts";
 import { buildSysfs } from "./kernel/sysfs.ts";
 import { PhysicalMemory } from "./memory.ts";
 import { SmmuV3Iommu } from "./iommu/smmuv3/smmuv3.ts";
-import { devicePasidWidth } from "./iommufd/pasid.ts";
+import { devicePasidWidth } from "./pci/ext_cap.ts";
 import type { PciDeviceModel } from "./pci/device.ts";
 import { IrqRouter } from "./vfio/device.ts";
 import { DEFAULT_DMA_ENTRY_LIMIT } from "./vfio/type1.ts";
@@ -58,6 +58,7 @@ import { iommuKinds, type MachinePasids, machinePasids } from "./machine_pasids.
 import { SystemPasidSpace } from "./kernel/pasid_space.ts";
 import { VirtioIommu } from "./iommu/virtio_iommu/virtio_iommu.ts";
 import type { SimFile, SimProcess } from "./kernel/file.ts";
+import { TraceRing } from "./trace.ts";
 
 export type { IommuModelName, ModelContext } from "./machine_models.ts";
 
@@ -169,6 +170,8 @@ export interface MachineOptions {
    * merged after 6.12 exists only when this names a later version.
    */
   readonly kernelVersion?: string;
+  /** Trace lines the machine keeps (default 4096, `DEFAULT_TRACE_CAPACITY`). */
+  readonly traceCapacity?: number;
 }
 
 /** A simulated machine. */
@@ -195,8 +198,13 @@ export interface SimMachine {
    * quarantine while the other instances keep serving. Throws for another kind or a bad index.
    */
   unplugIommu(index: number): void;
-  /** Trace of device, IOMMU and VFIO events. */
-  readonly trace: string[];
+  /**
+   * The trace of device, IOMMU, DMA and VFIO events still in the ring (oldest first; at most
+   * {@link MachineOptions.traceCapacity} lines), as text. Use `tracer` to follow events live.
+   */
+  readonly trace: readonly string[];
+  /** The bounded trace ring, with subscribers that see every event as it happens. */
+  readonly tracer: TraceRing;
   /** The Ethernet segment every NIC model is plugged into (attach peers, taps, pcap). */
   readonly segment: EthernetSegment;
   /** The proposed system-wide PASID space, when `pasidAllocatorProposal` is on. */
@@ -357,9 +365,9 @@ export function createMachine(options: MachineOptions): SimMachine {
     );
   }
   checkPlatformOptions(options, platform.vfioCdev);
-  const trace: string[] = [];
-  const log = (line: string): void => void trace.push(line);
   const clock = new VirtualClock();
+  const tracer = new TraceRing(() => clock.nowNs, options.traceCapacity);
+  const log = (line: string): void => tracer.write("iommu", line);
   const memory = new PhysicalMemory(options.physicalMemory ?? DEFAULT_PHYSICAL_MEMORY);
   const groupOfRequester = new Map<number, number>();
   const proposal = options.pasidAllocatorProposal;
@@ -459,7 +467,8 @@ export function createMachine(options: MachineOptions): SimMachine {
       clock,
       router,
       random,
-      log,
+      deviceLog: (line) => tracer.write("device", line),
+      dmaLog: (line) => tracer.write("dma", line),
       remove: () => vfio.surpriseRemove(fn),
     });
     injectors.set(bdf, wired);
@@ -518,7 +527,7 @@ export function createMachine(options: MachineOptions): SimMachine {
       },
       dynamicMsix: true,
       kernelVersion,
-      trace: log,
+      trace: (line) => tracer.write("vfio", line),
     },
     groups: groupList,
     routers,
@@ -571,7 +580,10 @@ export function createMachine(options: MachineOptions): SimMachine {
       }
       target.unplug();
     },
-    trace,
+    get trace(): readonly string[] {
+      return tracer.lines();
+    },
+    tracer,
     segment,
     inject(bdf: string): DeviceFaults {
       const f = injectors.get(bdf);

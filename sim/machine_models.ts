@@ -21,7 +21,7 @@ import { PasidDmaDevice } from "./pci/pasid_dma.ts";
 import { VirtioNetDevice } from "./pci/virtio_net.ts";
 import { E1000Device } from "./pci/e1000_device.ts";
 import type { EthernetSegment } from "./net/segment.ts";
-import type { VfioIommuDriverSpec } from "./vfio/iommu_driver.ts";
+import type { VfioIommuDriverSpec } from "./vfio/env.ts";
 import { SPAPR_TCE_DRIVER } from "./vfio/spapr_ioctl.ts";
 import { TYPE1_DRIVER } from "./vfio/type1_driver.ts";
 

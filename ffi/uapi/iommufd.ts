@@ -7,7 +7,19 @@
  */
 
 import { defineIoctl, type IoctlDecl, IOMMUFD_TYPE } from "./common.ts";
-import { defineStruct, u16, u32, u64, u8 } from "./layout.ts";
+import {
+  type ArrayField,
+  defineStruct,
+  type StructLayout,
+  type U16,
+  u16,
+  type U32,
+  u32,
+  type U64,
+  u64,
+  type U8,
+  u8,
+} from "./layout.ts";
 
 function iommufdIoctl(name: string, nr: number): IoctlDecl {
   return defineIoctl(name, IOMMUFD_TYPE, nr);
@@ -15,8 +27,11 @@ function iommufdIoctl(name: string, nr: number): IoctlDecl {
 
 // ---- iommufd ioctls (6.12: nr 0x80–0x8e) ----
 
+/** `IOMMUFD_CMD_BASE`: the first iommufd command number (the command enum in iommufd.h). */
+export const IOMMUFD_CMD_BASE = 0x80;
+
 /** IOMMU_DESTROY. */
-export const IOMMU_DESTROY: IoctlDecl = iommufdIoctl("IOMMU_DESTROY", 0x80);
+export const IOMMU_DESTROY: IoctlDecl = iommufdIoctl("IOMMU_DESTROY", IOMMUFD_CMD_BASE);
 
 /** IOMMU_IOAS_ALLOC. */
 export const IOMMU_IOAS_ALLOC: IoctlDecl = iommufdIoctl("IOMMU_IOAS_ALLOC", 0x81);
@@ -69,23 +84,41 @@ export const IOMMU_FAULT_QUEUE_ALLOC: IoctlDecl = iommufdIoctl("IOMMU_FAULT_QUEU
 // ---- iommufd structs (6.12) ----
 
 /** struct iommu_destroy. */
-export const iommu_destroy = defineStruct("iommu_destroy", 8, { size: u32(0), id: u32(4) });
+export const iommu_destroy: StructLayout<{ size: U32; id: U32 }> = defineStruct(
+  "iommu_destroy",
+  8,
+  { size: u32(0), id: u32(4) },
+);
 
 /** struct iommu_ioas_alloc. */
-export const iommu_ioas_alloc = defineStruct("iommu_ioas_alloc", 12, {
-  size: u32(0),
-  flags: u32(4),
-  out_ioas_id: u32(8),
-});
+export const iommu_ioas_alloc: StructLayout<{ size: U32; flags: U32; out_ioas_id: U32 }> =
+  defineStruct("iommu_ioas_alloc", 12, {
+    size: u32(0),
+    flags: u32(4),
+    out_ioas_id: u32(8),
+  });
 
 /** struct iommu_iova_range. */
-export const iommu_iova_range = defineStruct("iommu_iova_range", 16, {
-  start: u64(0),
-  last: u64(8),
-});
+export const iommu_iova_range: StructLayout<{ start: U64; last: U64 }> = defineStruct(
+  "iommu_iova_range",
+  16,
+  {
+    start: u64(0),
+    last: u64(8),
+  },
+);
 
 /** struct iommu_ioas_iova_ranges. */
-export const iommu_ioas_iova_ranges = defineStruct("iommu_ioas_iova_ranges", 32, {
+export const iommu_ioas_iova_ranges: StructLayout<
+  {
+    size: U32;
+    ioas_id: U32;
+    num_iovas: U32;
+    __reserved: U32;
+    allowed_iovas: U64;
+    out_iova_alignment: U64;
+  }
+> = defineStruct("iommu_ioas_iova_ranges", 32, {
   size: u32(0),
   ioas_id: u32(4),
   num_iovas: u32(8),
@@ -95,7 +128,9 @@ export const iommu_ioas_iova_ranges = defineStruct("iommu_ioas_iova_ranges", 32,
 });
 
 /** struct iommu_ioas_allow_iovas. */
-export const iommu_ioas_allow_iovas = defineStruct("iommu_ioas_allow_iovas", 24, {
+export const iommu_ioas_allow_iovas: StructLayout<
+  { size: U32; ioas_id: U32; num_iovas: U32; __reserved: U32; allowed_iovas: U64 }
+> = defineStruct("iommu_ioas_allow_iovas", 24, {
   size: u32(0),
   ioas_id: u32(4),
   num_iovas: u32(8),
@@ -104,7 +139,9 @@ export const iommu_ioas_allow_iovas = defineStruct("iommu_ioas_allow_iovas", 24,
 });
 
 /** struct iommu_ioas_map. */
-export const iommu_ioas_map = defineStruct("iommu_ioas_map", 40, {
+export const iommu_ioas_map: StructLayout<
+  { size: U32; flags: U32; ioas_id: U32; __reserved: U32; user_va: U64; length: U64; iova: U64 }
+> = defineStruct("iommu_ioas_map", 40, {
   size: u32(0),
   flags: u32(4),
   ioas_id: u32(8),
@@ -115,7 +152,17 @@ export const iommu_ioas_map = defineStruct("iommu_ioas_map", 40, {
 });
 
 /** struct iommu_ioas_copy. */
-export const iommu_ioas_copy = defineStruct("iommu_ioas_copy", 40, {
+export const iommu_ioas_copy: StructLayout<
+  {
+    size: U32;
+    flags: U32;
+    dst_ioas_id: U32;
+    src_ioas_id: U32;
+    length: U64;
+    dst_iova: U64;
+    src_iova: U64;
+  }
+> = defineStruct("iommu_ioas_copy", 40, {
   size: u32(0),
   flags: u32(4),
   dst_ioas_id: u32(8),
@@ -126,15 +173,18 @@ export const iommu_ioas_copy = defineStruct("iommu_ioas_copy", 40, {
 });
 
 /** struct iommu_ioas_unmap. */
-export const iommu_ioas_unmap = defineStruct("iommu_ioas_unmap", 24, {
-  size: u32(0),
-  ioas_id: u32(4),
-  iova: u64(8),
-  length: u64(16),
-});
+export const iommu_ioas_unmap: StructLayout<{ size: U32; ioas_id: U32; iova: U64; length: U64 }> =
+  defineStruct("iommu_ioas_unmap", 24, {
+    size: u32(0),
+    ioas_id: u32(4),
+    iova: u64(8),
+    length: u64(16),
+  });
 
 /** struct iommu_option. */
-export const iommu_option = defineStruct("iommu_option", 24, {
+export const iommu_option: StructLayout<
+  { size: U32; option_id: U32; op: U16; __reserved: U16; object_id: U32; val64: U64 }
+> = defineStruct("iommu_option", 24, {
   size: u32(0),
   option_id: u32(4),
   op: u16(8),
@@ -144,15 +194,30 @@ export const iommu_option = defineStruct("iommu_option", 24, {
 });
 
 /** struct iommu_vfio_ioas. */
-export const iommu_vfio_ioas = defineStruct("iommu_vfio_ioas", 12, {
-  size: u32(0),
-  ioas_id: u32(4),
-  op: u16(8),
-  __reserved: u16(10),
-});
+export const iommu_vfio_ioas: StructLayout<{ size: U32; ioas_id: U32; op: U16; __reserved: U16 }> =
+  defineStruct("iommu_vfio_ioas", 12, {
+    size: u32(0),
+    ioas_id: u32(4),
+    op: u16(8),
+    __reserved: u16(10),
+  });
 
 /** struct iommu_hwpt_alloc. */
-export const iommu_hwpt_alloc = defineStruct("iommu_hwpt_alloc", 48, {
+export const iommu_hwpt_alloc: StructLayout<
+  {
+    size: U32;
+    flags: U32;
+    dev_id: U32;
+    pt_id: U32;
+    out_hwpt_id: U32;
+    __reserved: U32;
+    data_type: U32;
+    data_len: U32;
+    data_uptr: U64;
+    fault_id: U32;
+    __reserved2: U32;
+  }
+> = defineStruct("iommu_hwpt_alloc", 48, {
   size: u32(0),
   flags: u32(4),
   dev_id: u32(8),
@@ -167,7 +232,9 @@ export const iommu_hwpt_alloc = defineStruct("iommu_hwpt_alloc", 48, {
 });
 
 /** struct iommu_hwpt_vtd_s1. */
-export const iommu_hwpt_vtd_s1 = defineStruct("iommu_hwpt_vtd_s1", 24, {
+export const iommu_hwpt_vtd_s1: StructLayout<
+  { flags: U64; pgtbl_addr: U64; addr_width: U32; __reserved: U32 }
+> = defineStruct("iommu_hwpt_vtd_s1", 24, {
   flags: u64(0),
   pgtbl_addr: u64(8),
   addr_width: u32(16),
@@ -175,7 +242,19 @@ export const iommu_hwpt_vtd_s1 = defineStruct("iommu_hwpt_vtd_s1", 24, {
 });
 
 /** struct iommu_hw_info (6.12.32+: byte 28 is out_max_pasid_log2). */
-export const iommu_hw_info = defineStruct("iommu_hw_info", 40, {
+export const iommu_hw_info: StructLayout<
+  {
+    size: U32;
+    flags: U32;
+    dev_id: U32;
+    data_len: U32;
+    data_uptr: U64;
+    out_data_type: U32;
+    out_max_pasid_log2: U8;
+    __reserved: ArrayField<"u8">;
+    out_capabilities: U64;
+  }
+> = defineStruct("iommu_hw_info", 40, {
   size: u32(0),
   flags: u32(4),
   dev_id: u32(8),
@@ -188,7 +267,9 @@ export const iommu_hw_info = defineStruct("iommu_hw_info", 40, {
 });
 
 /** struct iommu_hw_info_vtd. */
-export const iommu_hw_info_vtd = defineStruct("iommu_hw_info_vtd", 24, {
+export const iommu_hw_info_vtd: StructLayout<
+  { flags: U32; __reserved: U32; cap_reg: U64; ecap_reg: U64 }
+> = defineStruct("iommu_hw_info_vtd", 24, {
   flags: u32(0),
   __reserved: u32(4),
   cap_reg: u64(8),
@@ -196,7 +277,9 @@ export const iommu_hw_info_vtd = defineStruct("iommu_hw_info_vtd", 24, {
 });
 
 /** struct iommu_hwpt_set_dirty_tracking. */
-export const iommu_hwpt_set_dirty_tracking = defineStruct("iommu_hwpt_set_dirty_tracking", 16, {
+export const iommu_hwpt_set_dirty_tracking: StructLayout<
+  { size: U32; flags: U32; hwpt_id: U32; __reserved: U32 }
+> = defineStruct("iommu_hwpt_set_dirty_tracking", 16, {
   size: u32(0),
   flags: u32(4),
   hwpt_id: u32(8),
@@ -204,7 +287,18 @@ export const iommu_hwpt_set_dirty_tracking = defineStruct("iommu_hwpt_set_dirty_
 });
 
 /** struct iommu_hwpt_get_dirty_bitmap. */
-export const iommu_hwpt_get_dirty_bitmap = defineStruct("iommu_hwpt_get_dirty_bitmap", 48, {
+export const iommu_hwpt_get_dirty_bitmap: StructLayout<
+  {
+    size: U32;
+    hwpt_id: U32;
+    flags: U32;
+    __reserved: U32;
+    iova: U64;
+    length: U64;
+    page_size: U64;
+    data: U64;
+  }
+> = defineStruct("iommu_hwpt_get_dirty_bitmap", 48, {
   size: u32(0),
   hwpt_id: u32(4),
   flags: u32(8),
@@ -216,7 +310,17 @@ export const iommu_hwpt_get_dirty_bitmap = defineStruct("iommu_hwpt_get_dirty_bi
 });
 
 /** struct iommu_hwpt_invalidate. */
-export const iommu_hwpt_invalidate = defineStruct("iommu_hwpt_invalidate", 32, {
+export const iommu_hwpt_invalidate: StructLayout<
+  {
+    size: U32;
+    hwpt_id: U32;
+    data_uptr: U64;
+    data_type: U32;
+    entry_len: U32;
+    entry_num: U32;
+    __reserved: U32;
+  }
+> = defineStruct("iommu_hwpt_invalidate", 32, {
   size: u32(0),
   hwpt_id: u32(4),
   data_uptr: u64(8),
@@ -227,7 +331,9 @@ export const iommu_hwpt_invalidate = defineStruct("iommu_hwpt_invalidate", 32, {
 });
 
 /** struct iommu_hwpt_vtd_s1_invalidate. */
-export const iommu_hwpt_vtd_s1_invalidate = defineStruct("iommu_hwpt_vtd_s1_invalidate", 24, {
+export const iommu_hwpt_vtd_s1_invalidate: StructLayout<
+  { addr: U64; npages: U64; flags: U32; __reserved: U32 }
+> = defineStruct("iommu_hwpt_vtd_s1_invalidate", 24, {
   addr: u64(0),
   npages: u64(8),
   flags: u32(16),
@@ -235,7 +341,19 @@ export const iommu_hwpt_vtd_s1_invalidate = defineStruct("iommu_hwpt_vtd_s1_inva
 });
 
 /** struct iommu_hwpt_pgfault (read from a fault fd). */
-export const iommu_hwpt_pgfault = defineStruct("iommu_hwpt_pgfault", 40, {
+export const iommu_hwpt_pgfault: StructLayout<
+  {
+    flags: U32;
+    dev_id: U32;
+    pasid: U32;
+    grpid: U32;
+    perm: U32;
+    __reserved: U32;
+    addr: U64;
+    length: U32;
+    cookie: U32;
+  }
+> = defineStruct("iommu_hwpt_pgfault", 40, {
   flags: u32(0),
   dev_id: u32(4),
   pasid: u32(8),
@@ -248,13 +366,19 @@ export const iommu_hwpt_pgfault = defineStruct("iommu_hwpt_pgfault", 40, {
 });
 
 /** struct iommu_hwpt_page_response (written to a fault fd). */
-export const iommu_hwpt_page_response = defineStruct("iommu_hwpt_page_response", 8, {
-  cookie: u32(0),
-  code: u32(4),
-});
+export const iommu_hwpt_page_response: StructLayout<{ cookie: U32; code: U32 }> = defineStruct(
+  "iommu_hwpt_page_response",
+  8,
+  {
+    cookie: u32(0),
+    code: u32(4),
+  },
+);
 
 /** struct iommu_fault_alloc. */
-export const iommu_fault_alloc = defineStruct("iommu_fault_alloc", 16, {
+export const iommu_fault_alloc: StructLayout<
+  { size: U32; flags: U32; out_fault_id: U32; out_fault_fd: U32 }
+> = defineStruct("iommu_fault_alloc", 16, {
   size: u32(0),
   flags: u32(4),
   out_fault_id: u32(8),

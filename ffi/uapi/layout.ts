@@ -62,41 +62,77 @@ export type ValuesOf<L> = L extends StructLayout<infer F> ? StructValues<F> : ne
 
 const SCALAR_SIZE: Record<ScalarType, number> = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 };
 
+/** A scalar field of C type `T`. */
+export interface ScalarField<T extends ScalarType> extends FieldDecl {
+  /** The scalar type. */
+  readonly type: T;
+  /** Absent: a scalar is one element. */
+  readonly count?: undefined;
+}
+
+/** A fixed-size array field (`__u8 __reserved[3]`) of `T` elements. */
+export interface ArrayField<T extends ScalarType> extends FieldDecl {
+  /** The element type. */
+  readonly type: T;
+  /** The number of elements. */
+  readonly count: number;
+}
+
+/** A nested struct field. */
+export interface NestedField<L extends StructLayout> extends FieldDecl {
+  /** The nested struct's layout. */
+  readonly type: L;
+  /** Absent: one nested struct. */
+  readonly count?: undefined;
+}
+
+/** A `__u8` field. */
+export type U8 = ScalarField<"u8">;
+/** A `__u16` field. */
+export type U16 = ScalarField<"u16">;
+/** A `__u32` field. */
+export type U32 = ScalarField<"u32">;
+/** A `__s32` field. */
+export type S32 = ScalarField<"s32">;
+/** A `__u64` / `__aligned_u64` field. */
+export type U64 = ScalarField<"u64">;
+
 /** A `__u8` field at `offset` (or an array of `count`). */
-export function u8<N extends number | undefined = undefined>(
-  offset: number,
-  count?: N,
-): { offset: number; type: "u8"; count: N } {
-  return { offset, type: "u8", count: count as N };
+export function u8(offset: number): U8;
+/** A `__u8` array of `count` elements at `offset`. */
+export function u8(offset: number, count: number): ArrayField<"u8">;
+export function u8(offset: number, count?: number): FieldDecl {
+  return field(offset, "u8", count);
 }
 /** A `__u16` field. */
-export function u16(offset: number): { offset: number; type: "u16" } {
+export function u16(offset: number): U16 {
   return { offset, type: "u16" };
 }
-/** A `__u32` field (or an array of `count`). */
-export function u32<N extends number | undefined = undefined>(
-  offset: number,
-  count?: N,
-): { offset: number; type: "u32"; count: N } {
-  return { offset, type: "u32", count: count as N };
+/** A `__u32` field at `offset`. */
+export function u32(offset: number): U32;
+/** A `__u32` array of `count` elements at `offset`. */
+export function u32(offset: number, count: number): ArrayField<"u32">;
+export function u32(offset: number, count?: number): FieldDecl {
+  return field(offset, "u32", count);
 }
 /** A `__s32` field (file descriptors). */
-export function s32(offset: number): { offset: number; type: "s32" } {
+export function s32(offset: number): S32 {
   return { offset, type: "s32" };
 }
-/** A `__u64` / `__aligned_u64` field (or an array of `count`); decoded as bigint. */
-export function u64<N extends number | undefined = undefined>(
-  offset: number,
-  count?: N,
-): { offset: number; type: "u64"; count: N } {
-  return { offset, type: "u64", count: count as N };
+/** A `__u64` / `__aligned_u64` field at `offset`; decoded as bigint. */
+export function u64(offset: number): U64;
+/** A `__u64` array of `count` elements at `offset`. */
+export function u64(offset: number, count: number): ArrayField<"u64">;
+export function u64(offset: number, count?: number): FieldDecl {
+  return field(offset, "u64", count);
 }
 /** A nested struct field. */
-export function nested<L extends StructLayout>(offset: number, layout: L): {
-  offset: number;
-  type: L;
-} {
+export function nested<L extends StructLayout>(offset: number, layout: L): NestedField<L> {
   return { offset, type: layout };
+}
+
+function field(offset: number, type: ScalarType, count: number | undefined): FieldDecl {
+  return count === undefined ? { offset, type } : { offset, type, count };
 }
 
 /** Declare a struct layout. Throws if a field lies outside `size` (a declaration error). */
@@ -269,4 +305,30 @@ export function encode<F extends FieldMap>(
   const bytes = new Uint8Array(layout.size + extra);
   encodeInto(layout, bytes, values);
   return bytes;
+}
+
+/**
+ * Decode up to `count` consecutive structs (a C flexible array member) starting at `offset`;
+ * elements that do not fit entirely in `bytes` are left out, so a truncated buffer yields the
+ * complete elements only.
+ *
+ * @example
+ * ```ts
+ * const range = defineStruct("vfio_iova_range", 16, { start: u64(0), end: u64(8) });
+ * decodeArray(range, new Uint8Array(32), 0, 2).length; // 2
+ * ```
+ */
+export function decodeArray<F extends FieldMap>(
+  element: StructLayout<F>,
+  bytes: Uint8Array,
+  offset: number,
+  count: number,
+): StructValues<F>[] {
+  const out: StructValues<F>[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = offset + i * element.size;
+    if (at < 0 || at + element.size > bytes.byteLength) break;
+    out.push(decode(element, bytes, at));
+  }
+  return out;
 }

@@ -7,5 +7,7 @@
 
 export * from "./common.ts";
 export * from "./layout.ts";
+export * from "./caps.ts";
 export * from "./vfio.ts";
 export * from "./iommufd.ts";
+export type { IoctlArch } from "../ioctl.ts";

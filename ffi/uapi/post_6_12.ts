@@ -9,7 +9,15 @@
  */
 
 import { defineIoctl, type IoctlDecl, IOMMUFD_TYPE } from "./common.ts";
-import { defineStruct, u32, u64 } from "./layout.ts";
+import {
+  type ArrayField,
+  defineStruct,
+  type StructLayout,
+  type U32,
+  u32,
+  type U64,
+  u64,
+} from "./layout.ts";
 
 /** The first Linux version with these declarations. */
 export const PASID_ATTACH_MIN_KERNEL = "6.15";
@@ -22,14 +30,18 @@ export const VFIO_DEVICE_DETACH_PASID = 1 << 0;
 export const IOMMU_HWPT_ALLOC_PASID = 1 << 3;
 
 /** `struct vfio_device_attach_iommufd_pt` as of 6.15: 6.12's struct plus `pasid`. */
-export const vfio_device_attach_iommufd_pt_pasid = defineStruct(
+export const vfio_device_attach_iommufd_pt_pasid: StructLayout<
+  { argsz: U32; flags: U32; pt_id: U32; pasid: U32 }
+> = defineStruct(
   "vfio_device_attach_iommufd_pt",
   16,
   { argsz: u32(0), flags: u32(4), pt_id: u32(8), pasid: u32(12) },
 );
 
 /** `struct vfio_device_detach_iommufd_pt` as of 6.15: 6.12's struct plus `pasid`. */
-export const vfio_device_detach_iommufd_pt_pasid = defineStruct(
+export const vfio_device_detach_iommufd_pt_pasid: StructLayout<
+  { argsz: U32; flags: U32; pasid: U32 }
+> = defineStruct(
   "vfio_device_detach_iommufd_pt",
   12,
   { argsz: u32(0), flags: u32(4), pasid: u32(8) },
@@ -74,7 +86,9 @@ export const IOMMU_HW_INFO_TYPE_ARM_SMMUV3 = 2;
 export const IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3 = 1;
 
 /** `struct iommu_viommu_alloc` as of 6.13 (24 bytes; min size = the whole struct). */
-export const iommu_viommu_alloc = defineStruct("iommu_viommu_alloc", 24, {
+export const iommu_viommu_alloc: StructLayout<
+  { size: U32; flags: U32; type: U32; dev_id: U32; hwpt_id: U32; out_viommu_id: U32 }
+> = defineStruct("iommu_viommu_alloc", 24, {
   size: u32(0),
   flags: u32(4),
   type: u32(8),
@@ -84,7 +98,19 @@ export const iommu_viommu_alloc = defineStruct("iommu_viommu_alloc", 24, {
 });
 
 /** `struct iommu_viommu_alloc` as of 6.17: the 6.13 struct plus driver data (40 bytes). */
-export const iommu_viommu_alloc_data = defineStruct("iommu_viommu_alloc", 40, {
+export const iommu_viommu_alloc_data: StructLayout<
+  {
+    size: U32;
+    flags: U32;
+    type: U32;
+    dev_id: U32;
+    hwpt_id: U32;
+    out_viommu_id: U32;
+    data_len: U32;
+    __reserved: U32;
+    data_uptr: U64;
+  }
+> = defineStruct("iommu_viommu_alloc", 40, {
   size: u32(0),
   flags: u32(4),
   type: u32(8),
@@ -97,7 +123,9 @@ export const iommu_viommu_alloc_data = defineStruct("iommu_viommu_alloc", 40, {
 });
 
 /** `struct iommu_vdevice_alloc` (24 bytes; min size = the whole struct). */
-export const iommu_vdevice_alloc = defineStruct("iommu_vdevice_alloc", 24, {
+export const iommu_vdevice_alloc: StructLayout<
+  { size: U32; viommu_id: U32; dev_id: U32; out_vdevice_id: U32; virt_id: U64 }
+> = defineStruct("iommu_vdevice_alloc", 24, {
   size: u32(0),
   viommu_id: u32(4),
   dev_id: u32(8),
@@ -106,12 +134,18 @@ export const iommu_vdevice_alloc = defineStruct("iommu_vdevice_alloc", 24, {
 });
 
 /** `struct iommu_hwpt_arm_smmuv3`: the guest's STE words 0 and 1 (little-endian). */
-export const iommu_hwpt_arm_smmuv3 = defineStruct("iommu_hwpt_arm_smmuv3", 16, {
-  ste: u64(0, 2),
-});
+export const iommu_hwpt_arm_smmuv3: StructLayout<{ ste: ArrayField<"u64"> }> = defineStruct(
+  "iommu_hwpt_arm_smmuv3",
+  16,
+  {
+    ste: u64(0, 2),
+  },
+);
 
 /** `struct iommu_hw_info_arm_smmuv3`: the SMMU's raw IDR0–5, IIDR and AIDR. */
-export const iommu_hw_info_arm_smmuv3 = defineStruct("iommu_hw_info_arm_smmuv3", 40, {
+export const iommu_hw_info_arm_smmuv3: StructLayout<
+  { flags: U32; __reserved: U32; idr: ArrayField<"u32">; iidr: U32; aidr: U32 }
+> = defineStruct("iommu_hw_info_arm_smmuv3", 40, {
   flags: u32(0),
   __reserved: u32(4),
   idr: u32(8, 6),
@@ -120,11 +154,12 @@ export const iommu_hw_info_arm_smmuv3 = defineStruct("iommu_hw_info_arm_smmuv3",
 });
 
 /** `struct iommu_viommu_arm_smmuv3_invalidate`: one 128-bit CMDQ command (little-endian). */
-export const iommu_viommu_arm_smmuv3_invalidate = defineStruct(
-  "iommu_viommu_arm_smmuv3_invalidate",
-  16,
-  { cmd: u64(0, 2) },
-);
+export const iommu_viommu_arm_smmuv3_invalidate: StructLayout<{ cmd: ArrayField<"u64"> }> =
+  defineStruct(
+    "iommu_viommu_arm_smmuv3_invalidate",
+    16,
+    { cmd: u64(0, 2) },
+  );
 
 // ---- vIOMMU event queues (Linux 6.15) ----
 //
@@ -151,7 +186,18 @@ export const IOMMU_VEVENTQ_TYPE_ARM_SMMUV3 = 1;
 export const IOMMU_VEVENTQ_FLAG_LOST_EVENTS = 1 << 0;
 
 /** `struct iommu_veventq_alloc` (32 bytes; min size = the whole struct). */
-export const iommu_veventq_alloc = defineStruct("iommu_veventq_alloc", 32, {
+export const iommu_veventq_alloc: StructLayout<
+  {
+    size: U32;
+    flags: U32;
+    viommu_id: U32;
+    type: U32;
+    veventq_depth: U32;
+    out_veventq_id: U32;
+    out_veventq_fd: U32;
+    __reserved: U32;
+  }
+> = defineStruct("iommu_veventq_alloc", 32, {
   size: u32(0),
   flags: u32(4),
   viommu_id: u32(8),
@@ -166,12 +212,20 @@ export const iommu_veventq_alloc = defineStruct("iommu_veventq_alloc", 32, {
  * `struct iommufd_vevent_header`: precedes every record read from a vEVENTQ fd. `sequence` runs
  * 0..INT_MAX and wraps to 0; a header with LOST_EVENTS stands alone (no event data follows).
  */
-export const iommufd_vevent_header = defineStruct("iommufd_vevent_header", 8, {
-  flags: u32(0),
-  sequence: u32(4),
-});
+export const iommufd_vevent_header: StructLayout<{ flags: U32; sequence: U32 }> = defineStruct(
+  "iommufd_vevent_header",
+  8,
+  {
+    flags: u32(0),
+    sequence: u32(4),
+  },
+);
 
 /** `struct iommu_vevent_arm_smmuv3`: one raw 32-byte SMMUv3 event, StreamID replaced by the vSID. */
-export const iommu_vevent_arm_smmuv3 = defineStruct("iommu_vevent_arm_smmuv3", 32, {
-  evt: u64(0, 4),
-});
+export const iommu_vevent_arm_smmuv3: StructLayout<{ evt: ArrayField<"u64"> }> = defineStruct(
+  "iommu_vevent_arm_smmuv3",
+  32,
+  {
+    evt: u64(0, 4),
+  },
+);

@@ -12,7 +12,7 @@
  */
 
 import { defineIoctl, type IoctlDecl, VFIO_TYPE } from "./common.ts";
-import { defineStruct, s32, u32 } from "./layout.ts";
+import { defineStruct, s32, type StructLayout, type U32, u32 } from "./layout.ts";
 
 /** Path of the proposed PASID allocator device. */
 export const IOASID_PROPOSAL_PATH = "/dev/ioasid";
@@ -37,7 +37,9 @@ export const IOASID_PROPOSAL_WATCH: IoctlDecl = defineIoctl(
 );
 
 /** Proposal: argument of IOASID_PROPOSAL_ALLOC. */
-export const ioasid_proposal_alloc = defineStruct("ioasid_proposal_alloc", 24, {
+export const ioasid_proposal_alloc: StructLayout<
+  { argsz: U32; flags: U32; min: U32; max: U32; out_pasid: U32; __reserved: U32 }
+> = defineStruct("ioasid_proposal_alloc", 24, {
   argsz: u32(0),
   flags: u32(4),
   min: u32(8),
@@ -47,7 +49,9 @@ export const ioasid_proposal_alloc = defineStruct("ioasid_proposal_alloc", 24, {
 });
 
 /** Proposal: argument of IOASID_PROPOSAL_FREE. */
-export const ioasid_proposal_free = defineStruct("ioasid_proposal_free", 16, {
+export const ioasid_proposal_free: StructLayout<
+  { argsz: U32; flags: U32; pasid: U32; __reserved: U32 }
+> = defineStruct("ioasid_proposal_free", 16, {
   argsz: u32(0),
   flags: u32(4),
   pasid: u32(8),

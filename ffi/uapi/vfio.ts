@@ -9,7 +9,22 @@
  */
 
 import { defineIoctl, type IoctlDecl, VFIO_BASE, VFIO_TYPE } from "./common.ts";
-import { defineStruct, nested, s32, u16, u32, u64, u8 } from "./layout.ts";
+import {
+  defineStruct,
+  nested,
+  type NestedField,
+  type S32,
+  s32,
+  type StructLayout,
+  type U16,
+  u16,
+  type U32,
+  u32,
+  type U64,
+  u64,
+  type U8,
+  u8,
+} from "./layout.ts";
 
 function vfioIoctl(name: string, n: number): IoctlDecl {
   return defineIoctl(name, VFIO_TYPE, VFIO_BASE + n);
@@ -303,20 +318,27 @@ export const VFIO_DEVICE_IOEVENTFD_64 = 1 << 3;
 export const VFIO_DEVICE_IOEVENTFD_SIZE_MASK = 0xf;
 
 /** struct vfio_info_cap_header. */
-export const vfio_info_cap_header = defineStruct("vfio_info_cap_header", 8, {
-  id: u16(0),
-  version: u16(2),
-  next: u32(4),
-});
+export const vfio_info_cap_header: StructLayout<{ id: U16; version: U16; next: U32 }> =
+  defineStruct("vfio_info_cap_header", 8, {
+    id: u16(0),
+    version: u16(2),
+    next: u32(4),
+  });
 
 /** struct vfio_group_status. */
-export const vfio_group_status = defineStruct("vfio_group_status", 8, {
-  argsz: u32(0),
-  flags: u32(4),
-});
+export const vfio_group_status: StructLayout<{ argsz: U32; flags: U32 }> = defineStruct(
+  "vfio_group_status",
+  8,
+  {
+    argsz: u32(0),
+    flags: u32(4),
+  },
+);
 
 /** struct vfio_device_info. */
-export const vfio_device_info = defineStruct("vfio_device_info", 24, {
+export const vfio_device_info: StructLayout<
+  { argsz: U32; flags: U32; num_regions: U32; num_irqs: U32; cap_offset: U32; pad: U32 }
+> = defineStruct("vfio_device_info", 24, {
   argsz: u32(0),
   flags: u32(4),
   num_regions: u32(8),
@@ -326,7 +348,9 @@ export const vfio_device_info = defineStruct("vfio_device_info", 24, {
 });
 
 /** struct vfio_region_info. */
-export const vfio_region_info = defineStruct("vfio_region_info", 32, {
+export const vfio_region_info: StructLayout<
+  { argsz: U32; flags: U32; index: U32; cap_offset: U32; size: U64; offset: U64 }
+> = defineStruct("vfio_region_info", 32, {
   argsz: u32(0),
   flags: u32(4),
   index: u32(8),
@@ -336,15 +360,18 @@ export const vfio_region_info = defineStruct("vfio_region_info", 32, {
 });
 
 /** struct vfio_irq_info. */
-export const vfio_irq_info = defineStruct("vfio_irq_info", 16, {
-  argsz: u32(0),
-  flags: u32(4),
-  index: u32(8),
-  count: u32(12),
-});
+export const vfio_irq_info: StructLayout<{ argsz: U32; flags: U32; index: U32; count: U32 }> =
+  defineStruct("vfio_irq_info", 16, {
+    argsz: u32(0),
+    flags: u32(4),
+    index: u32(8),
+    count: u32(12),
+  });
 
 /** struct vfio_irq_set (header; data follows). */
-export const vfio_irq_set = defineStruct("vfio_irq_set", 20, {
+export const vfio_irq_set: StructLayout<
+  { argsz: U32; flags: U32; index: U32; start: U32; count: U32 }
+> = defineStruct("vfio_irq_set", 20, {
   argsz: u32(0),
   flags: u32(4),
   index: u32(8),
@@ -353,7 +380,9 @@ export const vfio_irq_set = defineStruct("vfio_irq_set", 20, {
 });
 
 /** struct vfio_iommu_type1_info. */
-export const vfio_iommu_type1_info = defineStruct("vfio_iommu_type1_info", 24, {
+export const vfio_iommu_type1_info: StructLayout<
+  { argsz: U32; flags: U32; iova_pgsizes: U64; cap_offset: U32; pad: U32 }
+> = defineStruct("vfio_iommu_type1_info", 24, {
   argsz: u32(0),
   flags: u32(4),
   iova_pgsizes: u64(8),
@@ -362,20 +391,33 @@ export const vfio_iommu_type1_info = defineStruct("vfio_iommu_type1_info", 24, {
 });
 
 /** struct vfio_iova_range. */
-export const vfio_iova_range = defineStruct("vfio_iova_range", 16, {
-  start: u64(0),
-  end: u64(8),
-});
+export const vfio_iova_range: StructLayout<{ start: U64; end: U64 }> = defineStruct(
+  "vfio_iova_range",
+  16,
+  {
+    start: u64(0),
+    end: u64(8),
+  },
+);
 
 /** struct vfio_iommu_type1_info_cap_iova_range (ranges follow). */
-export const vfio_iommu_type1_info_cap_iova_range = defineStruct(
+export const vfio_iommu_type1_info_cap_iova_range: StructLayout<
+  { header: NestedField<typeof vfio_info_cap_header>; nr_iovas: U32; reserved: U32 }
+> = defineStruct(
   "vfio_iommu_type1_info_cap_iova_range",
   16,
   { header: nested(0, vfio_info_cap_header), nr_iovas: u32(8), reserved: u32(12) },
 );
 
 /** struct vfio_iommu_type1_info_cap_migration. */
-export const vfio_iommu_type1_info_cap_migration = defineStruct(
+export const vfio_iommu_type1_info_cap_migration: StructLayout<
+  {
+    header: NestedField<typeof vfio_info_cap_header>;
+    flags: U32;
+    pgsize_bitmap: U64;
+    max_dirty_bitmap_size: U64;
+  }
+> = defineStruct(
   "vfio_iommu_type1_info_cap_migration",
   32,
   {
@@ -387,14 +429,18 @@ export const vfio_iommu_type1_info_cap_migration = defineStruct(
 );
 
 /** struct vfio_iommu_type1_info_dma_avail. */
-export const vfio_iommu_type1_info_dma_avail = defineStruct(
+export const vfio_iommu_type1_info_dma_avail: StructLayout<
+  { header: NestedField<typeof vfio_info_cap_header>; avail: U32 }
+> = defineStruct(
   "vfio_iommu_type1_info_dma_avail",
   12,
   { header: nested(0, vfio_info_cap_header), avail: u32(8) },
 );
 
 /** struct vfio_iommu_type1_dma_map. */
-export const vfio_iommu_type1_dma_map = defineStruct("vfio_iommu_type1_dma_map", 32, {
+export const vfio_iommu_type1_dma_map: StructLayout<
+  { argsz: U32; flags: U32; vaddr: U64; iova: U64; size: U64 }
+> = defineStruct("vfio_iommu_type1_dma_map", 32, {
   argsz: u32(0),
   flags: u32(4),
   vaddr: u64(8),
@@ -403,7 +449,9 @@ export const vfio_iommu_type1_dma_map = defineStruct("vfio_iommu_type1_dma_map",
 });
 
 /** struct vfio_iommu_type1_dma_unmap (data follows). */
-export const vfio_iommu_type1_dma_unmap = defineStruct("vfio_iommu_type1_dma_unmap", 24, {
+export const vfio_iommu_type1_dma_unmap: StructLayout<
+  { argsz: U32; flags: U32; iova: U64; size: U64 }
+> = defineStruct("vfio_iommu_type1_dma_unmap", 24, {
   argsz: u32(0),
   flags: u32(4),
   iova: u64(8),
@@ -411,27 +459,39 @@ export const vfio_iommu_type1_dma_unmap = defineStruct("vfio_iommu_type1_dma_unm
 });
 
 /** struct vfio_bitmap. */
-export const vfio_bitmap = defineStruct("vfio_bitmap", 24, {
-  pgsize: u64(0),
-  size: u64(8),
-  data: u64(16),
-});
+export const vfio_bitmap: StructLayout<{ pgsize: U64; size: U64; data: U64 }> = defineStruct(
+  "vfio_bitmap",
+  24,
+  {
+    pgsize: u64(0),
+    size: u64(8),
+    data: u64(16),
+  },
+);
 
 /** struct vfio_iommu_type1_dirty_bitmap (data follows). */
-export const vfio_iommu_type1_dirty_bitmap = defineStruct("vfio_iommu_type1_dirty_bitmap", 8, {
-  argsz: u32(0),
-  flags: u32(4),
-});
+export const vfio_iommu_type1_dirty_bitmap: StructLayout<{ argsz: U32; flags: U32 }> = defineStruct(
+  "vfio_iommu_type1_dirty_bitmap",
+  8,
+  {
+    argsz: u32(0),
+    flags: u32(4),
+  },
+);
 
 /** struct vfio_iommu_type1_dirty_bitmap_get. */
-export const vfio_iommu_type1_dirty_bitmap_get = defineStruct(
+export const vfio_iommu_type1_dirty_bitmap_get: StructLayout<
+  { iova: U64; size: U64; bitmap: NestedField<typeof vfio_bitmap> }
+> = defineStruct(
   "vfio_iommu_type1_dirty_bitmap_get",
   40,
   { iova: u64(0), size: u64(8), bitmap: nested(16, vfio_bitmap) },
 );
 
 /** struct vfio_pci_dependent_device. */
-export const vfio_pci_dependent_device = defineStruct("vfio_pci_dependent_device", 8, {
+export const vfio_pci_dependent_device: StructLayout<
+  { group_id: U32; segment: U16; bus: U8; devfn: U8 }
+> = defineStruct("vfio_pci_dependent_device", 8, {
   group_id: u32(0),
   segment: u16(4),
   bus: u8(6),
@@ -439,21 +499,25 @@ export const vfio_pci_dependent_device = defineStruct("vfio_pci_dependent_device
 });
 
 /** struct vfio_pci_hot_reset_info (devices follow). */
-export const vfio_pci_hot_reset_info = defineStruct("vfio_pci_hot_reset_info", 12, {
-  argsz: u32(0),
-  flags: u32(4),
-  count: u32(8),
-});
+export const vfio_pci_hot_reset_info: StructLayout<{ argsz: U32; flags: U32; count: U32 }> =
+  defineStruct("vfio_pci_hot_reset_info", 12, {
+    argsz: u32(0),
+    flags: u32(4),
+    count: u32(8),
+  });
 
 /** struct vfio_pci_hot_reset (group fds follow). */
-export const vfio_pci_hot_reset = defineStruct("vfio_pci_hot_reset", 12, {
-  argsz: u32(0),
-  flags: u32(4),
-  count: u32(8),
-});
+export const vfio_pci_hot_reset: StructLayout<{ argsz: U32; flags: U32; count: U32 }> =
+  defineStruct("vfio_pci_hot_reset", 12, {
+    argsz: u32(0),
+    flags: u32(4),
+    count: u32(8),
+  });
 
 /** struct vfio_device_ioeventfd. */
-export const vfio_device_ioeventfd = defineStruct("vfio_device_ioeventfd", 32, {
+export const vfio_device_ioeventfd: StructLayout<
+  { argsz: U32; flags: U32; offset: U64; data: U64; fd: S32; reserved: U32 }
+> = defineStruct("vfio_device_ioeventfd", 32, {
   argsz: u32(0),
   flags: u32(4),
   offset: u64(8),
@@ -463,13 +527,19 @@ export const vfio_device_ioeventfd = defineStruct("vfio_device_ioeventfd", 32, {
 });
 
 /** struct vfio_device_feature (data follows). */
-export const vfio_device_feature = defineStruct("vfio_device_feature", 8, {
-  argsz: u32(0),
-  flags: u32(4),
-});
+export const vfio_device_feature: StructLayout<{ argsz: U32; flags: U32 }> = defineStruct(
+  "vfio_device_feature",
+  8,
+  {
+    argsz: u32(0),
+    flags: u32(4),
+  },
+);
 
 /** struct vfio_device_bind_iommufd (6.12). */
-export const vfio_device_bind_iommufd = defineStruct("vfio_device_bind_iommufd", 16, {
+export const vfio_device_bind_iommufd: StructLayout<
+  { argsz: U32; flags: U32; iommufd: S32; out_devid: U32 }
+> = defineStruct("vfio_device_bind_iommufd", 16, {
   argsz: u32(0),
   flags: u32(4),
   iommufd: s32(8),
@@ -477,17 +547,22 @@ export const vfio_device_bind_iommufd = defineStruct("vfio_device_bind_iommufd",
 });
 
 /** struct vfio_device_attach_iommufd_pt (6.12). */
-export const vfio_device_attach_iommufd_pt = defineStruct("vfio_device_attach_iommufd_pt", 12, {
-  argsz: u32(0),
-  flags: u32(4),
-  pt_id: u32(8),
-});
+export const vfio_device_attach_iommufd_pt: StructLayout<{ argsz: U32; flags: U32; pt_id: U32 }> =
+  defineStruct("vfio_device_attach_iommufd_pt", 12, {
+    argsz: u32(0),
+    flags: u32(4),
+    pt_id: u32(8),
+  });
 
 /** struct vfio_device_detach_iommufd_pt (6.12). */
-export const vfio_device_detach_iommufd_pt = defineStruct("vfio_device_detach_iommufd_pt", 8, {
-  argsz: u32(0),
-  flags: u32(4),
-});
+export const vfio_device_detach_iommufd_pt: StructLayout<{ argsz: U32; flags: U32 }> = defineStruct(
+  "vfio_device_detach_iommufd_pt",
+  8,
+  {
+    argsz: u32(0),
+    flags: u32(4),
+  },
+);
 
 /** `VFIO_IOMMU_ENABLE`. */
 export const VFIO_IOMMU_ENABLE: IoctlDecl = vfioIoctl("VFIO_IOMMU_ENABLE", 15);
@@ -557,14 +632,24 @@ export const VFIO_EEH_PE_INJECT_ERR = 9;
 export const VFIO_IOMMU_SPAPR_INFO_DDW = 1;
 
 /** `struct vfio_iommu_spapr_tce_ddw_info`. */
-export const vfio_iommu_spapr_tce_ddw_info = defineStruct("vfio_iommu_spapr_tce_ddw_info", 16, {
+export const vfio_iommu_spapr_tce_ddw_info: StructLayout<
+  { pgsizes: U64; max_dynamic_windows_supported: U32; levels: U32 }
+> = defineStruct("vfio_iommu_spapr_tce_ddw_info", 16, {
   pgsizes: u64(0),
   max_dynamic_windows_supported: u32(8),
   levels: u32(12),
 });
 
 /** `struct vfio_iommu_spapr_tce_info`. */
-export const vfio_iommu_spapr_tce_info = defineStruct("vfio_iommu_spapr_tce_info", 32, {
+export const vfio_iommu_spapr_tce_info: StructLayout<
+  {
+    argsz: U32;
+    flags: U32;
+    dma32_window_start: U32;
+    dma32_window_size: U32;
+    ddw: NestedField<typeof vfio_iommu_spapr_tce_ddw_info>;
+  }
+> = defineStruct("vfio_iommu_spapr_tce_info", 32, {
   argsz: u32(0),
   flags: u32(4),
   dma32_window_start: u32(8),
@@ -573,14 +658,27 @@ export const vfio_iommu_spapr_tce_info = defineStruct("vfio_iommu_spapr_tce_info
 });
 
 /** `struct vfio_iommu_spapr_register_memory`. */
-export const vfio_iommu_spapr_register_memory = defineStruct(
+export const vfio_iommu_spapr_register_memory: StructLayout<
+  { argsz: U32; flags: U32; vaddr: U64; size: U64 }
+> = defineStruct(
   "vfio_iommu_spapr_register_memory",
   24,
   { argsz: u32(0), flags: u32(4), vaddr: u64(8), size: u64(16) },
 );
 
 /** `struct vfio_iommu_spapr_tce_create`. */
-export const vfio_iommu_spapr_tce_create = defineStruct("vfio_iommu_spapr_tce_create", 40, {
+export const vfio_iommu_spapr_tce_create: StructLayout<
+  {
+    argsz: U32;
+    flags: U32;
+    page_shift: U32;
+    __resv1: U32;
+    window_size: U64;
+    levels: U32;
+    __resv2: U32;
+    start_addr: U64;
+  }
+> = defineStruct("vfio_iommu_spapr_tce_create", 40, {
   argsz: u32(0),
   flags: u32(4),
   page_shift: u32(8),
@@ -592,22 +690,27 @@ export const vfio_iommu_spapr_tce_create = defineStruct("vfio_iommu_spapr_tce_cr
 });
 
 /** `struct vfio_iommu_spapr_tce_remove`. */
-export const vfio_iommu_spapr_tce_remove = defineStruct("vfio_iommu_spapr_tce_remove", 16, {
+export const vfio_iommu_spapr_tce_remove: StructLayout<
+  { argsz: U32; flags: U32; start_addr: U64 }
+> = defineStruct("vfio_iommu_spapr_tce_remove", 16, {
   argsz: u32(0),
   flags: u32(4),
   start_addr: u64(8),
 });
 
 /** `struct vfio_eeh_pe_err`. */
-export const vfio_eeh_pe_err = defineStruct("vfio_eeh_pe_err", 24, {
-  type: u32(0),
-  func: u32(4),
-  addr: u64(8),
-  mask: u64(16),
-});
+export const vfio_eeh_pe_err: StructLayout<{ type: U32; func: U32; addr: U64; mask: U64 }> =
+  defineStruct("vfio_eeh_pe_err", 24, {
+    type: u32(0),
+    func: u32(4),
+    addr: u64(8),
+    mask: u64(16),
+  });
 
 /** `struct vfio_eeh_pe_op`. */
-export const vfio_eeh_pe_op = defineStruct("vfio_eeh_pe_op", 40, {
+export const vfio_eeh_pe_op: StructLayout<
+  { argsz: U32; flags: U32; op: U32; err: NestedField<typeof vfio_eeh_pe_err> }
+> = defineStruct("vfio_eeh_pe_op", 40, {
   argsz: u32(0),
   flags: u32(4),
   op: u32(8),
@@ -624,23 +727,31 @@ export const VFIO_REGION_INFO_CAP_TYPE = 2;
 export const VFIO_REGION_INFO_CAP_MSIX_MAPPABLE = 3;
 
 /** `VFIO_PCI_DEVID_NOT_OWNED`: -1 (reads back as 0xffffffff from the `__u32 devid` field). */
-export const VFIO_PCI_DEVID_NOT_OWNED = -1;
+export const VFIO_PCI_DEVID_NOT_OWNED: number = -1;
 
 /** `struct vfio_region_sparse_mmap_area`. */
-export const vfio_region_sparse_mmap_area = defineStruct("vfio_region_sparse_mmap_area", 16, {
-  offset: u64(0),
-  size: u64(8),
-});
+export const vfio_region_sparse_mmap_area: StructLayout<{ offset: U64; size: U64 }> = defineStruct(
+  "vfio_region_sparse_mmap_area",
+  16,
+  {
+    offset: u64(0),
+    size: u64(8),
+  },
+);
 
 /** `struct vfio_region_info_cap_sparse_mmap` (fixed part; areas follow at 16). */
-export const vfio_region_info_cap_sparse_mmap = defineStruct(
+export const vfio_region_info_cap_sparse_mmap: StructLayout<
+  { header: NestedField<typeof vfio_info_cap_header>; nr_areas: U32; reserved: U32 }
+> = defineStruct(
   "vfio_region_info_cap_sparse_mmap",
   16,
   { header: nested(0, vfio_info_cap_header), nr_areas: u32(8), reserved: u32(12) },
 );
 
 /** `struct vfio_region_info_cap_type`. */
-export const vfio_region_info_cap_type = defineStruct("vfio_region_info_cap_type", 16, {
+export const vfio_region_info_cap_type: StructLayout<
+  { header: NestedField<typeof vfio_info_cap_header>; type: U32; subtype: U32 }
+> = defineStruct("vfio_region_info_cap_type", 16, {
   header: nested(0, vfio_info_cap_header),
   type: u32(8),
   subtype: u32(12),

@@ -32,8 +32,10 @@ export interface FaultWiring {
   readonly router: InterruptSink;
   /** The machine's random source. */
   readonly random: () => number;
-  /** The machine's trace. */
-  readonly log: (line: string) => void;
+  /** The machine's trace of device events (the function's address and model are prefixed). */
+  readonly deviceLog: (line: string) => void;
+  /** The machine's trace of DMA events (refused and faulting transfers). */
+  readonly dmaLog: (line: string) => void;
   /** The kernel side of a surprise removal. */
   readonly remove: () => void;
 }
@@ -42,14 +44,14 @@ export interface FaultWiring {
 export function connectWithFaults(w: FaultWiring): DeviceFaults {
   const { fn, iommu } = w;
   const model = fn.model;
-  const deviceLog = (line: string): void => w.log(`${fn.bdf} ${model.model}: ${line}`);
+  const deviceLog = (line: string): void => w.deviceLog(`${fn.bdf} ${model.model}: ${line}`);
   const port = createDmaPort({
     iommu,
     memory: w.memory,
     requester: fn.requester,
     config: model.config,
     clock: w.clock,
-    trace: w.log,
+    trace: w.dmaLog,
   });
   const record = iommu.injectFault
     ? (iova: bigint, access: DmaAccess, pasid: number | undefined) =>

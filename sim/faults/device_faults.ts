@@ -25,16 +25,10 @@
  * @module
  */
 
-import type { PciDeviceModel } from "../pci/device.ts";
+import type { LinkControl, PciDeviceModel } from "../pci/device.ts";
 import type { DmaFaultRule, DmaFaults } from "./dma_faults.ts";
 import type { GatedClock } from "./gated_clock.ts";
 import type { InterruptFaults, InterruptKind } from "./irq_faults.ts";
-
-/** A device model whose link can go down and up (NIC models). */
-export interface LinkControl {
-  /** Link up (true) or down (false), as a cable pulled and plugged back. */
-  setLink(up: boolean): void;
-}
 
 /** Whether a model has a link to control. */
 export function hasLink(model: PciDeviceModel): model is PciDeviceModel & LinkControl {

@@ -49,6 +49,50 @@ export interface IommuFacts {
   readonly laterHwInfo?: { readonly type: number; readonly data: Uint8Array };
 }
 
+/**
+ * A system-wide PASID allocator with owners, as a device model asks it for PASIDs (the
+ * virtio-iommu PASID proposal). sim/kernel's `SystemPasidSpace` implements it; the models see only
+ * this contract, so the IOMMU layer does not depend on the kernel layer above it.
+ */
+export interface SharedPasidSpace {
+  /** The lowest free PASID in `[min, max]` (below `2^options.maxBits`) for `owner`; or -errno. */
+  alloc(owner: unknown, min: number, max: number, options?: PasidAllocOptions): number;
+  /** Free a PASID of `owner`: 0, or -ENOENT when the owner does not hold it. */
+  free(owner: unknown, pasid: number): number;
+  /** Free a PASID handed to `tenant` (a guest's FREE_PASID): 0, or -ENOENT. */
+  freeByTenant(tenant: unknown, pasid: number): number;
+  /** Who holds `pasid`, or undefined when it is not allocated. */
+  holderOf(pasid: number): PasidHolder | undefined;
+  /**
+   * Release every PASID allocated through `via` (an allocator being removed) through the
+   * teardown and quarantine; returns how many.
+   */
+  releaseVia(via: unknown, reason?: string): number;
+}
+
+/** PCIe's PASID width (PCIe 6.0 §6.20): 20 bits. */
+export const PASID_BITS = 20;
+
+/** Who holds an allocated PASID. */
+export interface PasidHolder {
+  /** May free and bind it. */
+  readonly owner: unknown;
+  /** The guest or host it was handed to (the owner itself unless given). */
+  readonly tenant: unknown;
+  /** The allocator it came from (undefined: the space itself). */
+  readonly via: unknown;
+}
+
+/** Options of one {@link SharedPasidSpace.alloc}. */
+export interface PasidAllocOptions {
+  /** PASID bits of the device it is for (default 20): the result is below `2^maxBits`. */
+  readonly maxBits?: number;
+  /** The tenant (default: the owner). */
+  readonly tenant?: unknown;
+  /** The allocator it goes through. */
+  readonly via?: unknown;
+}
+
 /** The direction of a DMA as the IOMMU sees it. */
 export type DmaAccess = "read" | "write";
 

@@ -28,6 +28,7 @@ import type { SimPciFunction } from "../kernel/pci_function.ts";
 import type { PhysicalMemory } from "../memory.ts";
 import { compatIoctl } from "./compat.ts";
 import { IommufdCore } from "./core.ts";
+import { IOMMUFD_OBJECT_OPS } from "./object_ops.ts";
 import { attachDevice, bindDevice, detachDevice, unbindDevice } from "./device.ts";
 import { attachDevicePasid, detachDevicePasid, revokePasid } from "./pasid.ts";
 import type { PasidAttachPolicy } from "../kernel/pasid_allocators.ts";
@@ -54,8 +55,8 @@ import {
   cmdHwptAlloc,
   cmdInvalidate,
   cmdSetDirtyTracking,
-  type FaultFdHooks,
 } from "./hwpt_cmds.ts";
+import type { FaultFdHooks } from "./fault.ts";
 import {
   cmdAllowIovas,
   cmdCopy,
@@ -124,20 +125,20 @@ function commandsOf(version: KernelVersion | undefined): readonly (Command | und
   const viommuLayout = kernelAtLeast(version, VIOMMU_USER_DATA_MIN_KERNEL)
     ? iommu_viommu_alloc_data
     : iommu_viommu_alloc;
-  table[IOMMU_VIOMMU_ALLOC.nr - IOMMUFD_CMD_BASE] = command(
+  table[IOMMU_VIOMMU_ALLOC.nr - uapi.IOMMUFD_CMD_BASE] = command(
     IOMMU_VIOMMU_ALLOC,
     viommuLayout,
     cmdViommuAlloc,
     iommu_viommu_alloc.size,
   );
-  table[IOMMU_VDEVICE_ALLOC.nr - IOMMUFD_CMD_BASE] = command(
+  table[IOMMU_VDEVICE_ALLOC.nr - uapi.IOMMUFD_CMD_BASE] = command(
     IOMMU_VDEVICE_ALLOC,
     iommu_vdevice_alloc,
     cmdVdeviceAlloc,
     iommu_vdevice_alloc.size,
   );
   if (kernelAtLeast(version, VEVENTQ_MIN_KERNEL)) {
-    table[IOMMU_VEVENTQ_ALLOC.nr - IOMMUFD_CMD_BASE] = command(
+    table[IOMMU_VEVENTQ_ALLOC.nr - uapi.IOMMUFD_CMD_BASE] = command(
       IOMMU_VEVENTQ_ALLOC,
       iommu_veventq_alloc,
       cmdVeventqAlloc,
@@ -170,9 +171,6 @@ const COMMANDS: readonly Command[] = [
   command(uapi.IOMMU_FAULT_QUEUE_ALLOC, uapi.iommu_fault_alloc, cmdFaultAlloc),
 ];
 
-/** First command number of the table. */
-const IOMMUFD_CMD_BASE = 0x80;
-
 /** An open iommufd. */
 export class IommufdContext implements SimFile {
   /** fd type tag. */
@@ -197,6 +195,7 @@ export class IommufdContext implements SimFile {
         kernelAtLeast(options.kernelVersion, PASID_ATTACH_MIN_KERNEL),
       kernel: options.kernelVersion,
       pasidPolicy: options.pasidPolicy,
+      objectOps: IOMMUFD_OBJECT_OPS,
     });
     this.#commands = commandsOf(options.kernelVersion);
     this.#core.ownerCookie = this;
@@ -218,7 +217,9 @@ export class IommufdContext implements SimFile {
   /** ioctl(2): iommufd commands, else the VFIO container API; never throws. */
   ioctl(process: SimProcess, request: number, arg: Uint8Array | bigint): number {
     const nr = request & 0xff;
-    const entry = nr >= IOMMUFD_CMD_BASE ? this.#commands[nr - IOMMUFD_CMD_BASE] : undefined;
+    const entry = nr >= uapi.IOMMUFD_CMD_BASE
+      ? this.#commands[nr - uapi.IOMMUFD_CMD_BASE]
+      : undefined;
     if (!entry) return compatIoctl(this.#core, this.#arch, process, request, arg);
     const user = userArg(process, arg);
     const head = user.read(0, 4);

@@ -1,8 +1,9 @@
 /**
  * The state of one iommufd context (`struct iommufd_ctx`) and the object lifecycle: typed
  * look-ups (a wrong type is "not found", as `iommufd_get_object` answers), IOAS creation,
- * IOMMU_DESTROY (ENOENT / EBUSY), type-specific destruction, and the leaf-first teardown of
- * `iommufd_fops_release`.
+ * IOMMU_DESTROY (ENOENT / EBUSY), type-specific destruction through a per-type ops table (as
+ * Linux's `iommufd_object_ops[]`; the table is ./object_ops.ts, so this module imports none of
+ * the object modules that import it), and the leaf-first teardown of `iommufd_fops_release`.
  *
  * @module
  */
@@ -11,7 +12,6 @@ import { ERRNO } from "../../ffi/errno.ts";
 import type { SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup } from "../kernel/pci_function.ts";
 import type { PhysicalMemory } from "../memory.ts";
-import { destroyHwpt } from "./hwpt.ts";
 import { IoPagetable } from "./io_pagetable.ts";
 import {
   type DeviceObject,
@@ -29,8 +29,6 @@ import {
 } from "./objects.ts";
 import type { KernelVersion } from "../kernel_version.ts";
 import type { PasidAttachPolicy } from "../kernel/pasid_allocators.ts";
-import { destroyVdevice, destroyViommu } from "./viommu.ts";
-import { destroyVeventq } from "./veventq.ts";
 import { type AccountMode, Pages } from "./pages.ts";
 
 /** Static settings of a context. */
@@ -51,9 +49,12 @@ export interface CoreSettings {
   readonly kernel?: KernelVersion;
   /** **Proposal** (`pasidAllocatorProposal`): who may attach which PASID; undefined: Linux's rules. */
   readonly pasidPolicy?: PasidAttachPolicy;
+  /** What destroying an object of each type does (./object_ops.ts). */
+  readonly objectOps: ObjectOps;
 }
 
-type ByType = {
+/** The object of each type tag. */
+export type ByType = {
   "ioas": IoasObject;
   "hwpt-paging": HwptPaging;
   "hwpt-nested": HwptNested;
@@ -63,6 +64,15 @@ type ByType = {
   "vdevice": VdeviceObject;
   "veventq": VeventqObject;
 };
+
+/** One object type's operations (`struct iommufd_object_ops`). */
+export interface ObjectTypeOps<T extends IommufdObject> {
+  /** Undo the object's references and free what it holds; its ID is already released. */
+  destroy(core: IommufdCore, obj: T): void;
+}
+
+/** The operations of every object type (`iommufd_object_ops[]`). */
+export type ObjectOps = { readonly [T in ObjectType]: ObjectTypeOps<ByType[T]> };
 
 /** The objects and state of one context. */
 export class IommufdCore {
@@ -126,31 +136,8 @@ export class IommufdCore {
   /** Destroy an object whose last user is the table, and free its ID. */
   destroy(obj: IommufdObject): void {
     this.objects.release(obj.id);
-    switch (obj.type) {
-      case "ioas":
-        obj.iopt.destroy();
-        if (this.compatIoas === obj) this.compatIoas = undefined;
-        return;
-      case "hwpt-paging":
-      case "hwpt-nested":
-        destroyHwpt(this, obj);
-        return;
-      case "device":
-        this.releaseOwnership(obj);
-        return;
-      case "fault":
-        obj.queue.shutdown();
-        return;
-      case "viommu":
-        destroyViommu(obj);
-        return;
-      case "vdevice":
-        destroyVdevice(obj);
-        return;
-      case "veventq":
-        destroyVeventq(obj);
-        return;
-    }
+    const ops = this.settings.objectOps[obj.type] as ObjectTypeOps<IommufdObject>;
+    ops.destroy(this, obj);
   }
 
   /** `iommu_device_release_dma_owner` for a device leaving the context. */

@@ -13,8 +13,9 @@ import { ERRNO } from "../../ffi/errno.ts";
 import { decode, encode } from "../../ffi/uapi/layout.ts";
 import type { IommuFacts } from "../iommu/model.ts";
 import { kernelAtLeast, type KernelVersion } from "../kernel_version.ts";
-import { SMMUV3_VIOMMU_ROW, type ViommuDriver } from "./viommu_smmuv3.ts";
-import { type IopfOps, SMMUV3_IOPF, vtdIopf } from "./iopf.ts";
+import { SMMUV3_VIOMMU_ROW } from "./viommu_smmuv3.ts";
+import type { IommuDriverRow } from "./driver_ops.ts";
+import { SMMUV3_IOPF, vtdIopf } from "./iopf.ts";
 import { VIOMMU_MIN_KERNEL } from "../../ffi/uapi/post_6_12.ts";
 import {
   IOMMU_HW_INFO_TYPE_INTEL_VTD,
@@ -31,43 +32,6 @@ import {
 } from "../../ffi/uapi/mod.ts";
 
 const U64_MAX = (1n << 64n) - 1n;
-
-/** One user-format descriptor the driver reads with `iommu_copy_struct_from_user`. */
-export interface UserFormat {
-  /** The data/entry type value it must carry. */
-  readonly type: number;
-  /** offsetofend of the last mandatory field (shorter → EINVAL). */
-  readonly minLen: number;
-  /** sizeof the kernel struct (longer → EINVAL: no E2BIG path here). */
-  readonly size: number;
-}
-
-/** One IOMMU driver's iommufd behaviour. */
-export interface IommuDriverRow {
-  /** Driver name for diagnostics. */
-  readonly name: string;
-  /** The driver has `domain_alloc_user` (flags or user data are possible at all). */
-  readonly domainAllocUser: boolean;
-  /** `domain_alloc_user(flags, parent = NULL, data)`: 0 or the driver's -errno. */
-  pagingAlloc(facts: IommuFacts, flags: number, userData: boolean): number;
-  /** Nested allocation support checks before the data is read: 0 or -errno. */
-  nestedAlloc(facts: IommuFacts, flags: number, dataType: number): number;
-  /** The stage-1 format a nested allocation reads (undefined: no nesting). */
-  readonly nestedFormat: UserFormat | undefined;
-  /** `hw_info`: the report type and bytes, or undefined (driver without the op). */
-  hwInfo(facts: IommuFacts): { type: number; data: Uint8Array } | undefined;
-  /** The invalidation entry format of nested domains. */
-  readonly invalidateFormat: UserFormat | undefined;
-  /** Validate one decoded invalidation entry: 0 or -errno. */
-  checkInvalidation(entry: Uint8Array): number;
-  /** vIOMMU support (Linux 6.13+ `viommu_alloc`); undefined: IOMMU_VIOMMU_ALLOC → EOPNOTSUPP. */
-  readonly viommu?: ViommuDriver;
-  /**
-   * The IOPF device feature (`dev_enable_feat`, ./iopf.ts); undefined: the driver has no such op
-   * and enabling I/O page faults fails with ENODEV.
-   */
-  readonly iopf?: IopfOps;
-}
 
 /** VT-d CAP/ECAP registers as reported in `hwInfo.data` (iommu_hw_info_vtd layout). */
 export function vtdRegisters(facts: IommuFacts): { cap: bigint; ecap: bigint } {

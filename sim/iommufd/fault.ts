@@ -163,3 +163,11 @@ export class FaultQueue implements SimFile {
     this.#deliver.length = 0;
   }
 }
+
+/** What an event fd (a fault queue's or a vEVENTQ's) needs from its context: a file reference on the iommufd while it is open. */
+export interface FaultFdHooks {
+  /** Take a reference on the iommufd file (`iommufd_ctx_get`). */
+  getContext(): void;
+  /** Drop it (`iommufd_ctx_put`). */
+  putContext(): void;
+}

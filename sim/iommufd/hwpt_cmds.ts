@@ -9,7 +9,7 @@
 import { ERRNO } from "../../ffi/errno.ts";
 import type { IommufdCore } from "./core.ts";
 import { driverFor, hwInfoOf } from "./drivers.ts";
-import { FaultQueue } from "./fault.ts";
+import { type FaultFdHooks, FaultQueue } from "./fault.ts";
 import { allocHwptNested, allocHwptPaging, dirtyOpsOf } from "./hwpt.ts";
 import { allocHwptOnViommu, viommuInvalidate } from "./viommu.ts";
 import { kernelAtLeast } from "../kernel_version.ts";
@@ -270,14 +270,6 @@ export function cmdInvalidate(core: IommufdCore, u: Cmd<typeof iommu_hwpt_invali
   c.entry_num = done;
   if (u.respond() < 0) return -ERRNO.EFAULT;
   return rc;
-}
-
-/** What a fault fd needs from its context: a file reference on the iommufd while it is open. */
-export interface FaultFdHooks {
-  /** Take a reference on the iommufd file (`iommufd_ctx_get`). */
-  getContext(): void;
-  /** Drop it (`iommufd_ctx_put`). */
-  putContext(): void;
 }
 
 /** IOMMU_FAULT_QUEUE_ALLOC: a fault object and its fd (O_RDWR, O_CLOEXEC). */

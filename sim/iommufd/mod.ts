@@ -8,7 +8,8 @@
 
 export { IommufdContext, type IommufdContextOptions } from "./context.ts";
 export { type DirtyTrackingDomain } from "./hwpt.ts";
-export { driverFor, IOMMU_DRIVERS, type IommuDriverRow, vtdNestingSupported } from "./drivers.ts";
+export { driverFor, IOMMU_DRIVERS, vtdNestingSupported } from "./drivers.ts";
+export type { IommuDriverRow } from "./driver_ops.ts";
 export { type FaultGroup, FaultQueue, type PageFault } from "./fault.ts";
 export { type IovaSpan, ULONG_MAX } from "./io_pagetable.ts";
 export type { IommufdObject, ObjectType } from "./objects.ts";

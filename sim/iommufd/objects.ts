@@ -15,7 +15,7 @@ import type { SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup, SimPciFunction } from "../kernel/pci_function.ts";
 import type { FaultQueue } from "./fault.ts";
 import type { IoPagetable } from "./io_pagetable.ts";
-import type { VeventQueue } from "./veventq.ts";
+import type { VeventQueue } from "./vevent_queue.ts";
 
 /** `INT_MAX`: the largest object ID. */
 export const IOMMUFD_MAX_ID = 0x7fff_ffff;

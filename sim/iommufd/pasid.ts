@@ -24,25 +24,10 @@
  */
 
 import { ERRNO } from "../../ffi/errno.ts";
-import type { PciConfig } from "../pci/device.ts";
-import { findExtCapability } from "../pci/ext_cap.ts";
-import {
-  PCI_EXT_CAP_ID_PASID,
-  PCI_PASID_CAP,
-  PCI_PASID_CAP_WIDTH,
-  PCI_PASID_CAP_WIDTH_SHIFT,
-} from "../pci/pci_regs.ts";
+import { devicePasidWidth } from "../pci/ext_cap.ts";
 import type { IommufdCore } from "./core.ts";
 import type { SimProcess } from "../kernel/file.ts";
 import type { DeviceObject, Hwpt } from "./objects.ts";
-
-/** Max PASID Width of a function's PCIe PASID capability, 0 without one. */
-export function devicePasidWidth(config: PciConfig): number {
-  const at = findExtCapability(config, PCI_EXT_CAP_ID_PASID);
-  if (at === 0) return 0;
-  const cap = config.read(at + PCI_PASID_CAP, 2);
-  return (cap & PCI_PASID_CAP_WIDTH) >> PCI_PASID_CAP_WIDTH_SHIFT;
-}
 
 /** How many PASID bits the device can use behind its IOMMU. */
 function pasidBits(idev: DeviceObject): number {

@@ -40,7 +40,7 @@ import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
 } from "../../ffi/uapi/iommufd.ts";
-import type { IommuDomain, IommuFacts, IommuModel } from "../iommu/model.ts";
+import type { IommuFacts } from "../iommu/model.ts";
 import {
   forceVmid,
   SMMU_CMD,
@@ -52,29 +52,8 @@ import { reportViommuEvent } from "./veventq.ts";
 import { SMMU_IDR0, SMMU_IDR3 } from "../iommu/smmuv3/smmuv3_regs.ts";
 import { STE, STE_CONFIG } from "../iommu/smmuv3/smmuv3_ste.ts";
 import { getField } from "../iommu/reg_fields.ts";
-import type { IommuDriverRow, UserFormat } from "./drivers.ts";
-import type { HwptPaging, ViommuObject } from "./objects.ts";
-
-/** What a driver contributes to vIOMMUs. */
-export interface ViommuDriver {
-  /** `viommu_alloc` for a device behind `iommu` over `parent`: 0 or -errno. */
-  alloc(iommu: IommuModel, type: number, parent: HwptPaging): number;
-  /** The user data `alloc_domain_nested` reads. */
-  readonly nestedFormat: UserFormat;
-  /** Whether attaching a nested HWPT with this (validated) data needs a vDEVICE (6.15+). */
-  needsVdevice(data: Uint8Array): boolean;
-  /** `data_type` of the vIOMMU's invalidation entries. */
-  readonly invalidateType: number;
-  /** Bytes of one kernel entry (user entries are zero-extended or must be zero beyond it). */
-  readonly entrySize: number;
-  /** One user entry as the hardware command to issue, or -errno (EIO). */
-  convert(viommu: ViommuObject, entry: Uint8Array): Uint8Array | number;
-  /**
-   * Route the host-drained events of streams attached to `domain` (a nested domain made on
-   * `viommu`) to the vIOMMU's vEVENTQ (6.15+), as the driver's `vmaster` does.
-   */
-  forwardEvents?(domain: IommuDomain, viommu: ViommuObject): void;
-}
+import type { IommuDriverRow, ViommuDriver } from "./driver_ops.ts";
+import type { ViommuObject } from "./objects.ts";
 
 /** The SMMU's raw ID registers from its 6.13 hw_info report (zeros without one). */
 function idrs(facts: IommuFacts): readonly number[] {

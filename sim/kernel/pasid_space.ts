@@ -25,37 +25,21 @@
 
 import { ERRNO } from "../../ffi/errno.ts";
 import type { VirtualClock } from "../clock.ts";
+import {
+  PASID_BITS,
+  type PasidAllocOptions,
+  type PasidHolder,
+  type SharedPasidSpace,
+} from "../iommu/model.ts";
 
-/** PCIe's PASID width. */
-export const PASID_BITS = 20;
 /** Default quarantine before a freed PASID is reused: 10 ms of virtual time. */
 export const DEFAULT_PASID_QUARANTINE_NS = 10_000_000;
 
 /** Where a PASID is in its life. */
 export type PasidState = "free" | "allocated" | "draining" | "quarantined";
 
-/** Who holds an allocated PASID. */
-export interface PasidHolder {
-  /** May free and bind it. */
-  readonly owner: unknown;
-  /** The guest or host it was handed to (the owner itself unless given). */
-  readonly tenant: unknown;
-  /** The allocator it came from (undefined: the space itself). */
-  readonly via: unknown;
-}
-
-/** Options of one {@link SystemPasidSpace.alloc}. */
-export interface PasidAllocOptions {
-  /** PASID bits of the device it is for (default 20): the result is below `2^maxBits`. */
-  readonly maxBits?: number;
-  /** The tenant (default: the owner). */
-  readonly tenant?: unknown;
-  /** The allocator it goes through. */
-  readonly via?: unknown;
-}
-
 /** A system-wide PASID allocator with owners, a teardown hook and a reuse quarantine. */
-export class SystemPasidSpace {
+export class SystemPasidSpace implements SharedPasidSpace {
   readonly #holders = new Map<number, PasidHolder>();
   readonly #draining = new Set<number>();
   readonly #quarantine = new Map<number, number>(); // pasid → virtual time it becomes free
@@ -64,7 +48,7 @@ export class SystemPasidSpace {
   /** A space on `clock` with the given quarantine. */
   constructor(
     private readonly clock: VirtualClock,
-    readonly quarantineNs = DEFAULT_PASID_QUARANTINE_NS,
+    readonly quarantineNs: number = DEFAULT_PASID_QUARANTINE_NS,
   ) {}
 
   /** PASIDs currently allocated. */

@@ -20,7 +20,7 @@
 
 import { ERRNO } from "../../ffi/errno.ts";
 import type { IommuDomain, IommuModel } from "../iommu/model.ts";
-import { devicePasidWidth } from "../iommufd/pasid.ts";
+import { devicePasidWidth } from "../pci/ext_cap.ts";
 import type { SimPciFunction } from "./pci_function.ts";
 import type { PasidAllocators } from "./pasid_allocators.ts";
 import type { PasidStopCallback, PasidTeardown } from "./pasid_teardown.ts";

@@ -162,3 +162,9 @@ export interface PciDeviceModel {
   /** Function-level reset: registers and config space back to power-on values. */
   reset(): void;
 }
+
+/** A device model whose link can go down and up (NIC models). */
+export interface LinkControl {
+  /** Link up (true) or down (false), as a cable pulled and plugged back. */
+  setLink(up: boolean): void;
+}

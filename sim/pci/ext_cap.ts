@@ -1,13 +1,21 @@
 /**
  * The walk of a function's PCIe extended-capability list (PCIe base spec §7.6: headers from
  * offset 0x100, capability id in bits 15:0, next pointer in bits 31:20), as the kernel's
- * `pci_find_ext_capability` does it for the IOMMU drivers (PASID width, ATS, PRI).
+ * `pci_find_ext_capability` does it for the IOMMU drivers (PASID width, ATS, PRI), and the PASID
+ * capability's Max PASID Width.
  *
  * @module
  */
 
 import type { PciConfig } from "./device.ts";
-import { PCI_CFG_SPACE_EXT_START, PCI_EXT_CAP_NEXT_SHIFT } from "./pci_regs.ts";
+import {
+  PCI_CFG_SPACE_EXT_START,
+  PCI_EXT_CAP_ID_PASID,
+  PCI_EXT_CAP_NEXT_SHIFT,
+  PCI_PASID_CAP,
+  PCI_PASID_CAP_WIDTH,
+  PCI_PASID_CAP_WIDTH_SHIFT,
+} from "./pci_regs.ts";
 
 /** Extended capability header: capability id (bits 15:0). */
 const EXT_CAP_ID_MASK = 0xffff;
@@ -31,4 +39,12 @@ export function findExtCapability(config: PciConfig | undefined, id: number): nu
     at = header >>> PCI_EXT_CAP_NEXT_SHIFT;
   }
   return 0;
+}
+
+/** Max PASID Width of a function's PCIe PASID capability, 0 without one. */
+export function devicePasidWidth(config: PciConfig): number {
+  const at = findExtCapability(config, PCI_EXT_CAP_ID_PASID);
+  if (at === 0) return 0;
+  const cap = config.read(at + PCI_PASID_CAP, 2);
+  return (cap & PCI_PASID_CAP_WIDTH) >> PCI_PASID_CAP_WIDTH_SHIFT;
 }

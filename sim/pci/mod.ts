@@ -44,5 +44,4 @@ export * from "./mmio_regs.ts";
 export * from "./model_base.ts";
 export { type MsixOutcome, MsixTable, type MsixTableLayout } from "./msix_table.ts";
 export { DMA_PAGE_SIZE } from "./dma_port.ts";
-export type { ScheduledEvent } from "../clock.ts";
-export type { LinkControl } from "../faults/device_faults.ts";
+export type { ClockTarget, ScheduledEvent } from "../clock.ts";

@@ -8,7 +8,7 @@
  */
 
 import { encodeInto } from "../../ffi/uapi/layout.ts";
-import { vfio_info_cap_header } from "./uapi.ts";
+import { vfio_info_cap_header } from "../../ffi/uapi/mod.ts";
 
 /** Capability structs are padded to this alignment. */
 const CAP_ALIGN = 8;

@@ -10,15 +10,13 @@
 import { ERRNO } from "../../ffi/errno.ts";
 import type { SimFile, SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup } from "../kernel/pci_function.ts";
-import type { VfioEnv } from "./env.ts";
-import { ioctlTable } from "./env.ts";
-import type { VfioIommuDriver } from "./iommu_driver.ts";
+import { ioctlTable, type VfioEnv, type VfioIommuDriver } from "./env.ts";
 import {
   VFIO_API_VERSION,
   VFIO_CHECK_EXTENSION,
   VFIO_GET_API_VERSION,
   VFIO_SET_IOMMU,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** A value-argument as the kernel sees it (a buffer passed by pointer is some large address). */
 function argValue(arg: Uint8Array | bigint): bigint {

@@ -31,8 +31,7 @@ import {
   vfio_device_detach_iommufd_pt_pasid,
   VFIO_DEVICE_DETACH_PASID,
 } from "../../ffi/uapi/post_6_12.ts";
-import type { VfioGroup, VfioGroupFile } from "./group.ts";
-import { asIommufd } from "./iommufd_link.ts";
+import { asIommufd, type IommufdFile } from "./iommufd_link.ts";
 import { getRegionInfo, regionMmap, regionRw } from "./regions.ts";
 import {
   VFIO_DEVICE_ATTACH_IOMMUFD_PT,
@@ -50,12 +49,32 @@ import {
   VFIO_DEVICE_PCI_HOT_RESET,
   VFIO_DEVICE_RESET,
   VFIO_DEVICE_SET_IRQS,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** Bytes of the `__u32` output fields written back (out_devid, pt_id). */
 const U32_SIZE = 4;
 
 type DeviceHandler = (process: SimProcess, user: Uint8Array) => number;
+
+/**
+ * What a device file reads and counts on its VFIO group (`struct vfio_group`, ./group.ts, which
+ * implements it): the group's side of the open rules. Declared here so that this module does not
+ * import the group module, which creates device files.
+ */
+export interface DeviceFileGroup {
+  /** `container_users`: 1 for the group, +1 per device in use through the container. */
+  containerUsers: number;
+  /** Devices of the group bound through their cdev (`cdev_device_open_cnt`). */
+  cdevDeviceOpenCount: number;
+  /** The container set with SET_CONTAINER, if any. */
+  readonly container: { readonly iommuSet: boolean } | undefined;
+  /** The iommufd set with SET_CONTAINER (compat path), if any. */
+  readonly iommufd: IommufdFile | undefined;
+  /** The open group file, if any. */
+  readonly openedFile: SimFile | undefined;
+  /** A container or an iommufd is set. */
+  hasIommu(): boolean;
+}
 
 /** An open device fd. */
 export class VfioDeviceFile implements SimFile {
@@ -66,7 +85,7 @@ export class VfioDeviceFile implements SimFile {
   #pos = 0n;
   #bound = false;
   readonly #handlers: Map<number, DeviceHandler>;
-  readonly #vgroup: VfioGroup;
+  readonly #vgroup: DeviceFileGroup;
   readonly #req: { bind: number; attach: number; detach: number; reset: number };
 
   /**
@@ -75,8 +94,8 @@ export class VfioDeviceFile implements SimFile {
    */
   constructor(
     readonly device: VfioPciDevice,
-    vgroup: VfioGroup,
-    readonly groupFile: VfioGroupFile | undefined,
+    vgroup: DeviceFileGroup,
+    readonly groupFile: SimFile | undefined,
     private readonly peers: HotResetPeers,
   ) {
     this.#vgroup = vgroup;

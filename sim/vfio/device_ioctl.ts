@@ -35,7 +35,7 @@ import {
   vfio_pci_hot_reset_info,
   VFIO_PCI_NUM_IRQS,
   VFIO_PCI_NUM_REGIONS,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** `VFIO_PCI_IOEVENTFD_MAX`. */
 export const VFIO_PCI_IOEVENTFD_MAX = 1000;

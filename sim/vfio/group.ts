@@ -14,7 +14,7 @@ import { copyIn, readStruct, userBytes, writeStruct } from "../kernel/user.ts";
 import { VfioContainer } from "./container.ts";
 import type { VfioPciDevice } from "./device.ts";
 import type { HotResetPeers } from "./device_ioctl.ts";
-import { VfioDeviceFile } from "./device_file.ts";
+import { type DeviceFileGroup, VfioDeviceFile } from "./device_file.ts";
 import { ioctlTable, type VfioEnv } from "./env.ts";
 import { asIommufd, type IommufdFile } from "./iommufd_link.ts";
 import {
@@ -25,7 +25,7 @@ import {
   VFIO_GROUP_SET_CONTAINER,
   vfio_group_status,
   VFIO_GROUP_UNSET_CONTAINER,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** Longest device name GET_DEVICE_FD copies (`strndup_user(arg, PAGE_SIZE)`). */
 const DEVICE_NAME_MAX = 4096;
@@ -40,7 +40,7 @@ const FD_ARG_SIZE = 4;
 export const CLAIM_DMA_OWNER_BUSY = ERRNO.EPERM;
 
 /** The kernel's `struct vfio_group`. */
-export class VfioGroup {
+export class VfioGroup implements DeviceFileGroup {
   /** The open group file, if any (only one is allowed). */
   openedFile: VfioGroupFile | undefined;
   /** The container set with SET_CONTAINER. */

@@ -37,7 +37,7 @@ import {
   VFIO_PCI_MSIX_IRQ_INDEX,
   VFIO_PCI_NUM_IRQS,
   VFIO_PCI_REQ_IRQ_INDEX,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** x86 MSI address of the local APIC window (what the kernel programs, destination 0). */
 export const X86_MSI_ADDRESS = 0xfee0_0000;

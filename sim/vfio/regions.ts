@@ -30,18 +30,17 @@ import {
   VFIO_PCI_ROM_REGION_INDEX,
   VFIO_PCI_VGA_REGION_INDEX,
   vfio_region_info,
+  VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
   VFIO_REGION_INFO_FLAG_CAPS,
   VFIO_REGION_INFO_FLAG_MMAP,
   VFIO_REGION_INFO_FLAG_READ,
   VFIO_REGION_INFO_FLAG_WRITE,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** `VFIO_PCI_OFFSET_SHIFT`: region index in the device-fd offset. */
 export const VFIO_PCI_OFFSET_SHIFT = 40n;
 /** `VFIO_PCI_OFFSET_MASK`: in-region offset bits. */
 export const VFIO_PCI_OFFSET_MASK = (1n << VFIO_PCI_OFFSET_SHIFT) - 1n;
-/** Region capability id: the MSI-X table may be mmap'ed (header only). */
-export const VFIO_REGION_INFO_CAP_MSIX_MAPPABLE = 3;
 const CAP_VERSION = 1;
 /** Value read from the filtered MSI-X table through read(). */
 const FILTERED_BYTE = 0xff;

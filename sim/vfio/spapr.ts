@@ -227,12 +227,18 @@ export class SpaprTceContainer {
       if (use.chunk) this.env.physical.retain(use.chunk);
       uses.set(first + i, use);
     }
+    this.env.trace(
+      `spapr map ${tceRange(table, first, pages)} ${perms.read ? "r" : ""}${
+        perms.write ? "w" : ""
+      }`,
+    );
     return 0;
   }
 
   /** `tce_iommu_clear`: invalidate `pages` TCEs from entry `first`, unpinning what they held. */
   clear(table: TceTable, first: bigint, pages: bigint): void {
     const uses = this.#uses.get(table)!;
+    if (pages > 0n) this.env.trace(`spapr unmap ${tceRange(table, first, pages)}`);
     for (const [index, use] of uses) {
       if (index < first || index >= first + pages) continue;
       table.write(index, 0n);
@@ -290,4 +296,10 @@ export class SpaprTceContainer {
     this.#uses.delete(table);
     table.free();
   }
+}
+
+/** Bus addresses of `pages` TCEs from entry `first`, for the trace. */
+function tceRange(table: TceTable, first: bigint, pages: bigint): string {
+  const start = table.start + first * table.pageSize;
+  return `bus=0x${start.toString(16)} size=0x${(pages * table.pageSize).toString(16)}`;
 }

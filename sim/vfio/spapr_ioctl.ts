@@ -16,9 +16,7 @@ import { resetFunction, type SimIommuGroup } from "../kernel/pci_function.ts";
 import { readStruct, userBytes, writeStruct } from "../kernel/user.ts";
 import { SpaprTceIommu } from "../iommu/spapr/spapr_tce.ts";
 import type { TceTable } from "../iommu/spapr/spapr_tce_table.ts";
-import type { VfioEnv } from "./env.ts";
-import { ioctlTable } from "./env.ts";
-import type { VfioIommuDriver, VfioIommuDriverSpec } from "./iommu_driver.ts";
+import { ioctlTable, type VfioEnv, type VfioIommuDriver, type VfioIommuDriverSpec } from "./env.ts";
 import { SpaprTceContainer } from "./spapr.ts";
 import { preregGet, preregNew } from "./spapr_prereg.ts";
 import {
@@ -55,7 +53,7 @@ import {
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SPAPR_TCE_IOMMU,
   VFIO_SPAPR_TCE_v2_IOMMU,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** `IOMMU_TABLE_GROUP_MAX_TABLES`: window slots of a container. */
 const MAX_TABLES = 2;

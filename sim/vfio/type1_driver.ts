@@ -9,9 +9,7 @@ import type { SimProcess } from "../kernel/file.ts";
 import type { SimIommuGroup } from "../kernel/pci_function.ts";
 import { userBytes } from "../kernel/user.ts";
 import { ERRNO } from "../../ffi/errno.ts";
-import type { VfioEnv } from "./env.ts";
-import { ioctlTable } from "./env.ts";
-import type { VfioIommuDriver, VfioIommuDriverSpec } from "./iommu_driver.ts";
+import { ioctlTable, type VfioEnv, type VfioIommuDriver, type VfioIommuDriverSpec } from "./env.ts";
 import { type Type1Flavour, Type1Iommu } from "./type1.ts";
 import { type1DirtyPages, type1GetInfo, type1MapDma, type1UnmapDma } from "./type1_ioctl.ts";
 import {
@@ -25,7 +23,7 @@ import {
   VFIO_TYPE1v2_IOMMU,
   VFIO_UNMAP_ALL,
   VFIO_UPDATE_VADDR,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 /** How type1 answers one extension id, with or without an instance. */
 type ExtensionAnswer = (t1: Type1Iommu | undefined) => number;

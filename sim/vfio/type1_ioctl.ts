@@ -38,7 +38,7 @@ import {
   VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
   vfio_iommu_type1_info_dma_avail,
   vfio_iova_range,
-} from "./uapi.ts";
+} from "../../ffi/uapi/mod.ts";
 
 const U64_MAX = (1n << 64n) - 1n;
 /** Largest dirty bitmap in bytes (`DIRTY_BITMAP_SIZE_MAX`: INT_MAX pages → 256 MiB). */

@@ -165,3 +165,16 @@ Deno.test("subtractRanges: merges and cuts inclusive ranges", () => {
     [{ start: 0n, end: 4n }, { start: 13n, end: 19n }],
   );
 });
+
+Deno.test("IovaAllocator: a DMA limit keeps the whole block at or below it, or says why not", () => {
+  // Usable: [64 KiB, 256 KiB) and [1 MiB, 4 GiB); a 28-bit-style limit at 2 MiB - 1.
+  const a = new IovaAllocator([{ start: 64n * KiB, end: 256n * KiB - 1n }, {
+    start: MiB,
+    end: 4n * GiB - 1n,
+  }]);
+  const limit = 2n * MiB - 1n;
+  assertEquals(a.allocate(128n * KiB, PAGE, limit), 64n * KiB);
+  assertEquals(a.allocate(MiB, PAGE, limit), MiB); // the first range has 64 KiB left
+  assertThrows(() => a.allocate(MiB, PAGE, limit), VfioError, "below the DMA limit 0x1fffff");
+  assertEquals(a.allocate(MiB), 2n * MiB); // no limit: above it
+});

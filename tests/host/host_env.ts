@@ -1,7 +1,8 @@
 /**
  * Shared set-up of the host tests: the real kernel through LinuxKernel, the devices to test, and
- * the VFIO paths this kernel has. Every host test skips with one clear line when there is no
- * VFIO (no /dev/vfio, not Linux, or no --allow-ffi).
+ * the VFIO paths this kernel has. When there is no VFIO (no /dev/vfio, not Linux, or no
+ * --allow-ffi) every host test is registered as ignored, with the reason in its name, so the run
+ * reports it as ignored rather than passed.
  *
  * @module
  */
@@ -87,15 +88,21 @@ export async function kernelLog(): Promise<string> {
   }
 }
 
-/** Register a host test that skips with one line when there is no VFIO. */
+/** Why host tests cannot run here (undefined: they can), decided once when this module loads. */
+const ENV: HostEnv = await hostEnv();
+
+/**
+ * Register a host test; without VFIO it is reported as ignored, its name saying why
+ * ("… [ignored: /dev/vfio is absent (no VFIO on this machine)]").
+ */
 export function hostTest(name: string, fn: (kernel: Kernel) => Promise<void> | void): void {
+  const kernel = ENV.kernel;
+  if (kernel === undefined) {
+    Deno.test({ name: `${name} [ignored: ${ENV.skip}]`, ignore: true, fn: () => {} });
+    return;
+  }
   Deno.test(name, async (t) => {
-    const env = await hostEnv();
-    if (env.kernel === undefined) {
-      console.log(`host test skipped: ${env.skip}`);
-      return;
-    }
-    await t.step(name, () => fn(env.kernel!));
+    await t.step(name, () => fn(kernel));
   });
 }
 

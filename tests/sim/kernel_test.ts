@@ -13,7 +13,7 @@ import { SimKernel } from "../../sim/kernel/sim_kernel.ts";
 import { roFile, staticDir, symlink, woFile } from "../../sim/kernel/vfs.ts";
 import { createMachine } from "../../sim/mod.ts";
 import { ioctlNumber } from "../../ffi/uapi/common.ts";
-import * as U from "../../sim/vfio/uapi.ts";
+import * as U from "../../ffi/uapi/mod.ts";
 import { FakeDevice } from "./fake_device.ts";
 
 function bareKernel(): SimKernel {

@@ -37,7 +37,7 @@ import {
 import type { IommufdContext } from "../../sim/iommufd/context.ts";
 import { userLockedPages } from "../../sim/iommufd/mod.ts";
 import type { VeventqObject } from "../../sim/iommufd/objects.ts";
-import { VeventQueue } from "../../sim/iommufd/veventq.ts";
+import { VeventQueue } from "../../sim/iommufd/vevent_queue.ts";
 import { SMMU_EVT } from "../../sim/iommu/smmuv3/smmuv3_event.ts";
 import { createMachine, type SimMachine } from "../../sim/machine.ts";
 import type { SimKernel } from "../../sim/kernel/sim_kernel.ts";

@@ -12,7 +12,7 @@ import type { MappedMemory } from "../../ffi/kernel.ts";
 import { O_RDWR } from "../../ffi/kernel.ts";
 import { decode, encode } from "../../ffi/uapi/layout.ts";
 import type { SimMachine } from "../../sim/mod.ts";
-import * as U from "../../sim/vfio/uapi.ts";
+import * as U from "../../ffi/uapi/mod.ts";
 import { FakeDevice } from "./fake_device.ts";
 import { BDF, fdArg, io, machine, session } from "./vfio_fixture.ts";
 

@@ -11,8 +11,8 @@ import { ERRNO } from "../../ffi/errno.ts";
 import { EFD_NONBLOCK, O_RDWR, POLLIN } from "../../ffi/kernel.ts";
 import { decode, encode } from "../../ffi/uapi/layout.ts";
 import { createMachine, type SimMachine } from "../../sim/mod.ts";
-import * as U from "../../sim/vfio/uapi.ts";
-import { IOMMU_IOAS_ALLOC, iommu_ioas_alloc } from "../../sim/iommufd/uapi.ts";
+import * as U from "../../ffi/uapi/mod.ts";
+import { IOMMU_IOAS_ALLOC, iommu_ioas_alloc } from "../../ffi/uapi/mod.ts";
 import { FAKE, FakeDevice } from "./fake_device.ts";
 import { BDF, fdArg, io, machine, session } from "./vfio_fixture.ts";
 import {

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { O_RDWR } from "../../ffi/kernel.ts";
 import { type IoctlDecl, ioctlNumber } from "../../ffi/uapi/common.ts";
 import { createMachine, type MachineOptions, type SimMachine } from "../../sim/mod.ts";
-import * as U from "../../sim/vfio/uapi.ts";
+import * as U from "../../ffi/uapi/mod.ts";
 import { FakeDevice } from "./fake_device.ts";
 
 /** Where the fake device sits (group 2, as q35 numbers slot 2). */

@@ -6,6 +6,7 @@ set -euo pipefail
 arch=$1 dest=$2
 shift 2
 cache=${DENO_VFIO_CACHE:-$HOME/.cache/deno_vfio}
+. "$(dirname "$0")/progress.sh"
 lists=$cache/apt-trixie-$arch
 mkdir -p "$lists/lists/partial" "$dest"
 if [ ! -s "$lists/sources.list" ]; then
@@ -21,6 +22,7 @@ opts=(-o "Dir::Etc::SourceList=$lists/sources.list" -o Dir::Etc::SourceParts=/de
 mkdir -p "$lists/cache/archives/partial"
 # Refresh the index at most once a day.
 if [ -z "$(find "$lists/lists" -name '*Packages*' -mtime -1 2>/dev/null | head -1)" ]; then
+  vm_say "apt $arch: refreshing Debian trixie's package index"
   apt-get "${opts[@]}" -qq update
 fi
 missing=()
@@ -28,5 +30,10 @@ for p in "$@"; do
   ls "$dest"/"${p%%=*}"_*.deb >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  start=$SECONDS
+  names="${missing[*]:0:4}"
+  [ ${#missing[@]} -gt 4 ] && names="$names …"
+  vm_say "apt $arch: downloading ${#missing[@]} package(s): $names"
   (cd "$dest" && apt-get "${opts[@]}" -qq download "${missing[@]}")
+  vm_say "apt $arch: downloaded ${#missing[@]} package(s) ($(du -sh "$dest" | cut -f1) in the cache) in $(vm_since "$start")"
 fi

@@ -11,6 +11,7 @@ set -euo pipefail
 arch=${1:-amd64}
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${DENO_VFIO_CACHE:-$HOME/.cache/deno_vfio}
+. "$here/progress.sh"
 case $arch in
   amd64)
     fragment=$here/kernel.config
@@ -46,6 +47,7 @@ out=$cache/kernel-iommufd$key-$version-$fragment_sum
 if [ -s "$out/$target" ]; then echo "$out/$target"; exit 0; fi
 src=$cache/linux-source-$version
 if [ ! -d "$src/linux-source-6.12" ]; then
+  vm_say "kernel $arch: unpacking linux-source-6.12 $version (once)"
   rm -rf "$src.tmp" && mkdir -p "$src.tmp"
   dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$src.tmp" --wildcards '*/linux-source-6.12.tar.xz'
   tar -xJf "$(find "$src.tmp" -name linux-source-6.12.tar.xz)" -C "$src.tmp"
@@ -54,6 +56,7 @@ fi
 build=$cache/kbuild$key-$version-$fragment_sum
 mkdir -p "$build"
 cd "$src/linux-source-6.12"
+vm_say "kernel $arch: configuring (tinyconfig + $(basename "$fragment"))"
 make -s "${kmake[@]}" O="$build" tinyconfig >/dev/null
 env "${kmake[@]}" ./scripts/kconfig/merge_config.sh -m -O "$build" "$build/.config" "$fragment" >/dev/null
 make -s "${kmake[@]}" O="$build" olddefconfig >/dev/null
@@ -66,7 +69,9 @@ for sym in $absent; do
     exit 1
   fi
 done
-nice -n 10 make -s "${kmake[@]}" O="$build" -j"$(nproc)" "$target" >/dev/null
+vm_say "kernel $arch: building $target on $(nproc) cores (about 8 to 10 min the first time)"
+nice -n 10 make "${kmake[@]}" O="$build" -j"$(nproc)" "$target" |
+  vm_count_objects "kernel $arch" "$cache/kbuild-objects$key"
 mkdir -p "$out.tmp"
 cp "$build/$image" "$out.tmp/$target"
 cp "$build/.config" "$out.tmp/config"

@@ -5,6 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${DENO_VFIO_CACHE:-$HOME/.cache/deno_vfio}
+. "$here/progress.sh"
 lists=$cache/apt-trixie-amd64
 bash "$here/apt-trixie.sh" amd64 "$cache/debs-amd64" qemu-system-x86 >/dev/null
 opts=(-o "Dir::Etc::SourceList=$lists/sources.list" -o Dir::Etc::SourceParts=/dev/null
@@ -21,6 +22,7 @@ mapfile -t pkgs < <(apt-cache "${opts[@]}" depends --recurse --no-recommends --n
   --no-conflicts --no-breaks --no-replaces --no-enhances qemu-system-x86 qemu-system-arm |
   grep -E '^[a-z0-9]' | grep -v -E '^(debconf|dpkg|perl-base|init-system-helpers)' | sort -u)
 bash "$here/apt-trixie.sh" amd64 "$debs" "${pkgs[@]}"
+vm_say "qemu: unpacking QEMU $version and its ${#pkgs[@]} packages (once)"
 rm -rf "$root.tmp" && mkdir -p "$root.tmp"
 for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$root.tmp"; done
 rm -rf "$root" && mv "$root.tmp" "$root"

@@ -8,6 +8,7 @@ arch=$1 out=$2 kdeb=$3 deno_elf=$4
 here=$(cd "$(dirname "$0")" && pwd)
 project=$(cd "$here/../.." && pwd)
 cache=${DENO_VFIO_CACHE:-$HOME/.cache/deno_vfio}
+. "$here/progress.sh"
 case $arch in
   x86_64) debarch=amd64 triplet=x86_64-linux-gnu ;;
   aarch64) debarch=arm64 triplet=aarch64-linux-gnu ;;
@@ -58,4 +59,5 @@ cp "$here/guest/init" "$stage/init"
   tests/host tests/conformance tests/helpers tests/vm/guest tests/goldens 2>/dev/null |
   while read -r f; do [ -f "$f" ] && echo "$f"; done | cpio -pdm --quiet "$stage/project")
 (cd "$stage" && find . -path ./x -prune -o -print | cpio -o -H newc -R 0:0 --quiet) > "$out"
+vm_say "initrd $arch: $(du -h "$out" | cut -f1) (busybox, glibc, deno, modules, the project)"
 echo "$out"

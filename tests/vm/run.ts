@@ -11,11 +11,11 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import dgram from "node:dgram";
 import { VM_MACHINES, vmDevices, type VmMachine } from "./machines.ts";
+import { integerFlag, parseFlags, runProgram, UsageError } from "../../examples/cli.ts";
 import { compareGolden, type GoldenBlock, goldenPath, parseMarkers } from "./results.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -84,13 +84,20 @@ async function sh(script: string, ...args: string[]): Promise<string[]> {
 }
 
 async function prepare(machine: VmMachine): Promise<{ kernel: string; initrd: string }> {
+  // Each step says what it is; the scripts add download and build progress (tests/vm/progress.sh).
+  const step = (text: string): void => console.log(`vm: ${machine.name}: ${text}`);
+  step("QEMU (Debian trixie's, unpacked once into the cache)");
+  await sh("fetch-qemu.sh");
+  step(`guest kernel ${machine.kernel} (downloaded or built once)`);
   const [kernel, modules] = await sh("artifacts.sh", "kernel", machine.kernel);
   const deno = machine.arch === "x86_64"
     ? Deno.execPath()
     : (await sh("artifacts.sh", "deno", machine.arch))[0];
   await Deno.mkdir(OUT, { recursive: true });
   const initrd = join(OUT, `initrd-${machine.arch}-${machine.kernel}.cpio`);
+  step("initrd");
   await sh("mkinitrd.sh", machine.arch, initrd, modules, deno);
+  step(`booting ${machine.arch} under QEMU (TCG) and running the suite`);
   return { kernel, initrd };
 }
 
@@ -226,14 +233,10 @@ async function checkGolden(
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      machine: { type: "string", multiple: true },
-      "update-goldens": { type: "boolean", default: false },
-      timeout: { type: "string", default: String(DEFAULT_TIMEOUT_S) },
-      help: { type: "boolean", short: "h", default: false },
-    },
+  const { values } = parseFlags(Deno.args, {
+    machine: { type: "string", multiple: true },
+    "update-goldens": { type: "boolean", default: false },
+    timeout: { type: "string", default: String(DEFAULT_TIMEOUT_S) },
   });
   if (values.help) {
     console.log(
@@ -243,12 +246,13 @@ async function main(): Promise<number> {
     );
     return 0;
   }
+  const timeout = integerFlag("--timeout", values.timeout, 1, 24 * 3600);
   const wanted = values.machine ?? VM_MACHINES.map((m) => m.name);
   const machines = wanted.map((name) => {
     const m = VM_MACHINES.find((x) => x.name === name);
     if (!m) {
-      throw new Error(
-        `unknown machine ${name}: one of ${VM_MACHINES.map((x) => x.name).join(", ")}`,
+      throw new UsageError(
+        `--machine ${name}: want one of ${VM_MACHINES.map((x) => x.name).join(", ")}`,
       );
     }
     return m;
@@ -256,7 +260,7 @@ async function main(): Promise<number> {
   const results: MachineResult[] = [];
   for (const machine of machines) {
     console.log(`vm: ${machine.name} …`);
-    const r = await runMachine(machine, Number(values.timeout), values["update-goldens"]);
+    const r = await runMachine(machine, timeout, values["update-goldens"]);
     results.push(r);
     console.log(
       `vm: ${r.machine}: ${r.ok ? "ok" : "FAILED"} boot ${r.bootS?.toFixed(1) ?? "?"} s, total ${
@@ -270,4 +274,4 @@ async function main(): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) await runProgram("vm", main);

@@ -99,7 +99,6 @@ import {
 } from "./smmuv3_pgtable.ts";
 import {
   idrField,
-  IOMMU_HW_INFO_TYPE_NONE,
   SMMU_CR0,
   SMMU_IDR0,
   SMMU_IDR1,
@@ -138,6 +137,7 @@ import {
 } from "./smmuv3_ste.ts";
 import { VtdIotlb } from "../vtd/vtd_iotlb.ts";
 import { encode } from "../../../ffi/uapi/layout.ts";
+import { IOMMU_HW_INFO_TYPE_NONE } from "../../../ffi/uapi/mod.ts";
 import {
   iommu_hw_info_arm_smmuv3,
   IOMMU_HW_INFO_TYPE_ARM_SMMUV3,

@@ -93,18 +93,19 @@ import type {
   MapProtection,
   NestedStage1,
   PageRequestHandler,
+  TranslationEpoch,
 } from "../model.ts";
-import type { SmmuV3Domain, SmmuV3Iommu } from "./smmuv3.ts";
 import { SMMU_EVT, SMMU_EVT_CLASS, type SmmuEvent } from "./smmuv3_event.ts";
 import {
   LPAE_DESC,
-  LPAE_FIRST_BLOCK_LEVEL,
+  LPAE_FORMAT,
   LPAE_LAST_LEVEL,
-  lpaeIndex,
-  lpaeLevelSize,
+  type LpaeStage,
   lpaeStartLevel,
+  type LpaeTable,
   lpaeWalk,
 } from "./smmuv3_pgtable.ts";
+import { walkRadix } from "../pgtable.ts";
 import { SMMU_OAS_BITS } from "./smmuv3_regs.ts";
 import {
   CD_L1_V,
@@ -127,6 +128,39 @@ import {
   type SteView,
 } from "./smmuv3_ste.ts";
 import { getField, type RegField } from "../reg_fields.ts";
+import type { VtdIotlb } from "../vtd/vtd_iotlb.ts";
+import type { PhysicalMemory } from "../../memory.ts";
+
+/**
+ * What nesting uses of the SMMU it belongs to (`SmmuV3Iommu`, ./smmuv3.ts, which implements it):
+ * declared here so that this module does not import the one that owns it.
+ */
+export interface NestingUnit {
+  /** Output address size in bits (IDR5.OAS). */
+  readonly oasBits: number;
+  /** SubstreamID bits (IDR1.SSIDSIZE). */
+  readonly ssidBits: number;
+  /** The SMMU's TLB, shared by its stage-1, stage-2 and nested entries. */
+  readonly iotlb: VtdIotlb;
+  /** The memory the tables and CDs are fetched from. */
+  readonly memory: PhysicalMemory;
+  /** Bumped whenever a cached translation may change (devices' DMA caches follow it). */
+  readonly translationEpoch: TranslationEpoch;
+  /** Append a line to the machine trace. */
+  traceLine(line: string): void;
+}
+
+/** What nesting uses of a stage-2 parent domain (`NestParent`, ./smmuv3.ts). */
+export interface NestParent extends IommuDomain {
+  /** The SMMU the domain belongs to. */
+  readonly unit: NestingUnit;
+  /** Translation stage of the domain (a parent must be stage 2). */
+  readonly stage: LpaeStage;
+  /** Set once freed. */
+  readonly freed: boolean;
+  /** The stage-2 translation table. */
+  readonly table: LpaeTable;
+}
 
 /** Bytes of `struct iommu_hwpt_arm_smmuv3` (ste[2]). */
 export const SMMU_NESTED_STE_BYTES = 16;
@@ -144,6 +178,16 @@ export const SMMU_CMD = {
   TLBI_NSNH_ALL: 0x30,
   ATC_INV: 0x40,
 } as const;
+
+/** The command's name for the trace (`CMD_TLBI_NH_VA`), or its opcode. */
+function commandName(op: number): string {
+  const name = Object.entries(SMMU_CMD).find(([, v]) => v === op)?.[0];
+  return name === undefined ? `op 0x${op.toString(16)}` : `CMD_${name}`;
+}
+
+function hex64(x: bigint): string {
+  return `0x${x.toString(16).padStart(16, "0")}`;
+}
 
 function f(shift: number, width = 1): RegField {
   return { shift, width };
@@ -253,7 +297,7 @@ function nestedTag(vmid: number, asid: number): number {
 }
 
 /** Drop every nested entry of `vmid`. */
-function flushVmid(unit: SmmuV3Iommu, asids: Map<number, Set<number>>, vmid: number): void {
+function flushVmid(unit: NestingUnit, asids: Map<number, Set<number>>, vmid: number): void {
   for (const asid of asids.get(vmid) ?? []) unit.iotlb.flushDomain(nestedTag(vmid, asid));
   asids.delete(vmid);
 }
@@ -355,7 +399,7 @@ export class SmmuV3NestedDomain implements IommuDomain {
     /** The model's nested-domain number (its IOTLB tag space; not a hardware id). */
     readonly id: number,
     /** The stage-2 parent. */
-    readonly parent: SmmuV3Domain,
+    readonly parent: NestParent,
     /** The user's STE words 0 and 1 (zero when V was clear). */
     readonly guestSte: readonly [bigint, bigint],
     /** The SMMU's record of which ASIDs of each VMID have IOTLB entries. */
@@ -538,40 +582,43 @@ export class SmmuV3NestedDomain implements IommuDomain {
       return s1(SMMU_EVT.F_TRANSLATION);
     }
     const limit = 1n << BigInt(Math.min(SMMU_OAS_BITS[cd.ips], this.parent.unit.oasBits));
-    const memory = this.parent.unit.memory;
-    let table = cd.ttb0 & LPAE_DESC.ADDR_MASK;
     let readOnly = false;
     let noEl0 = false;
-    for (let level = lpaeStartLevel(inputBits); level <= LPAE_LAST_LEVEL; level++) {
-      const descIpa = table + BigInt(lpaeIndex(iova, level) * 8);
-      const at = this.#s2(s2, descIpa, "read", SMMU_EVT_CLASS.TT);
-      if (!at.ok) return at;
-      const desc = memory.readU64(at.pa);
-      if (desc === undefined) {
-        return fault(SMMU_EVT.F_WALK_EABT, 2, { class: SMMU_EVT_CLASS.TT, addr2: at.pa });
-      }
-      if ((desc & LPAE_DESC.VALID) === 0n) return s1(SMMU_EVT.F_TRANSLATION);
-      const typeBit = (desc & LPAE_DESC.TABLE_OR_PAGE) !== 0n;
-      if (level < LPAE_LAST_LEVEL && typeBit) {
-        table = desc & LPAE_DESC.ADDR_MASK;
-        if (table >= limit) return s1(SMMU_EVT.F_ADDR_SIZE);
-        readOnly ||= (desc & APTABLE_RDONLY) !== 0n;
-        noEl0 ||= (desc & APTABLE_NO_EL0) !== 0n;
-        continue;
-      }
-      if (level === LPAE_LAST_LEVEL ? !typeBit : level < LPAE_FIRST_BLOCK_LEVEL) {
-        return s1(SMMU_EVT.F_TRANSLATION);
-      }
-      if ((desc & LPAE_DESC.AF) === 0n) return s1(SMMU_EVT.F_ACCESS);
-      const size = lpaeLevelSize(level);
-      const out = desc & LPAE_DESC.ADDR_MASK & ~(size - 1n);
-      if (out >= limit) return s1(SMMU_EVT.F_ADDR_SIZE);
-      const read = !noEl0 && (desc & LPAE_DESC.AP_UNPRIV) !== 0n;
-      const write = read && !readOnly && (desc & LPAE_DESC.AP_RDONLY) === 0n;
-      if (!(access === "write" ? write : read)) return s1(SMMU_EVT.F_PERMISSION);
-      return { ok: true, ipa: out + (iova & (size - 1n)), read, write };
+    let read = false;
+    let write = false;
+    const top = LPAE_LAST_LEVEL + 1 - lpaeStartLevel(inputBits);
+    const w = walkRadix<Fault | number>(
+      this.parent.unit.memory,
+      LPAE_FORMAT,
+      cd.ttb0 & LPAE_DESC.ADDR_MASK,
+      top,
+      iova,
+      {
+        fetch: (descIpa) => {
+          const at = this.#s2(s2, descIpa, "read", SMMU_EVT_CLASS.TT);
+          return at.ok ? at.pa : at;
+        },
+        check(desc, _height, leaf, next) {
+          if (!leaf) {
+            if (next >= limit) return SMMU_EVT.F_ADDR_SIZE;
+            readOnly ||= (desc & APTABLE_RDONLY) !== 0n;
+            noEl0 ||= (desc & APTABLE_NO_EL0) !== 0n;
+            return undefined;
+          }
+          if ((desc & LPAE_DESC.AF) === 0n) return SMMU_EVT.F_ACCESS;
+          if (next >= limit) return SMMU_EVT.F_ADDR_SIZE;
+          read = !noEl0 && (desc & LPAE_DESC.AP_UNPRIV) !== 0n;
+          write = read && !readOnly && (desc & LPAE_DESC.AP_RDONLY) === 0n;
+          return (access === "write" ? write : read) ? undefined : SMMU_EVT.F_PERMISSION;
+        },
+      },
+    );
+    if (w.ok) return { ok: true, ipa: w.out, read, write };
+    if (w.fault === "no-memory") {
+      return fault(SMMU_EVT.F_WALK_EABT, 2, { class: SMMU_EVT_CLASS.TT, addr2: w.phys });
     }
-    return s1(SMMU_EVT.F_TRANSLATION);
+    if (typeof w.fault === "object") return w.fault; // a stage-2 fault fetching a descriptor
+    return s1(typeof w.fault === "number" ? w.fault : SMMU_EVT.F_TRANSLATION);
   }
 
   /** Stage-2 translation of one IPA needing `access`; faults carry S2 = 1, `cls` and the IPA. */
@@ -637,7 +684,7 @@ function stage2Config(ste: SteView, oasBits: number): S2Config | undefined {
  */
 export class SmmuV3Nesting implements IommuNesting {
   readonly #ids = new Set<number>();
-  readonly #children = new Map<SmmuV3Domain, Set<SmmuV3NestedDomain>>();
+  readonly #children = new Map<NestParent, Set<SmmuV3NestedDomain>>();
   readonly #asids = new Map<number, Set<number>>();
 
   /** Nested domains allocated and not freed. */
@@ -646,11 +693,11 @@ export class SmmuV3Nesting implements IommuNesting {
   }
 
   /** Nesting for `unit`, sharing its CD cache. */
-  constructor(private readonly unit: SmmuV3Iommu, private readonly cds: Map<string, CdView>) {}
+  constructor(private readonly unit: NestingUnit, private readonly cds: Map<string, CdView>) {}
 
   /** See the module doc for the checks and errnos. */
   allocNested(parent: IommuDomain, stage1: NestedStage1): SmmuV3NestedDomain | number {
-    const p = parent as Partial<SmmuV3Domain>;
+    const p = parent as Partial<NestParent>;
     if (p.unit !== this.unit || p.stage !== 2 || p.freed !== false) return -ERRNO.EINVAL;
     if (stage1.dataType !== IOMMU_HWPT_DATA_ARM_SMMUV3) return -ERRNO.EOPNOTSUPP;
     if (stage1.data.length !== SMMU_NESTED_STE_BYTES) return -ERRNO.EINVAL;
@@ -672,7 +719,7 @@ export class SmmuV3Nesting implements IommuNesting {
     while (this.#ids.has(id)) id++;
     if (id >= MAX_NESTED_DOMAINS) return -ERRNO.ENOSPC;
     this.#ids.add(id);
-    const s2 = parent as SmmuV3Domain;
+    const s2 = parent as NestParent;
     const d = new SmmuV3NestedDomain(id, s2, w, this.#asids);
     let set = this.#children.get(s2);
     if (set === undefined) this.#children.set(s2, set = new Set());
@@ -703,6 +750,7 @@ export class SmmuV3Nesting implements IommuNesting {
     const F = SMMU_CMD_FIELD;
     const iotlb = this.unit.iotlb;
     const vmid = getField(c0, F.TLBI_VMID);
+    this.unit.traceLine(`smmuv3 cmd ${commandName(getField(c0, F.OP))} ${hex64(c0)} ${hex64(c1)}`);
     switch (getField(c0, F.OP)) {
       case SMMU_CMD.TLBI_NH_ALL:
         flushVmid(this.unit, this.#asids, vmid);
@@ -759,12 +807,12 @@ export class SmmuV3Nesting implements IommuNesting {
   }
 
   /** Whether `parent` has nested children (it must not be freed then). */
-  hasChildren(parent: SmmuV3Domain): boolean {
+  hasChildren(parent: NestParent): boolean {
     return (this.#children.get(parent)?.size ?? 0) > 0;
   }
 
   /** The parent's stage 2 changed: drop every combined translation of its children. */
-  parentChanged(parent: SmmuV3Domain): void {
+  parentChanged(parent: NestParent): void {
     for (const d of this.#children.get(parent) ?? []) d.flushTlb();
   }
 

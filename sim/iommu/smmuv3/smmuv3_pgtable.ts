@@ -17,13 +17,23 @@
  *
  * The hardware side ({@link lpaeWalk}) reads only physical memory, so tables written by anyone
  * (the kernel side here, or a test writing descriptors itself) are honoured as hardware would.
+ * Both sides are the shared walker and table of ../pgtable.ts with the descriptor format as data
+ * ({@link LPAE_FORMAT}, {@link LPAE_S1_FORMAT}, {@link LPAE_S2_FORMAT}); Arm's level `l` is the
+ * shared module's height `4 − l`.
  *
  * @module
  */
 
-import { ERRNO } from "../../../ffi/errno.ts";
-import type { PhysicalChunk, PhysicalMemory } from "../../memory.ts";
+import type { PhysicalMemory } from "../../memory.ts";
 import type { MapProtection } from "../model.ts";
+import {
+  type RadixFormat,
+  radixIndex,
+  radixPageSize,
+  RadixTable,
+  type RadixWriteFormat,
+  walkRadix,
+} from "../pgtable.ts";
 
 /** log2 of the 4 KiB granule. */
 export const LPAE_PAGE_SHIFT = 12;
@@ -78,9 +88,43 @@ export const LPAE_S2_MEMATTR_OIWB = 0xfn << 2n;
  */
 export const LPAE_LINUX_MAIR = 0xf404ff44n;
 
+/** Arm level of a shared-walker height (3 ↔ 1: 4 KiB; 0 ↔ 4: 512 GiB). */
+function heightOf(level: number): number {
+  return LPAE_LAST_LEVEL + 1 - level;
+}
+
+/** The VMSAv8-64 4 KiB-granule descriptor format, for the shared walker (no stage semantics). */
+export const LPAE_FORMAT: RadixFormat = {
+  name: "SMMUv3",
+  pageShift: LPAE_PAGE_SHIFT,
+  levelStride: LPAE_LEVEL_STRIDE,
+  entryBytes: DESC_BYTES,
+  addrMask: LPAE_DESC.ADDR_MASK,
+  present: (desc) => (desc & LPAE_DESC.VALID) !== 0n,
+  // Levels 0–2: bit 1 set is a table; at level 3 the same bit marks a page.
+  isTable: (desc, height) => height > 1 && (desc & LPAE_DESC.TABLE_OR_PAGE) !== 0n,
+  // A level-3 descriptor must have bit 1 set; level 0 has no blocks (4 KiB granule).
+  leafAllowed: (desc, height) =>
+    height === 1
+      ? (desc & LPAE_DESC.TABLE_OR_PAGE) !== 0n
+      : height <= heightOf(LPAE_FIRST_BLOCK_LEVEL),
+};
+
+/** The format as io-pgtable-arm writes it at `stage`. */
+function writeFormat(stage: LpaeStage): RadixWriteFormat {
+  return {
+    ...LPAE_FORMAT,
+    tableEntry: (child) => child | LPAE_DESC.TABLE_OR_PAGE | LPAE_DESC.VALID,
+    leafAttrs: (prot) => lpaeLeafBits(stage, prot),
+    leafEntry: (phys, height, attrs) =>
+      phys | attrs | (height === 1 ? LPAE_DESC.TABLE_OR_PAGE : 0n) | LPAE_DESC.VALID,
+    attrsOf: (desc) => desc & ~LPAE_DESC.ADDR_MASK & ~LPAE_DESC.TABLE_OR_PAGE,
+  };
+}
+
 /** Bytes mapped by one descriptor at `level` (3: 4 KiB, 2: 2 MiB, 1: 1 GiB, 0: 512 GiB). */
 export function lpaeLevelSize(level: number): bigint {
-  return 1n << BigInt(LPAE_PAGE_SHIFT + LPAE_LEVEL_STRIDE * (LPAE_LAST_LEVEL - level));
+  return radixPageSize(LPAE_FORMAT, heightOf(level));
 }
 
 /** The level a walk of an `inputBits`-bit space starts at (48 → 0, 39 → 1, 30 → 2). */
@@ -91,8 +135,7 @@ export function lpaeStartLevel(inputBits: number): number {
 
 /** Index of `iova` in a table of `level`. */
 export function lpaeIndex(iova: bigint, level: number): number {
-  const shift = BigInt(LPAE_PAGE_SHIFT + LPAE_LEVEL_STRIDE * (LPAE_LAST_LEVEL - level));
-  return Number((iova >> shift) & BigInt(LPAE_ENTRIES - 1));
+  return radixIndex(LPAE_FORMAT, iova, heightOf(level));
 }
 
 /** Physical address of descriptor `index` of the table at `table`. */
@@ -142,36 +185,35 @@ export function lpaeWalk(
   iova: bigint,
 ): LpaeWalkResult {
   const limit = 1n << BigInt(cfg.outputBits);
-  let table = cfg.root;
-  for (let level = lpaeStartLevel(cfg.inputBits); level <= LPAE_LAST_LEVEL; level++) {
-    const desc = memory.readU64(lpaeDescAddress(table, lpaeIndex(iova, level)));
-    if (desc === undefined) return { ok: false, fault: "external-abort", level };
-    if ((desc & LPAE_DESC.VALID) === 0n) return { ok: false, fault: "translation", level };
-    const typeBit = (desc & LPAE_DESC.TABLE_OR_PAGE) !== 0n;
-    if (level < LPAE_LAST_LEVEL && typeBit) {
-      table = desc & LPAE_DESC.ADDR_MASK;
-      if (table >= limit) return { ok: false, fault: "address-size", level };
-      continue;
-    }
-    if (level === LPAE_LAST_LEVEL ? !typeBit : level < LPAE_FIRST_BLOCK_LEVEL) {
-      return { ok: false, fault: "translation", level }; // reserved encoding
-    }
-    if ((desc & LPAE_DESC.AF) === 0n) return { ok: false, fault: "access", level };
-    const size = lpaeLevelSize(level);
-    const out = desc & LPAE_DESC.ADDR_MASK & ~(size - 1n);
-    if (out >= limit) return { ok: false, fault: "address-size", level };
-    const offset = iova & (size - 1n);
-    return {
-      ok: true,
-      phys: out + offset,
-      pageIova: iova - offset,
-      pageSize: size,
-      level,
-      prot: leafProt(cfg.stage, desc),
-    };
+  const top = heightOf(lpaeStartLevel(cfg.inputBits));
+  const w = walkRadix<"access" | "address-size">(memory, LPAE_FORMAT, cfg.root, top, iova, {
+    check(desc, _height, leaf, next) {
+      if (leaf && (desc & LPAE_DESC.AF) === 0n) return "access"; // no HTTU
+      return next >= limit ? "address-size" : undefined;
+    },
+  });
+  if (!w.ok) {
+    const level = heightOf(w.height);
+    return { ok: false, fault: WALK_FAULT[w.fault], level };
   }
-  return { ok: false, fault: "translation", level: LPAE_LAST_LEVEL };
+  return {
+    ok: true,
+    phys: w.out,
+    pageIova: w.pageIova,
+    pageSize: w.pageSize,
+    level: heightOf(w.height),
+    prot: leafProt(cfg.stage, w.entry),
+  };
 }
+
+/** The SMMU's name for each reason the shared walker stops. */
+const WALK_FAULT: Readonly<Record<string, LpaeFaultKind>> = {
+  "no-memory": "external-abort",
+  "not-present": "translation",
+  "reserved": "translation",
+  "access": "access",
+  "address-size": "address-size",
+};
 
 /** Permissions of a leaf descriptor for an unprivileged data access. */
 function leafProt(stage: LpaeStage, desc: bigint): MapProtection {
@@ -195,17 +237,16 @@ export function lpaeLeafBits(stage: LpaeStage, prot: MapProtection): bigint {
     (LPAE_MAIR_IDX_CACHE << LPAE_DESC.ATTR_INDX_SHIFT) | LPAE_DESC.SH_IS | LPAE_DESC.AF;
 }
 
+/** The stage-1 format as Linux writes it (ASID-tagged, AP bits). */
+export const LPAE_S1_FORMAT: RadixWriteFormat = writeFormat(1);
+/** The stage-2 format as Linux writes it (S2AP bits, MemAttr). */
+export const LPAE_S2_FORMAT: RadixWriteFormat = writeFormat(2);
+
 /**
  * One domain's table, written the way Linux's io-pgtable-arm writes it: the kernel side of the
  * model. Owns its table pages in physical memory.
  */
-export class LpaeTable {
-  readonly #memory: PhysicalMemory;
-  readonly #tables = new Map<number, PhysicalChunk>();
-  /** Valid descriptors per table page (the kernel's bookkeeping, so emptiness is O(1)). */
-  readonly #valid = new Map<number, number>();
-  /** Physical address of the start-level table (CD.TTB0 / STE.S2TTB). */
-  readonly root: number;
+export class LpaeTable extends RadixTable {
   /** The level the walk starts at. */
   readonly startLevel: number;
 
@@ -214,203 +255,13 @@ export class LpaeTable {
    * the root table (a machine configuration error).
    */
   constructor(memory: PhysicalMemory, readonly stage: LpaeStage, readonly inputBits: number) {
-    this.#memory = memory;
-    this.startLevel = lpaeStartLevel(inputBits);
-    const root = this.#allocTable();
-    if (root === undefined) throw new RangeError("SMMUv3: no physical memory for a root table");
-    this.root = root;
+    const startLevel = lpaeStartLevel(inputBits);
+    super(
+      memory,
+      stage === 1 ? LPAE_S1_FORMAT : LPAE_S2_FORMAT,
+      heightOf(startLevel),
+      heightOf(LPAE_FIRST_BLOCK_LEVEL),
+    );
+    this.startLevel = startLevel;
   }
-
-  /** Table pages in use (root included). */
-  get tablePages(): number {
-    return this.#tables.size;
-  }
-
-  /** Whether any byte of `[start, end)` is mapped. */
-  anyMapped(start: bigint, end: bigint): boolean {
-    return this.#anyMapped(this.root, this.startLevel, 0n, start, end);
-  }
-
-  /**
-   * Map `[iova, iova + size)` → `[phys, …)` with the largest blocks alignment and size allow. The
-   * caller has checked alignment and that nothing in the range is mapped. 0, or -ENOMEM with
-   * nothing left mapped.
-   */
-  map(iova: bigint, phys: bigint, size: bigint, prot: MapProtection): number {
-    const bits = lpaeLeafBits(this.stage, prot);
-    for (let done = 0n; done < size;) {
-      const va = iova + done;
-      const pa = phys + done;
-      let level = Math.max(LPAE_FIRST_BLOCK_LEVEL, this.startLevel);
-      while (level < LPAE_LAST_LEVEL) {
-        const s = lpaeLevelSize(level);
-        if (va % s === 0n && pa % s === 0n && size - done >= s) break;
-        level++;
-      }
-      if (!this.#setLeaf(va, pa, level, bits)) {
-        this.unmap(iova, done);
-        return -ERRNO.ENOMEM;
-      }
-      done += lpaeLevelSize(level);
-    }
-    return 0;
-  }
-
-  /**
-   * Unmap `[iova, iova + size)`: a block only partly inside is split first (6.12's
-   * `arm_lpae_split_blk_unmap`), tables left empty are freed. Returns the bytes that were mapped.
-   */
-  unmap(iova: bigint, size: bigint): bigint {
-    return this.#unmap(this.root, this.startLevel, 0n, iova, iova + size);
-  }
-
-  /** Free every table page. */
-  destroy(): void {
-    for (const chunk of this.#tables.values()) this.#memory.release(chunk);
-    this.#tables.clear();
-    this.#valid.clear();
-  }
-
-  #setLeaf(iova: bigint, phys: bigint, leafLevel: number, bits: bigint): boolean {
-    let table = this.root;
-    for (let level = this.startLevel; level < leafLevel; level++) {
-      const index = lpaeIndex(iova, level);
-      const desc = this.#read(table, index);
-      if (isTable(desc, level)) {
-        table = Number(desc & LPAE_DESC.ADDR_MASK);
-        continue;
-      }
-      const child = this.#allocTable();
-      if (child === undefined) return false;
-      this.#write(table, index, BigInt(child) | LPAE_DESC.TABLE_OR_PAGE | LPAE_DESC.VALID);
-      table = child;
-    }
-    const index = lpaeIndex(iova, leafLevel);
-    const old = this.#read(table, index);
-    // An empty lower table where a block goes (left by earlier unmaps): free it first.
-    if (isTable(old, leafLevel)) {
-      this.#freeSubtree(Number(old & LPAE_DESC.ADDR_MASK), leafLevel + 1);
-    }
-    const type = leafLevel === LPAE_LAST_LEVEL ? LPAE_DESC.TABLE_OR_PAGE : 0n;
-    this.#write(table, index, phys | bits | type | LPAE_DESC.VALID);
-    return true;
-  }
-
-  #unmap(table: number, level: number, base: bigint, start: bigint, end: bigint): bigint {
-    const size = lpaeLevelSize(level);
-    let removed = 0n;
-    const first = base > start ? 0 : Number((start - base) / size);
-    for (let i = first; i < LPAE_ENTRIES; i++) {
-      const entryBase = base + BigInt(i) * size;
-      if (entryBase >= end) break;
-      const desc = this.#read(table, i);
-      if ((desc & LPAE_DESC.VALID) === 0n) continue;
-      const s = start > entryBase ? start : entryBase;
-      const e = end < entryBase + size ? end : entryBase + size;
-      const leaf = !isTable(desc, level);
-      if (leaf && s === entryBase && e === entryBase + size) {
-        this.#write(table, i, 0n);
-        removed += size;
-        continue;
-      }
-      let child: number;
-      if (leaf) {
-        const split = this.#split(desc, level);
-        if (split === undefined) {
-          this.#write(table, i, 0n);
-          removed += size;
-          continue;
-        }
-        this.#write(table, i, BigInt(split) | LPAE_DESC.TABLE_OR_PAGE | LPAE_DESC.VALID);
-        child = split;
-      } else {
-        child = Number(desc & LPAE_DESC.ADDR_MASK);
-      }
-      removed += this.#unmap(child, level + 1, entryBase, s, e);
-      if (this.#isEmpty(child)) {
-        this.#write(table, i, 0n);
-        this.#release(child);
-      }
-    }
-    return removed;
-  }
-
-  /** A table of next-level leaves equivalent to the block `desc`. */
-  #split(desc: bigint, level: number): number | undefined {
-    const child = this.#allocTable();
-    if (child === undefined) return undefined;
-    const step = lpaeLevelSize(level + 1);
-    const attrs = desc & ~LPAE_DESC.ADDR_MASK & ~LPAE_DESC.TABLE_OR_PAGE;
-    const type = level + 1 === LPAE_LAST_LEVEL ? LPAE_DESC.TABLE_OR_PAGE : 0n;
-    const out = desc & LPAE_DESC.ADDR_MASK;
-    for (let i = 0; i < LPAE_ENTRIES; i++) {
-      this.#write(child, i, (out + BigInt(i) * step) | attrs | type);
-    }
-    return child;
-  }
-
-  #anyMapped(table: number, level: number, base: bigint, start: bigint, end: bigint): boolean {
-    const size = lpaeLevelSize(level);
-    const first = base > start ? 0 : Number((start - base) / size);
-    for (let i = first; i < LPAE_ENTRIES; i++) {
-      const entryBase = base + BigInt(i) * size;
-      if (entryBase >= end) break;
-      const desc = this.#read(table, i);
-      if ((desc & LPAE_DESC.VALID) === 0n) continue;
-      if (!isTable(desc, level)) return true;
-      const s = start > entryBase ? start : entryBase;
-      const e = end < entryBase + size ? end : entryBase + size;
-      if (this.#anyMapped(Number(desc & LPAE_DESC.ADDR_MASK), level + 1, entryBase, s, e)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  #freeSubtree(table: number, level: number): void {
-    if (level < LPAE_LAST_LEVEL) {
-      for (let i = 0; i < LPAE_ENTRIES; i++) {
-        const desc = this.#read(table, i);
-        if (isTable(desc, level)) this.#freeSubtree(Number(desc & LPAE_DESC.ADDR_MASK), level + 1);
-      }
-    }
-    this.#release(table);
-  }
-
-  #isEmpty(table: number): boolean {
-    return this.#tables.has(table) && (this.#valid.get(table) ?? 0) === 0;
-  }
-
-  #allocTable(): number | undefined {
-    const chunk = this.#memory.allocate(LPAE_PAGE_SIZE, LPAE_PAGE_SIZE);
-    if (chunk === undefined) return undefined;
-    this.#tables.set(chunk.base, chunk);
-    this.#valid.set(chunk.base, 0);
-    return chunk.base;
-  }
-
-  #release(table: number): void {
-    const chunk = this.#tables.get(table);
-    if (chunk === undefined) return;
-    this.#tables.delete(table);
-    this.#valid.delete(table);
-    this.#memory.release(chunk);
-  }
-
-  #read(table: number, index: number): bigint {
-    return this.#memory.readU64(lpaeDescAddress(table, index)) ?? 0n;
-  }
-
-  #write(table: number, index: number, value: bigint): void {
-    const was = (this.#read(table, index) & LPAE_DESC.VALID) !== 0n;
-    const now = (value & LPAE_DESC.VALID) !== 0n;
-    if (was !== now) this.#valid.set(table, (this.#valid.get(table) ?? 0) + (now ? 1 : -1));
-    this.#memory.writeU64(lpaeDescAddress(table, index), value);
-  }
-}
-
-/** A valid table descriptor (levels 0–2 with bit 1 set). */
-function isTable(desc: bigint, level: number): boolean {
-  return level < LPAE_LAST_LEVEL && (desc & LPAE_DESC.VALID) !== 0n &&
-    (desc & LPAE_DESC.TABLE_OR_PAGE) !== 0n;
 }

@@ -184,8 +184,6 @@ export const SMMU_QEMU_QUEUE_SHIFT = 19;
 export const SMMU_AIDR_V3_1 = 0x1;
 /** Largest SubstreamID width (SMMUv3 §6.3.2: 20 bits). */
 export const SMMU_MAX_SSID_BITS = 20;
-/** `IOMMU_HW_INFO_TYPE_NONE`: Linux 6.12's SMMUv3 driver has no `hw_info` op. */
-export const IOMMU_HW_INFO_TYPE_NONE = 0;
 
 /** Inputs of {@link smmuIdrValues}. */
 export interface SmmuIdrOptions {

@@ -51,7 +51,7 @@ import {
 } from "./virtio_iommu_pasid.ts";
 import { ERRNO } from "../../../ffi/errno.ts";
 import type { VirtualClock } from "../../clock.ts";
-import { PASID_BITS } from "../../kernel/pasid_space.ts";
+import { PASID_BITS } from "../model.ts";
 import { checkPasidAttach } from "../model.ts";
 import type {
   DmaAccess,

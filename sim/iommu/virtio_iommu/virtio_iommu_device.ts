@@ -39,7 +39,6 @@
  * @module
  */
 
-import { PASID_BITS, type SystemPasidSpace } from "../../kernel/pasid_space.ts";
 import {
   type BindRequest,
   decodeBindPasid,
@@ -70,7 +69,13 @@ import {
   VIRTIO_IOMMU_SIZE,
   type VirtioIommuConfig,
 } from "./virtio_iommu_wire.ts";
-import { type DmaAccess, TranslationEpoch, type TranslationHint } from "../model.ts";
+import {
+  type DmaAccess,
+  PASID_BITS,
+  type SharedPasidSpace,
+  TranslationEpoch,
+  type TranslationHint,
+} from "../model.ts";
 import { IntervalList } from "./virtio_iommu_intervals.ts";
 
 /** QEMU's page_size_mask on a 4 KiB host (granule = host page): every size ≥ 4 KiB. */
@@ -131,7 +136,7 @@ export interface VirtioIommuDeviceOptions {
    * **Proposal**: the host-wide PASID space behind ALLOC_PASID/FREE_PASID and the PASID binds
    * (virtio_iommu_pasid.ts); offer {@link VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID} with it.
    */
-  readonly pasidSpace?: SystemPasidSpace;
+  readonly pasidSpace?: SharedPasidSpace;
   /**
    * **Proposal**: the guest this device serves (default: the device itself). Every vIOMMU of one
    * guest shares it, so a PASID allocated through one may be freed and bound through another.
@@ -178,7 +183,7 @@ export class VirtioIommuDevice {
   readonly #domains = new Map<number, Domain>();
   #negotiated: bigint;
   #mappingCount = 0;
-  readonly #pasidSpace?: SystemPasidSpace;
+  readonly #pasidSpace?: SharedPasidSpace;
   readonly #tenant: unknown;
   readonly #endpointPasidBits: (endpoint: number) => number;
   readonly #pasids = new PasidEntries<Domain>();
@@ -458,7 +463,7 @@ export class VirtioIommuDevice {
   }
 
   /** ATTACH_PASID / DETACH_PASID (see virtio_iommu_pasid.ts for the status rules). */
-  #bindPasid(space: SystemPasidSpace, r: BindRequest): number {
+  #bindPasid(space: SharedPasidSpace, r: BindRequest): number {
     const S = VIRTIO_IOMMU_S;
     if (!r.reservedZero) return S.INVAL;
     if (!this.#domainInRange(r.domain)) return S.RANGE;

@@ -33,8 +33,7 @@
  * @module
  */
 
-import type { SystemPasidSpace } from "../../kernel/pasid_space.ts";
-import { PASID_BITS } from "../../kernel/pasid_space.ts";
+import { PASID_BITS, type SharedPasidSpace } from "../model.ts";
 import { ERRNO } from "../../../ffi/errno.ts";
 import { VIRTIO_IOMMU_S, VIRTIO_IOMMU_SIZE } from "./virtio_iommu_wire.ts";
 
@@ -135,7 +134,7 @@ export const ALLOC_PASID_OUT_OFFSET = HEAD + WORD;
  * `out` (the device-writable bytes before the tail) and returns the status.
  */
 export function handlePasidRequest(
-  space: SystemPasidSpace,
+  space: SharedPasidSpace,
   tenant: unknown,
   via: unknown,
   readable: Uint8Array,

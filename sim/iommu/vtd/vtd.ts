@@ -50,9 +50,13 @@ import type {
   TranslationHint,
 } from "../model.ts";
 import { decode } from "../../../ffi/uapi/layout.ts";
-import { IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1 } from "../../../ffi/uapi/mod.ts";
+import {
+  IOMMU_HW_INFO_TYPE_INTEL_VTD,
+  IOMMU_HWPT_DATA_VTD_S1,
+  iommu_hwpt_vtd_s1,
+} from "../../../ffi/uapi/mod.ts";
 import { nestedFaultStage, VTD_SM_FR } from "./vtd_first_stage.ts";
-import { VtdNestedDomain } from "./vtd_nested.ts";
+import { describeVtdInvalidation, VtdNestedDomain } from "./vtd_nested.ts";
 import {
   decodeVtdFaultRecord,
   encodeVtdFaultRecord,
@@ -72,7 +76,6 @@ import {
 } from "./vtd_pgtable.ts";
 import { VtdIotlb } from "./vtd_iotlb.ts";
 import {
-  IOMMU_HW_INFO_TYPE_INTEL_VTD,
   VTD_AGAW_BASE,
   VTD_AGAW_STEP,
   VTD_CAP,
@@ -288,7 +291,11 @@ export class VtdIommu implements IommuModel {
     if (scalable?.nesting) {
       this.nesting = {
         allocNested: (parent, stage1) => this.#allocNested(parent, stage1),
-        invalidateNested: (domain, entry) => this.#ownNested(domain).invalidate(entry),
+        invalidateNested: (domain, entry) => {
+          const d = this.#ownNested(domain);
+          this.traceLine(`vtd invalidate did=${d.id} ${describeVtdInvalidation(entry)}`);
+          return d.invalidate(entry);
+        },
         setPageRequestHandler: (domain, handler) => {
           this.#ownNested(domain).pageRequest = handler;
         },

@@ -16,12 +16,15 @@
  *   update without second-stage write permission faults 0x77;
  * - the output GPA without second-stage permission for the access faults 0x79.
  * Reason codes and texts are Linux's `dma_remap_sm_fault_reasons[]` (drivers/iommu/intel/dmar.c).
+ * The walk is the shared one (../pgtable.ts) with the x86 entry format as data
+ * ({@link FS_FORMAT}) and these rules in its hooks.
  *
  * @module
  */
 
 import type { DmaAccess } from "../model.ts";
 import type { PhysicalMemory } from "../../memory.ts";
+import { type RadixFormat, walkRadix } from "../pgtable.ts";
 
 /** First-stage entry bits. */
 export const FS_PTE = {
@@ -81,14 +84,17 @@ export interface FirstStageHit {
 /** The result of a first-stage walk. */
 export type FirstStageWalk = FirstStageHit | { readonly ok: false; readonly reason: number };
 
-const LEVEL_STRIDE = 9n;
-const ENTRY_BYTES = 8n;
-const PAGE_SHIFT = 12n;
-const INDEX_MASK = 511n;
-
-function readU64(memory: PhysicalMemory, phys: bigint): bigint | undefined {
-  return memory.readU64(phys);
-}
+/** The x86 paging entry format (4 KiB granule, 9 bits a level), for the shared walker. */
+export const FS_FORMAT: RadixFormat = {
+  name: "VT-d first stage",
+  pageShift: 12,
+  levelStride: 9,
+  entryBytes: 8,
+  addrMask: FS_ADDR_MASK,
+  present: (pte) => (pte & FS_PTE.P) !== 0n,
+  // PS makes a PDPE (level 3) a 1 GiB page and a PDE (level 2) a 2 MiB page; it is ignored above.
+  isTable: (pte, level) => !((level === 2 || level === 3) && (pte & FS_PTE.PS) !== 0n),
+};
 
 /**
  * Walk the first-stage tables rooted at GPA `root` (`levels` 4 or 5) for `iova`. With
@@ -103,41 +109,30 @@ export function walkFirstStage(
   s2: SecondStage,
   sideEffects: boolean,
 ): FirstStageWalk {
-  const width = PAGE_SHIFT + LEVEL_STRIDE * BigInt(levels);
+  const width = BigInt(FS_FORMAT.pageShift + FS_FORMAT.levelStride * levels);
   const top = iova >> (width - 1n);
   if (top !== 0n && top !== (1n << (64n - width + 1n)) - 1n) {
     return { ok: false, reason: VTD_SM_FR.NON_CANONICAL };
   }
-  let table = root & FS_ADDR_MASK;
   let writable = true;
-  for (let level: number = levels; level >= 1; level--) {
-    const shift = PAGE_SHIFT + LEVEL_STRIDE * BigInt(level - 1);
-    const entryGpa = table + ((iova >> shift) & INDEX_MASK) * ENTRY_BYTES;
-    const entryPhys = s2(entryGpa, false);
-    if (entryPhys === undefined) return { ok: false, reason: VTD_SM_FR.FL_ENTRY_S2_READ };
-    const pte = readU64(memory, entryPhys);
-    if (pte === undefined || (pte & FS_PTE.P) === 0n) {
-      return { ok: false, reason: VTD_SM_FR.FL_NOT_PRESENT };
-    }
-    if ((pte & FS_PTE.US) === 0n) return { ok: false, reason: VTD_SM_FR.FL_US_CLEAR };
-    writable &&= (pte & FS_PTE.RW) !== 0n;
-    const leaf = level === 1 || ((level === 2 || level === 3) && (pte & FS_PTE.PS) !== 0n);
-    if (leaf && access === "write" && !writable) return { ok: false, reason: VTD_SM_FR.NO_WRITE };
-    if (sideEffects) {
+  const w = walkRadix<number>(memory, FS_FORMAT, root & FS_ADDR_MASK, levels, iova, {
+    fetch: (gpa) => s2(gpa, false) ?? VTD_SM_FR.FL_ENTRY_S2_READ,
+    check(pte, _level, leaf, _next, gpa) {
+      if ((pte & FS_PTE.US) === 0n) return VTD_SM_FR.FL_US_CLEAR;
+      writable &&= (pte & FS_PTE.RW) !== 0n;
+      if (leaf && access === "write" && !writable) return VTD_SM_FR.NO_WRITE;
+      if (!sideEffects) return undefined;
       const want = pte | FS_PTE.A | (leaf && access === "write" ? FS_PTE.D : 0n);
-      if (want !== pte) {
-        const w = s2(entryGpa, true);
-        if (w === undefined) return { ok: false, reason: VTD_SM_FR.FL_ENTRY_S2_WRITE };
-        memory.writeU64(w, want);
-      }
-    }
-    if (leaf) {
-      const pageSize = 1n << shift;
-      const base = pte & FS_ADDR_MASK & ~(pageSize - 1n);
-      const offset = iova & (pageSize - 1n);
-      return { ok: true, gpa: base + offset, pageIova: iova - offset, pageSize, writable };
-    }
-    table = pte & FS_ADDR_MASK;
+      if (want === pte) return undefined;
+      const at = s2(gpa, true);
+      if (at === undefined) return VTD_SM_FR.FL_ENTRY_S2_WRITE;
+      memory.writeU64(at, want);
+      return undefined;
+    },
+  });
+  if (!w.ok) {
+    // An entry with no memory behind it reads as not present.
+    return { ok: false, reason: typeof w.fault === "number" ? w.fault : VTD_SM_FR.FL_NOT_PRESENT };
   }
-  return { ok: false, reason: VTD_SM_FR.FL_NOT_PRESENT };
+  return { ok: true, gpa: w.out, pageIova: w.pageIova, pageSize: w.pageSize, writable };
 }

@@ -11,7 +11,7 @@
 
 import { ERRNO } from "../../../ffi/errno.ts";
 import { decode } from "../../../ffi/uapi/layout.ts";
-import { iommu_hwpt_vtd_s1_invalidate } from "../../../ffi/uapi/mod.ts";
+import { iommu_hwpt_vtd_s1_invalidate, IOMMU_VTD_INV_FLAGS_LEAF } from "../../../ffi/uapi/mod.ts";
 import type { PhysicalMemory } from "../../memory.ts";
 import type { DmaAccess, IommuDomain, MapProtection, PageRequestHandler } from "../model.ts";
 import { type SecondStage, VTD_SM_FR, walkFirstStage } from "./vtd_first_stage.ts";
@@ -117,4 +117,13 @@ export class VtdNestedDomain implements IommuDomain {
     if (!w || !(write ? w.prot.write : w.prot.read)) return undefined;
     return w.phys;
   };
+}
+
+/** One `iommu_hwpt_vtd_s1_invalidate` entry for the trace: "all" or the page range. */
+export function describeVtdInvalidation(entry: Uint8Array): string {
+  const e = decode(iommu_hwpt_vtd_s1_invalidate, entry);
+  if (e.npages === U64_MAX) return "all";
+  return `addr=0x${e.addr.toString(16)} npages=${e.npages}${
+    e.flags & IOMMU_VTD_INV_FLAGS_LEAF ? " leaf" : ""
+  }`;
 }

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { encode } from "../../../ffi/uapi/layout.ts";
+import { iommu_hw_info_vtd, IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 } from "../../../ffi/uapi/mod.ts";
 import { regField, setField } from "../reg_fields.ts";
 
 /** Register offsets in the remapping unit's MMIO page (VT-d §11.4; Linux `DMAR_*_REG`). */
@@ -260,21 +262,11 @@ export function vtdEcapValue(o: VtdEcapOptions): bigint {
   return ecap;
 }
 
-/** `IOMMU_HW_INFO_TYPE_INTEL_VTD` (include/uapi/linux/iommufd.h). */
-export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
-/** `IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17`: set unconditionally by Linux 6.12. */
-export const IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 = 1;
-/** sizeof(struct iommu_hw_info_vtd). */
-export const IOMMU_HW_INFO_VTD_SIZE = 24;
-/** Offsets in struct iommu_hw_info_vtd: flags u32, __reserved u32, cap_reg u64, ecap_reg u64. */
-export const IOMMU_HW_INFO_VTD_OFFSET = { flags: 0, reserved: 4, capReg: 8, ecapReg: 16 } as const;
-
 /** `struct iommu_hw_info_vtd` as IOMMU_GET_HW_INFO returns it (little-endian). */
 export function vtdHwInfoData(cap: bigint, ecap: bigint): Uint8Array {
-  const data = new Uint8Array(IOMMU_HW_INFO_VTD_SIZE);
-  const view = new DataView(data.buffer);
-  view.setUint32(IOMMU_HW_INFO_VTD_OFFSET.flags, IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17, true);
-  view.setBigUint64(IOMMU_HW_INFO_VTD_OFFSET.capReg, cap, true);
-  view.setBigUint64(IOMMU_HW_INFO_VTD_OFFSET.ecapReg, ecap, true);
-  return data;
+  return encode(iommu_hw_info_vtd, {
+    flags: IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
+    cap_reg: cap,
+    ecap_reg: ecap,
+  });
 }

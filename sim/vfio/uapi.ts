@@ -1,7 +1,0 @@
-/**
- * The VFIO uAPI names the simulated kernel uses, in one place.
- *
- * @module
- */
-
-export * from "../../ffi/uapi/mod.ts";
