@@ -76,6 +76,8 @@ export interface E1000Part {
   raiseOther(causes: number): void;
   /** Run the scheduled work: transmit queues whose tail moved, then the receive FIFO. */
   process(): void;
+  /** Move frames from the receive FIFO into free descriptors now (a full FIFO makes room). */
+  drainRx(): void;
   /** Reset the part's queues and interrupt state (`soft`: CTRL.RST). */
   reset(soft: boolean): void;
 }

@@ -151,6 +151,10 @@ class E1000ePart implements E1000Part {
     this.#rx.drain();
   }
 
+  drainRx(): void {
+    this.#rx.drain();
+  }
+
   reset(): void {
     this.#irq.reset();
     this.#tx.reset();

@@ -128,6 +128,10 @@ class IgbPart implements E1000Part {
     this.#rx.drain();
   }
 
+  drainRx(): void {
+    this.#rx.drain();
+  }
+
   reset(soft: boolean): void {
     this.#irq.reset(soft);
     this.#tx.reset();
