@@ -152,7 +152,11 @@ export interface SimMachine {
   fn(bdf: string): SimPciFunction;
   /** IOMMU faults recorded so far. */
   faults(): readonly IommuFault[];
-  /** Trace of device, IOMMU and VFIO events. */
+  /**
+   * Trace of device, IOMMU and VFIO events: the most recent lines, at most {@link TRACE_KEEP}
+   * (older ones are dropped, as a kernel log ring drops them), so a long-running machine does not
+   * grow without bound.
+   */
   readonly trace: string[];
   /** The Ethernet segment every NIC model is plugged into (attach peers, taps, pcap). */
   readonly segment: EthernetSegment;
@@ -168,6 +172,8 @@ const FIRST_FREE_SLOT = 2;
 const OFF_ROOT_GROUP_BASE = 32;
 /** Major number of the vfio cdevs (dynamic on Linux; 511 is what 6.12 guests show first). */
 const VFIO_CDEV_MAJOR = 511;
+/** Trace lines a machine keeps; beyond it the oldest half is dropped. */
+export const TRACE_KEEP = 20_000;
 /** Physical memory default. */
 const DEFAULT_PHYSICAL_MEMORY = 4 * 1024 ** 3;
 const BDF_RE = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$/;
@@ -301,7 +307,10 @@ export function createMachine(options: MachineOptions): SimMachine {
   }
   checkPlatformOptions(options, platform.vfioCdev);
   const trace: string[] = [];
-  const log = (line: string): void => void trace.push(line);
+  const log = (line: string): void => {
+    if (trace.length >= TRACE_KEEP) trace.splice(0, TRACE_KEEP / 2);
+    trace.push(line);
+  };
   const clock = new VirtualClock();
   const memory = new PhysicalMemory(options.physicalMemory ?? DEFAULT_PHYSICAL_MEMORY);
   const groupOfRequester = new Map<number, number>();
