@@ -94,6 +94,16 @@ export interface MachineOptions {
   /** The process has CAP_IPC_LOCK (default true, so tests are not limited by RLIMIT_MEMLOCK). */
   readonly capIpcLock?: boolean;
   /**
+   * The process has CAP_SYS_RESOURCE (default true: it runs as root, like the VM bench), which
+   * IOMMU_OPTION RLIMIT_MODE SET needs.
+   */
+  readonly capSysResource?: boolean;
+  /**
+   * The kernel is built with CONFIG_IOMMUFD_TEST (default false; the VM bench's own kernels have
+   * it): IOMMU_TEST_CMD (0xa0) answers on /dev/iommu and /sys/bus/iommufd_mock exists.
+   */
+  readonly iommufdTest?: boolean;
+  /**
    * VT-d scalable mode (default off, like QEMU's intel-iommu): per-device PASID tables with
    * `pasidBits`-bit PASIDs (default 20) and nested translation (`nesting`, default true; ECAP.NEST,
    * which QEMU does not offer), so iommufd accepts NEST_PARENT and VTD_S1 nested HWPTs. `true`
@@ -413,6 +423,8 @@ export function createMachine(options: MachineOptions): SimMachine {
       compatMode,
       ioctlArch: kernel.ioctlArch,
       kernelVersion,
+      capSysResource: options.capSysResource ?? true,
+      iommufdTest: options.iommufdTest ?? false,
     });
   const groupList = [...groups.values()].sort((a, b) => a.id - b.id);
   const otherDevices = new Map<string, () => IoasidFile>();
@@ -459,6 +471,7 @@ export function createMachine(options: MachineOptions): SimMachine {
       groups: groupList,
       defaultDomainType: platform.defaultDomainType,
       cdevMajor: VFIO_CDEV_MAJOR,
+      iommufdMockBus: options.iommufdTest ?? false,
     }),
   );
 

@@ -208,6 +208,11 @@ export interface IommuModel {
    * nothing happens.
    */
   changeOwner?(requester: number): void;
+  /**
+   * What the model holds now, one name each (domains by id, device and PASID attachments, sPAPR
+   * windows), sorted: the leak check of long-running tests, which compare it with a baseline.
+   */
+  liveDomains?(): string[];
   /** Nested translation, when the IOMMU (and its mode) supports it. */
   readonly nesting?: IommuNesting;
 }

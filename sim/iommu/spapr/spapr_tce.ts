@@ -313,6 +313,17 @@ export class SpaprTceIommu implements IommuModel {
     return pe;
   }
 
+  /** The windows programmed in each PE ({@link IommuModel.liveDomains}). */
+  liveDomains(): string[] {
+    const out: string[] = [];
+    for (const pe of this.#pes.values()) {
+      pe.windows.forEach((t, num) => {
+        if (t !== undefined) out.push(`PE#${pe.number.toString(16)} window ${num}`);
+      });
+    }
+    return out.sort();
+  }
+
   /** The PE of a requester, or undefined. */
   peOfRequester(requester: number): SpaprPe | undefined {
     const n = this.#o.peOf(requester);
