@@ -4,8 +4,8 @@
  * open eventfds), so that random mutation of one field starts from a call that passes the
  * first checks and reaches the deep paths: HWPT paging and nested allocation (VT-d stage-1 and
  * SMMUv3 STE data), vIOMMU / vDEVICE / vEVENTQ allocation, HWPT invalidation, IOAS_COPY,
- * SET_IRQS with real eventfds, PASID attach and detach, IOMMU_TEST_CMD, and the sPAPR TCE
- * container (preregistration, DDW windows, EEH).
+ * SET_IRQS with real eventfds, PASID attach and detach, and IOMMU_TEST_CMD (the sPAPR TCE
+ * container's are in fuzz_spapr_templates.ts).
  *
  * @module
  */
@@ -31,7 +31,6 @@ import {
 
 const IOMMUFD: readonly FdKind[] = ["iommufd"];
 const DEVICE: readonly FdKind[] = ["device", "cdev"];
-const CONTAINER: readonly FdKind[] = ["container"];
 const RW = I.IOMMU_IOAS_MAP_READABLE | I.IOMMU_IOAS_MAP_WRITEABLE;
 /** Where in the scratch page nested data, invalidation entries and hw_info output go. */
 const SCRATCH_DATA = 0x400;
@@ -39,7 +38,7 @@ const SCRATCH_ENTRIES = 0x600;
 const SCRATCH_INFO = 0x800;
 
 /** A field of `layout` by name, filled by `gen`. */
-function fl<Lt extends StructLayout>(
+export function fl<Lt extends StructLayout>(
   layout: Lt,
   name: keyof Lt["fields"] & string,
   gen: (w: TemplateWorld) => number | bigint,
@@ -562,90 +561,5 @@ export const DEEP_TEMPLATES: readonly FuzzTemplate[] = [
         fd: fds.length > 0 && w.rng.chance(0.8) ? w.rng.pick(fds) : -1,
       });
     },
-  },
-  // ---- the sPAPR TCE container ----
-  {
-    name: "VFIO_IOMMU_SPAPR_TCE_GET_INFO",
-    nr: V.VFIO_IOMMU_SPAPR_TCE_GET_INFO.nr,
-    size: V.vfio_iommu_spapr_tce_info.size,
-    kinds: CONTAINER,
-    fields: [fl(V.vfio_iommu_spapr_tce_info, "argsz", (w) => w.rng.pick([12, 16, 32, 48]))],
-  },
-  {
-    name: "VFIO_IOMMU_SPAPR_REGISTER_MEMORY",
-    nr: V.VFIO_IOMMU_SPAPR_REGISTER_MEMORY.nr,
-    size: V.vfio_iommu_spapr_register_memory.size,
-    kinds: CONTAINER,
-    fields: [
-      fl(V.vfio_iommu_spapr_register_memory, "flags", (w) => w.rng.int(0, 2)),
-      fl(V.vfio_iommu_spapr_register_memory, "vaddr", va),
-      fl(V.vfio_iommu_spapr_register_memory, "size", len),
-    ],
-    valid: (w) => {
-      const b = w.rng.pick(w.buffers);
-      return encode(V.vfio_iommu_spapr_register_memory, {
-        argsz: 24,
-        vaddr: b.address,
-        size: BigInt(b.length),
-      });
-    },
-  },
-  {
-    name: "VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY",
-    nr: V.VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY.nr,
-    size: V.vfio_iommu_spapr_register_memory.size,
-    kinds: CONTAINER,
-    fields: [fl(V.vfio_iommu_spapr_register_memory, "vaddr", va)],
-    valid: (w) => {
-      const b = w.rng.pick(w.buffers);
-      return encode(V.vfio_iommu_spapr_register_memory, {
-        argsz: 24,
-        vaddr: b.address,
-        size: BigInt(b.length),
-      });
-    },
-  },
-  {
-    name: "VFIO_IOMMU_SPAPR_TCE_CREATE",
-    nr: V.VFIO_IOMMU_SPAPR_TCE_CREATE.nr,
-    size: V.vfio_iommu_spapr_tce_create.size,
-    kinds: CONTAINER,
-    fields: [
-      fl(V.vfio_iommu_spapr_tce_create, "page_shift", (w) => w.rng.int(0, 64)),
-      fl(V.vfio_iommu_spapr_tce_create, "window_size", len),
-      fl(V.vfio_iommu_spapr_tce_create, "levels", (w) => w.rng.int(0, 8)),
-    ],
-    valid: (w) =>
-      encode(V.vfio_iommu_spapr_tce_create, {
-        argsz: 40,
-        page_shift: w.rng.pick([12, 16, 21, 24]),
-        window_size: 1n << BigInt(w.rng.int(24, 34)),
-        levels: w.rng.int(1, 4),
-      }),
-  },
-  {
-    name: "VFIO_IOMMU_SPAPR_TCE_REMOVE",
-    nr: V.VFIO_IOMMU_SPAPR_TCE_REMOVE.nr,
-    size: V.vfio_iommu_spapr_tce_remove.size,
-    kinds: CONTAINER,
-    fields: [fl(V.vfio_iommu_spapr_tce_remove, "start_addr", iova)],
-    valid: (w) =>
-      encode(V.vfio_iommu_spapr_tce_remove, { argsz: 16, start_addr: w.rng.pick([0n, 1n << 59n]) }),
-  },
-  {
-    name: "VFIO_EEH_PE_OP",
-    nr: V.VFIO_EEH_PE_OP.nr,
-    size: V.vfio_eeh_pe_op.size,
-    kinds: CONTAINER,
-    fields: [
-      fl(V.vfio_eeh_pe_op, "argsz", (w) => w.rng.pick([12, 16, 40])),
-      fl(V.vfio_eeh_pe_op, "op", (w) => w.rng.int(0, 12)),
-    ],
-    valid: (w) =>
-      encode(V.vfio_eeh_pe_op, {
-        argsz: 40,
-        op: w.rng.int(0, 11),
-        err: { type: w.rng.int(0, 2), func: w.rng.int(0, 20), addr: 0n, mask: 0n },
-      }),
   },
 ];

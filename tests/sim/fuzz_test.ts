@@ -23,6 +23,7 @@ import { ioctlEncode } from "../../ffi/ioctl.ts";
 import type { Rng } from "../helpers/rng.ts";
 import { type FdKind, FUZZ_TEMPLATES, type FuzzTemplate } from "./fuzz_templates.ts";
 import { DEEP_TEMPLATES } from "./fuzz_deep_templates.ts";
+import { SPAPR_TEMPLATES } from "./fuzz_spapr_templates.ts";
 import { FUZZ_DEVICES, type FuzzModel, fuzzSettings } from "./fuzz_config.ts";
 import { IoctlStats } from "./fuzz_stats.ts";
 import {
@@ -41,7 +42,9 @@ import {
 const CALLS_PER_ROUND = 3_000;
 const MAX_FD = 512;
 const REARM_EVERY = 150;
-const TEMPLATES: readonly FuzzTemplate[] = [...FUZZ_TEMPLATES, ...DEEP_TEMPLATES];
+/** The templates built from earlier answers. */
+const STRUCTURED: readonly FuzzTemplate[] = [...DEEP_TEMPLATES, ...SPAPR_TEMPLATES];
+const TEMPLATES: readonly FuzzTemplate[] = [...FUZZ_TEMPLATES, ...STRUCTURED];
 
 function callCheck(what: string, r: number): void {
   if (!Number.isInteger(r) || r < -4095) throw new Error(`${what} returned ${r}`);
@@ -172,7 +175,7 @@ function oneCall(w: World): string {
   const op = rng.float();
   if (op < 0.5) {
     // Mostly a structure-aware template (they build on the round's objects).
-    const deep = DEEP_TEMPLATES.filter((t) => t.kinds.includes(entry.kind));
+    const deep = STRUCTURED.filter((t) => t.kinds.includes(entry.kind));
     const candidates = deep.length > 0 && rng.chance(0.7)
       ? deep
       : TEMPLATES.filter((t) => t.kinds.includes(entry.kind));
@@ -420,6 +423,7 @@ function fuzzMachine(
         `0x${memory.top.toString(16)}`,
     );
   }
+  console.log(`fuzz ${model.iommu}: the IOMMU holds [${domains.join(", ")}] before and after`);
   return index;
 }
 
