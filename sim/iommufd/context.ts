@@ -94,6 +94,8 @@ export interface IommufdContextOptions {
   readonly kernelVersion?: KernelVersion;
   /** CONFIG_IOMMUFD_TEST: IOMMU_TEST_CMD (0xa0) is in the command table (default false). */
   readonly iommufdTest?: boolean;
+  /** CONFIG_TRANSPARENT_HUGEPAGE (default true; see {@link CoreSettings}). */
+  readonly transparentHugepage?: boolean;
 }
 
 /** One command of the table: its ioctl, kernel struct and handler. */
@@ -206,6 +208,7 @@ export class IommufdContext implements SimFile {
       memory: options.memory,
       accountMode: options.compatMode ? "mm" : "user",
       capSysResource: options.capSysResource ?? false,
+      transparentHugepage: options.transparentHugepage ?? true,
       pasidAttach: options.kernelVersion !== undefined &&
         kernelAtLeast(options.kernelVersion, PASID_ATTACH_MIN_KERNEL),
       kernel: options.kernelVersion,

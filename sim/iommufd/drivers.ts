@@ -67,6 +67,13 @@ export interface IommuDriverRow {
    * and enabling I/O page faults fails with ENODEV.
    */
   readonly iopf?: IopfOps;
+  /**
+   * The driver sets a domain's geometry only at its first attach (virtio-iommu's
+   * `viommu_domain_finalise`): a domain that joins an IOAS before any attach (IOMMU_HWPT_ALLOC)
+   * has the aperture [0, 0], so `iopt_table_add_domain` reserves every other IOVA. Absent: the
+   * geometry is set when the domain is allocated.
+   */
+  readonly geometryAtFirstAttach?: boolean;
 }
 
 /** VT-d CAP/ECAP registers as reported in `hwInfo.data` (iommu_hw_info_vtd layout). */
@@ -170,7 +177,7 @@ const PLAIN: IommuDriverRow = {
 export const IOMMU_DRIVERS: Readonly<Record<string, IommuDriverRow>> = {
   "vtd": VTD,
   "smmuv3": SMMUV3,
-  "virtio-iommu": { ...PLAIN, name: "virtio-iommu" },
+  "virtio-iommu": { ...PLAIN, name: "virtio-iommu", geometryAtFirstAttach: true },
 };
 
 /** Driver rows of later kernels, by kind: the first Linux version each applies from. */

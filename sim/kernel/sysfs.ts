@@ -7,7 +7,8 @@
  * - /sys/bus/pci/drivers/<name>/{bind,unbind,<bdf> links}, /sys/bus/pci/drivers_probe;
  * - /sys/kernel/iommu_groups/N/{devices/<bdf>, reserved_regions, type};
  * - /sys/class/vfio-dev/vfioN;
- * - /sys/bus/iommufd_mock/{devices,drivers} (empty) on a kernel with CONFIG_IOMMUFD_TEST.
+ * - /sys/bus/iommufd_mock/{devices,drivers} (empty) on a kernel with CONFIG_IOMMUFD_TEST;
+ * - /sys/kernel/mm/transparent_hugepage/hpage_pmd_size on a kernel with transparent huge pages.
  *
  * Every function sits directly under its root bus here (no bridges), so the canonical device path
  * is `/sys/devices/pci0000:00/<bdf>`.
@@ -56,6 +57,8 @@ export interface SysfsSource {
    * test creates a mock one), so /sys/bus/iommufd_mock exists.
    */
   readonly iommufdMockBus?: boolean;
+  /** HPAGE_PMD_SIZE with CONFIG_TRANSPARENT_HUGEPAGE (/sys/kernel/mm/transparent_hugepage). */
+  readonly hugePmdSize?: number;
 }
 
 /** The root-bus directory name of a function, "pci0000:00". */
@@ -198,7 +201,16 @@ export function buildSysfs(src: SysfsSource): VfsDir {
   return staticDir({
     bus: staticDir(buses),
     devices: devicesDir,
-    kernel: staticDir({ iommu_groups: groups }),
+    kernel: staticDir({
+      iommu_groups: groups,
+      ...(src.hugePmdSize === undefined ? {} : {
+        mm: staticDir({
+          transparent_hugepage: staticDir({
+            hpage_pmd_size: roFile(() => `${src.hugePmdSize}\n`),
+          }),
+        }),
+      }),
+    }),
     class: staticDir({ "vfio-dev": vfioDevClass }),
   });
 }

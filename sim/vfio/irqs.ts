@@ -107,6 +107,14 @@ export class VfioIrqs implements InterruptSink {
     return this.fn.model.config;
   }
 
+  /**
+   * `vdev->has_dyn_msix`: the device has an MSI-X capability and the platform's MSI domain can
+   * add vectors while MSI-X is enabled (`pci_msix_can_alloc_dyn`); false without MSI-X.
+   */
+  get #hasDynMsix(): boolean {
+    return msixTable(this.#config) !== undefined && this.env.dynamicMsix;
+  }
+
   /** `vfio_pci_get_irq_count`. */
   count(index: number): number {
     const cfg = this.#config;
@@ -137,7 +145,7 @@ export class VfioIrqs implements InterruptSink {
     info.count = this.count(info.index);
     if (info.index === VFIO_PCI_INTX_IRQ_INDEX) {
       info.flags |= VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
-    } else if (info.index !== VFIO_PCI_MSIX_IRQ_INDEX || !this.env.dynamicMsix) {
+    } else if (info.index !== VFIO_PCI_MSIX_IRQ_INDEX || !this.#hasDynMsix) {
       info.flags |= VFIO_IRQ_INFO_NORESIZE;
     }
     return writeStruct(user, vfio_irq_info, info, minsz) ? 0 : -ERRNO.EFAULT;
@@ -363,7 +371,7 @@ export class VfioIrqs implements InterruptSink {
     }
     if (fd < 0) return 0;
     if (!allocated) {
-      if (this.mode !== "msix" || !this.env.dynamicMsix) return -ERRNO.EINVAL;
+      if (this.mode !== "msix" || !this.#hasDynMsix) return -ERRNO.EINVAL;
       this.#programVectors(vector + 1);
     }
     const efd = eventfdFromFd(process, fd);
@@ -458,11 +466,12 @@ export class VfioIrqs implements InterruptSink {
     const fd = this.#fdAt(req, 0);
     if (fd === -1) {
       this[slot] = undefined;
-    } else if (fd >= 0) {
-      const efd = eventfdFromFd(process, fd);
-      if (typeof efd === "number") return efd;
-      this[slot] = efd;
+      return 0;
     }
+    if (fd < -1) return -ERRNO.EINVAL; // neither an eventfd nor -1 (disable)
+    const efd = eventfdFromFd(process, fd);
+    if (typeof efd === "number") return efd;
+    this[slot] = efd;
     return 0;
   }
 
