@@ -34,6 +34,7 @@ import { PciBus, VFIO_PCI_DRIVER } from "./kernel/pci_bus.ts";
 import type { SimIommuGroup, SimPciFunction } from "./kernel/pci_function.ts";
 import { DEFAULT_MEMLOCK_LIMIT, SimKernel } from "./kernel/sim_kernel.ts";
 import { buildSysfs } from "./kernel/sysfs.ts";
+import { PCI_COMMAND } from "./pci/pci_regs.ts";
 import { PhysicalMemory } from "./memory.ts";
 import { SmmuV3Iommu } from "./iommu/smmuv3/smmuv3.ts";
 import { devicePasidWidth } from "./pci/ext_cap.ts";
@@ -123,6 +124,22 @@ export interface MachineOptions {
   readonly memlockLimit?: number;
   /** The process has CAP_IPC_LOCK (default true, so tests are not limited by RLIMIT_MEMLOCK). */
   readonly capIpcLock?: boolean;
+  /**
+   * The process has CAP_SYS_RESOURCE (default true: it runs as root, like the VM bench), which
+   * IOMMU_OPTION RLIMIT_MODE SET needs.
+   */
+  readonly capSysResource?: boolean;
+  /**
+   * The kernel is built with CONFIG_IOMMUFD_TEST (default false; the VM bench's own kernels have
+   * it): IOMMU_TEST_CMD (0xa0) answers on /dev/iommu and /sys/bus/iommufd_mock exists.
+   */
+  readonly iommufdTest?: boolean;
+  /**
+   * CONFIG_TRANSPARENT_HUGEPAGE (default true, as distribution kernels have it; the VM bench's
+   * tinyconfig kernels do not): iommufd aligns automatic IOVAs up to HPAGE_SIZE rather than
+   * PAGE_SIZE, and /sys/kernel/mm/transparent_hugepage/hpage_pmd_size exists.
+   */
+  readonly transparentHugepage?: boolean;
   /**
    * VT-d scalable mode (default off, like QEMU's intel-iommu): per-device PASID tables with
    * `pasidBits`-bit PASIDs (default 20) and nested translation (`nesting`, default true; ECAP.NEST,
@@ -439,6 +456,8 @@ export function createMachine(options: MachineOptions): SimMachine {
     } else {
       model = d.model;
     }
+    // What boot firmware left in COMMAND (platform data; the model's reset still clears it).
+    model.config.write(PCI_COMMAND, 2, platform.firmwareCommand);
     const fn: SimPciFunction = {
       bdf,
       requester: (bus << 8) | (slot << 3) | func,
@@ -506,6 +525,9 @@ export function createMachine(options: MachineOptions): SimMachine {
       ioctlArch: kernel.ioctlArch,
       kernelVersion,
       pasidPolicy: wiring?.policy,
+      capSysResource: options.capSysResource ?? true,
+      iommufdTest: options.iommufdTest ?? false,
+      transparentHugepage: options.transparentHugepage ?? true,
     });
   const groupList = [...groups.values()].sort((a, b) => a.id - b.id);
   const otherDevices = new Map<string, (process: SimProcess) => SimFile>();
@@ -550,6 +572,8 @@ export function createMachine(options: MachineOptions): SimMachine {
       groups: groupList,
       defaultDomainType: platform.defaultDomainType,
       cdevMajor: VFIO_CDEV_MAJOR,
+      iommufdMockBus: options.iommufdTest ?? false,
+      hugePmdSize: (options.transparentHugepage ?? true) ? platform.pageSize * 512 : undefined,
     }),
   );
 

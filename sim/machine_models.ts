@@ -7,6 +7,7 @@
 import type { IoctlArch } from "../ffi/ioctl.ts";
 import type { VirtualClock } from "./clock.ts";
 import type { IommuModel } from "./iommu/model.ts";
+import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_COMMAND_SERR } from "./pci/pci_regs.ts";
 import { SmmuV3Iommu } from "./iommu/smmuv3/smmuv3.ts";
 import { SpaprTceIommu } from "./iommu/spapr/spapr_tce.ts";
 import { VirtioIommu } from "./iommu/virtio_iommu/virtio_iommu.ts";
@@ -118,15 +119,25 @@ export interface IommuPlatform {
   readonly vfioCdev: boolean;
   /** /sys/kernel/iommu_groups/N/type of a group with its default domain. */
   readonly defaultDomainType: string;
+  /**
+   * The COMMAND bits boot firmware leaves in every function (Linux's `pci_enable_device` only
+   * adds bits): SeaBIOS on q35 sets I/O, memory and SERR# (`pci_bios_init_device`), measured by
+   * the VM bench (0x103 before VFIO enables bus mastering); arm64 virt and PowerNV boot the
+   * kernel directly and leave 0.
+   */
+  readonly firmwareCommand: number;
 }
 
-const X86_OR_ARM64: IommuPlatform = {
+const X86: IommuPlatform = {
   ioctlArch: "generic",
   pageSize: 4096,
   iommuDrivers: [TYPE1_DRIVER],
   vfioCdev: true,
   defaultDomainType: "DMA-FQ", // Linux's default lazy DMA domain
+  firmwareCommand: PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_SERR,
 };
+
+const ARM64: IommuPlatform = { ...X86, firmwareCommand: 0 };
 
 /**
  * The platform of each IOMMU model: x86 q35 (VT-d, virtio-iommu), arm64 virt (SMMUv3), POWER9
@@ -134,15 +145,16 @@ const X86_OR_ARM64: IommuPlatform = {
  * VFIO cdev, and a platform default domain that sysfs shows as "unknown").
  */
 export const IOMMU_PLATFORMS: Readonly<Record<IommuModelName, IommuPlatform>> = {
-  vtd: X86_OR_ARM64,
-  "virtio-iommu": X86_OR_ARM64,
-  smmuv3: X86_OR_ARM64,
+  vtd: X86,
+  "virtio-iommu": X86,
+  smmuv3: ARM64,
   spapr: {
     ioctlArch: "powerpc",
     pageSize: 65536,
     iommuDrivers: [SPAPR_TCE_DRIVER],
     vfioCdev: false,
     defaultDomainType: "unknown",
+    firmwareCommand: 0,
   },
 };
 

@@ -26,7 +26,27 @@ import { type ByteViews, byteViews, copyBytes, ViewCache } from "./bytes.ts";
 /** Physical address where simulated RAM starts (above the 32-bit MMIO hole, like a real PC). */
 export const SIM_RAM_BASE = 0x1_0000_0000;
 
-/** The machine's physical memory: allocate, look up and access bytes by physical address. */
+/** Granule of physical allocation: every chunk starts and ends on a 4 KiB frame. */
+const FRAME = 4096;
+/** Bytes of freed backing buffers kept for reuse (beyond it, freed buffers go to the GC). */
+const POOL_LIMIT_BYTES = 64 * 1024 ** 2;
+
+/** A free physical range `[base, end)`. */
+interface FreeRange {
+  base: number;
+  end: number;
+}
+
+/**
+ * The machine's physical memory: allocate, look up and access bytes by physical address.
+ *
+ * Physical ranges are reused: a released chunk's frames go back to a free list (coalesced with
+ * their neighbours; the top of the used space shrinks back) and the next allocation takes the
+ * lowest range that fits, aligned. The zero-filled backing buffers of released chunks are kept
+ * (up to {@link POOL_LIMIT_BYTES}) and cleared for the next chunk of the same size, so a machine
+ * that opens and closes sessions in a loop settles at a flat footprint instead of leaving every
+ * table and buffer to the garbage collector.
+ */
 export class PhysicalMemory {
   #chunks: PhysicalChunk[] = [];
   #next = SIM_RAM_BASE;
@@ -38,6 +58,10 @@ export class PhysicalMemory {
   readonly #views = new WeakMap<PhysicalChunk, ByteViews>();
   /** Views of the buffers callers copy from and to. */
   readonly #callerViews = new ViewCache();
+  /** Free ranges below `#next`, sorted by base, never adjacent. */
+  #free: FreeRange[] = [];
+  readonly #pool = new Map<number, SharedArrayBuffer[]>();
+  #pooledBytes = 0;
 
   /** Physical memory of at most `limitBytes` (allocation beyond it fails). */
   constructor(limitBytes = 4 * 1024 ** 3) {
@@ -49,23 +73,107 @@ export class PhysicalMemory {
     return this.#used;
   }
 
+  /** The highest physical address handed out so far, plus one (shrinks as the top is freed). */
+  get topAddress(): number {
+    return this.#next;
+  }
+
   /**
    * Allocate `length` zeroed bytes aligned to `align` (a power of two ≥ 4096). Returns the chunk,
    * holding one reference, or undefined when memory is exhausted.
    */
-  allocate(length: number, align = 4096): PhysicalChunk | undefined {
+  allocate(length: number, align = FRAME): PhysicalChunk | undefined {
     if (length <= 0 || this.#used + length > this.#limit) return undefined;
-    const base = Math.ceil(this.#next / align) * align;
-    const chunk: PhysicalChunk = {
-      base,
-      length,
-      bytes: new Uint8Array(new SharedArrayBuffer(length)),
-      refs: 1,
-    };
-    this.#next = base + Math.ceil(length / 4096) * 4096;
-    this.#chunks.push(chunk); // bases only grow, so the array stays sorted
+    const span = Math.ceil(length / FRAME) * FRAME;
+    const base = this.#takeRange(span, align);
+    const chunk: PhysicalChunk = { base, length, bytes: this.#backing(length), refs: 1 };
+    this.#insertChunk(chunk);
     this.#used += length;
     return chunk;
+  }
+
+  /** The lowest free range of `span` bytes at an `align` boundary (first fit, else the top). */
+  #takeRange(span: number, align: number): number {
+    for (let i = 0; i < this.#free.length; i++) {
+      const r = this.#free[i];
+      const base = Math.ceil(r.base / align) * align;
+      if (base + span > r.end) continue;
+      const pieces: FreeRange[] = [];
+      if (base > r.base) pieces.push({ base: r.base, end: base });
+      if (base + span < r.end) pieces.push({ base: base + span, end: r.end });
+      this.#free.splice(i, 1, ...pieces);
+      return base;
+    }
+    const base = Math.ceil(this.#next / align) * align;
+    if (base > this.#next) this.#addFree(this.#next, base);
+    this.#next = base + span;
+    return base;
+  }
+
+  /** Zeroed backing bytes of `length`: a pooled buffer of that size, or a new one. */
+  #backing(length: number): Uint8Array {
+    const pooled = this.#pool.get(length)?.pop();
+    if (pooled === undefined) return new Uint8Array(new SharedArrayBuffer(length));
+    this.#pooledBytes -= length;
+    return new Uint8Array(pooled).fill(0);
+  }
+
+  /** Keep a released chunk's buffer for reuse while the pool has room. */
+  #recycle(bytes: Uint8Array): void {
+    const sab = bytes.buffer;
+    if (
+      !(sab instanceof SharedArrayBuffer) || this.#pooledBytes + sab.byteLength > POOL_LIMIT_BYTES
+    ) {
+      return;
+    }
+    const list = this.#pool.get(sab.byteLength) ?? [];
+    list.push(sab);
+    this.#pool.set(sab.byteLength, list);
+    this.#pooledBytes += sab.byteLength;
+  }
+
+  /** Index of the first chunk whose base is at least `base` (binary search). */
+  #chunkIndex(base: number): number {
+    let lo = 0;
+    let hi = this.#chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#chunks[mid].base < base) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  #insertChunk(chunk: PhysicalChunk): void {
+    this.#chunks.splice(this.#chunkIndex(chunk.base), 0, chunk);
+  }
+
+  /** Return `[base, end)` to the free list, coalescing, and lower the top when it touches it. */
+  #addFree(base: number, end: number): void {
+    if (end === this.#next) {
+      this.#next = base;
+      const last = this.#free.at(-1);
+      if (last !== undefined && last.end === this.#next) {
+        this.#next = last.base;
+        this.#free.pop();
+      }
+      return;
+    }
+    let i = 0;
+    while (i < this.#free.length && this.#free[i].base < base) i++;
+    const before = this.#free[i - 1];
+    const after = this.#free[i];
+    if (before !== undefined && before.end === base) {
+      before.end = end;
+      if (after !== undefined && after.base === end) {
+        before.end = after.end;
+        this.#free.splice(i, 1);
+      }
+    } else if (after !== undefined && after.base === end) {
+      after.base = base;
+    } else {
+      this.#free.splice(i, 0, { base, end });
+    }
   }
 
   /** Take another reference on a chunk. */
@@ -73,14 +181,19 @@ export class PhysicalMemory {
     chunk.refs++;
   }
 
-  /** Drop a reference; the chunk is freed when none is left. */
+  /**
+   * Drop a reference; when none is left the chunk is freed: its frames return to the free list
+   * and its buffer to the pool. Its `bytes` must not be used afterwards (the next chunk of the
+   * same size may get them), as freed memory must not be touched on a real machine.
+   */
   release(chunk: PhysicalChunk): void {
     if (--chunk.refs > 0) return;
-    const i = this.#chunks.indexOf(chunk);
-    if (i >= 0) {
-      this.#chunks.splice(i, 1);
-      this.#used -= chunk.length;
-    }
+    const i = this.#chunkIndex(chunk.base);
+    if (this.#chunks[i] !== chunk) return;
+    this.#chunks.splice(i, 1);
+    this.#used -= chunk.length;
+    this.#addFree(chunk.base, chunk.base + Math.ceil(chunk.length / FRAME) * FRAME);
+    this.#recycle(chunk.bytes);
   }
 
   /**

@@ -321,6 +321,17 @@ export interface IommuModel {
    * drops writes). Absent: never blocked.
    */
   mmioBlocked?(requester: number): boolean;
+  /**
+   * VFIO took or gave back a function (its first open, its last close). sPAPR EEH thaws the
+   * function's frozen PE (`eeh_dev_open` / `eeh_dev_release` → `eeh_pe_change_owner`). Absent:
+   * nothing happens.
+   */
+  changeOwner?(requester: number): void;
+  /**
+   * What the model holds now, one name each (domains by id, device and PASID attachments, sPAPR
+   * windows), sorted: the leak check of long-running tests, which compare it with a baseline.
+   */
+  liveDomains?(): string[];
   /** Nested translation, when the IOMMU (and its mode) supports it. */
   readonly nesting?: IommuNesting;
 }

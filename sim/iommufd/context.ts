@@ -70,6 +70,12 @@ import {
 } from "./ioas_cmds.ts";
 import type { IommufdObject } from "./objects.ts";
 import { copyStructFromUser, Ucmd, userArg } from "./ucmd.ts";
+import { cmdTest } from "./selftest_cmd.ts";
+import {
+  IOMMU_TEST_CMD,
+  iommu_test_cmd,
+  IOMMU_TEST_CMD_MIN_SIZE,
+} from "../../ffi/uapi/iommufd_test.ts";
 import * as uapi from "../../ffi/uapi/mod.ts";
 
 /** Options of an {@link IommufdContext}. */
@@ -93,6 +99,10 @@ export interface IommufdContextOptions {
    * attachments dropped when their PASID is torn down. Undefined: Linux's rules.
    */
   readonly pasidPolicy?: PasidAttachPolicy;
+  /** CONFIG_IOMMUFD_TEST: IOMMU_TEST_CMD (0xa0) is in the command table (default false). */
+  readonly iommufdTest?: boolean;
+  /** CONFIG_TRANSPARENT_HUGEPAGE (default true; see {@link CoreSettings}). */
+  readonly transparentHugepage?: boolean;
 }
 
 /** One command of the table: its ioctl, kernel struct and handler. */
@@ -113,15 +123,27 @@ function command<L extends StructLayout>(
 }
 
 /**
- * The commands of a kernel answering as `version`, indexed by `nr - 0x80`: 6.12's, plus from 6.13
+ * The commands of a kernel answering as `version`, indexed by `nr - 0x80`: 6.12's, IOMMU_TEST_CMD
+ * (0xa0) with CONFIG_IOMMUFD_TEST (selftest_cmd.ts), plus from 6.13
  * IOMMU_VIOMMU_ALLOC (0x90) and IOMMU_VDEVICE_ALLOC (0x91), and from 6.15 IOMMU_VEVENTQ_ALLOC
  * (0x93). The other numbers of later kernels (0x8f IOAS_MAP_FILE, 0x92 IOAS_CHANGE_PROCESS, …) are
  * not modelled and stay ENOTTY. Minimum sizes: `offsetofend(out_viommu_id)` and
  * `offsetofend(virt_id)`, both 24; `offsetofend(__reserved)`, 32, for VEVENTQ_ALLOC.
  */
-function commandsOf(version: KernelVersion | undefined): readonly (Command | undefined)[] {
-  if (version === undefined || !kernelAtLeast(version, VIOMMU_MIN_KERNEL)) return COMMANDS;
+function commandsOf(
+  version: KernelVersion | undefined,
+  iommufdTest: boolean,
+): readonly (Command | undefined)[] {
   const table: (Command | undefined)[] = [...COMMANDS];
+  if (iommufdTest) {
+    table[IOMMU_TEST_CMD.nr - uapi.IOMMUFD_CMD_BASE] = command(
+      IOMMU_TEST_CMD,
+      iommu_test_cmd,
+      cmdTest,
+      IOMMU_TEST_CMD_MIN_SIZE,
+    );
+  }
+  if (version === undefined || !kernelAtLeast(version, VIOMMU_MIN_KERNEL)) return table;
   const viommuLayout = kernelAtLeast(version, VIOMMU_USER_DATA_MIN_KERNEL)
     ? iommu_viommu_alloc_data
     : iommu_viommu_alloc;
@@ -191,13 +213,14 @@ export class IommufdContext implements SimFile {
       memory: options.memory,
       accountMode: options.compatMode ? "mm" : "user",
       capSysResource: options.capSysResource ?? false,
+      transparentHugepage: options.transparentHugepage ?? true,
       pasidAttach: options.kernelVersion !== undefined &&
         kernelAtLeast(options.kernelVersion, PASID_ATTACH_MIN_KERNEL),
       kernel: options.kernelVersion,
       pasidPolicy: options.pasidPolicy,
       objectOps: IOMMUFD_OBJECT_OPS,
     });
-    this.#commands = commandsOf(options.kernelVersion);
+    this.#commands = commandsOf(options.kernelVersion, options.iommufdTest ?? false);
     this.#core.ownerCookie = this;
     this.#unwatch = options.pasidPolicy?.teardown.onRevoke((pasid) =>
       revokePasid(this.#core, pasid)

@@ -43,6 +43,8 @@ export interface CoreSettings {
   readonly accountMode: "user" | "mm";
   /** CAP_SYS_RESOURCE (RLIMIT_MODE SET). */
   readonly capSysResource: boolean;
+  /** CONFIG_TRANSPARENT_HUGEPAGE (default true): caps automatic IOVA alignment at HPAGE_SIZE. */
+  readonly transparentHugepage?: boolean;
   /** The kernel has PASID attach and IOMMU_HWPT_ALLOC_PASID (6.15+). */
   readonly pasidAttach?: boolean;
   /** The Linux version answered as (undefined: the 6.12 baseline). */
@@ -112,7 +114,7 @@ export class IommufdCore {
       id,
       type: "ioas",
       users: 1,
-      iopt: new IoPagetable(this.settings.pageSize),
+      iopt: new IoPagetable(this.settings.pageSize, this.settings.transparentHugepage ?? true),
       hwpts: [],
     };
     this.objects.finalize(ioas);

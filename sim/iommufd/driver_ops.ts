@@ -46,6 +46,13 @@ export interface IommuDriverRow {
    * and enabling I/O page faults fails with ENODEV.
    */
   readonly iopf?: IopfOps;
+  /**
+   * The driver sets a domain's geometry only at its first attach (virtio-iommu's
+   * `viommu_domain_finalise`): a domain that joins an IOAS before any attach (IOMMU_HWPT_ALLOC)
+   * has the aperture [0, 0], so `iopt_table_add_domain` reserves every other IOVA. Absent: the
+   * geometry is set when the domain is allocated.
+   */
+  readonly geometryAtFirstAttach?: boolean;
 }
 
 /** What a driver contributes to vIOMMUs. */

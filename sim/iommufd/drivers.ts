@@ -134,7 +134,7 @@ const PLAIN: IommuDriverRow = {
 export const IOMMU_DRIVERS: Readonly<Record<string, IommuDriverRow>> = {
   "vtd": VTD,
   "smmuv3": SMMUV3,
-  "virtio-iommu": { ...PLAIN, name: "virtio-iommu" },
+  "virtio-iommu": { ...PLAIN, name: "virtio-iommu", geometryAtFirstAttach: true },
 };
 
 /**

@@ -128,7 +128,12 @@ export function allocHwptPaging(
     const a = attachFirst(hwpt);
     if (a < 0) return abort(a);
   }
-  const entry: IoptDomain = { domain, facts };
+  // Joining the IOAS before any attach: a driver that sets the geometry at the first attach
+  // leaves the zeroed one, the aperture [0, 0] (the IOAS keeps it after the attach).
+  const aperture = driver.geometryAtFirstAttach && !attachFirst
+    ? { start: 0n, end: 0n }
+    : facts.aperture;
+  const entry: IoptDomain = { domain, facts: { ...facts, aperture } };
   const added = ioas.iopt.addDomain(entry, hwpt);
   if (added < 0) {
     detachAgain?.();

@@ -126,7 +126,10 @@ export class Area implements IovaSpan, PagesUser {
 export class IoPagetable {
   /** PAGE_SIZE. */
   readonly pageSize: bigint;
-  /** HPAGE_SIZE (transparent huge pages): the auto-allocation alignment cap. */
+  /**
+   * The auto-allocation alignment cap (`max_alignment` of `iopt_alloc_iova`): HPAGE_SIZE with
+   * CONFIG_TRANSPARENT_HUGEPAGE, else PAGE_SIZE.
+   */
   readonly hugePageSize: bigint;
   /** `iova_alignment`. */
   iovaAlignment = 1n;
@@ -137,10 +140,13 @@ export class IoPagetable {
   #allowed: IovaSpan[] = [];
   readonly #domains: IoptDomain[] = [];
 
-  /** An empty page table for `pageSize`-byte pages. */
-  constructor(pageSize: number) {
+  /**
+   * An empty page table for `pageSize`-byte pages, on a kernel with (default) or without
+   * transparent huge pages (a PMD maps 512 pages).
+   */
+  constructor(pageSize: number, transparentHugepage = true) {
     this.pageSize = BigInt(pageSize);
-    this.hugePageSize = this.pageSize * 512n;
+    this.hugePageSize = transparentHugepage ? this.pageSize * 512n : this.pageSize;
   }
 
   /** Areas by IOVA. */

@@ -6,7 +6,9 @@
  *   driver_override, iommu_group (link), vfio-dev/vfioN/dev (while bound to vfio-pci with cdev);
  * - /sys/bus/pci/drivers/<name>/{bind,unbind,<bdf> links}, /sys/bus/pci/drivers_probe;
  * - /sys/kernel/iommu_groups/N/{devices/<bdf>, reserved_regions, type};
- * - /sys/class/vfio-dev/vfioN.
+ * - /sys/class/vfio-dev/vfioN;
+ * - /sys/bus/iommufd_mock/{devices,drivers} (empty) on a kernel with CONFIG_IOMMUFD_TEST;
+ * - /sys/kernel/mm/transparent_hugepage/hpage_pmd_size on a kernel with transparent huge pages.
  *
  * Every function sits directly under its root bus here (no bridges), so the canonical device path
  * is `/sys/devices/pci0000:00/<bdf>`.
@@ -50,6 +52,13 @@ export interface SysfsSource {
   readonly defaultDomainType: string;
   /** Major number of the vfio cdevs (vfio-dev/vfioN/dev). */
   readonly cdevMajor: number;
+  /**
+   * CONFIG_IOMMUFD_TEST: the selftest's `iommufd_mock` bus is registered (with no device until a
+   * test creates a mock one), so /sys/bus/iommufd_mock exists.
+   */
+  readonly iommufdMockBus?: boolean;
+  /** HPAGE_PMD_SIZE with CONFIG_TRANSPARENT_HUGEPAGE (/sys/kernel/mm/transparent_hugepage). */
+  readonly hugePmdSize?: number;
 }
 
 /** The root-bus directory name of a function, "pci0000:00". */
@@ -189,16 +198,29 @@ export function buildSysfs(src: SysfsSource): VfsDir {
     }
     return map;
   });
+  const buses: Record<string, VfsNode> = {
+    pci: staticDir({
+      devices: busDevices,
+      drivers,
+      drivers_probe: woFile(withDriverNameCheck((fn) => bus.probe(fn), bus)),
+    }),
+  };
+  if (src.iommufdMockBus) {
+    buses.iommufd_mock = staticDir({ devices: staticDir({}), drivers: staticDir({}) });
+  }
   return staticDir({
-    bus: staticDir({
-      pci: staticDir({
-        devices: busDevices,
-        drivers,
-        drivers_probe: woFile(withDriverNameCheck((fn) => bus.probe(fn), bus)),
+    bus: staticDir(buses),
+    devices: devicesDir,
+    kernel: staticDir({
+      iommu_groups: groups,
+      ...(src.hugePmdSize === undefined ? {} : {
+        mm: staticDir({
+          transparent_hugepage: staticDir({
+            hpage_pmd_size: roFile(() => `${src.hugePmdSize}\n`),
+          }),
+        }),
       }),
     }),
-    devices: devicesDir,
-    kernel: staticDir({ iommu_groups: groups }),
     class: staticDir({ "vfio-dev": vfioDevClass }),
   });
 }

@@ -118,6 +118,7 @@ export class VfioPciDevice {
     }
     cfg.write(PCI.COMMAND, 2, cmd);
     this.router.target = this.irqs;
+    this.fn.group.iommu.changeOwner?.(this.fn.requester); // vfio_pci_core_finish_enable
     this.env.trace(`vfio-pci ${this.fn.bdf}: enabled`);
   }
 
@@ -130,6 +131,7 @@ export class VfioPciDevice {
     if (this.fn.model.resetWorks) resetFunction(this.fn);
     this.router.target = undefined;
     this.lowPower = false;
+    this.fn.group.iommu.changeOwner?.(this.fn.requester); // eeh_dev_release
     this.env.trace(`vfio-pci ${this.fn.bdf}: disabled`);
   }
 

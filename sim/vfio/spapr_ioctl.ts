@@ -267,11 +267,11 @@ function eehPeOpOne(group: SimIommuGroup, user: Uint8Array): number {
     case VFIO_EEH_PE_GET_STATE:
       return pe.eehState;
     case VFIO_EEH_PE_RESET_DEACTIVATE:
-      pe.deassertReset();
+      pe.reenable();
       return 0;
     case VFIO_EEH_PE_RESET_HOT:
     case VFIO_EEH_PE_RESET_FUNDAMENTAL:
-      pe.assertReset();
+      pe.freezeForReset();
       for (const fn of group.functions) resetFunction(fn);
       return 0;
     case VFIO_EEH_PE_INJECT_ERR: {

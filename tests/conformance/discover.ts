@@ -110,6 +110,14 @@ export function pathUnavailable(
   return undefined;
 }
 
+/**
+ * Whether the kernel has CONFIG_IOMMUFD_TEST: its selftest registers the `iommufd_mock` bus
+ * (drivers/iommu/iommufd/selftest.c, `iommufd_test_init`).
+ */
+export function hasIommufdTest(kernel: Kernel): boolean {
+  return typeof kernel.readdir("/sys/bus/iommufd_mock") !== "number";
+}
+
 /** The scenario environment of a device, or a sentence saying why there is none. */
 export function discoverEnv(
   kernel: Kernel,
@@ -123,5 +131,13 @@ export function discoverEnv(
     return `${bdf} is bound to ${basename(driver)}, not vfio-pci`;
   }
   const cdev = cdevOf(kernel, bdf);
-  return { bdf, group, iommu, ...(cdev === undefined ? {} : { cdev }) };
+  const thp = kernel.readFile("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size");
+  return {
+    bdf,
+    group,
+    iommu,
+    iommufdTest: hasIommufdTest(kernel),
+    ...(typeof thp === "string" ? { hugePmdSize: Number(thp.trim()) } : {}),
+    ...(cdev === undefined ? {} : { cdev }),
+  };
 }

@@ -70,6 +70,12 @@ export interface IommuExpectations {
    * iommufd when the driver has `domain_alloc_user`, EOPNOTSUPP when it has none.
    */
   readonly nestedOverPlainParent: ErrnoName;
+  /**
+   * When a paging domain gets its aperture: "alloc" (VT-d, SMMUv3), or "first-attach"
+   * (virtio-iommu's `viommu_domain_finalise`): a HWPT allocated explicitly with IOMMU_HWPT_ALLOC
+   * joins its IOAS with an empty aperture, so that IOAS offers only [0, 0].
+   */
+  readonly domainAperture: "alloc" | "first-attach";
 }
 
 /** Lowercase hex of bytes, no separators (how vendor hw_info data is compared). */
@@ -107,6 +113,7 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
     },
     hwCapabilities: 0n,
     nestedOverPlainParent: "EINVAL",
+    domainAperture: "alloc",
   },
   // QEMU 10.0 virtio-iommu-pci on q35 (no IRQ remapping: the bench passes
   // allow_unsafe_interrupts). Measured by the VM bench (tests/goldens/x86-virtio-iommu): QEMU 10's
@@ -127,6 +134,7 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
     hwInfo: { type: 0, dataHex: "" },
     hwCapabilities: 0n,
     nestedOverPlainParent: "EOPNOTSUPP", // no domain_alloc_user in 6.12's virtio-iommu
+    domainAperture: "first-attach",
   },
   // QEMU 10.0 virt,iommu=smmuv3 with GICv3 ITS (MSI isolated), Linux 6.12 arm64. Measured by the
   // VM bench (tests/goldens/arm64-smmuv3): the software-MSI window 0x8000000-0x80fffff is cut out
@@ -147,6 +155,7 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
     hwInfo: { type: 0, dataHex: "" },
     hwCapabilities: 0n,
     nestedOverPlainParent: "EINVAL", // 6.12's arm_smmu_domain_alloc_user exists (dirty tracking)
+    domainAperture: "alloc",
   },
   // POWER9 PowerNV (simulated; no POWER machine in the VM bench: Deno has no ppc64le build).
   // Facts of vfio.md §9 and iommu-models.md §3: the 32-bit window [0, 2 GiB) with 4 KiB TCEs,
@@ -172,6 +181,7 @@ export const IOMMU_EXPECTATIONS: Readonly<Record<string, IommuExpectations>> = {
     hwInfo: { type: 0, dataHex: "" },
     hwCapabilities: 0n,
     nestedOverPlainParent: "EOPNOTSUPP",
+    domainAperture: "alloc",
   },
 };
 

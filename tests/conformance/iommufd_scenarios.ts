@@ -12,13 +12,17 @@ import type { ErrnoName } from "../../ffi/errno.ts";
 import { scenario, type ScenarioContext, type ScenarioDef } from "./scenario.ts";
 import { hex } from "./expectations.ts";
 import {
+  allowIovas,
   attachPt,
   BAD_FD,
   bindIommufd,
+  destroy,
   expectedRanges,
   fieldsOf,
   groupNode,
   idOf,
+  IOAS_FIXED_RW,
+  IOAS_RW,
   ioasAlloc,
   ioasMap,
   type IoasMapArgs,
@@ -32,22 +36,15 @@ import {
   UNMAPPED_VA,
 } from "./steps.ts";
 import {
-  IOMMU_DESTROY,
-  iommu_destroy,
   iommu_fault_alloc,
   IOMMU_FAULT_QUEUE_ALLOC,
   IOMMU_GET_HW_INFO,
   iommu_hw_info,
   IOMMU_IOAS_ALLOC,
   iommu_ioas_alloc,
-  IOMMU_IOAS_ALLOW_IOVAS,
-  iommu_ioas_allow_iovas,
   IOMMU_IOAS_MAP,
   iommu_ioas_map,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
-  iommu_iova_range,
   VFIO_DEVICE_DETACH_IOMMUFD_PT,
   vfio_device_detach_iommufd_pt,
   VFIO_DEVICE_GET_INFO,
@@ -55,12 +52,8 @@ import {
   VFIO_GET_API_VERSION,
 } from "./uapi.ts";
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
-const FIXED_RW = IOMMU_IOAS_MAP_FIXED_IOVA | RW;
-
-function destroy(t: ScenarioContext, label: string, fd: number, id: number, size = 8) {
-  return t.ioctl(label, fd, IOMMU_DESTROY, struct(iommu_destroy, { size, id }));
-}
+const RW = IOAS_RW;
+const FIXED_RW = IOAS_FIXED_RW;
 
 const idsAndDispatch = scenario("iommufd/ioas-alloc-ids-dispatch", { paths: ["iommufd"] }, (t) => {
   const fd = t.must(t.open("open /dev/iommu", "/dev/iommu"), { ret: "fd" }).raw;
@@ -245,26 +238,6 @@ const mapErrno = scenario(
     });
   },
 );
-
-function allowIovas(
-  t: ScenarioContext,
-  label: string,
-  fd: number,
-  ioas: number,
-  list: [bigint, bigint][],
-) {
-  const m = t.mem(0x1000);
-  list.forEach(([start, last], i) => {
-    m.bytes.set(struct(iommu_iova_range, { start, last }), 16 * i);
-  });
-  const arg = struct(iommu_ioas_allow_iovas, {
-    size: 24,
-    ioas_id: ioas,
-    num_iovas: list.length,
-    allowed_iovas: m.address,
-  });
-  return t.ioctl(label, fd, IOMMU_IOAS_ALLOW_IOVAS, arg);
-}
 
 const destroyAllow = scenario("iommufd/destroy-allow-iovas", {
   paths: ["iommufd"],

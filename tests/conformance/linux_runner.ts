@@ -53,6 +53,7 @@ function placeholderExpectations(model: string): IommuExpectations {
     hwInfo: { type: 0, dataHex: "" },
     hwCapabilities: 0n,
     nestedOverPlainParent: "EINVAL",
+    domainAperture: "alloc",
   };
 }
 

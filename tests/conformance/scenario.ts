@@ -97,6 +97,13 @@ export interface ScenarioEnv {
   readonly cdev?: string;
   /** What the IOMMU model should answer. */
   readonly iommu: IommuExpectations;
+  /**
+   * The kernel is built with CONFIG_IOMMUFD_TEST (IOMMU_TEST_CMD exists; the selftest's mock bus
+   * shows as /sys/bus/iommufd_mock).
+   */
+  readonly iommufdTest?: boolean;
+  /** HPAGE_PMD_SIZE when the kernel has transparent huge pages (undefined: none). */
+  readonly hugePmdSize?: number;
 }
 
 /** A scenario: a name, the paths it runs on, and its body. */
@@ -251,9 +258,26 @@ export class ScenarioContext {
     );
   }
 
-  /** read(2) of `length` bytes. */
-  read(label: string, fd: number, length: number): Observed {
-    return this.#record(label, this.kernel.read(fd, new Uint8Array(length)), false);
+  /** pwrite(2) of `data` at `offset`. */
+  pwrite(label: string, fd: number, data: Uint8Array, offset: bigint): Observed {
+    return this.#record(label, this.kernel.pwrite(fd, data, offset), false);
+  }
+
+  /** read(2) of `length` bytes; `out` may record facts about the bytes read. */
+  read(
+    label: string,
+    fd: number,
+    length: number,
+    out?: (data: Uint8Array) => Record<string, FieldInput>,
+  ): Observed {
+    const buffer = new Uint8Array(length);
+    const raw = this.kernel.read(fd, buffer);
+    return this.#record(
+      label,
+      raw,
+      false,
+      out && raw >= 0 ? out(buffer.subarray(0, raw)) : undefined,
+    );
   }
 
   /** write(2) of `data`. */

@@ -13,7 +13,7 @@ import { ALL_SCENARIOS } from "./all.ts";
 import { discoverEnv, pathUnavailable } from "./discover.ts";
 import { expectationsFor, IOMMU_EXPECTATIONS } from "./expectations.ts";
 import { failureLines, golden, type GoldenScenario, runScenario } from "./run.ts";
-import { VM_MACHINES } from "../vm/machines.ts";
+import { GUEST_KERNEL_CONFIG, VM_MACHINES } from "../vm/machines.ts";
 import { compareGolden, goldenPath } from "../vm/results.ts";
 
 type MachineOptions = Parameters<typeof createMachine>[0];
@@ -53,6 +53,7 @@ for (const { model, options } of SIM_MODELS) {
               iommu: model,
               iommufd: true,
               cdev: true,
+              iommufdTest: true, // as the VM bench's own kernels are built
               seed: 1,
               ...options,
             });
@@ -99,8 +100,10 @@ Deno.test({
               cdev: true,
               seed: 1,
               ...options,
-              // The VM machine's kernel decides who serves /dev/vfio/vfio (compat container).
+              // The VM machine's kernel decides who serves /dev/vfio/vfio (compat container),
+              // whether IOMMU_TEST_CMD exists and whether it has transparent huge pages.
               iommufdVfioContainer: vm.iommufdVfioContainer,
+              ...GUEST_KERNEL_CONFIG[vm.kernel],
             });
             const env = discoverEnv(
               machine.kernel,

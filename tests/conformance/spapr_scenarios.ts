@@ -34,7 +34,7 @@ import {
   VFIO_EEH_PE_RESET_DEACTIVATE,
   VFIO_EEH_PE_RESET_HOT,
   VFIO_EEH_PE_STATE_NORMAL,
-  VFIO_EEH_PE_STATE_RESET,
+  VFIO_EEH_PE_STATE_STOPPED,
   VFIO_IOMMU_DISABLE,
   VFIO_IOMMU_ENABLE,
   VFIO_IOMMU_SPAPR_INFO_DDW,
@@ -345,8 +345,10 @@ const eeh = scenario("spapr/eeh-pe-op", { paths: ["spapr"] }, (t) => {
   });
   t.expect(eehOp(t, "CONFIGURE", c, VFIO_EEH_PE_CONFIGURE), { ret: 0 });
   t.expect(eehOp(t, "RESET_HOT", c, VFIO_EEH_PE_RESET_HOT), { ret: 0 });
-  t.expect(eehOp(t, "GET_STATE in reset", c, VFIO_EEH_PE_GET_STATE), {
-    ret: VFIO_EEH_PE_STATE_RESET,
+  // PowerNV resets are edge-triggered (eeh_pe_reset freezes the PE, OPAL pulses the reset): the
+  // PE stays frozen, not in reset, until RESET_DEACTIVATE re-enables it.
+  t.expect(eehOp(t, "GET_STATE after RESET_HOT", c, VFIO_EEH_PE_GET_STATE), {
+    ret: VFIO_EEH_PE_STATE_STOPPED,
   });
   t.expect(eehOp(t, "RESET_DEACTIVATE", c, VFIO_EEH_PE_RESET_DEACTIVATE), { ret: 0 });
   t.expect(eehOp(t, "GET_STATE after reset", c, VFIO_EEH_PE_GET_STATE), {

@@ -17,19 +17,29 @@ import {
 } from "../../ffi/uapi/layout.ts";
 import type { FieldInput, Observed, ScenarioContext } from "./scenario.ts";
 import {
+  IOMMU_DESTROY,
+  iommu_destroy,
   IOMMU_IOAS_ALLOC,
   iommu_ioas_alloc,
+  IOMMU_IOAS_ALLOW_IOVAS,
+  iommu_ioas_allow_iovas,
   IOMMU_IOAS_IOVA_RANGES,
   iommu_ioas_iova_ranges,
   IOMMU_IOAS_MAP,
   iommu_ioas_map,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_UNMAP,
   iommu_ioas_unmap,
   iommu_iova_range,
+  IOMMU_OPTION,
+  iommu_option,
   VFIO_DEVICE_ATTACH_IOMMUFD_PT,
   vfio_device_attach_iommufd_pt,
   VFIO_DEVICE_BIND_IOMMUFD,
   vfio_device_bind_iommufd,
+  VFIO_DEVICE_SET_IRQS,
   VFIO_GROUP_GET_DEVICE_FD,
   VFIO_GROUP_SET_CONTAINER,
   vfio_info_cap_header,
@@ -46,6 +56,9 @@ import {
   vfio_iommu_type1_info_dma_avail,
   VFIO_IOMMU_UNMAP_DMA,
   vfio_iova_range,
+  vfio_irq_set,
+  VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_SET_IOMMU,
   VFIO_TYPE1v2_IOMMU,
 } from "./uapi.ts";
@@ -421,4 +434,100 @@ export function mapRw(
   size: bigint,
 ): Observed {
   return mapDma(t, label, container, { flags: 3, vaddr, iova, size });
+}
+
+/** IOMMU_DESTROY of object `id` (`size` defaults to the struct's 8 bytes). */
+export function destroy(
+  t: ScenarioContext,
+  label: string,
+  fd: number,
+  id: number,
+  size = 8,
+): Observed {
+  return t.ioctl(label, fd, IOMMU_DESTROY, struct(iommu_destroy, { size, id }));
+}
+
+/**
+ * The device fd of this scenario's path: through the group of a type1/compat container
+ * session, or the bound and attached cdev of an iommufd session.
+ */
+export function pathDevice(t: ScenarioContext): number {
+  return t.path === "iommufd" ? iommufdSession(t).device : containerSession(t).device;
+}
+
+/**
+ * VFIO_DEVICE_SET_IRQS with `flags` on `index` from `start`; `data` is the eventfds (DATA_EVENTFD)
+ * or the booleans (DATA_BOOL, one byte each) of `count` vectors (default: as many as given).
+ */
+export function setIrqs(
+  t: ScenarioContext,
+  label: string,
+  device: number,
+  a: { flags: number; index: number; start?: number; count?: number; data?: readonly number[] },
+): Observed {
+  const data = a.data ?? [];
+  const width = (a.flags & VFIO_IRQ_SET_DATA_EVENTFD) !== 0
+    ? 4
+    : (a.flags & VFIO_IRQ_SET_DATA_BOOL) !== 0
+    ? 1
+    : 0;
+  const arg = new Uint8Array(vfio_irq_set.size + data.length * width);
+  arg.set(struct(vfio_irq_set, {
+    argsz: arg.length,
+    flags: a.flags,
+    index: a.index,
+    start: a.start ?? 0,
+    count: a.count ?? data.length,
+  }));
+  const view = new DataView(arg.buffer);
+  data.forEach((v, i) => {
+    if (width === 4) view.setInt32(vfio_irq_set.size + 4 * i, v, true);
+    else arg[vfio_irq_set.size + i] = v;
+  });
+  return t.ioctl(label, device, VFIO_DEVICE_SET_IRQS, arg);
+}
+
+/** read(2) of an eventfd's 8-byte counter; records `value` (only call it once it was signalled). */
+export function readEventfd(t: ScenarioContext, label: string, fd: number): Observed {
+  return t.read(label, fd, 8, (d) => ({
+    value: d.length === 8 ? new DataView(d.buffer, d.byteOffset).getBigUint64(0, true) : -1,
+  }));
+}
+
+/** IOMMU_IOAS_MAP flags READABLE | WRITEABLE (an automatic IOVA). */
+export const IOAS_RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+/** IOMMU_IOAS_MAP flags FIXED_IOVA | READABLE | WRITEABLE. */
+export const IOAS_FIXED_RW = IOMMU_IOAS_MAP_FIXED_IOVA | IOAS_RW;
+
+/** IOMMU_IOAS_ALLOW_IOVAS with `list` of inclusive ranges (an empty list clears it). */
+export function allowIovas(
+  t: ScenarioContext,
+  label: string,
+  fd: number,
+  ioas: number,
+  list: readonly [bigint, bigint][],
+): Observed {
+  const m = t.mem(t.kernel.pageSize);
+  list.forEach(([start, last], i) => {
+    m.bytes.set(struct(iommu_iova_range, { start, last }), 16 * i);
+  });
+  const arg = struct(iommu_ioas_allow_iovas, {
+    size: 24,
+    ioas_id: ioas,
+    num_iovas: list.length,
+    allowed_iovas: m.address,
+  });
+  return t.ioctl(label, fd, IOMMU_IOAS_ALLOW_IOVAS, arg);
+}
+
+/** IOMMU_OPTION; records `val64`. */
+export function ioasOption(
+  t: ScenarioContext,
+  label: string,
+  fd: number,
+  a: { option_id: number; op: number; val64: bigint; object_id?: number },
+): Observed {
+  return t.ioctl(label, fd, IOMMU_OPTION, struct(iommu_option, { size: 24, ...a }), {
+    out: fieldsOf(iommu_option, ["val64"]),
+  });
 }

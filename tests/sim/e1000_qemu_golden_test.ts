@@ -50,6 +50,9 @@ for (const name of ["e1000e", "igb"]) {
     permissions: "none",
     fn() {
       const model = recordedMachine().get(name)!;
+      // The machine's firmware leaves COMMAND = IO|MEM|SERR on x86 (platform data); QEMU's
+      // qtest recording ran without firmware, so compare the function's power-on state.
+      model.reset();
       const config = Array.from({ length: 64 }, (_, i) => hex(model.config.read(4 * i, 4), 8));
       assert.deepEqual(config, CONFIG[name].config);
       const masks = Array.from({ length: 6 }, (_, b) => {

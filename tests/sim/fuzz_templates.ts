@@ -19,7 +19,27 @@ export type FdKind =
   | "iommufd"
   | "eventfd"
   | "fault"
+  | "veventq"
   | "other";
+
+/** Kinds of object ids the kernel hands out (iommufd objects). */
+export type IdKind =
+  | "ioas"
+  | "hwpt"
+  | "parent"
+  | "nested"
+  | "device"
+  | "viommu"
+  | "vdevice"
+  | "fault"
+  | "veventq";
+
+/** An IOVA range a successful IOAS_MAP or COPY mapped (for calls that need mapped areas). */
+export interface MappedRange {
+  readonly ioas: number;
+  readonly iova: bigint;
+  readonly length: bigint;
+}
 
 /** What generators may draw from. */
 export interface TemplateWorld {
@@ -31,6 +51,10 @@ export interface TemplateWorld {
   readonly buffers: readonly MappedMemory[];
   /** A page for pointer arguments (ranges, bitmaps, hw_info data). */
   readonly scratch: MappedMemory;
+  /** Object ids earlier answers handed out this round, by kind. */
+  readonly ids: Map<IdKind, number[]>;
+  /** Ranges mapped this round. */
+  readonly mapped: MappedRange[];
 }
 
 /** One field of a template. */
@@ -57,11 +81,24 @@ export interface FuzzTemplate {
   readonly fields: readonly FuzzField[];
   /** It returns a new fd of this kind. */
   readonly returnsFd?: FdKind;
+  /**
+   * Structure-aware: a valid call built from what earlier answers gave (object ids, mapped
+   * ranges, open fds); the fuzzer then mutates one of `fields`. Undefined when nothing to build
+   * from exists yet.
+   */
+  readonly valid?: (w: TemplateWorld) => Uint8Array | undefined;
+  /** Ids a successful call hands out: the u32 at `offset` is a new object of `kind`. */
+  readonly yields?: readonly { readonly offset: number; readonly kind: IdKind }[];
+  /** Bookkeeping after a successful call (e.g. the range it mapped). */
+  readonly after?: (w: TemplateWorld, arg: Uint8Array) => void;
+  /** An fd the call returns in the struct (u32 at `offset`) and its kind. */
+  readonly fdOut?: { readonly offset: number; readonly kind: FdKind };
 }
 
 const U64_MAX = (1n << 64n) - 1n;
 
-function f(
+/** A field at `offset` of `width` bytes filled by `gen`. */
+export function f(
   offset: number,
   width: 2 | 4 | 8,
   gen: (w: TemplateWorld) => number | bigint,
@@ -76,7 +113,21 @@ const bits = (n: number) => (w: TemplateWorld): number =>
 const rw = (w: TemplateWorld): number => w.rng.chance(0.7) ? 3 : w.rng.int(0, 8);
 const ioasRw = (w: TemplateWorld): number =>
   w.rng.chance(0.7) ? w.rng.pick([6, 7]) : w.rng.int(0, 16);
-const id = (w: TemplateWorld): number => w.rng.chance(0.9) ? w.rng.int(0, 7) : w.rng.u32();
+/** An object id: mostly one the kernel handed out this round (any kind), else small or random. */
+export function id(w: TemplateWorld): number {
+  const all = [...w.ids.values()].flat();
+  if (all.length > 0 && w.rng.chance(0.7)) return w.rng.pick(all);
+  return w.rng.chance(0.9) ? w.rng.int(0, 7) : w.rng.u32();
+}
+
+/** An id of `kind` from earlier answers (sometimes one of another kind, or a small number). */
+export function idOf(kind: IdKind): (w: TemplateWorld) => number {
+  return (w) => {
+    const list = w.ids.get(kind) ?? [];
+    if (list.length > 0 && w.rng.chance(0.9)) return w.rng.pick(list);
+    return id(w);
+  };
+}
 
 /** A process address: mostly inside a buffer, sometimes misaligned or unmapped. */
 export function va(w: TemplateWorld): bigint {
@@ -134,6 +185,17 @@ export function ptr(w: TemplateWorld): bigint {
     view.setBigUint64(16 * i + 8, w.rng.chance(0.7) ? start + 0xfffffn : w.rng.u64(), true);
   }
   return w.scratch.address;
+}
+
+/** After a successful IOAS_MAP: remember the range (ioas_id at 8, length at 24, iova at 32). */
+export function recordMapped(w: TemplateWorld, arg: Uint8Array): void {
+  if (arg.length < 40) return;
+  const v = new DataView(arg.buffer, arg.byteOffset);
+  w.mapped.push({
+    ioas: v.getUint32(8, true),
+    iova: v.getBigUint64(32, true),
+    length: v.getBigUint64(24, true),
+  });
 }
 
 const regionOffset = (w: TemplateWorld): bigint =>
@@ -263,6 +325,7 @@ export const FUZZ_TEMPLATES: readonly FuzzTemplate[] = [
     size: 16,
     kinds: DEVICE,
     fields: [f(4, 4, bits(1)), f(8, 4, fd)],
+    yields: [{ offset: 12, kind: "device" }],
   },
   {
     name: "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
@@ -279,7 +342,14 @@ export const FUZZ_TEMPLATES: readonly FuzzTemplate[] = [
     fields: [f(4, 4, bits(1))],
   },
   { name: "IOMMU_DESTROY", nr: 0x80, size: 8, kinds: IOMMUFD, fields: [f(4, 4, id)] },
-  { name: "IOMMU_IOAS_ALLOC", nr: 0x81, size: 12, kinds: IOMMUFD, fields: [f(4, 4, bits(1))] },
+  {
+    name: "IOMMU_IOAS_ALLOC",
+    nr: 0x81,
+    size: 12,
+    kinds: IOMMUFD,
+    fields: [f(4, 4, bits(1))],
+    yields: [{ offset: 8, kind: "ioas" }],
+  },
   {
     name: "IOMMU_IOAS_ALLOW_IOVAS",
     nr: 0x82,
@@ -315,12 +385,13 @@ export const FUZZ_TEMPLATES: readonly FuzzTemplate[] = [
     kinds: IOMMUFD,
     fields: [
       f(4, 4, ioasRw),
-      f(8, 4, id),
+      f(8, 4, idOf("ioas")),
       f(12, 4, bits(1)),
       f(16, 8, va),
       f(24, 8, len),
       f(32, 8, iova),
     ],
+    after: recordMapped,
   },
   {
     name: "IOMMU_IOAS_UNMAP",
@@ -364,6 +435,7 @@ export const FUZZ_TEMPLATES: readonly FuzzTemplate[] = [
       f(32, 8, ptr),
       f(40, 4, id),
     ],
+    yields: [{ offset: 16, kind: "hwpt" }],
   },
   {
     name: "IOMMU_GET_HW_INFO",
@@ -417,5 +489,7 @@ export const FUZZ_TEMPLATES: readonly FuzzTemplate[] = [
     size: 16,
     kinds: IOMMUFD,
     fields: [f(4, 4, bits(1))],
+    yields: [{ offset: 8, kind: "fault" }],
+    fdOut: { offset: 12, kind: "fault" },
   },
 ];

@@ -1,150 +1,62 @@
 /**
- * Seeded fuzzing of the simulated kernel: ≥ 100,000 random system calls on every fd type
- * (container before/after SET_IOMMU, group, device via group, cdev before/after bind, iommufd,
- * eventfd, fault fd), with random and nearby-real ioctl numbers in both encodings, random argsz,
- * flags, lengths, bytes, buffers shorter than their struct, random pread/pwrite offsets, random
- * integer arguments, and structured mutations of valid calls. No call may throw; afterwards the
- * memory, locking and IOMMU invariants must hold and a normal session must still work.
+ * Seeded fuzzing of the simulated kernel on every IOMMU model (tests/sim/fuzz_config.ts: seed,
+ * rounds and models come from DENO_VFIO_FUZZ_SEED / _ROUNDS / _IOMMU): random system calls on
+ * every fd type (container before/after SET_IOMMU, group, device via group, cdev before/after
+ * bind, iommufd, eventfd, fault and vEVENTQ fds), random and nearby-real ioctl numbers in both
+ * encodings, random argsz, flags, lengths, bytes, short and long buffers, random pread/pwrite
+ * offsets, and structure-aware calls: valid objects and ids from earlier answers with one field
+ * mutated (fuzz_deep_templates.ts), which reach HWPT and nested allocation, vIOMMU / vDEVICE /
+ * vEVENTQ, IOAS_COPY, SET_IRQS and PASID attach. No call may throw; after every round the
+ * locking invariants hold; at the end every machine's IOMMU holds what it held before (domains,
+ * attachments, windows), physical memory is back to its baseline, and a normal session works.
+ * The output has a table of calls and successes per ioctl.
  *
- * The seed is fixed (printed in the test name) so a failure names the call index to replay.
+ * A failure names the seed and the call index to replay.
  *
  * @module
  */
 
-import { createMachine, type MachineOptions, MmioFault, type SimMachine } from "../../sim/mod.ts";
-import type { Kernel, MappedMemory } from "../../ffi/kernel.ts";
+import { createMachine, MmioFault, type SimMachine } from "../../sim/mod.ts";
+import type { Kernel } from "../../ffi/kernel.ts";
 import { O_RDWR } from "../../ffi/kernel.ts";
 import { ioctlEncode } from "../../ffi/ioctl.ts";
-import { Rng } from "../helpers/rng.ts";
+import type { Rng } from "../helpers/rng.ts";
 import { type FdKind, FUZZ_TEMPLATES, type FuzzTemplate } from "./fuzz_templates.ts";
+import { DEEP_TEMPLATES } from "./fuzz_deep_templates.ts";
+import { SPAPR_TEMPLATES } from "./fuzz_spapr_templates.ts";
+import { FUZZ_DEVICES, type FuzzModel, fuzzSettings } from "./fuzz_config.ts";
+import { IoctlStats } from "./fuzz_stats.ts";
+import {
+  assertFreshSession,
+  newWorld,
+  type PoolEntry,
+  remember,
+  req,
+  roundDevices,
+  setUpRound,
+  u32At,
+  vmLckPages,
+  type World,
+} from "./fuzz_world.ts";
 
-const SEED = 0x2026_1122;
-const ROUNDS = 120;
 const CALLS_PER_ROUND = 3_000;
-const BDF = "0000:00:02.0";
 const MAX_FD = 512;
-
-/** A machine with QEMU's edu at BDF (the device under test). */
-function fuzzMachine(options: MachineOptions): SimMachine {
-  return createMachine({ ...options, devices: [{ model: "edu", bdf: BDF }] });
-}
-
-/** What the VT-d model says about domains (sim internals: for the "no domain left" check). */
-interface DomainProbe {
-  attached(requester: number): unknown;
-  readonly domainIds: readonly number[];
-}
-
-function isDomainProbe(x: unknown): x is DomainProbe {
-  return typeof x === "object" && x !== null && "attached" in x && "domainIds" in x;
-}
-
-/** An fd the fuzzer holds, with what it is. */
-interface PoolEntry {
-  fd: number;
-  kind: FdKind;
-  /** Opened by the round's setup: kept open unless a random close picks it. */
-  fixed?: boolean;
-}
-
-/** What a round works with. */
-interface World {
-  kernel: Kernel;
-  rng: Rng;
-  pool: PoolEntry[];
-  buffers: MappedMemory[];
-  scratch: MappedMemory;
-  group: number;
-  cdev: string;
-  /** Re-establishes the round's setup state (errors ignored), run every REARM_EVERY calls. */
-  rearm: () => void;
-}
-
 const REARM_EVERY = 150;
-
-function vmLckPages(kernel: Kernel): number {
-  const text = kernel.readFile("/proc/self/status");
-  if (typeof text !== "string") throw new Error(`/proc/self/status: ${text}`);
-  const m = /VmLck:\s+(\d+) kB/.exec(text);
-  if (!m) throw new Error("no VmLck line in /proc/self/status");
-  return (Number(m[1]) * 1024) / kernel.pageSize;
-}
-
-function u32At(bytes: Uint8Array, off: number, value: number): void {
-  new DataView(bytes.buffer, bytes.byteOffset).setUint32(off, value >>> 0, true);
-}
+/** The templates built from earlier answers. */
+const STRUCTURED: readonly FuzzTemplate[] = [...DEEP_TEMPLATES, ...SPAPR_TEMPLATES];
+const TEMPLATES: readonly FuzzTemplate[] = [...FUZZ_TEMPLATES, ...STRUCTURED];
 
 function callCheck(what: string, r: number): void {
   if (!Number.isInteger(r) || r < -4095) throw new Error(`${what} returned ${r}`);
 }
 
-function req(nr: number): number {
-  return ioctlEncode("generic", "none", 0x3b, nr, 0);
-}
-
-/** Open the fds of a round; `mode` decides who owns the group. */
-function setUpRound(w: World, mode: "type1" | "compat" | "cdev"): void {
-  const k = w.kernel;
-  const add = (fd: number, kind: FdKind) => {
-    if (fd >= 0) w.pool.push({ fd, kind, fixed: true });
-    return fd;
-  };
-  const arg32 = (v: number) => {
-    const b = new Uint8Array(4);
-    u32At(b, 0, v);
-    return b;
-  };
-  add(k.open("/dev/vfio/vfio", O_RDWR), "container");
-  const iommufd = add(k.open("/dev/iommu", O_RDWR), "iommufd");
-  for (let i = 0; i < 2; i++) {
-    const a = new Uint8Array(12);
-    u32At(a, 0, 12);
-    k.ioctl(iommufd, req(0x81), a);
-  }
-  const fa = new Uint8Array(16);
-  u32At(fa, 0, 16);
-  if (k.ioctl(iommufd, req(0x8e), fa) === 0) {
-    add(new DataView(fa.buffer).getInt32(12, true), "fault");
-  }
-  add(k.eventfd(0, 0), "eventfd");
-  const type = w.rng.pick([1, 3]);
-  if (mode === "cdev") {
-    const d = add(k.open(w.cdev, O_RDWR), "cdev");
-    const bind = new Uint8Array(16);
-    u32At(bind, 0, 16);
-    u32At(bind, 8, iommufd);
-    k.ioctl(d, req(118), bind);
-    const at = new Uint8Array(12);
-    u32At(at, 0, 12);
-    u32At(at, 8, 1);
-    k.ioctl(d, req(119), at);
-    w.rearm = () => {
-      k.ioctl(d, req(118), bind);
-      k.ioctl(d, req(119), at);
-    };
-    return;
-  }
-  const container = mode === "type1"
-    ? add(k.open("/dev/vfio/vfio", O_RDWR), "container")
-    : add(k.open("/dev/iommu", O_RDWR), "iommufd");
-  const g = add(k.open(`/dev/vfio/${w.group}`, O_RDWR), "group");
-  const attach = () => {
-    k.ioctl(g, req(104), arg32(container));
-    k.ioctl(container, req(102), type);
-  };
-  attach();
-  add(k.ioctl(g, req(106), new TextEncoder().encode(`${BDF}\0`)), "device");
-  add(k.open(w.cdev, O_RDWR), "cdev");
-  w.rearm = attach;
-}
-
 /** A random request number: nearby real ones in both encodings, other types, or anything. */
 function randomRequest(rng: Rng): number {
-  const nr = rng.chance(0.8) ? rng.int(0x60, 0xa0) : rng.int(0, 256);
+  const nr = rng.chance(0.8) ? rng.int(0x60, 0xa1) : rng.int(0, 256);
   switch (rng.int(0, 6)) {
     case 0:
     case 1:
-      return req(nr);
+      return ioctlEncode("generic", "none", 0x3b, nr, 0);
     case 2:
       return ioctlEncode("powerpc", "none", 0x3b, nr, 0);
     case 3:
@@ -181,38 +93,74 @@ function randomBuffer(rng: Rng): Uint8Array {
   return b;
 }
 
-/** Fill a template into a buffer, then maybe mutate fields, argsz, bytes, or truncate it. */
+/** Set one field of `b` to a random value of its width. */
+function mutateField(w: World, t: FuzzTemplate, b: Uint8Array): void {
+  const fld = w.rng.pick(t.fields);
+  const view = new DataView(b.buffer, b.byteOffset);
+  if (fld.offset + fld.width > b.length) return;
+  const v = w.rng.chance(0.5) ? fld.gen(w) : fld.width === 8 ? w.rng.u64() : w.rng.u32();
+  if (fld.width === 8) view.setBigUint64(fld.offset, BigInt.asUintN(64, BigInt(v)), true);
+  else if (fld.width === 4) view.setUint32(fld.offset, Number(BigInt.asUintN(32, BigInt(v))), true);
+  else view.setUint16(fld.offset, Number(v) & 0xffff, true);
+}
+
+/**
+ * A call from a template: the structure-aware valid call when the template can build one (then
+ * mostly as is or with one field mutated), else its field generators; then maybe argsz, a bit,
+ * the length.
+ */
 function fromTemplate(w: World, t: FuzzTemplate): Uint8Array {
   const rng = w.rng;
-  const b = new Uint8Array(t.size);
-  const view = new DataView(b.buffer);
-  u32At(b, 0, t.size);
-  for (const f of t.fields) {
-    const v = f.gen(w);
-    if (f.width === 8) view.setBigUint64(f.offset, BigInt.asUintN(64, BigInt(v)), true);
-    else if (f.width === 4) view.setUint32(f.offset, Number(BigInt.asUintN(32, BigInt(v))), true);
-    else view.setUint16(f.offset, Number(v) & 0xffff, true);
+  let b = t.valid && rng.chance(0.85) ? t.valid(w) : undefined;
+  if (b !== undefined) {
+    const r = rng.float();
+    if (r < 0.6) return b;
+    if (r < 0.9 && t.fields.length > 0) {
+      mutateField(w, t, b);
+      return b;
+    }
+  } else {
+    b = new Uint8Array(t.size);
+    const view = new DataView(b.buffer);
+    u32At(b, 0, t.size);
+    for (const fld of t.fields) {
+      const v = fld.gen(w);
+      if (fld.width === 8) view.setBigUint64(fld.offset, BigInt.asUintN(64, BigInt(v)), true);
+      else if (fld.width === 4) {
+        view.setUint32(fld.offset, Number(BigInt.asUintN(32, BigInt(v))), true);
+      } else view.setUint16(fld.offset, Number(v) & 0xffff, true);
+    }
+    if (rng.float() < 0.4) return b;
   }
   const r = rng.float();
-  if (r < 0.4) return b; // valid-looking call
-  if (r < 0.45 && t.fields.length > 0) {
-    const f = rng.pick(t.fields);
-    if (f.width === 8) view.setBigUint64(f.offset, rng.u64(), true);
-    else if (f.width === 4) view.setUint32(f.offset, rng.u32(), true);
-    else view.setUint16(f.offset, rng.int(0, 0x10000), true);
-  } else if (r < 0.6) {
+  if (r < 0.1 && t.fields.length > 0) mutateField(w, t, b);
+  else if (r < 0.35) {
     u32At(b, 0, rng.pick([0, 4, t.size - 1, t.size + 8, rng.int(0, 64), rng.u32()]));
-  } else if (r < 0.75) {
-    b[rng.int(0, b.length)] ^= 1 << rng.int(0, 8);
-  } else if (r < 0.9) {
-    return b.slice(0, rng.int(0, t.size)); // shorter than the struct
-  } else {
+  } else if (r < 0.6) b[rng.int(0, b.length)] ^= 1 << rng.int(0, 8);
+  else if (r < 0.85) return b.slice(0, rng.int(0, t.size)); // shorter than the struct
+  else {
     const longer = new Uint8Array(t.size + rng.int(1, 32));
-    longer.set(b);
+    longer.set(b.subarray(0, t.size));
     if (rng.chance(0.5)) longer[t.size + rng.int(0, longer.length - t.size)] = rng.int(1, 256);
     return longer;
   }
   return b;
+}
+
+/** After a successful template call: ids and fds it handed out, its own bookkeeping. */
+function harvest(w: World, t: FuzzTemplate, arg: Uint8Array, r: number): void {
+  if (r < 0 || !(arg instanceof Uint8Array) || arg.length < t.size) return;
+  const view = new DataView(arg.buffer, arg.byteOffset);
+  for (const y of t.yields ?? []) remember(w, y.kind, view.getUint32(y.offset, true));
+  if (t.fdOut) w.pool.push({ fd: view.getInt32(t.fdOut.offset, true), kind: t.fdOut.kind });
+  t.after?.(w, arg);
+}
+
+/** One counted ioctl. */
+function ioctl(w: World, entry: PoolEntry, request: number, arg?: Uint8Array | number | bigint) {
+  const r = w.kernel.ioctl(entry.fd, request, arg);
+  w.stats.count(w.stats.nameOf(entry.kind, request), r);
+  return r;
 }
 
 /** One random call; returns a description for failure messages. */
@@ -225,29 +173,32 @@ function oneCall(w: World): string {
     ? rng.pick(pool)
     : { fd: rng.int(-2, 64), kind: "other" as FdKind };
   const op = rng.float();
-  if (op < 0.42) {
-    const candidates = FUZZ_TEMPLATES.filter((t) => t.kinds.includes(entry.kind));
-    const t = candidates.length > 0 && rng.chance(0.9)
-      ? rng.pick(candidates)
-      : rng.pick(FUZZ_TEMPLATES);
+  if (op < 0.5) {
+    // Mostly a structure-aware template (they build on the round's objects).
+    const deep = STRUCTURED.filter((t) => t.kinds.includes(entry.kind));
+    const candidates = deep.length > 0 && rng.chance(0.7)
+      ? deep
+      : TEMPLATES.filter((t) => t.kinds.includes(entry.kind));
+    const t = candidates.length > 0 && rng.chance(0.9) ? rng.pick(candidates) : rng.pick(TEMPLATES);
     const arg = rng.chance(0.95) ? fromTemplate(w, t) : randomInt(rng);
     const what = `ioctl(${entry.kind} fd ${entry.fd}, ${t.name}, ${
       arg instanceof Uint8Array ? `${arg.length} bytes` : String(arg)
     })`;
-    const r = k.ioctl(entry.fd, req(t.nr), arg);
+    const r = ioctl(w, entry, req(k, t.nr), arg);
     callCheck(what, r);
     if (r >= 0 && t.returnsFd && r > 2) pool.push({ fd: r, kind: t.returnsFd });
+    if (arg instanceof Uint8Array) harvest(w, t, arg, r);
     return what;
   }
-  if (op < 0.5) {
+  if (op < 0.56) {
     // By-value ioctls and GET_DEVICE_FD's string argument.
-    const nr = rng.pick([100, 101, 101, 102, 102, 106, 106, 111, 105]);
+    const nr = rng.pick([100, 101, 101, 102, 102, 105, 106, 106, 111, 115, 116]);
     const name = rng.pick([
-      BDF,
-      `${BDF} vf_token=00000000-0000-0000-0000-000000000000`,
+      w.device.bdf,
+      `${w.device.bdf} vf_token=00000000-0000-0000-0000-000000000000`,
       "",
       "0000:00:02",
-      BDF + BDF,
+      w.device.bdf + w.device.bdf,
     ]);
     const arg = nr === 106 && rng.chance(0.9)
       ? new TextEncoder().encode(rng.chance(0.9) ? `${name}\0` : name)
@@ -257,7 +208,7 @@ function oneCall(w: World): string {
     const what = `ioctl(${entry.kind} fd ${entry.fd}, nr ${nr}, ${
       arg instanceof Uint8Array ? JSON.stringify(name) : String(arg)
     })`;
-    const r = k.ioctl(entry.fd, req(nr), arg);
+    const r = ioctl(w, entry, req(k, nr), arg);
     callCheck(what, r);
     if (nr === 106 && r > 2) pool.push({ fd: r, kind: "device" });
     return what;
@@ -268,7 +219,7 @@ function oneCall(w: World): string {
     const what = `ioctl(${entry.kind} fd ${entry.fd}, 0x${request.toString(16)}, ${
       arg instanceof Uint8Array ? `${arg.length} bytes` : String(arg)
     })`;
-    callCheck(what, k.ioctl(entry.fd, request, arg));
+    callCheck(what, ioctl(w, entry, request, arg));
     return what;
   }
   if (op < 0.82) {
@@ -315,14 +266,15 @@ function oneCall(w: World): string {
     return what;
   }
   if (op < 0.945) {
+    const d = w.device;
     const path = rng.pick([
       "/dev/vfio/vfio",
       "/dev/iommu",
-      `/dev/vfio/${w.group}`,
-      w.cdev,
+      `/dev/vfio/${d.group}`,
+      d.cdev ?? "/dev/vfio/devices/vfio0",
       "/dev/vfio/devices/vfio99",
       "/dev/vfio/999",
-      `/sys/bus/pci/devices/${BDF}/config`,
+      `/sys/bus/pci/devices/${d.bdf}/config`,
       "/nonexistent",
     ]);
     const flags = rng.pick([O_RDWR, 0, 1, rng.u32() & 0x7fff_ffff]);
@@ -337,7 +289,7 @@ function oneCall(w: World): string {
       pool.push({
         fd,
         kind: kinds[path] ??
-          (path === w.cdev ? "cdev" : path.startsWith("/dev/vfio/") ? "group" : "other"),
+          (path === d.cdev ? "cdev" : path.startsWith("/dev/vfio/") ? "group" : "other"),
       });
     }
     return what;
@@ -360,7 +312,7 @@ function unmapEverything(k: Kernel, entry: PoolEntry): bigint {
     view.setUint32(4, 2, true); // VFIO_DMA_UNMAP_FLAG_ALL
     view.setBigUint64(8, 0n, true);
     view.setBigUint64(16, 0n, true);
-    if (k.ioctl(fd, req(114), u) === 0) total += view.getBigUint64(16, true);
+    if (k.ioctl(fd, req(k, 114), u) === 0) total += view.getBigUint64(16, true);
   };
   if (entry.kind === "container") unmapAll(entry.fd);
   if (entry.kind === "iommufd") {
@@ -370,7 +322,7 @@ function unmapEverything(k: Kernel, entry: PoolEntry): bigint {
       view.setUint32(4, id, true);
       view.setBigUint64(8, 0n, true);
       view.setBigUint64(16, (1n << 64n) - 1n, true);
-      if (k.ioctl(entry.fd, req(0x86), u) === 0) total += view.getBigUint64(16, true);
+      if (k.ioctl(entry.fd, req(k, 0x86), u) === 0) total += view.getBigUint64(16, true);
     }
   }
   return total;
@@ -381,133 +333,132 @@ function closeAll(k: Kernel): void {
   for (let fd = 0; fd < MAX_FD; fd++) k.close(fd);
 }
 
-Deno.test({
-  name: `simulator fuzz: ${ROUNDS * CALLS_PER_ROUND} seeded calls (seed 0x${SEED.toString(16)})`,
-  permissions: "none",
-  fn() {
-    const machine = fuzzMachine({ iommu: "vtd", iommufd: true, cdev: true, seed: SEED });
-    const k: Kernel = machine.kernel;
-    const baseline = machine.memory.usedBytes;
-    const rng = new Rng(SEED);
-    const link = k.readlink(`/sys/bus/pci/devices/${BDF}/iommu_group`);
-    const cdevs = k.readdir(`/sys/bus/pci/devices/${BDF}/vfio-dev`);
-    if (typeof link === "number" || typeof cdevs === "number") throw new Error("no group or cdev");
-    const buffers = [k.mmapAnonymous(0x10000), k.mmapAnonymous(0x200000, { hugePages: true })];
-    const scratch = k.mmapAnonymous(0x1000);
-    if (buffers.some((b) => typeof b === "number") || typeof scratch === "number") {
-      throw new Error("mmap failed");
-    }
-    const w: World = {
-      kernel: k,
-      rng,
-      pool: [],
-      buffers: buffers as MappedMemory[],
-      scratch,
-      group: Number(link.split("/").pop()),
-      cdev: `/dev/vfio/devices/${cdevs[0]}`,
-      rearm: () => {},
-    };
-    let index = 0;
-    const started = performance.now();
-    for (let round = 0; round < ROUNDS; round++) {
-      setUpRound(w, rng.pick(["type1", "compat", "cdev"] as const));
-      for (let i = 0; i < CALLS_PER_ROUND; i++, index++) {
-        if (i % REARM_EVERY === REARM_EVERY - 1) w.rearm();
-        if (w.pool.length > 32) {
-          const extra = w.pool.filter((e) => !e.fixed).slice(0, 8);
-          for (const e of extra) k.close(e.fd);
-          w.pool = w.pool.filter((e) => !extra.includes(e));
-        }
-        let what = "?";
-        try {
-          what = oneCall(w);
-        } catch (e) {
-          throw new Error(
-            `call #${index} (seed 0x${SEED.toString(16)}) threw: ${what}\n${
-              e instanceof Error ? e.stack : e
-            }`,
-          );
-        }
+/** What the IOMMU holds, as names (every model of the simulator lists them). */
+function liveDomains(machine: SimMachine): string[] {
+  const list = machine.iommu.liveDomains?.();
+  if (list === undefined) {
+    throw new Error(`the ${machine.iommu.facts.kind} model cannot list its domains`);
+  }
+  return list;
+}
+
+/** Fuzz one machine for `rounds` rounds; returns the number of calls. */
+function fuzzMachine(
+  machine: SimMachine,
+  model: FuzzModel,
+  rounds: number,
+  seed: number,
+  stats: IoctlStats,
+): number {
+  const k: Kernel = machine.kernel;
+  const spapr = model.modes.some((m) => m.startsWith("spapr"));
+  const memory = { used: machine.memory.usedBytes, top: machine.memory.topAddress };
+  const devices = roundDevices(k, FUZZ_DEVICES.map((d) => d.bdf));
+  const w = newWorld(k, seed, devices, stats);
+  // Baseline after one normal session per device (the core's cached blocking domains exist).
+  for (const d of devices) assertFreshSession(k, d, w.buffers[0], spapr);
+  const domains = liveDomains(machine);
+  let index = 0;
+  for (let round = 0; round < rounds; round++) {
+    setUpRound(w, w.rng.pick(model.modes));
+    for (let i = 0; i < CALLS_PER_ROUND; i++, index++) {
+      if (i % REARM_EVERY === REARM_EVERY - 1) w.rearm();
+      if (w.pool.length > 32) {
+        const extra = w.pool.filter((e) => !e.fixed).slice(0, 8);
+        for (const e of extra) k.close(e.fd);
+        w.pool = w.pool.filter((e) => !extra.includes(e));
       }
-      // Invariants of the round: unmapping a type1 container's mappings releases exactly the
-      // pages they pinned (VmLck); once every fd is closed nothing is locked. (A container whose
-      // fd was closed lives on through its group, so not every mapping is reachable before.)
-      const lockedBefore = vmLckPages(k);
-      let type1Bytes = 0n;
-      for (const e of w.pool.filter((p) => p.kind === "container")) {
-        type1Bytes += unmapEverything(k, e);
-      }
-      const lockedAfterType1 = vmLckPages(k);
-      if (lockedBefore - lockedAfterType1 !== Number(type1Bytes) / k.pageSize) {
+      let what = "?";
+      try {
+        what = oneCall(w);
+      } catch (e) {
         throw new Error(
-          `round ${round}: VmLck dropped ${
-            lockedBefore - lockedAfterType1
-          } pages when type1 unmapped ${type1Bytes} bytes`,
+          `${model.iommu}: call #${index} (seed 0x${seed.toString(16)}) threw: ${what}\n${
+            e instanceof Error ? e.stack : e
+          }`,
         );
       }
-      for (const e of w.pool.filter((p) => p.kind === "iommufd")) unmapEverything(k, e);
-      closeAll(k);
-      w.pool = [];
-      if (vmLckPages(k) !== 0) {
-        throw new Error(`round ${round}: ${vmLckPages(k)} pages locked after closing every fd`);
-      }
     }
-    const seconds = (performance.now() - started) / 1000;
-    console.log(
-      `fuzz: ${index} calls in ${seconds.toFixed(1)} s (${
-        Math.round(index / seconds)
-      } calls/s), seed 0x${SEED.toString(16)}`,
-    );
-    const probe = machine.iommu;
-    if (!isDomainProbe(probe)) throw new Error("the IOMMU model cannot list its domains");
-    if (probe.attached(machine.fn(BDF).requester) !== undefined || probe.domainIds.length > 0) {
-      throw new Error(`IOMMU domains left after closing every fd: ${probe.domainIds.join(", ")}`);
+    // Invariants of the round: unmapping a type1 container's mappings releases exactly the
+    // pages they pinned (VmLck); once every fd is closed nothing is locked. (A container whose
+    // fd was closed lives on through its group, so not every mapping is reachable before; a
+    // sPAPR container also charges its TCE tables and preregistered memory.)
+    const lockedBefore = vmLckPages(k);
+    let type1Bytes = 0n;
+    for (const e of w.pool.filter((p) => p.kind === "container")) {
+      type1Bytes += unmapEverything(k, e);
     }
-    if (machine.kernel.bugs.length > 0) {
-      throw new Error(`simulator bugs: ${machine.kernel.bugs.join("; ")}`);
+    const lockedAfter = vmLckPages(k);
+    if (!spapr && lockedBefore - lockedAfter !== Number(type1Bytes) / k.pageSize) {
+      throw new Error(
+        `${model.iommu} round ${round}: VmLck dropped ${lockedBefore - lockedAfter} pages when ` +
+          `type1 unmapped ${type1Bytes} bytes`,
+      );
     }
-    assertFreshSession(k, w);
-    for (const b of [...w.buffers, w.scratch]) k.munmap(b);
-    if (machine.memory.usedBytes !== baseline) {
-      throw new Error(`physical memory ${machine.memory.usedBytes} bytes, baseline ${baseline}`);
+    for (const e of w.pool.filter((p) => p.kind === "iommufd")) unmapEverything(k, e);
+    closeAll(k);
+    w.pool = [];
+    if (vmLckPages(k) !== 0) {
+      throw new Error(
+        `${model.iommu} round ${round}: ${vmLckPages(k)} pages locked after closing every fd`,
+      );
     }
-  },
-});
-
-/** A normal type1 session (map + GET_INFO + unmap, no DMA) works after the fuzzing. */
-function assertFreshSession(k: Kernel, w: World): void {
-  const must = (what: string, r: number) => {
-    if (r < 0) throw new Error(`fresh session: ${what} failed (${r})`);
-    return r;
-  };
-  const c = must("open container", k.open("/dev/vfio/vfio", O_RDWR));
-  const g = must("open group", k.open(`/dev/vfio/${w.group}`, O_RDWR));
-  const fdArg = new Uint8Array(4);
-  u32At(fdArg, 0, c);
-  must("SET_CONTAINER", k.ioctl(g, req(104), fdArg));
-  must("SET_IOMMU", k.ioctl(c, req(102), 3));
-  const d = must("GET_DEVICE_FD", k.ioctl(g, req(106), new TextEncoder().encode(`${BDF}\0`)));
-  const map = new Uint8Array(32);
-  const v = new DataView(map.buffer);
-  v.setUint32(0, 32, true);
-  v.setUint32(4, 3, true);
-  v.setBigUint64(8, w.buffers[0].address, true);
-  v.setBigUint64(16, 0x100000n, true);
-  v.setBigUint64(24, 0x10000n, true);
-  must("MAP_DMA", k.ioctl(c, req(113), map));
-  if (vmLckPages(k) !== 16) {
-    throw new Error(`fresh session: VmLck ${vmLckPages(k)} pages, expected 16`);
   }
-  const info = new Uint8Array(512);
-  u32At(info, 0, 512);
-  must("GET_INFO", k.ioctl(c, req(112), info));
-  const unmap = new Uint8Array(24);
-  const uv = new DataView(unmap.buffer);
-  uv.setUint32(0, 24, true);
-  uv.setBigUint64(8, 0x100000n, true);
-  uv.setBigUint64(16, 0x10000n, true);
-  must("UNMAP_DMA", k.ioctl(c, req(114), unmap));
-  if (uv.getBigUint64(16, true) !== 0x10000n) throw new Error("fresh session: UNMAP_DMA size");
-  for (const fd of [d, g, c]) must("close", k.close(fd));
-  if (vmLckPages(k) !== 0) throw new Error("fresh session: pages still locked");
+  if (machine.kernel.bugs.length > 0) {
+    throw new Error(`${model.iommu}: simulator bugs: ${machine.kernel.bugs.join("; ")}`);
+  }
+  const after = liveDomains(machine);
+  if (after.join() !== domains.join()) {
+    throw new Error(
+      `${model.iommu}: the IOMMU holds [${after.join(", ")}] after closing every fd, ` +
+        `before fuzzing [${domains.join(", ")}]`,
+    );
+  }
+  for (const d of devices) assertFreshSession(k, d, w.buffers[0], spapr);
+  for (const b of [...w.buffers, w.scratch]) k.munmap(b);
+  if (machine.memory.usedBytes !== memory.used || machine.memory.topAddress !== memory.top) {
+    throw new Error(
+      `${model.iommu}: physical memory ${machine.memory.usedBytes} bytes up to ` +
+        `0x${machine.memory.topAddress.toString(16)}, baseline ${memory.used} up to ` +
+        `0x${memory.top.toString(16)}`,
+    );
+  }
+  console.log(`fuzz ${model.iommu}: the IOMMU holds [${domains.join(", ")}] before and after`);
+  return index;
+}
+
+const settings = fuzzSettings((name) => Deno.env.get(name));
+
+for (const model of settings.models) {
+  Deno.test({
+    name: `simulator fuzz on ${model.iommu}: ${
+      settings.rounds * CALLS_PER_ROUND
+    } seeded calls (seed 0x${settings.seed.toString(16)})`,
+    permissions: { env: ["DENO_VFIO_FUZZ_SEED", "DENO_VFIO_FUZZ_ROUNDS", "DENO_VFIO_FUZZ_IOMMU"] },
+    fn() {
+      const started = performance.now();
+      let calls = 0;
+      let stats: IoctlStats | undefined;
+      model.machines.forEach((m, n) => {
+        const rounds = Math.floor(settings.rounds / model.machines.length) +
+          (n < settings.rounds % model.machines.length ? 1 : 0);
+        if (rounds === 0) return;
+        const machine = createMachine({ ...m.options, seed: settings.seed, devices: FUZZ_DEVICES });
+        const mine = new IoctlStats(machine.kernel.ioctlArch);
+        calls += fuzzMachine(machine, model, rounds, settings.seed + n, mine);
+        if (stats === undefined) stats = mine;
+        else stats.merge(mine);
+      });
+      const seconds = (performance.now() - started) / 1000;
+      console.log(
+        `fuzz ${model.iommu}: ${calls} calls in ${seconds.toFixed(1)} s (${
+          Math.round(calls / seconds)
+        } calls/s), seed 0x${settings.seed.toString(16)}, machines: ${
+          model.machines.map((m) => m.name).join("; ")
+        }\n${stats?.table() ?? ""}\nnever succeeded: ${
+          stats?.neverSucceeded().join(", ") || "none"
+        }`,
+      );
+    },
+  });
 }

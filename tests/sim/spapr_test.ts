@@ -2,7 +2,8 @@
  * The sPAPR TCE model and container on a simulated POWER9 PowerNV machine, through the framework
  * (openPciDevice, DmaSpace, SpaprBackend, the edu driver): TCE format in memory, lazily filled
  * multi-level tables, windows created and removed with DmaSpace following, EEH freeze on a bad
- * DMA with its fault record and recovery, and nothing left behind.
+ * DMA with its fault record and recovery, a freeze that does not outlive its session (whichever
+ * way it came), and nothing left behind.
  */
 import assert from "node:assert/strict";
 import { openPciDevice, type PciDevice } from "../../core/pci_device.ts";
@@ -13,6 +14,8 @@ import { SpaprTceIommu } from "../../sim/iommu/spapr/spapr_tce.ts";
 import type { TceTable } from "../../sim/iommu/spapr/spapr_tce_table.ts";
 import {
   VFIO_EEH_PE_GET_STATE,
+  VFIO_EEH_PE_INJECT_ERR,
+  VFIO_EEH_PE_RESET_HOT,
   VFIO_EEH_PE_STATE_NORMAL,
   VFIO_EEH_PE_STATE_STOPPED,
   VFIO_EEH_PE_STATE_STOPPED_DMA,
@@ -179,4 +182,75 @@ Deno.test("spapr: closing releases TCE tables, preregistered memory and locked p
   dev.close();
   assert.match(String(machine.kernel.readFile("/proc/self/status")), /VmLck:\s+0 kB/);
   assert.equal(machine.memory.usedBytes, baseline);
+});
+
+/** The ways user space can leave its PE frozen, each as one step of a session. */
+const FREEZES: readonly {
+  readonly how: string;
+  readonly freeze: (s: { dev: PciDevice; backend: SpaprBackend; edu: EduDriver }) => Promise<void>;
+}[] = [
+  {
+    how: "a DMA through an invalid TCE",
+    freeze: async ({ dev, edu }) => {
+      const buf = dev.dma.allocate(4096);
+      await assert.rejects(edu.dmaFromDeviceToIova(buf.iova + 0x10_0000n, 64), /EEH froze/);
+      assert.equal(dev.bar(0).read32(0), 0xffff_ffff, "frozen: MMIO reads all-ones");
+    },
+  },
+  {
+    how: "VFIO_EEH_PE_INJECT_ERR",
+    freeze: ({ dev, backend }) => {
+      // EEH_ERR_TYPE_32, EEH_ERR_FUNC_LD_MEM_ADDR (asm/eeh.h).
+      backend.tce.eehPeOp(VFIO_EEH_PE_INJECT_ERR, { type: 0, func: 0, addr: 0n, mask: 0n });
+      assert.equal(dev.bar(0).read32(0), 0xffff_ffff, "frozen: MMIO reads all-ones");
+      return Promise.resolve();
+    },
+  },
+  {
+    how: "RESET_HOT without RESET_DEACTIVATE",
+    freeze: ({ backend }) => {
+      backend.tce.eehPeOp(VFIO_EEH_PE_RESET_HOT);
+      return Promise.resolve();
+    },
+  },
+];
+
+for (const { how, freeze } of FREEZES) {
+  Deno.test(`spapr: a PE frozen by ${how} does not outlive its session`, async () => {
+    const { machine, dev, backend, baseline } = open();
+    const edu = EduDriver.open(dev, { interrupts: "poll" });
+    await freeze({ dev, backend, edu });
+    assert.equal(backend.tce.eehPeOp(VFIO_EEH_PE_GET_STATE), VFIO_EEH_PE_STATE_STOPPED);
+    edu.close();
+    dev.close();
+    assert.equal(machine.memory.usedBytes, baseline);
+
+    // Second session on the same machine: eeh_dev_release (last close) and eeh_dev_open (first
+    // open) thaw a frozen PE, so the next driver finds the device working.
+    const dev2 = openPciDevice(BDF, { kernel: machine.kernel });
+    assert.ok(dev2.dma.backend instanceof SpaprBackend);
+    assert.equal(dev2.dma.backend.tce.eehPeOp(VFIO_EEH_PE_GET_STATE), VFIO_EEH_PE_STATE_NORMAL);
+    assert.equal(dev2.bar(0).read32(0), EDU_ID, "MMIO answers");
+    const edu2 = EduDriver.open(dev2, { interrupts: "poll" });
+    const buf = dev2.dma.allocate(4096);
+    buf.bytes.set([7, 8, 9], 0);
+    await edu2.dmaToDevice(buf, 0, 0, 3);
+    await edu2.dmaFromDevice(buf, 1024, 0, 3);
+    assert.deepEqual([...buf.bytes.subarray(1024, 1027)], [7, 8, 9], "DMA works again");
+    assert.ok(machine.trace.some((l) => /PE#2 thawed/.test(l)), "the thaw is traced");
+    edu2.close();
+    dev2.close();
+    assert.equal(machine.memory.usedBytes, baseline);
+  });
+}
+
+Deno.test("spapr: opening a device thaws a PE that froze while no session held it", () => {
+  const { machine, dev, phb } = open();
+  dev.close();
+  phb.injectError(phb.tableGroup(PE)); // a platform error between sessions
+  assert.equal(phb.tableGroup(PE).eehState, VFIO_EEH_PE_STATE_STOPPED);
+  const dev2 = openPciDevice(BDF, { kernel: machine.kernel });
+  assert.equal(phb.tableGroup(PE).eehState, VFIO_EEH_PE_STATE_NORMAL, "eeh_dev_open thawed it");
+  assert.equal(dev2.bar(0).read32(0), EDU_ID);
+  dev2.close();
 });

@@ -20,6 +20,26 @@ export type GuestKernel =
    */
   | "iommufd-arm64";
 
+/** Kernel configuration a simulated machine must copy to answer like a guest kernel. */
+export interface GuestKernelConfig {
+  /** CONFIG_IOMMUFD_TEST: the simulator's `iommufdTest` option. */
+  readonly iommufdTest: boolean;
+  /** CONFIG_TRANSPARENT_HUGEPAGE: the simulator's `transparentHugepage` option. */
+  readonly transparentHugepage: boolean;
+}
+
+/**
+ * The configuration of each guest kernel: Debian's have transparent huge pages and no
+ * IOMMUFD_TEST; the bench's own (tinyconfig plus tests/vm/kernel.config or kernel-arm64.config)
+ * have IOMMUFD_TEST and no transparent huge pages.
+ */
+export const GUEST_KERNEL_CONFIG: Readonly<Record<GuestKernel, GuestKernelConfig>> = {
+  "debian-amd64": { iommufdTest: false, transparentHugepage: true },
+  "debian-arm64": { iommufdTest: false, transparentHugepage: true },
+  "iommufd-amd64": { iommufdTest: true, transparentHugepage: false },
+  "iommufd-arm64": { iommufdTest: true, transparentHugepage: false },
+};
+
 /**
  * A VFIO path a guest exercises (the conformance runner's --path): the type1 container, iommufd
  * with VFIO cdevs, or iommufd's compat container (/dev/iommu given to VFIO_GROUP_SET_CONTAINER).

@@ -633,6 +633,26 @@ export class SmmuV3Iommu implements IommuModel {
     return this.#streams.get(requester);
   }
 
+  /** ASIDs, VMIDs, nested domains, STEs and substreams in use ({@link IommuModel.liveDomains}). */
+  liveDomains(): string[] {
+    const name = (d: SmmuV3Domain | SmmuV3NestedDomain): string =>
+      d instanceof SmmuV3NestedDomain
+        ? `nested=${d.id}`
+        : `${d.stage === 1 ? "asid" : "vmid"}=${d.id}`;
+    const out = [
+      ...[...this.#asids].map((id) => `asid=${id}`),
+      ...[...this.#vmids].map((id) => `vmid=${id}`),
+      ...(this.#nesting?.liveIds() ?? []).map((id) => `nested=${id}`),
+    ];
+    for (const [sid, d] of this.#streams) out.push(`sid=0x${sid.toString(16)} → ${name(d)}`);
+    for (const [sid, ssids] of this.#pasids) {
+      for (const [ssid, d] of ssids) {
+        out.push(`sid=0x${sid.toString(16)} ssid=${ssid} → ${name(d)}`);
+      }
+    }
+    return out.sort();
+  }
+
   /** The CD table of a stream (allocated at its first stage-1 attach). */
   cdTable(requester: number): CdTable | undefined {
     return this.#cdTables.get(requester);

@@ -816,6 +816,11 @@ export class SmmuV3Nesting implements IommuNesting {
     for (const d of this.#children.get(parent) ?? []) d.flushTlb();
   }
 
+  /** Ids of the nested domains alive. */
+  liveIds(): number[] {
+    return [...this.#ids].sort((a, b) => a - b);
+  }
+
   /** Free a nested domain (not attached: the caller checks). */
   free(d: SmmuV3NestedDomain): void {
     d.flushTlb();

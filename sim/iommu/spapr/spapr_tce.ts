@@ -14,7 +14,14 @@
  * - a DMA outside every window, through an invalid TCE or against a TCE's permission bits does
  *   not just fail: the PHB freezes the whole PE (EEH). While frozen, the PE's DMA is dropped and
  *   its MMIO reads return all-ones (writes are dropped) until user space thaws it
- *   (VFIO_EEH_PE_OP UNFREEZE_IO/UNFREEZE_DMA) or resets it;
+ *   (VFIO_EEH_PE_OP UNFREEZE_IO/UNFREEZE_DMA, or RESET_DEACTIVATE after a reset) or the device
+ *   changes owner: VFIO's first open and last close of a function thaw its frozen PE
+ *   (`eeh_dev_open` / `eeh_dev_release` → `eeh_pe_change_owner`, arch/powerpc/kernel/eeh.c), so
+ *   a freeze never outlives the session that caused it;
+ * - a PE reset (RESET_HOT or RESET_FUNDAMENTAL) is a pulse on PowerNV: `eeh_pe_reset` freezes
+ *   the PE (EEH_OPT_FREEZE_PE), then OPAL and `pci_bus_error_reset` reset the bus edge-triggered
+ *   (the de-assert step is a no-op), so the PE reads STOPPED, not RESET, until RESET_DEACTIVATE
+ *   re-enables the devices and thaws it (`eeh_pe_reenable_devices`).;
  * - the PHB caches the TCEs it fetches, as PHB4's TCE cache does; Linux kills that cache after
  *   every TCE update (`iommu_tce_kill`), which here is {@link TceTable.write} bumping the
  *   translation epoch, as every window, ownership and EEH change does too.
@@ -43,7 +50,6 @@
 
 import {
   VFIO_EEH_PE_STATE_NORMAL,
-  VFIO_EEH_PE_STATE_RESET,
   VFIO_EEH_PE_STATE_STOPPED,
   VFIO_EEH_PE_STATE_STOPPED_DMA,
   VFIO_EEH_PE_STATE_UNAVAIL,
@@ -98,7 +104,6 @@ export const POWERNV_PHB4: SpaprPlatform = {
 /** EEH PE states (`EEH_PE_STATE_*` of asm/eeh.h, the values VFIO_EEH_PE_GET_STATE returns). */
 const EEH_PE_STATE = {
   NORMAL: VFIO_EEH_PE_STATE_NORMAL,
-  RESET: VFIO_EEH_PE_STATE_RESET,
   STOPPED: VFIO_EEH_PE_STATE_STOPPED,
   STOPPED_DMA: VFIO_EEH_PE_STATE_STOPPED_DMA,
   UNAVAIL: VFIO_EEH_PE_STATE_UNAVAIL,
@@ -123,7 +128,6 @@ export class SpaprPe {
   readonly #windows: (TceTable | undefined)[];
   #mmioEnabled = true;
   #dmaEnabled = true;
-  #resetActive = false;
 
   /**
    * A PE of `platform` numbered `number`; every window and EEH state change, and every write to
@@ -189,19 +193,21 @@ export class SpaprPe {
     return undefined;
   }
 
-  /** Whether MMIO to the PE's functions is blocked (frozen, or in reset). */
+  /** Whether MMIO to the PE's functions is blocked (frozen). */
   get mmioBlocked(): boolean {
-    return !this.#mmioEnabled || this.#resetActive;
+    return !this.#mmioEnabled;
   }
 
   /** Whether the PE's DMA is blocked. */
   get dmaBlocked(): boolean {
-    return !this.#dmaEnabled || this.#resetActive;
+    return !this.#dmaEnabled;
   }
 
-  /** `eeh_pe_get_state` as VFIO reports it. */
+  /**
+   * `eeh_pe_get_state` as VFIO reports it. PowerNV reports RESET only while OPAL holds the whole
+   * PHB in reset, which VFIO's edge-triggered PE resets never leave behind.
+   */
   get eehState(): number {
-    if (this.#resetActive) return EEH_PE_STATE.RESET;
     if (this.#dmaEnabled && this.#mmioEnabled) return EEH_PE_STATE.NORMAL;
     if (!this.#dmaEnabled && !this.#mmioEnabled) return EEH_PE_STATE.STOPPED;
     if (!this.#dmaEnabled) return EEH_PE_STATE.STOPPED_DMA;
@@ -229,19 +235,29 @@ export class SpaprPe {
     this.#dmaEnabled = true;
   }
 
-  /** EEH_RESET_HOT / EEH_RESET_FUNDAMENTAL: freeze, then hold the PE in reset. */
-  assertReset(): void {
-    this.epoch.bump();
+  /**
+   * EEH_RESET_HOT / EEH_RESET_FUNDAMENTAL as `eeh_pe_reset` does it: freeze the PE first (MMIO
+   * during a reset would raise a recursive EEH error); the caller pulses the functions' reset.
+   */
+  freezeForReset(): void {
     this.freeze();
-    this.#resetActive = true;
   }
 
-  /** EEH_RESET_DEACTIVATE: release reset and re-enable MMIO and DMA. */
-  deassertReset(): void {
-    this.epoch.bump();
-    this.#resetActive = false;
-    this.#mmioEnabled = true;
-    this.#dmaEnabled = true;
+  /** EEH_RESET_DEACTIVATE: `eeh_pe_reenable_devices` thaws MMIO and DMA. */
+  reenable(): void {
+    this.thawMmio();
+    this.thawDma();
+  }
+
+  /**
+   * `eeh_pe_change_owner`: a frozen PE is thawed (`eeh_unfreeze_pe`); an active one is left
+   * alone. Returns whether it was frozen. (Linux first resets the PE of the three devices in
+   * `eeh_reset_ids` — Emulex BE and Lancer, Broadcom BCM5719 — none of which is simulated.)
+   */
+  changeOwner(): boolean {
+    if (this.#mmioEnabled && this.#dmaEnabled) return false;
+    this.reenable();
+    return true;
   }
 }
 
@@ -324,6 +340,17 @@ export class SpaprTceIommu implements IommuModel {
       this.#pes.set(number, pe);
     }
     return pe;
+  }
+
+  /** The windows programmed in each PE ({@link IommuModel.liveDomains}). */
+  liveDomains(): string[] {
+    const out: string[] = [];
+    for (const pe of this.#pes.values()) {
+      pe.windows.forEach((t, num) => {
+        if (t !== undefined) out.push(`PE#${pe.number.toString(16)} window ${num}`);
+      });
+    }
+    return out.sort();
   }
 
   /** The PE of a requester, or undefined. */
@@ -433,6 +460,17 @@ export class SpaprTceIommu implements IommuModel {
       entries.set(index, tce);
     }
     return tce;
+  }
+
+  /**
+   * VFIO took or gave back a function (first open, last close): `eeh_dev_open` and
+   * `eeh_dev_release` thaw its PE if it is frozen, so the next session starts clean.
+   */
+  changeOwner(requester: number): void {
+    const pe = this.peOfRequester(requester);
+    if (pe?.changeOwner()) {
+      this.#o.trace?.(`spapr: PHB#${this.platform.phb}-PE#${pe.number.toString(16)} thawed`);
+    }
   }
 
   /** Freeze a PE as an injected error does (VFIO_EEH_PE_INJECT_ERR). */

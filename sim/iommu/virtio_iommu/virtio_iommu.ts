@@ -535,6 +535,18 @@ export class VirtioIommu implements IommuModel {
   }
 
   /**
+   * Domain ids (the blocking domains the core keeps per group included) and endpoint
+   * attachments ({@link IommuModel.liveDomains}).
+   */
+  liveDomains(): string[] {
+    const out = this.domainIds.map((id) => `domain=${id}`);
+    for (const [ep, e] of this.#endpoints) {
+      if (e.domain !== undefined) out.push(`ep=0x${ep.toString(16)} → domain=${e.domain.id}`);
+    }
+    return out.sort();
+  }
+
+  /**
    * Send one whole request (head, body, writable part) and wait for it, as
    * `viommu_send_req_sync` does: the device's status is written back into `req` (IOERR when it
    * wrote nothing) and mapped to 0 or -errno.

@@ -524,6 +524,18 @@ export class VtdIommu implements IommuModel {
     return this.#context.get(requester);
   }
 
+  /** Domain ids, context entries and PASID entries in use (see {@link IommuModel.liveDomains}). */
+  liveDomains(): string[] {
+    const out = this.domainIds.map((did) => `did=${did}`);
+    for (const [rid, d] of this.#context) out.push(`rid=0x${rid.toString(16)} → did=${d.id}`);
+    for (const [rid, table] of this.#pasidTables) {
+      for (const [pasid, d] of table) {
+        out.push(`rid=0x${rid.toString(16)} pasid=${pasid} → did=${d.id}`);
+      }
+    }
+    return out.sort();
+  }
+
   /**
    * Translate one access of `length` bytes within one 4 KiB page (callers split at page
    * boundaries; only the first page is checked).
