@@ -61,11 +61,27 @@ export {
 } from "./drivers/edu/edu.ts";
 export { VirtioNet, type VirtioNetOptions } from "./drivers/virtio/net.ts";
 export { E1000Controller, type E1000Options } from "./drivers/e1000/controller.ts";
+export { E1000_MODELS, findE1000Model } from "./drivers/e1000/models.ts";
+export type {
+  E1000InterruptRegs,
+  E1000IrqScheme,
+  E1000Model,
+  E1000QueueLayout,
+} from "./drivers/e1000/model.ts";
 export {
-  E1000_MODELS,
-  type E1000InterruptRegs,
-  type E1000Model,
-} from "./drivers/e1000/registers.ts";
+  E1000_BUFFER_SIZE,
+  IntelNic,
+  type IntelNicOptions,
+  type IntelNicStats,
+  type ReceiveFilter,
+} from "./drivers/e1000/nic.ts";
+export type { E1000HardwareStats } from "./drivers/e1000/stats.ts";
+export { type IgbOptions, openIgb } from "./drivers/igb/igb.ts";
+export { IGB_MODEL } from "./drivers/igb/model.ts";
+export { type E1000eOptions, openE1000e } from "./drivers/e1000e/e1000e.ts";
+export { E1000E_MODEL } from "./drivers/e1000e/model.ts";
+export * from "./drivers/open_nic.ts";
+export { pollForWork, waitForVectors } from "./drivers/wait_for_work.ts";
 // The network stack.
 export * from "./net/stack.ts";
 export { ArpCache } from "./net/arp.ts";

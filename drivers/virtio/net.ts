@@ -1,7 +1,10 @@
 /**
  * A virtio-net driver (virtio 1.2 §5.1) over the modern PCI transport: one receive and one
- * transmit split virtqueue, polling (no interrupts), frames in a preallocated {@link PacketPool}
- * whose headroom holds the 12-byte virtio-net header. It implements {@link NetDevice}.
+ * transmit split virtqueue, frames in a preallocated {@link PacketPool} whose headroom holds the
+ * 12-byte virtio-net header. It implements {@link NetDevice}: traffic is polled, and
+ * {@link VirtioNet.waitForWork} sleeps on the receive queue's MSI-X vector, which the driver
+ * turns on and off with VIRTQ_AVAIL_F_NO_INTERRUPT (§2.7.10) in NAPI fashion. The transmit queue
+ * never interrupts (its buffers are reclaimed on the next transmit).
  *
  * @example
  * ```ts
@@ -16,12 +19,22 @@
 import type { PciDevice } from "../../core/pci_device.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
-import type { NetDevice, NetDeviceStats } from "../net_device.ts";
+import { VFIO_PCI_MSIX_IRQ_INDEX } from "../../core/device_uapi.ts";
+import { runAll } from "../../core/syscall.ts";
+import type {
+  InterruptMode,
+  NetDevice,
+  NetDeviceStats,
+  NicOpenOptions,
+  WorkWaitResult,
+} from "../net_device.ts";
 import { type PacketBuffer, PacketPool } from "../packet_pool.ts";
+import { pollForWork, waitForVectors } from "../wait_for_work.ts";
 import {
   VIRTIO_F_ACCESS_PLATFORM,
   VIRTIO_F_VERSION_1,
   VIRTIO_ID_NET,
+  VIRTIO_MSI_NO_VECTOR,
   VIRTIO_NET_CFG_MAC,
   VIRTIO_NET_CFG_STATUS,
   VIRTIO_NET_F_MAC,
@@ -41,15 +54,16 @@ import {
 import { SplitQueue, splitQueueLayout } from "./virtqueue.ts";
 import { VirtioPciTransport } from "./transport.ts";
 
-/** Options of {@link VirtioNet.open}. */
-export interface VirtioNetOptions {
+/** Options of {@link VirtioNet.open} (the pool defaults to 4 × queue size buffers). */
+export interface VirtioNetOptions extends NicOpenOptions {
   /** Entries per virtqueue (a power of two, capped by the device's maximum; default 256). */
   queueSize?: number;
-  /** Packet buffers in the pool (default 4 × queue size). */
-  poolSize?: number;
 }
 
 const DEFAULT_QUEUE_SIZE = 256;
+/** The MSI-X vector of the receive queue. */
+const RX_VECTOR = 0;
+const RX_VECTORS = [RX_VECTOR];
 
 function bit(n: number): bigint {
   return 1n << BigInt(n);
@@ -65,6 +79,8 @@ export class VirtioNet implements NetDevice {
   readonly pool: PacketPool;
   /** The negotiated feature bits. */
   readonly features: bigint;
+  /** MSI-X on the receive queue, or none (the device has no MSI-X, or interrupts were off). */
+  readonly interruptMode: InterruptMode;
   readonly #dev: PciDevice;
   readonly #transport: VirtioPciTransport;
   readonly #rx: SplitQueue;
@@ -83,6 +99,7 @@ export class VirtioNet implements NetDevice {
     rxDropped: 0,
     txDropped: 0,
   };
+  readonly #closeDevice: boolean;
   #closed = false;
 
   private constructor(
@@ -95,6 +112,8 @@ export class VirtioNet implements NetDevice {
       tx: SplitQueue;
       rings: DmaBuffer[];
       pool: PacketPool;
+      msix: boolean;
+      closeDevice: boolean;
     },
   ) {
     this.#dev = dev;
@@ -111,14 +130,27 @@ export class VirtioNet implements NetDevice {
     this.#txFree = Array.from({ length: s.tx.size }, (_, i) => s.tx.size - 1 - i);
     this.#rxNotify = t.notifyOffset(VIRTIO_NET_RX_QUEUE);
     this.#txNotify = t.notifyOffset(VIRTIO_NET_TX_QUEUE);
+    this.interruptMode = s.msix ? "msix" : "none";
+    this.#closeDevice = s.closeDevice;
   }
 
   /**
    * Initialise the device (virtio 1.2 §3.1.1): reset, acknowledge, negotiate VERSION_1 (and
    * ACCESS_PLATFORM, which a device behind an IOMMU offers and requires), MAC and STATUS, set up
-   * the queues, post receive buffers, DRIVER_OK. On failure everything allocated is freed.
+   * the queues (the receive queue on MSI-X vector 0 when the device has MSI-X and interrupts
+   * are on), post receive buffers, DRIVER_OK. On failure everything allocated is freed (and the
+   * PciDevice closed when `closeDevice`).
    */
   static async open(dev: PciDevice, options: VirtioNetOptions = {}): Promise<VirtioNet> {
+    try {
+      return await VirtioNet.#open(dev, options);
+    } catch (e) {
+      if (options.closeDevice) dev.close();
+      throw e;
+    }
+  }
+
+  static async #open(dev: PciDevice, options: VirtioNetOptions): Promise<VirtioNet> {
     const vendor = dev.config.read16(0);
     const device = dev.config.read16(2);
     if (
@@ -175,7 +207,10 @@ export class VirtioNet implements NetDevice {
     }
     const rings: DmaBuffer[] = [];
     let pool: PacketPool | undefined;
+    const msix = options.interrupts !== false &&
+      dev.irqs.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count > RX_VECTOR;
     try {
+      if (msix) dev.irqs.enableMsix(RX_VECTOR + 1);
       const layout = splitQueueLayout(size);
       for (let i = 0; i < 2; i++) {
         rings.push(dev.dma.allocate(layout.total, { read: true, write: true }));
@@ -184,20 +219,48 @@ export class VirtioNet implements NetDevice {
       const tx = new SplitQueue(rings[1], size);
       rx.suppressInterrupts();
       tx.suppressInterrupts();
-      t.enableQueue(VIRTIO_NET_RX_QUEUE, rx);
+      t.setConfigVector(VIRTIO_MSI_NO_VECTOR);
+      const vector = t.enableQueue(
+        VIRTIO_NET_RX_QUEUE,
+        rx,
+        msix ? RX_VECTOR : VIRTIO_MSI_NO_VECTOR,
+      );
+      if (msix && vector !== RX_VECTOR) {
+        throw new VfioError({
+          operation: "VirtioNet.open",
+          device: dev.bdf,
+          message: `the device did not take MSI-X vector ${RX_VECTOR} for the receive queue ` +
+            `(it reads back 0x${vector.toString(16)})`,
+          hint: "open it with interrupts: false to poll without interrupts",
+        });
+      }
       t.enableQueue(VIRTIO_NET_TX_QUEUE, tx);
       pool = new PacketPool(dev.dma, options.poolSize ?? size * 4);
       const mac = (features & bit(VIRTIO_NET_F_MAC)) !== 0n
         ? Uint8Array.from({ length: 6 }, (_, i) => t.deviceConfig8(VIRTIO_NET_CFG_MAC + i))
         : locallyAdministeredMac(dev.bdf);
-      const nic = new VirtioNet(dev, t, { features, mac, rx, tx, rings, pool });
+      const nic = new VirtioNet(dev, t, {
+        features,
+        mac,
+        rx,
+        tx,
+        rings,
+        pool,
+        msix,
+        closeDevice: options.closeDevice ?? false,
+      });
       nic.#refillRx();
       t.setStatus(t.status() | VIRTIO_STATUS_DRIVER_OK);
       return nic;
     } catch (e) {
-      t.setStatus(0);
-      pool?.close();
-      for (const r of rings) dev.dma.free(r);
+      runAll([
+        () => t.setStatus(0),
+        () => {
+          if (msix) dev.irqs.disableMsix();
+        },
+        () => pool?.close(),
+        ...rings.map((r) => () => dev.dma.free(r)),
+      ]);
       throw e;
     }
   }
@@ -263,13 +326,53 @@ export class VirtioNet implements NetDevice {
     return { ...this.#stats };
   }
 
-  /** Reset the device (stopping its DMA) and free rings and pool. The PciDevice stays open. */
+  /** Whether the receive queue has used buffers waiting. */
+  rxReady(): boolean {
+    return this.#rx.usedPending() > 0;
+  }
+
+  /**
+   * NAPI-style wait (see {@link NetDevice.waitForWork}): drain the vector's eventfd, clear
+   * VIRTQ_AVAIL_F_NO_INTERRUPT, look at the used ring again, sleep on the MSI-X vector, then set
+   * the flag again. Without MSI-X it looks at the ring every millisecond.
+   */
+  async waitForWork(timeoutMs: number, signal?: AbortSignal): Promise<WorkWaitResult> {
+    if (this.#closed) return "cancelled";
+    const rx = this.#rx;
+    if (rx.usedPending() > 0) return "ready";
+    if (this.interruptMode === "none") {
+      return await pollForWork(this.#dev.kernel, () => this.rxReady(), timeoutMs, signal);
+    }
+    this.#dev.irqs.poll(RX_VECTOR);
+    rx.enableInterrupts();
+    if (rx.usedPending() > 0) {
+      rx.suppressInterrupts();
+      return "ready";
+    }
+    const got = await waitForVectors(this.#dev.irqs, RX_VECTORS, timeoutMs, signal);
+    if (this.#closed) return "cancelled";
+    rx.suppressInterrupts();
+    return got;
+  }
+
+  /**
+   * Reset the device (stopping its DMA), disable its vector, free rings and pool; close the
+   * PciDevice too when the driver was asked to.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#transport.setStatus(0);
-    this.pool.close();
-    for (const r of this.#rings) this.#dev.dma.free(r);
+    const dev = this.#dev;
+    const steps = [
+      () => this.#transport.setStatus(0),
+      () => {
+        if (this.interruptMode === "msix") dev.irqs.disableMsix();
+      },
+      () => this.pool.close(),
+      ...this.#rings.map((r) => () => dev.dma.free(r)),
+    ];
+    if (this.#closeDevice) steps.push(() => dev.close());
+    runAll(steps);
   }
 
   #reclaimTx(): void {

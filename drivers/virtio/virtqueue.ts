@@ -78,9 +78,18 @@ export class SplitQueue {
     this.usedIova = memory.iova + BigInt(l.used);
   }
 
-  /** Ask the device not to interrupt for this queue (polling drivers). */
+  /** Ask the device not to interrupt for this queue (polling drivers, NAPI while polling). */
   suppressInterrupts(): void {
     this.#avail[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
+  }
+
+  /**
+   * Ask the device to interrupt again (§2.7.10: clear VIRTQ_AVAIL_F_NO_INTERRUPT). The store is
+   * sequentially consistent, so a {@link usedPending} after it sees every used entry the device
+   * wrote before it read the flag: a driver that re-checks the ring afterwards misses nothing.
+   */
+  enableInterrupts(): void {
+    Atomics.store(this.#avail, 0, 0);
   }
 
   /** Fill descriptor `i`: buffer at `iova` (a Number), `length` bytes, `flags`, `next`. */

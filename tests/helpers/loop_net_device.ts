@@ -5,7 +5,12 @@
  * @module
  */
 
-import type { NetDevice, NetDeviceStats } from "../../drivers/net_device.ts";
+import type {
+  InterruptMode,
+  NetDevice,
+  NetDeviceStats,
+  WorkWaitResult,
+} from "../../drivers/net_device.ts";
 import { type DmaAllocator, type PacketBuffer, PacketPool } from "../../drivers/packet_pool.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { iova } from "../../core/dma_backend.ts";
@@ -33,6 +38,8 @@ export function memoryAllocator(): DmaAllocator {
 /** The loopback test device. */
 export class LoopNetDevice implements NetDevice {
   readonly name = "loop";
+  /** No interrupts: {@link waitForWork} only looks at the inbox. */
+  readonly interruptMode: InterruptMode = "none";
   readonly pool: PacketPool;
   /** Frames waiting to be received. */
   readonly inbox: Uint8Array[] = [];
@@ -87,6 +94,10 @@ export class LoopNetDevice implements NetDevice {
   /** Counters. */
   stats(): NetDeviceStats {
     return { ...this.#stats };
+  }
+  /** "ready" when frames wait in the inbox, else "timeout" at once (tests drive time). */
+  waitForWork(): Promise<WorkWaitResult> {
+    return Promise.resolve(this.inbox.length > 0 ? "ready" : "timeout");
   }
   /** Nothing to release. */
   close(): void {}
