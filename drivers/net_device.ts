@@ -60,6 +60,12 @@ export interface NicOpenOptions {
   /** Packet buffers in the pool (default: a driver-specific number that covers every ring). */
   poolSize?: number;
   /**
+   * Use this pool instead of allocating one (ixy-style zero-copy forwarding shares one pool
+   * between two NICs of one DMA space); it stays open when the NIC closes. Its buffers must hold
+   * a full frame after the driver's headroom.
+   */
+  pool?: PacketPool;
+  /**
    * Take receive interrupts for {@link NetDevice.waitForWork} (default true): MSI-X, else MSI,
    * when the device has them. False enables no vector (for busy-polling programs, and machines
    * whose IOMMU cannot isolate MSIs).

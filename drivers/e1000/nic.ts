@@ -81,6 +81,11 @@ export const E1000_DEFAULT_RING_SIZE = 256;
 export const E1000_MAX_RING_SIZE = 4096;
 /** Default wait for the link at open (ms): covers a PHY's auto-negotiation. */
 export const E1000_DEFAULT_LINK_TIMEOUT_MS = 3000;
+/**
+ * The longest frame the NIC writes: 1518 bytes plus a VLAN tag, CRC stripped (RCTL.LPE = 0, so
+ * longer frames are dropped as oversize). A caller's pool must hold this after its headroom.
+ */
+export const E1000_MAX_FRAME = 1522;
 /** Buffers beyond the rings' for frames the stack holds (a receive and a transmit batch). */
 const POOL_SLACK = 64;
 /** How long a queue may take to report RXDCTL/TXDCTL.ENABLE (ms). */
@@ -124,6 +129,8 @@ export interface ReceiveFilter {
 export interface IntelNicStats extends NetDeviceStats {
   /** The statistics registers, accumulated since open. */
   hardware: E1000HardwareStats;
+  /** Frames received per queue (how RSS spread them). */
+  rxQueuePackets: number[];
 }
 
 /** An e1000-family NIC (82574L or 82576) driven through VFIO. */
@@ -151,6 +158,7 @@ export class IntelNic implements NetDevice {
   readonly #vectors: number[];
   readonly #armBits: number;
   readonly #closeDevice: boolean;
+  readonly #ownsPool: boolean;
   readonly #mta = new Uint32Array(E1000_MTA_REGISTERS);
   #rctl = 0;
   #rxTurn = 0;
@@ -168,6 +176,7 @@ export class IntelNic implements NetDevice {
     counters: E1000Counters;
     irq: E1000IrqScheme | undefined;
     closeDevice: boolean;
+    ownsPool: boolean;
   }) {
     this.#dev = parts.dev;
     this.#ctl = parts.ctl;
@@ -189,6 +198,7 @@ export class IntelNic implements NetDevice {
       ? 0
       : parts.rx.reduce((bits, _, q) => bits | irq.queueBits(q), 0) >>> 0;
     this.#closeDevice = parts.closeDevice;
+    this.#ownsPool = parts.ownsPool;
   }
 
   /**
@@ -223,6 +233,14 @@ export class IntelNic implements NetDevice {
     const rxSize = ringSize(dev, "rxRingSize", options.rxRingSize);
     const txSize = ringSize(dev, "txRingSize", options.txRingSize);
     const poolSize = options.poolSize ?? queues * (rxSize + txSize) + POOL_SLACK;
+    if (options.pool && options.pool.bufferSize - options.pool.headroom < E1000_MAX_FRAME) {
+      throw usage(
+        dev,
+        `the pool's buffers hold ${
+          options.pool.bufferSize - options.pool.headroom
+        } bytes after the headroom; a frame needs ${E1000_MAX_FRAME}`,
+      );
+    }
     dev.config.enableBusMaster();
     await ctl.reset();
     const mac = ctl.macAddress() ?? await ctl.nvmMacAddress();
@@ -233,7 +251,7 @@ export class IntelNic implements NetDevice {
     let pool: PacketPool | undefined;
     let irqEnabled: E1000IrqScheme | undefined;
     try {
-      pool = new PacketPool(dev.dma, poolSize, E1000_BUFFER_SIZE, 0);
+      pool = options.pool ?? new PacketPool(dev.dma, poolSize, E1000_BUFFER_SIZE, 0);
       const stats: NetDeviceStats = {
         rxPackets: 0,
         rxBytes: 0,
@@ -298,6 +316,7 @@ export class IntelNic implements NetDevice {
         counters,
         irq,
         closeDevice: options.closeDevice ?? false,
+        ownsPool: options.pool === undefined,
       });
       nic.setReceiveFilter({
         promiscuous: options.promiscuous ?? false,
@@ -312,7 +331,9 @@ export class IntelNic implements NetDevice {
           if (irqEnabled?.kind === "msix") dev.irqs.disableMsix();
           else if (irqEnabled?.kind === "msi") dev.irqs.disableMsi();
         },
-        () => pool?.close(),
+        () => {
+          if (options.pool === undefined) pool?.close();
+        },
         ...rings.map((r) => () => dev.dma.free(r)),
       ]);
       throw e;
@@ -363,7 +384,11 @@ export class IntelNic implements NetDevice {
   stats(): IntelNicStats {
     this.#assertOpen("stats");
     for (const ring of this.#tx) ring.reclaim();
-    return { ...this.#stats, hardware: this.#counters.update() };
+    return {
+      ...this.#stats,
+      hardware: this.#counters.update(),
+      rxQueuePackets: this.#rx.map((r) => r.packets),
+    };
   }
 
   /** Frames waiting in any receive ring. */
@@ -454,7 +479,9 @@ export class IntelNic implements NetDevice {
       },
       ...this.#rx.map((r) => () => r.drain()),
       ...this.#tx.map((r) => () => r.drain()),
-      () => this.pool.close(),
+      () => {
+        if (this.#ownsPool) this.pool.close();
+      },
       ...this.#rx.map((r) => () => dev.dma.free(r.memory)),
       ...this.#tx.map((r) => () => dev.dma.free(r.memory)),
     ];

@@ -85,6 +85,9 @@ export class RxRing {
     this.#stats = stats;
   }
 
+  /** Frames this ring delivered (per-queue count of RSS). */
+  packets = 0;
+
   /** Descriptors currently owned by the device. */
   get posted(): number {
     return this.#posted;
@@ -175,6 +178,7 @@ export class RxRing {
     }
     this.#next = (next + k) & mask;
     this.#posted -= k;
+    this.packets += n;
     return n;
   }
 

@@ -49,8 +49,11 @@ export const IGB_EIMC = 0x01528;
 export const IGB_EIAC = 0x0152c;
 /** Extended Interrupt Cause Read; writing 1s clears. */
 export const IGB_EICR = 0x01580;
-/** Legacy Interrupt Mask Clear (masks the ICR causes). */
-export const IGB_IMC = 0x0150c;
+/**
+ * Legacy Interrupt Mask Clear (masks the ICR causes): at the e1000 offset 0x00D8, as Linux's
+ * e1000 register map and QEMU have it (nothing answers at 0x150C).
+ */
+export const IGB_IMC = 0x000d8;
 /**
  * Interrupt Vector Allocation, 8 registers: IVAR[n] routes queue n (bytes 0 receive, 1 transmit)
  * and queue n + 8 (bytes 2 and 3).

@@ -100,6 +100,7 @@ export class VirtioNet implements NetDevice {
     txDropped: 0,
   };
   readonly #closeDevice: boolean;
+  readonly #ownsPool: boolean;
   #closed = false;
 
   private constructor(
@@ -114,6 +115,7 @@ export class VirtioNet implements NetDevice {
       pool: PacketPool;
       msix: boolean;
       closeDevice: boolean;
+      ownsPool: boolean;
     },
   ) {
     this.#dev = dev;
@@ -132,6 +134,7 @@ export class VirtioNet implements NetDevice {
     this.#txNotify = t.notifyOffset(VIRTIO_NET_TX_QUEUE);
     this.interruptMode = s.msix ? "msix" : "none";
     this.#closeDevice = s.closeDevice;
+    this.#ownsPool = s.ownsPool;
   }
 
   /**
@@ -235,7 +238,15 @@ export class VirtioNet implements NetDevice {
         });
       }
       t.enableQueue(VIRTIO_NET_TX_QUEUE, tx);
-      pool = new PacketPool(dev.dma, options.poolSize ?? size * 4);
+      if (options.pool && options.pool.headroom < VIRTIO_NET_HDR_SIZE) {
+        throw new VfioError({
+          operation: "VirtioNet.open",
+          device: dev.bdf,
+          message: `the pool's headroom of ${options.pool.headroom} bytes cannot hold the ` +
+            `${VIRTIO_NET_HDR_SIZE}-byte virtio-net header`,
+        });
+      }
+      pool = options.pool ?? new PacketPool(dev.dma, options.poolSize ?? size * 4);
       const mac = (features & bit(VIRTIO_NET_F_MAC)) !== 0n
         ? Uint8Array.from({ length: 6 }, (_, i) => t.deviceConfig8(VIRTIO_NET_CFG_MAC + i))
         : locallyAdministeredMac(dev.bdf);
@@ -248,6 +259,7 @@ export class VirtioNet implements NetDevice {
         pool,
         msix,
         closeDevice: options.closeDevice ?? false,
+        ownsPool: options.pool === undefined,
       });
       nic.#refillRx();
       t.setStatus(t.status() | VIRTIO_STATUS_DRIVER_OK);
@@ -258,7 +270,9 @@ export class VirtioNet implements NetDevice {
         () => {
           if (msix) dev.irqs.disableMsix();
         },
-        () => pool?.close(),
+        () => {
+          if (options.pool === undefined) pool?.close();
+        },
         ...rings.map((r) => () => dev.dma.free(r)),
       ]);
       throw e;
@@ -368,7 +382,9 @@ export class VirtioNet implements NetDevice {
       () => {
         if (this.interruptMode === "msix") dev.irqs.disableMsix();
       },
-      () => this.pool.close(),
+      () => {
+        if (this.#ownsPool) this.pool.close();
+      },
       ...this.#rings.map((r) => () => dev.dma.free(r)),
     ];
     if (this.#closeDevice) steps.push(() => dev.close());

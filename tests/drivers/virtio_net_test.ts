@@ -10,37 +10,27 @@ import { VirtioNet } from "../../drivers/virtio/net.ts";
 import { NetStack } from "../../net/stack.ts";
 import { parseIpv4 } from "../../net/ipv4.ts";
 import { createMachine, type MachineOptions } from "../../sim/machine.ts";
+import {
+  SIM_IOMMU_OPTIONS,
+  SIM_IOMMU_PATHS,
+  SIM_IOMMUS,
+  type SimPath,
+} from "../helpers/nic_rig.ts";
 import { SimPeer } from "../../sim/net/peer.ts";
 import { PcapWriter } from "../../sim/net/pcap.ts";
 import { UdpBridge } from "../../sim/net/bridge.ts";
 
-type Path = "type1" | "iommufd" | "spapr";
-
-/**
- * IOMMU models with the VFIO paths Linux has behind each (POWER: the sPAPR container only) and
- * the machine options each needs (virtio-iommu on x86: no IRQ remapping).
- */
-const MODELS: MachineOptions["iommu"][] = ["vtd", "smmuv3", "virtio-iommu", "spapr"];
-const MODEL_PATHS: Record<MachineOptions["iommu"], readonly Path[]> = {
-  vtd: ["type1", "iommufd"],
-  smmuv3: ["type1", "iommufd"],
-  "virtio-iommu": ["type1", "iommufd"],
-  spapr: ["spapr"],
-};
-const MODEL_OPTIONS: Partial<Record<MachineOptions["iommu"], Partial<MachineOptions>>> = {
-  "virtio-iommu": { allowUnsafeInterrupts: { type1: true, iommufd: true } },
-};
 const NIC_IP = parseIpv4("10.0.2.15");
 const PEER_IP = parseIpv4("10.0.2.2");
 const BDF = "0000:00:03.0";
 
-async function rig(iommu: MachineOptions["iommu"], path: Path, realtime = false) {
+async function rig(iommu: MachineOptions["iommu"], path: SimPath, realtime = false) {
   const machine = createMachine({
     iommu,
     devices: [{ model: "virtio-net", bdf: BDF }],
     strict: true,
     realtime,
-    ...MODEL_OPTIONS[iommu],
+    ...SIM_IOMMU_OPTIONS[iommu],
   });
   const baseline = machine.memory.usedBytes; // what the IOMMU keeps for good (SMMUv3 tables)
   const dev = openPciDevice(BDF, { kernel: machine.kernel, iommu: path });
@@ -69,8 +59,8 @@ async function rig(iommu: MachineOptions["iommu"], path: Path, realtime = false)
   return { machine, dev, nic, stack, peer, run, close, baseline };
 }
 
-for (const iommu of MODELS) {
-  for (const path of MODEL_PATHS[iommu]) {
+for (const iommu of SIM_IOMMUS) {
+  for (const path of SIM_IOMMU_PATHS[iommu]) {
     const name = `virtio-net on ${iommu}/${path}`;
 
     Deno.test({
