@@ -37,6 +37,28 @@ export interface NetDeviceStats {
   txDropped: number;
 }
 
+/** Counters at zero, for a driver to start from. */
+export function newNetDeviceStats(): NetDeviceStats {
+  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rxDropped: 0, txDropped: 0 };
+}
+
+/**
+ * Run a driver's open; when it fails and `closeDevice` asked the driver to own the PCI device,
+ * close the device before the error goes on (the driver freed what it allocated itself).
+ */
+export async function openOwningDevice<T>(
+  dev: { close(): void },
+  closeDevice: boolean | undefined,
+  open: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await open();
+  } catch (e) {
+    if (closeDevice) dev.close();
+    throw e;
+  }
+}
+
 /** How a NIC's {@link NetDevice.waitForWork} learns about frames. */
 export type InterruptMode =
   /** An MSI-X vector per receive queue, through an eventfd. */

@@ -24,12 +24,14 @@ import { VfioError } from "../../core/errors.ts";
 import { pollUntil } from "../../core/poll_until.ts";
 import { runAll } from "../../core/syscall.ts";
 import { VFIO_PCI_MSI_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX } from "../../core/device_uapi.ts";
-import type {
-  InterruptMode,
-  NetDevice,
-  NetDeviceStats,
-  NicOpenOptions,
-  WorkWaitResult,
+import {
+  type InterruptMode,
+  type NetDevice,
+  type NetDeviceStats,
+  newNetDeviceStats,
+  type NicOpenOptions,
+  openOwningDevice,
+  type WorkWaitResult,
 } from "../net_device.ts";
 import { type PacketBuffer, PacketPool } from "../packet_pool.ts";
 import { pollForWork, waitForVectors } from "../wait_for_work.ts";
@@ -206,13 +208,8 @@ export class IntelNic implements NetDevice {
    * interrupts (masked until {@link waitForWork}). On failure the device is reset and everything
    * allocated is freed (the PciDevice too when `closeDevice`).
    */
-  static async open(dev: PciDevice, options: IntelNicOptions = {}): Promise<IntelNic> {
-    try {
-      return await IntelNic.#open(dev, options);
-    } catch (e) {
-      if (options.closeDevice) dev.close();
-      throw e;
-    }
+  static open(dev: PciDevice, options: IntelNicOptions = {}): Promise<IntelNic> {
+    return openOwningDevice(dev, options.closeDevice, () => IntelNic.#open(dev, options));
   }
 
   static async #open(dev: PciDevice, options: IntelNicOptions): Promise<IntelNic> {
@@ -252,14 +249,7 @@ export class IntelNic implements NetDevice {
     let irqEnabled: E1000IrqScheme | undefined;
     try {
       pool = options.pool ?? new PacketPool(dev.dma, poolSize, E1000_BUFFER_SIZE, 0);
-      const stats: NetDeviceStats = {
-        rxPackets: 0,
-        rxBytes: 0,
-        txPackets: 0,
-        txBytes: 0,
-        rxDropped: 0,
-        txDropped: 0,
-      };
+      const stats = newNetDeviceStats();
       const counters = new E1000Counters(regs);
       counters.discard();
       for (let i = 0; i < E1000_MTA_REGISTERS; i++) regs.write32(E1000_MTA + i * 4, 0);

@@ -42,27 +42,22 @@ import {
 
 const TWO_POW_32 = 0x1_0000_0000;
 
-/** One receive ring. */
-export class RxRing {
+/**
+ * What both rings hold: the descriptors in DMA memory (zeroed), the buffer of each slot, the tail
+ * register, the pool buffers come from and go back to, and the counters they update.
+ */
+export abstract class DescriptorRing {
   /** Descriptors in the ring (a power of two). */
   readonly size: number;
   /** The ring's DMA memory. */
   readonly memory: DmaBuffer;
-  readonly #d: Uint32Array;
-  readonly #mask: number;
-  readonly #bufs: (PacketBuffer | undefined)[];
-  readonly #regs: Mmio;
-  readonly #tailReg: number;
-  readonly #pool: PacketPool;
-  readonly #stats: NetDeviceStats;
-  /** Next descriptor the device completes. */
-  #next = 0;
-  /** Next descriptor to post (the tail register's value). */
-  #tail = 0;
-  /** Descriptors the device owns. */
-  #posted = 0;
-  /** Dropping the rest of a frame that spans descriptors. */
-  #discarding = false;
+  protected readonly d: Uint32Array;
+  protected readonly mask: number;
+  protected readonly bufs: (PacketBuffer | undefined)[];
+  protected readonly regs: Mmio;
+  protected readonly tailReg: number;
+  protected readonly pool: PacketPool;
+  protected readonly stats: NetDeviceStats;
 
   /** A ring of `size` descriptors over `memory` (zeroed), its tail register at `tailReg`. */
   constructor(
@@ -75,15 +70,40 @@ export class RxRing {
   ) {
     this.size = size;
     this.memory = memory;
-    this.#mask = size - 1;
+    this.mask = size - 1;
     memory.bytes.fill(0, 0, size * DESC_WORDS * 4);
-    this.#d = new Uint32Array(memory.bytes.buffer, memory.bytes.byteOffset, size * DESC_WORDS);
-    this.#bufs = new Array(size).fill(undefined);
-    this.#regs = regs;
-    this.#tailReg = tailReg;
-    this.#pool = pool;
-    this.#stats = stats;
+    this.d = new Uint32Array(memory.bytes.buffer, memory.bytes.byteOffset, size * DESC_WORDS);
+    this.bufs = new Array(size).fill(undefined);
+    this.regs = regs;
+    this.tailReg = tailReg;
+    this.pool = pool;
+    this.stats = stats;
   }
+
+  /** Return every buffer still in the ring to the pool (the device must be stopped). */
+  drain(): void {
+    for (let i = 0; i < this.size; i++) {
+      const buf = this.bufs[i];
+      if (buf !== undefined) this.pool.free(buf);
+      this.bufs[i] = undefined;
+    }
+    this.emptied();
+  }
+
+  /** Reset the ring's own counts after {@link drain}. */
+  protected abstract emptied(): void;
+}
+
+/** One receive ring. */
+export class RxRing extends DescriptorRing {
+  /** Next descriptor the device completes. */
+  #next = 0;
+  /** Next descriptor to post (the tail register's value). */
+  #tail = 0;
+  /** Descriptors the device owns. */
+  #posted = 0;
+  /** Dropping the rest of a frame that spans descriptors. */
+  #discarding = false;
 
   /** Frames this ring delivered (per-queue count of RSS). */
   packets = 0;
@@ -96,7 +116,7 @@ export class RxRing {
   /** Whether the next descriptor has been written back (an ordered look, for the idle path). */
   ready(): boolean {
     return this.#posted > 0 &&
-      (Atomics.load(this.#d, this.#next * DESC_WORDS + RX_WB_STATUS_WORD) & RXD_STAT_DD) !== 0;
+      (Atomics.load(this.d, this.#next * DESC_WORDS + RX_WB_STATUS_WORD) & RXD_STAT_DD) !== 0;
   }
 
   /**
@@ -104,12 +124,12 @@ export class RxRing {
    * tail; returns how many were posted.
    */
   refill(): number {
-    const d = this.#d;
-    const room = this.#mask - this.#posted;
+    const d = this.d;
+    const room = this.mask - this.#posted;
     let n = 0;
     let w = 0;
     while (n < room) {
-      const buf = this.#pool.alloc();
+      const buf = this.pool.alloc();
       if (buf === undefined) break;
       const i = this.#tail;
       w = i * DESC_WORDS;
@@ -117,14 +137,14 @@ export class RxRing {
       d[w + 1] = (buf.iova / TWO_POW_32) >>> 0;
       d[w + 2] = 0;
       d[w + 3] = 0;
-      this.#bufs[i] = buf;
-      this.#tail = (i + 1) & this.#mask;
+      this.bufs[i] = buf;
+      this.#tail = (i + 1) & this.mask;
       n++;
     }
     if (n > 0) {
       Atomics.store(d, w + 3, 0);
       this.#posted += n;
-      this.#regs.write32(this.#tailReg, this.#tail);
+      this.regs.write32(this.tailReg, this.#tail);
     }
     return n;
   }
@@ -135,8 +155,8 @@ export class RxRing {
    * buffers go back to the pool) and counted in rxDropped.
    */
   receive(out: PacketBuffer[], at: number, max: number): number {
-    const d = this.#d;
-    const mask = this.#mask;
+    const d = this.d;
+    const mask = this.mask;
     const next = this.#next;
     const limit = Math.min(max, this.#posted);
     let k = 0;
@@ -148,15 +168,15 @@ export class RxRing {
     if (k === 0) return 0;
     // The batch's fence: lengths and frame bytes are read after this load.
     Atomics.load(d, ((next + k - 1) & mask) * DESC_WORDS + RX_WB_STATUS_WORD);
-    const stats = this.#stats;
+    const stats = this.stats;
     let n = 0;
     for (let j = 0; j < k; j++) {
       const i = (next + j) & mask;
       const w = i * DESC_WORDS;
       const status = d[w + RX_WB_STATUS_WORD];
       const length = d[w + RX_WB_LENGTH_WORD] & RXD_LENGTH_MASK;
-      const buf = this.#bufs[i]!;
-      this.#bufs[i] = undefined;
+      const buf = this.bufs[i]!;
+      this.bufs[i] = undefined;
       let good = (status & RXD_STAT_EOP) !== 0;
       if (!good) {
         this.#discarding = true;
@@ -168,7 +188,7 @@ export class RxRing {
         !good || (status & RXD_FRAME_ERRORS) !== 0 || length === 0 || length > buf.data.length
       ) {
         stats.rxDropped++;
-        this.#pool.free(buf);
+        this.pool.free(buf);
         continue;
       }
       buf.length = length;
@@ -182,30 +202,14 @@ export class RxRing {
     return n;
   }
 
-  /** Return every posted buffer to the pool (the device must be stopped). */
-  drain(): void {
-    for (let i = 0; i < this.size; i++) {
-      const buf = this.#bufs[i];
-      if (buf !== undefined) this.#pool.free(buf);
-      this.#bufs[i] = undefined;
-    }
+  /** Nothing is posted any more. */
+  protected emptied(): void {
     this.#posted = 0;
   }
 }
 
 /** One transmit ring. */
-export class TxRing {
-  /** Descriptors in the ring (a power of two). */
-  readonly size: number;
-  /** The ring's DMA memory. */
-  readonly memory: DmaBuffer;
-  readonly #d: Uint32Array;
-  readonly #mask: number;
-  readonly #bufs: (PacketBuffer | undefined)[];
-  readonly #regs: Mmio;
-  readonly #tailReg: number;
-  readonly #pool: PacketPool;
-  readonly #stats: NetDeviceStats;
+export class TxRing extends DescriptorRing {
   readonly #cmd: number;
   readonly #paylenShift: number;
   readonly #paylen: boolean;
@@ -217,8 +221,9 @@ export class TxRing {
   #inFlight = 0;
 
   /**
-   * A ring of `size` descriptors over `memory` (zeroed). `cmd` holds the model's word-2 bits
-   * (descriptor type); `paylenShift`, when defined, puts the frame length into word 3 (82576).
+   * A ring of `size` descriptors over `memory` (zeroed), its tail register at `tailReg`. `cmd`
+   * holds the model's word-2 bits (descriptor type); `paylenShift`, when defined, puts the frame
+   * length into word 3 (82576).
    */
   constructor(
     memory: DmaBuffer,
@@ -230,16 +235,7 @@ export class TxRing {
     cmd: number,
     paylenShift: number | undefined,
   ) {
-    this.size = size;
-    this.memory = memory;
-    this.#mask = size - 1;
-    memory.bytes.fill(0, 0, size * DESC_WORDS * 4);
-    this.#d = new Uint32Array(memory.bytes.buffer, memory.bytes.byteOffset, size * DESC_WORDS);
-    this.#bufs = new Array(size).fill(undefined);
-    this.#regs = regs;
-    this.#tailReg = tailReg;
-    this.#pool = pool;
-    this.#stats = stats;
+    super(memory, size, regs, tailReg, pool, stats);
     this.#cmd = (cmd | TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS) >>> 0;
     this.#paylen = paylenShift !== undefined;
     this.#paylenShift = paylenShift ?? 0;
@@ -252,26 +248,26 @@ export class TxRing {
 
   /** Return the buffers of descriptors the device has written back; returns how many. */
   reclaim(): number {
-    const d = this.#d;
+    const d = this.d;
     let n = 0;
     while (n < this.#inFlight) {
       const i = this.#clean;
       if ((d[i * DESC_WORDS + TX_STATUS_WORD] & TXD_STAT_DD) === 0) break;
-      this.#pool.free(this.#bufs[i]!);
-      this.#bufs[i] = undefined;
-      this.#clean = (i + 1) & this.#mask;
+      this.pool.free(this.bufs[i]!);
+      this.bufs[i] = undefined;
+      this.#clean = (i + 1) & this.mask;
       n++;
     }
     this.#inFlight -= n;
-    this.#stats.txPackets += n;
+    this.stats.txPackets += n;
     return n;
   }
 
   /** Queue up to `count` frames (one descriptor each); returns how many were taken. */
   send(buffers: PacketBuffer[], count: number): number {
-    const n = Math.min(count, this.#mask - this.#inFlight);
+    const n = Math.min(count, this.mask - this.#inFlight);
     if (n <= 0) return 0;
-    const d = this.#d;
+    const d = this.d;
     let w = 0;
     let last = 0;
     for (let j = 0; j < n; j++) {
@@ -284,24 +280,19 @@ export class TxRing {
       d[w + TX_CMD_WORD] = this.#cmd | length;
       last = this.#paylen ? (length << this.#paylenShift) >>> 0 : 0;
       d[w + TX_STATUS_WORD] = last;
-      this.#bufs[i] = buf;
-      this.#tail = (i + 1) & this.#mask;
-      this.#stats.txBytes += length;
+      this.bufs[i] = buf;
+      this.#tail = (i + 1) & this.mask;
+      this.stats.txBytes += length;
     }
     // The batch's fence: every descriptor store is visible before the tail moves.
     Atomics.store(d, w + TX_STATUS_WORD, last);
     this.#inFlight += n;
-    this.#regs.write32(this.#tailReg, this.#tail);
+    this.regs.write32(this.tailReg, this.#tail);
     return n;
   }
 
-  /** Return every buffer still in the ring to the pool (the device must be stopped). */
-  drain(): void {
-    for (let i = 0; i < this.size; i++) {
-      const buf = this.#bufs[i];
-      if (buf !== undefined) this.#pool.free(buf);
-      this.#bufs[i] = undefined;
-    }
+  /** Nothing is in flight any more. */
+  protected emptied(): void {
     this.#inFlight = 0;
   }
 }

@@ -21,12 +21,14 @@ import type { DmaBuffer } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
 import { VFIO_PCI_MSIX_IRQ_INDEX } from "../../core/device_uapi.ts";
 import { runAll } from "../../core/syscall.ts";
-import type {
-  InterruptMode,
-  NetDevice,
-  NetDeviceStats,
-  NicOpenOptions,
-  WorkWaitResult,
+import {
+  type InterruptMode,
+  type NetDevice,
+  type NetDeviceStats,
+  newNetDeviceStats,
+  type NicOpenOptions,
+  openOwningDevice,
+  type WorkWaitResult,
 } from "../net_device.ts";
 import { type PacketBuffer, PacketPool } from "../packet_pool.ts";
 import { pollForWork, waitForVectors } from "../wait_for_work.ts";
@@ -91,14 +93,7 @@ export class VirtioNet implements NetDevice {
   readonly #txFree: number[];
   readonly #rxNotify: number;
   readonly #txNotify: number;
-  readonly #stats: NetDeviceStats = {
-    rxPackets: 0,
-    rxBytes: 0,
-    txPackets: 0,
-    txBytes: 0,
-    rxDropped: 0,
-    txDropped: 0,
-  };
+  readonly #stats: NetDeviceStats = newNetDeviceStats();
   readonly #closeDevice: boolean;
   readonly #ownsPool: boolean;
   #closed = false;
@@ -144,13 +139,8 @@ export class VirtioNet implements NetDevice {
    * are on), post receive buffers, DRIVER_OK. On failure everything allocated is freed (and the
    * PciDevice closed when `closeDevice`).
    */
-  static async open(dev: PciDevice, options: VirtioNetOptions = {}): Promise<VirtioNet> {
-    try {
-      return await VirtioNet.#open(dev, options);
-    } catch (e) {
-      if (options.closeDevice) dev.close();
-      throw e;
-    }
+  static open(dev: PciDevice, options: VirtioNetOptions = {}): Promise<VirtioNet> {
+    return openOwningDevice(dev, options.closeDevice, () => VirtioNet.#open(dev, options));
   }
 
   static async #open(dev: PciDevice, options: VirtioNetOptions): Promise<VirtioNet> {

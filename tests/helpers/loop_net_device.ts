@@ -5,11 +5,12 @@
  * @module
  */
 
-import type {
-  InterruptMode,
-  NetDevice,
-  NetDeviceStats,
-  WorkWaitResult,
+import {
+  type InterruptMode,
+  type NetDevice,
+  type NetDeviceStats,
+  newNetDeviceStats,
+  type WorkWaitResult,
 } from "../../drivers/net_device.ts";
 import { type DmaAllocator, type PacketBuffer, PacketPool } from "../../drivers/packet_pool.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
@@ -47,14 +48,7 @@ export class LoopNetDevice implements NetDevice {
   readonly sent: Uint8Array[] = [];
   /** Accept at most this many frames per txBatch (to test a full ring). */
   txLimit = Infinity;
-  #stats: NetDeviceStats = {
-    rxPackets: 0,
-    rxBytes: 0,
-    txPackets: 0,
-    txBytes: 0,
-    rxDropped: 0,
-    txDropped: 0,
-  };
+  #stats: NetDeviceStats = newNetDeviceStats();
 
   /** A device with `mac` and a pool of `buffers` buffers. */
   constructor(readonly mac: Uint8Array, buffers = 64) {
