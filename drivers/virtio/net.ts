@@ -51,9 +51,9 @@ import {
   VIRTIO_STATUS_ACKNOWLEDGE,
   VIRTIO_STATUS_DRIVER,
   VIRTIO_STATUS_DRIVER_OK,
-  VIRTQ_DESC_F_WRITE,
 } from "./registers.ts";
 import { SplitQueue, splitQueueLayout } from "./virtqueue.ts";
+import { VirtioRxRing, VirtioTxRing } from "./net_rings.ts";
 import { VirtioPciTransport } from "./transport.ts";
 
 /** Options of {@link VirtioNet.open} (the pool defaults to 4 × queue size buffers). */
@@ -85,14 +85,9 @@ export class VirtioNet implements NetDevice {
   readonly interruptMode: InterruptMode;
   readonly #dev: PciDevice;
   readonly #transport: VirtioPciTransport;
-  readonly #rx: SplitQueue;
-  readonly #tx: SplitQueue;
+  readonly #rx: VirtioRxRing;
+  readonly #tx: VirtioTxRing;
   readonly #rings: DmaBuffer[];
-  readonly #rxSlot: (PacketBuffer | undefined)[];
-  readonly #txSlot: (PacketBuffer | undefined)[];
-  readonly #txFree: number[];
-  readonly #rxNotify: number;
-  readonly #txNotify: number;
   readonly #stats: NetDeviceStats = newNetDeviceStats();
   readonly #closeDevice: boolean;
   readonly #ownsPool: boolean;
@@ -118,15 +113,22 @@ export class VirtioNet implements NetDevice {
     this.name = `virtio-net ${dev.bdf}`;
     this.features = s.features;
     this.mac = s.mac;
-    this.#rx = s.rx;
-    this.#tx = s.tx;
     this.#rings = s.rings;
     this.pool = s.pool;
-    this.#rxSlot = new Array(s.rx.size).fill(undefined);
-    this.#txSlot = new Array(s.tx.size).fill(undefined);
-    this.#txFree = Array.from({ length: s.tx.size }, (_, i) => s.tx.size - 1 - i);
-    this.#rxNotify = t.notifyOffset(VIRTIO_NET_RX_QUEUE);
-    this.#txNotify = t.notifyOffset(VIRTIO_NET_TX_QUEUE);
+    const rxNotify = t.notifyOffset(VIRTIO_NET_RX_QUEUE);
+    const txNotify = t.notifyOffset(VIRTIO_NET_TX_QUEUE);
+    this.#rx = new VirtioRxRing(
+      s.rx,
+      s.pool,
+      this.#stats,
+      () => t.notify(rxNotify, VIRTIO_NET_RX_QUEUE),
+    );
+    this.#tx = new VirtioTxRing(
+      s.tx,
+      s.pool,
+      this.#stats,
+      () => t.notify(txNotify, VIRTIO_NET_TX_QUEUE),
+    );
     this.interruptMode = s.msix ? "msix" : "none";
     this.#closeDevice = s.closeDevice;
     this.#ownsPool = s.ownsPool;
@@ -251,7 +253,7 @@ export class VirtioNet implements NetDevice {
         closeDevice: options.closeDevice ?? false,
         ownsPool: options.pool === undefined,
       });
-      nic.#refillRx();
+      nic.#rx.refill();
       t.setStatus(t.status() | VIRTIO_STATUS_DRIVER_OK);
       return nic;
     } catch (e) {
@@ -277,62 +279,28 @@ export class VirtioNet implements NetDevice {
 
   /** Receive up to `max` frames. */
   rxBatch(out: PacketBuffer[], max: number): number {
-    let n = 0;
-    const rx = this.#rx;
-    while (n < max && rx.usedPending() > 0) {
-      const id = rx.popUsed();
-      const buf = this.#rxSlot[id];
-      this.#rxSlot[id] = undefined;
-      if (!buf) {
-        this.#stats.rxDropped++;
-        continue;
-      }
-      const frame = rx.lastLength - VIRTIO_NET_HDR_SIZE;
-      if (frame <= 0 || frame > buf.data.length) {
-        this.#stats.rxDropped++;
-        this.pool.free(buf);
-        continue;
-      }
-      buf.length = frame;
-      out[n++] = buf;
-      this.#stats.rxPackets++;
-      this.#stats.rxBytes += frame;
-    }
-    if (n > 0) this.#refillRx();
+    const n = this.#rx.receive(out, max);
+    if (n > 0) this.#rx.refill();
     return n;
   }
 
   /** Queue up to `count` frames for transmit. */
   txBatch(buffers: PacketBuffer[], count: number): number {
-    this.#reclaimTx();
-    const tx = this.#tx;
-    let n = 0;
-    for (; n < count && this.#txFree.length > 0; n++) {
-      const buf = buffers[n];
-      const slot = this.#txFree.pop()!;
-      buf.head.fill(0, buf.head.length - VIRTIO_NET_HDR_SIZE);
-      tx.setDescriptor(slot, buf.iova - VIRTIO_NET_HDR_SIZE, buf.length + VIRTIO_NET_HDR_SIZE, 0);
-      this.#txSlot[slot] = buf;
-      tx.offer(slot);
-      this.#stats.txBytes += buf.length;
-    }
-    if (n > 0) {
-      tx.publish();
-      if (tx.needsNotify()) this.#transport.notify(this.#txNotify, VIRTIO_NET_TX_QUEUE);
-    }
+    this.#tx.reclaim();
+    const n = this.#tx.send(buffers, count);
     this.#stats.txDropped += count - n;
     return n;
   }
 
   /** A snapshot of the counters. */
   stats(): NetDeviceStats {
-    this.#reclaimTx();
+    this.#tx.reclaim();
     return { ...this.#stats };
   }
 
   /** Whether the receive queue has used buffers waiting. */
   rxReady(): boolean {
-    return this.#rx.usedPending() > 0;
+    return this.#rx.ready();
   }
 
   /**
@@ -342,7 +310,7 @@ export class VirtioNet implements NetDevice {
    */
   async waitForWork(timeoutMs: number, signal?: AbortSignal): Promise<WorkWaitResult> {
     if (this.#closed) return "cancelled";
-    const rx = this.#rx;
+    const rx = this.#rx.queue;
     if (rx.usedPending() > 0) return "ready";
     if (this.interruptMode === "none") {
       return await pollForWork(this.#dev.kernel, () => this.rxReady(), timeoutMs, signal);
@@ -372,6 +340,8 @@ export class VirtioNet implements NetDevice {
       () => {
         if (this.interruptMode === "msix") dev.irqs.disableMsix();
       },
+      () => this.#rx.drain(),
+      () => this.#tx.drain(),
       () => {
         if (this.#ownsPool) this.pool.close();
       },
@@ -379,42 +349,6 @@ export class VirtioNet implements NetDevice {
     ];
     if (this.#closeDevice) steps.push(() => dev.close());
     runAll(steps);
-  }
-
-  #reclaimTx(): void {
-    const tx = this.#tx;
-    while (tx.usedPending() > 0) {
-      const id = tx.popUsed();
-      const buf = this.#txSlot[id];
-      if (!buf) continue;
-      this.#txSlot[id] = undefined;
-      this.#txFree.push(id);
-      this.#stats.txPackets++;
-      this.pool.free(buf);
-    }
-  }
-
-  #refillRx(): void {
-    const rx = this.#rx;
-    let offered = 0;
-    for (let id = 0; id < rx.size; id++) {
-      if (this.#rxSlot[id]) continue;
-      const buf = this.pool.alloc();
-      if (!buf) break;
-      rx.setDescriptor(
-        id,
-        buf.iova - VIRTIO_NET_HDR_SIZE,
-        buf.data.length + VIRTIO_NET_HDR_SIZE,
-        VIRTQ_DESC_F_WRITE,
-      );
-      this.#rxSlot[id] = buf;
-      rx.offer(id);
-      offered++;
-    }
-    if (offered > 0) {
-      rx.publish();
-      if (rx.needsNotify()) this.#transport.notify(this.#rxNotify, VIRTIO_NET_RX_QUEUE);
-    }
   }
 }
 
