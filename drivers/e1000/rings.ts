@@ -125,27 +125,31 @@ export class RxRing extends DescriptorRing {
    */
   refill(): number {
     const d = this.d;
-    const room = this.mask - this.#posted;
+    const bufs = this.bufs;
+    const pool = this.pool;
+    const mask = this.mask;
+    const room = mask - this.#posted;
+    let tail = this.#tail;
     let n = 0;
     let w = 0;
     while (n < room) {
-      const buf = this.pool.alloc();
+      const buf = pool.alloc();
       if (buf === undefined) break;
-      const i = this.#tail;
-      w = i * DESC_WORDS;
-      d[w] = buf.iova >>> 0;
-      d[w + 1] = (buf.iova / TWO_POW_32) >>> 0;
+      const iova = buf.iova;
+      w = tail * DESC_WORDS;
+      d[w] = iova >>> 0;
+      d[w + 1] = (iova / TWO_POW_32) >>> 0;
       d[w + 2] = 0;
       d[w + 3] = 0;
-      this.bufs[i] = buf;
-      this.#tail = (i + 1) & this.mask;
+      bufs[tail] = buf;
+      tail = (tail + 1) & mask;
       n++;
     }
-    if (n > 0) {
-      Atomics.store(d, w + 3, 0);
-      this.#posted += n;
-      this.regs.write32(this.tailReg, this.#tail);
-    }
+    if (n === 0) return 0;
+    Atomics.store(d, w + 3, 0);
+    this.#tail = tail;
+    this.#posted += n;
+    this.regs.write32(this.tailReg, tail);
     return n;
   }
 
@@ -158,7 +162,8 @@ export class RxRing extends DescriptorRing {
     const d = this.d;
     const mask = this.mask;
     const next = this.#next;
-    const limit = Math.min(max, this.#posted);
+    const posted = this.#posted;
+    const limit = max < posted ? max : posted;
     let k = 0;
     while (
       k < limit && (d[((next + k) & mask) * DESC_WORDS + RX_WB_STATUS_WORD] & RXD_STAT_DD) !== 0
@@ -168,37 +173,44 @@ export class RxRing extends DescriptorRing {
     if (k === 0) return 0;
     // The batch's fence: lengths and frame bytes are read after this load.
     Atomics.load(d, ((next + k - 1) & mask) * DESC_WORDS + RX_WB_STATUS_WORD);
-    const stats = this.stats;
+    const bufs = this.bufs;
+    let discarding = this.#discarding;
     let n = 0;
+    let bytes = 0;
+    let dropped = 0;
     for (let j = 0; j < k; j++) {
       const i = (next + j) & mask;
       const w = i * DESC_WORDS;
       const status = d[w + RX_WB_STATUS_WORD];
       const length = d[w + RX_WB_LENGTH_WORD] & RXD_LENGTH_MASK;
-      const buf = this.bufs[i]!;
-      this.bufs[i] = undefined;
+      const buf = bufs[i]!;
+      bufs[i] = undefined;
       let good = (status & RXD_STAT_EOP) !== 0;
       if (!good) {
-        this.#discarding = true;
-      } else if (this.#discarding) {
-        this.#discarding = false;
+        discarding = true;
+      } else if (discarding) {
+        discarding = false;
         good = false;
       }
       if (
         !good || (status & RXD_FRAME_ERRORS) !== 0 || length === 0 || length > buf.data.length
       ) {
-        stats.rxDropped++;
+        dropped++;
         this.pool.free(buf);
         continue;
       }
       buf.length = length;
       out[at + n++] = buf;
-      stats.rxPackets++;
-      stats.rxBytes += length;
+      bytes += length;
     }
+    this.#discarding = discarding;
     this.#next = (next + k) & mask;
-    this.#posted -= k;
+    this.#posted = posted - k;
     this.packets += n;
+    const stats = this.stats;
+    stats.rxPackets += n;
+    stats.rxBytes += bytes;
+    stats.rxDropped += dropped;
     return n;
   }
 
@@ -249,45 +261,60 @@ export class TxRing extends DescriptorRing {
   /** Return the buffers of descriptors the device has written back; returns how many. */
   reclaim(): number {
     const d = this.d;
+    const bufs = this.bufs;
+    const pool = this.pool;
+    const mask = this.mask;
+    const inFlight = this.#inFlight;
+    let clean = this.#clean;
     let n = 0;
-    while (n < this.#inFlight) {
-      const i = this.#clean;
-      if ((d[i * DESC_WORDS + TX_STATUS_WORD] & TXD_STAT_DD) === 0) break;
-      this.pool.free(this.bufs[i]!);
-      this.bufs[i] = undefined;
-      this.#clean = (i + 1) & this.mask;
+    while (n < inFlight && (d[clean * DESC_WORDS + TX_STATUS_WORD] & TXD_STAT_DD) !== 0) {
+      pool.free(bufs[clean]!);
+      bufs[clean] = undefined;
+      clean = (clean + 1) & mask;
       n++;
     }
-    this.#inFlight -= n;
+    if (n === 0) return 0;
+    this.#clean = clean;
+    this.#inFlight = inFlight - n;
     this.stats.txPackets += n;
     return n;
   }
 
   /** Queue up to `count` frames (one descriptor each); returns how many were taken. */
   send(buffers: PacketBuffer[], count: number): number {
-    const n = Math.min(count, this.mask - this.#inFlight);
+    const mask = this.mask;
+    const room = mask - this.#inFlight;
+    const n = count < room ? count : room;
     if (n <= 0) return 0;
     const d = this.d;
+    const bufs = this.bufs;
+    const cmd = this.#cmd;
+    const shift = this.#paylen ? this.#paylenShift : -1;
+    let tail = this.#tail;
+    let bytes = 0;
     let w = 0;
     let last = 0;
     for (let j = 0; j < n; j++) {
       const buf = buffers[j];
-      const length = Math.min(buf.length, buf.data.length) & TXD_LENGTH_MASK;
-      const i = this.#tail;
-      w = i * DESC_WORDS;
-      d[w] = buf.iova >>> 0;
-      d[w + 1] = (buf.iova / TWO_POW_32) >>> 0;
-      d[w + TX_CMD_WORD] = this.#cmd | length;
-      last = this.#paylen ? (length << this.#paylenShift) >>> 0 : 0;
+      const size = buf.data.length;
+      const length = (buf.length < size ? buf.length : size) & TXD_LENGTH_MASK;
+      const iova = buf.iova;
+      w = tail * DESC_WORDS;
+      d[w] = iova >>> 0;
+      d[w + 1] = (iova / TWO_POW_32) >>> 0;
+      d[w + TX_CMD_WORD] = cmd | length;
+      last = shift < 0 ? 0 : (length << shift) >>> 0;
       d[w + TX_STATUS_WORD] = last;
-      this.bufs[i] = buf;
-      this.#tail = (i + 1) & this.mask;
-      this.stats.txBytes += length;
+      bufs[tail] = buf;
+      tail = (tail + 1) & mask;
+      bytes += length;
     }
     // The batch's fence: every descriptor store is visible before the tail moves.
     Atomics.store(d, w + TX_STATUS_WORD, last);
+    this.#tail = tail;
     this.#inFlight += n;
-    this.regs.write32(this.tailReg, this.#tail);
+    this.stats.txBytes += bytes;
+    this.regs.write32(this.tailReg, tail);
     return n;
   }
 
