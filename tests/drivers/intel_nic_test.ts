@@ -21,7 +21,7 @@ import {
   nicRig,
   SIM_COMBOS,
   simHasNic,
-} from "../helpers/nic_rig.ts";
+} from "../helpers/nic_driver_rig.ts";
 
 const INTEL: readonly NicDriver[] = ["e1000e", "igb"];
 const ETHERTYPE_EXPERIMENTAL = 0x88b5;

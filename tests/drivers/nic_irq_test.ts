@@ -17,7 +17,7 @@ import {
   nicRig,
   SIM_COMBOS,
   simHasNic,
-} from "../helpers/nic_rig.ts";
+} from "../helpers/nic_driver_rig.ts";
 
 const CLIENT_PORT = 5000;
 const NS_PER_MS = 1_000_000;
