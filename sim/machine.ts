@@ -46,6 +46,7 @@ import {
   type DeviceModelName,
   IOMMU_PLATFORMS,
   type IommuModelName,
+  isNicModel,
 } from "./machine_models.ts";
 import { EthernetSegment } from "./net/segment.ts";
 import { DEFAULT_KERNEL_VERSION, kernelAtLeast, parseKernelVersion } from "./kernel_version.ts";
@@ -329,6 +330,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     made.set(name, n + 1);
     return n;
   };
+  let nics = 0;
   const devices = options.devices ?? DEFAULT_DEVICES;
   const places = layout(devices);
 
@@ -345,9 +347,14 @@ export function createMachine(options: MachineOptions): SimMachine {
       group = { id: groupId, iommu, functions: [], dmaOwner: undefined, dmaOwnerCookie: undefined };
       groups.set(groupId, group);
     }
-    const model = typeof d.model === "string"
-      ? createDeviceModel(d.model, { segment, instance: instances(d.model) })
-      : d.model;
+    let model: PciDeviceModel;
+    if (typeof d.model === "string") {
+      const nic = nics;
+      if (isNicModel(d.model)) nics++;
+      model = createDeviceModel(d.model, { segment, instance: instances(d.model), nic });
+    } else {
+      model = d.model;
+    }
     const fn: SimPciFunction = {
       bdf,
       requester: (bus << 8) | (slot << 3) | func,

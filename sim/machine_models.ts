@@ -19,35 +19,49 @@ import { EduDevice } from "./pci/edu.ts";
 import type { PciDeviceModel } from "./pci/device.ts";
 import { PasidDmaDevice } from "./pci/pasid_dma.ts";
 import { VirtioNetDevice } from "./pci/virtio_net.ts";
+import { E1000Device } from "./pci/e1000_device.ts";
 import type { EthernetSegment } from "./net/segment.ts";
 import type { VfioIommuDriverSpec } from "./vfio/iommu_driver.ts";
 import { SPAPR_TCE_DRIVER } from "./vfio/spapr_ioctl.ts";
 import { TYPE1_DRIVER } from "./vfio/type1_driver.ts";
 
 /** Names of built-in models. */
-export type DeviceModelName = "edu" | "virtio-net" | "pasid-dma";
+export type DeviceModelName = "edu" | "virtio-net" | "pasid-dma" | "e1000e" | "igb";
 
 /** What a model may be plugged into besides the PCI bus. */
 export interface ModelContext {
   /** The machine's Ethernet segment (NIC models attach their port to it). */
   readonly segment: EthernetSegment;
-  /** How many models of this name were created before (distinct MACs for several NICs). */
+  /** How many models of this name were created before. */
   readonly instance: number;
+  /** How many NIC models (of any name) were created before on this machine. */
+  readonly nic: number;
 }
 
 /** QEMU's first NIC MAC, 52:54:00:12:34:56; later NICs count up in the last byte. */
 const QEMU_MAC_PREFIX = [0x52, 0x54, 0x00, 0x12, 0x34];
 const QEMU_FIRST_MAC_BYTE = 0x56;
 
+/** The MAC QEMU gives the machine's `nic`-th NIC (counting from 0, in creation order). */
+function qemuMac(nic: number): Uint8Array {
+  return new Uint8Array([...QEMU_MAC_PREFIX, (QEMU_FIRST_MAC_BYTE + nic) & 0xff]);
+}
+
+/** Models that are NICs (they take the next QEMU MAC). */
+const NIC_MODELS: ReadonlySet<DeviceModelName> = new Set(["virtio-net", "e1000e", "igb"]);
+
+/** Whether built-in model `name` is a NIC. */
+export function isNicModel(name: DeviceModelName): boolean {
+  return NIC_MODELS.has(name);
+}
+
 /** Factories of the built-in models. */
 const MODELS: Record<DeviceModelName, (ctx: ModelContext) => PciDeviceModel> = {
   edu: () => new EduDevice(),
-  "virtio-net": (ctx) =>
-    new VirtioNetDevice({
-      segment: ctx.segment,
-      mac: new Uint8Array([...QEMU_MAC_PREFIX, (QEMU_FIRST_MAC_BYTE + ctx.instance) & 0xff]),
-    }),
+  "virtio-net": (ctx) => new VirtioNetDevice({ segment: ctx.segment, mac: qemuMac(ctx.nic) }),
   "pasid-dma": () => new PasidDmaDevice(),
+  e1000e: (ctx) => new E1000Device("e1000e", { segment: ctx.segment, mac: qemuMac(ctx.nic) }),
+  igb: (ctx) => new E1000Device("igb", { segment: ctx.segment, mac: qemuMac(ctx.nic) }),
 };
 
 /** A new instance of a built-in model. */

@@ -38,3 +38,10 @@ export {
   VirtioNetDevice,
   type VirtioNetDeviceOptions,
 } from "./pci/virtio_net.ts";
+export {
+  type E1000Counters,
+  E1000Device,
+  type E1000DeviceOptions,
+  type E1000Model,
+} from "./pci/e1000_device.ts";
+export { type MsixOutcome, MsixTable, type MsixTableLayout } from "./pci/msix_table.ts";

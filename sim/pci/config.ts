@@ -28,6 +28,7 @@ import {
   PCI_BASE_ADDRESS_MEM_TYPE_64,
   PCI_BASE_ADDRESS_SPACE_IO,
   PCI_CACHE_LINE_SIZE,
+  PCI_CAP_EXP_ENDPOINT_SIZEOF_V1,
   PCI_CAP_EXP_ENDPOINT_SIZEOF_V2,
   PCI_CAP_ID_EXP,
   PCI_CAP_ID_MSI,
@@ -56,6 +57,7 @@ import {
   PCI_EXP_DEVSTA_ERRORS,
   PCI_EXP_FLAGS,
   PCI_EXP_FLAGS_TYPE_SHIFT,
+  PCI_EXP_FLAGS_VERS_1,
   PCI_EXP_FLAGS_VERS_2,
   PCI_EXP_LNKCTL,
   PCI_EXP_TYPE_ENDPOINT,
@@ -139,6 +141,8 @@ export interface MsiCapOptions {
   readonly address64: boolean;
   /** Per-vector mask and pending bits. */
   readonly perVectorMask: boolean;
+  /** Config-space offset of the capability (default: the next free dword after the last one). */
+  readonly offset?: number;
 }
 
 /** MSI-X capability options (PCI 3.0 §6.8.2). */
@@ -153,6 +157,8 @@ export interface MsixCapOptions {
   readonly pbaBar: number;
   /** Offset of the PBA in that BAR (8-byte aligned). */
   readonly pbaOffset: number;
+  /** Config-space offset of the capability (default: the next free dword after the last one). */
+  readonly offset?: number;
 }
 
 /** PCI Express capability options (PCIe 4.0 §7.5.3). */
@@ -161,6 +167,10 @@ export interface ExpressCapOptions {
   readonly type?: "endpoint" | "rc-integrated";
   /** Function-level reset capable (default false). */
   readonly flr?: boolean;
+  /** Capability version: 2 (default, 60 bytes) or 1 (20 bytes, as QEMU's `pcie_endpoint_cap_v1_init`). */
+  readonly version?: 1 | 2;
+  /** Config-space offset of the capability (default: the next free dword after the last one). */
+  readonly offset?: number;
 }
 
 /** Called after every config write, with the written offset, size and value. */
@@ -248,6 +258,12 @@ export class PciConfigSpace implements PciConfig {
     for (let i = 0; i < size; i++) this.#bytes[offset + i] = (value >>> (8 * i)) & 0xff;
   }
 
+  /** Device side: set raw bytes that belong to the power-on image (identity, capability fields). */
+  setPowerOn(offset: number, size: 1 | 2 | 4, value: number): void {
+    this.set(offset, size, value);
+    this.#commit();
+  }
+
   /** Be told about every config write (after it took effect). */
   onWrite(listener: ConfigWriteListener): void {
     this.#listeners.push(listener);
@@ -285,7 +301,7 @@ export class PciConfigSpace implements PciConfig {
     const mmc = Math.round(Math.log2(vectors));
     const length = (o.address64 ? PCI_MSI_DATA_64 : PCI_MSI_DATA_32) + 2 +
       (o.perVectorMask ? 2 + 2 * DWORD : 0);
-    const at = this.#addCap(PCI_CAP_ID_MSI, length);
+    const at = this.#addCap(PCI_CAP_ID_MSI, length, o.offset);
     let flags = mmc << 1;
     if (o.address64) flags |= PCI_MSI_FLAGS_64BIT;
     if (o.perVectorMask) flags |= PCI_MSI_FLAGS_MASKBIT;
@@ -309,7 +325,7 @@ export class PciConfigSpace implements PciConfig {
 
   /** Add an MSI-X capability; returns its offset. The table and PBA live in the device's BAR. */
   addMsix(o: MsixCapOptions): number {
-    const at = this.#addCap(PCI_CAP_ID_MSIX, PCI_CAP_MSIX_SIZEOF);
+    const at = this.#addCap(PCI_CAP_ID_MSIX, PCI_CAP_MSIX_SIZEOF, o.offset);
     this.set(at + PCI_MSIX_FLAGS, 2, (o.tableSize - 1) & PCI_MSIX_FLAGS_QSIZE);
     this.#mask(at + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
     this.set(at + PCI_MSIX_TABLE, 4, (o.tableOffset | o.tableBar) >>> 0);
@@ -318,11 +334,14 @@ export class PciConfigSpace implements PciConfig {
     return at;
   }
 
-  /** Add a version-2 PCI Express capability (endpoint); returns its offset. */
+  /** Add a PCI Express capability (endpoint, version 2 unless asked); returns its offset. */
   addPciExpress(o: ExpressCapOptions = {}): number {
-    const at = this.#addCap(PCI_CAP_ID_EXP, PCI_CAP_EXP_ENDPOINT_SIZEOF_V2);
+    const v1 = o.version === 1;
+    const length = v1 ? PCI_CAP_EXP_ENDPOINT_SIZEOF_V1 : PCI_CAP_EXP_ENDPOINT_SIZEOF_V2;
+    const at = this.#addCap(PCI_CAP_ID_EXP, length, o.offset);
     const type = o.type === "rc-integrated" ? PCI_EXP_TYPE_RC_END : PCI_EXP_TYPE_ENDPOINT;
-    this.set(at + PCI_EXP_FLAGS, 2, PCI_EXP_FLAGS_VERS_2 | (type << PCI_EXP_FLAGS_TYPE_SHIFT));
+    const version = v1 ? PCI_EXP_FLAGS_VERS_1 : PCI_EXP_FLAGS_VERS_2;
+    this.set(at + PCI_EXP_FLAGS, 2, version | (type << PCI_EXP_FLAGS_TYPE_SHIFT));
     this.set(at + PCI_EXP_DEVCAP, 4, o.flr ? PCI_EXP_DEVCAP_FLR : 0);
     this.#mask(at + PCI_EXP_DEVCTL, 2, PCI_EXP_DEVCTL_WRITABLE);
     this.#rw1c(at + PCI_EXP_DEVSTA, 2, PCI_EXP_DEVSTA_ERRORS);
@@ -331,9 +350,11 @@ export class PciConfigSpace implements PciConfig {
     return at;
   }
 
-  /** Add a PCI PM 1.2 capability; returns its offset. */
-  addPowerManagement(o: { readonly noSoftReset?: boolean } = {}): number {
-    const at = this.#addCap(PCI_CAP_ID_PM, PCI_PM_SIZEOF);
+  /** Add a PCI PM 1.2 capability (at `offset` when given); returns its offset. */
+  addPowerManagement(
+    o: { readonly noSoftReset?: boolean; readonly offset?: number } = {},
+  ): number {
+    const at = this.#addCap(PCI_CAP_ID_PM, PCI_PM_SIZEOF, o.offset);
     this.set(at + PCI_PM_PMC, 2, PCI_PM_CAP_VER_1_2);
     this.set(at + PCI_PM_CTRL, 2, o.noSoftReset ? PCI_PM_CTRL_NO_SOFT_RESET : 0);
     this.#mask(at + PCI_PM_CTRL, 2, PCI_PM_CTRL_STATE_MASK | PCI_PM_CTRL_PME_ENABLE);
@@ -354,9 +375,11 @@ export class PciConfigSpace implements PciConfig {
     return at;
   }
 
-  #addCap(id: number, length: number): number {
-    const at = this.#nextCap;
-    if (at + length > PCI_CFG_SPACE_SIZE) throw new RangeError("PCI: no room for the capability");
+  #addCap(id: number, length: number, offset?: number): number {
+    const at = offset ?? this.#nextCap;
+    if (at < PCI_STD_HEADER_SIZEOF || at % DWORD !== 0 || at + length > PCI_CFG_SPACE_SIZE) {
+      throw new RangeError("PCI: no room for the capability");
+    }
     this.set(at, 1, id);
     this.set(at + PCI_CAP_LIST_NEXT, 1, 0);
     if (this.#lastCap === 0) {
@@ -366,7 +389,7 @@ export class PciConfigSpace implements PciConfig {
       this.set(this.#lastCap + PCI_CAP_LIST_NEXT, 1, at);
     }
     this.#lastCap = at;
-    this.#nextCap = at + Math.ceil(length / DWORD) * DWORD;
+    this.#nextCap = Math.max(this.#nextCap, at + Math.ceil(length / DWORD) * DWORD);
     return at;
   }
 

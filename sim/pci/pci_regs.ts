@@ -195,6 +195,8 @@ export const PCI_PM_SIZEOF = 8;
 export const PCI_EXP_FLAGS = 0x02;
 /** Capability version 2. */
 export const PCI_EXP_FLAGS_VERS_2 = 0x0002;
+/** Capability version 1. */
+export const PCI_EXP_FLAGS_VERS_1 = 0x0001;
 /** Device/port type field shift (bits 7:4). */
 export const PCI_EXP_FLAGS_TYPE_SHIFT = 4;
 /** Device/port type: PCI Express endpoint. */
@@ -227,6 +229,8 @@ export const PCI_EXP_DEVCAP2 = 0x24;
 export const PCI_EXP_DEVCTL2 = 0x28;
 /** Size of a version-2 endpoint PCI Express capability. */
 export const PCI_CAP_EXP_ENDPOINT_SIZEOF_V2 = 0x3c;
+/** Size of a version-1 endpoint PCIe capability. */
+export const PCI_CAP_EXP_ENDPOINT_SIZEOF_V1 = 0x14;
 /** Extended capabilities start here; a zero header means none (PCIe 4.0 §7.6.3). */
 export const PCI_CFG_SPACE_EXT_START = 0x100;
 

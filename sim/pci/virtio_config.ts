@@ -1,7 +1,8 @@
 /**
  * The PCI config space of a modern virtio device (virtio 1.2 §4.1.2, §4.1.4): virtio vendor id,
  * device id 0x1040 + type, revision 1, and one vendor-specific capability per structure (common,
- * notify with its multiplier, ISR, device), all in one memory BAR, plus a PCI Express capability.
+ * notify with its multiplier, ISR, device), all in one memory BAR, plus a PCI Express capability,
+ * and optionally MSI-X with its table in a second BAR.
  *
  * @module
  */
@@ -37,6 +38,8 @@ export interface VirtioConfigOptions {
   regions: { common: number; isr: number; device: number; notify: number };
   /** notify_off_multiplier. */
   notifyMultiplier: number;
+  /** An MSI-X capability with its table and PBA in their own memory BAR (QEMU: BAR 1). */
+  msix?: { bar: number; barSize: number; vectors: number; tableOffset: number; pbaOffset: number };
 }
 
 function virtioCap(
@@ -79,5 +82,15 @@ export function buildVirtioConfigSpace(o: VirtioConfigOptions): PciConfigSpace {
   c.addVendorCapability(
     virtioCap(CFG_NOTIFY, o.bar, o.regions.notify, REGION_SIZE, o.notifyMultiplier),
   );
+  if (o.msix) {
+    c.addBar({ index: o.msix.bar, size: o.msix.barSize, kind: "mem32", prefetchable: false });
+    c.addMsix({
+      tableSize: o.msix.vectors,
+      tableBar: o.msix.bar,
+      tableOffset: o.msix.tableOffset,
+      pbaBar: o.msix.bar,
+      pbaOffset: o.msix.pbaOffset,
+    });
+  }
   return c;
 }

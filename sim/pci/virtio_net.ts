@@ -12,6 +12,8 @@
 
 import type { BarDecl, DeviceHost, PciConfig, PciDeviceModel } from "./device.ts";
 import type { EthernetSegment, SegmentLink, SegmentPort } from "../net/segment.ts";
+import { IntxPin } from "./config_irq.ts";
+import { MsixTable } from "./msix_table.ts";
 import { buildVirtioConfigSpace } from "./virtio_config.ts";
 
 /** BAR holding the virtio structures (QEMU uses BAR 4, 64-bit prefetchable). */
@@ -25,6 +27,16 @@ export const VIRTIO_REGION = {
   device: 0x2000,
   notify: 0x3000,
 } as const;
+/** BAR holding the MSI-X table and PBA (QEMU's virtio-pci: BAR 1, 4 KiB, 32-bit). */
+export const VIRTIO_NET_MSIX_BAR = 1;
+/** Size of that BAR. */
+export const VIRTIO_NET_MSIX_BAR_SIZE = 0x1000;
+/** MSI-X vectors (QEMU's virtio-net-pci default: 2 per queue pair + 2 = 4). */
+export const VIRTIO_NET_MSIX_VECTORS = 4;
+/** Offset of the PBA in the MSI-X BAR. */
+export const VIRTIO_NET_MSIX_PBA = 0x800;
+/** "No vector" in config_msix_vector / queue_msix_vector (§4.1.4.3). */
+export const VIRTIO_MSI_NO_VECTOR = 0xffff;
 /** Bytes between the notify registers of consecutive queues (notify_off_multiplier). */
 export const VIRTIO_NOTIFY_MULTIPLIER = 4;
 /** Largest queue size the device offers. */
@@ -105,10 +117,8 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   readonly model = "virtio-net";
   /** Config space with the virtio vendor capabilities. */
   readonly config: PciConfig;
-  /** BAR 4 only. */
-  readonly bars: readonly BarDecl[] = [
-    { index: VIRTIO_NET_BAR, size: VIRTIO_NET_BAR_SIZE, kind: "mem64", prefetchable: true },
-  ];
+  /** BAR 1 (MSI-X) and BAR 4 (virtio structures). */
+  readonly bars: readonly BarDecl[];
   /** Virtio devices reset through the status register and FLR. */
   readonly resetWorks = true;
   /** Name on the segment. */
@@ -128,6 +138,9 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   #isr = 0;
   #backlog: Uint8Array[] = [];
   #pending = false;
+  #configVector = VIRTIO_MSI_NO_VECTOR;
+  readonly #msix: MsixTable;
+  readonly #intx: IntxPin;
 
   /** A device with a MAC, plugged into a segment. */
   constructor(options: VirtioNetDeviceOptions = {}) {
@@ -136,14 +149,30 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     this.name = `virtio-net ${
       [...this.#mac].map((b) => b.toString(16).padStart(2, "0")).join(":")
     }`;
-    this.config = buildVirtioConfigSpace({
+    const config = buildVirtioConfigSpace({
       deviceId: 0x1041,
       classCode: 0x020000,
       bar: VIRTIO_NET_BAR,
       barSize: VIRTIO_NET_BAR_SIZE,
       regions: VIRTIO_REGION,
       notifyMultiplier: VIRTIO_NOTIFY_MULTIPLIER,
+      msix: {
+        bar: VIRTIO_NET_MSIX_BAR,
+        barSize: VIRTIO_NET_MSIX_BAR_SIZE,
+        vectors: VIRTIO_NET_MSIX_VECTORS,
+        tableOffset: 0,
+        pbaOffset: VIRTIO_NET_MSIX_PBA,
+      },
     });
+    this.config = config;
+    this.bars = config.bars;
+    this.#msix = new MsixTable(config, {
+      bar: VIRTIO_NET_MSIX_BAR,
+      tableOffset: 0,
+      pbaOffset: VIRTIO_NET_MSIX_PBA,
+      vectors: VIRTIO_NET_MSIX_VECTORS,
+    });
+    this.#intx = new IntxPin(config);
   }
 
   /** The features the device offers. */
@@ -154,17 +183,23 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   /** Plug into the machine (and the segment). */
   connect(host: DeviceHost): void {
     this.#host = host;
+    this.#msix.connect(host.irq);
+    this.#intx.connect(host.irq);
     this.#link = this.#segment?.attach(this);
   }
 
-  /** Register reads of BAR 4. */
+  /** Register reads of BAR 4, and of the MSI-X table and PBA in BAR 1. */
   mmioRead(bar: number, offset: number, size: 1 | 2 | 4 | 8): number | bigint {
+    if (bar === VIRTIO_NET_MSIX_BAR) {
+      return this.#msix.owns(bar, offset) ? this.#msix.read(offset, size) : 0;
+    }
     if (bar !== VIRTIO_NET_BAR) return allOnes(size);
     if (offset < VIRTIO_REGION.isr) return this.#commonRead(offset, size);
     if (offset < VIRTIO_REGION.device) {
       if (offset !== VIRTIO_REGION.isr || size !== 1) return 0;
       const v = this.#isr;
-      this.#isr = 0; // §4.1.4.5: reading the ISR clears it
+      this.#isr = 0; // §4.1.4.5: reading the ISR clears it (and deasserts INTx)
+      this.#intx.set(false);
       return v;
     }
     if (offset < VIRTIO_REGION.notify) {
@@ -173,8 +208,12 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     return 0;
   }
 
-  /** Register writes of BAR 4. */
+  /** Register writes of BAR 4, and of the MSI-X table in BAR 1. */
   mmioWrite(bar: number, offset: number, size: 1 | 2 | 4 | 8, value: number | bigint): void {
+    if (bar === VIRTIO_NET_MSIX_BAR) {
+      if (this.#msix.owns(bar, offset)) this.#msix.write(offset, size, value);
+      return;
+    }
     if (bar !== VIRTIO_NET_BAR) return;
     if (offset < VIRTIO_REGION.isr) this.#commonWrite(offset, size, value);
     else if (offset >= VIRTIO_REGION.notify) {
@@ -186,6 +225,8 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   /** Function-level reset. */
   reset(): void {
     this.#resetState();
+    this.#msix.reset();
+    this.#intx.reset();
   }
 
   /** A frame from the segment. */
@@ -206,6 +247,8 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     this.#driverFeatures = 0n;
     this.#queueSelect = 0;
     this.#isr = 0;
+    this.#configVector = VIRTIO_MSI_NO_VECTOR;
+    this.#intx.set(false);
   }
 
   #commonRead(off: number, size: number): number | bigint {
@@ -226,7 +269,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
           ? Number((this.#driverFeatures >> BigInt(32 * this.#driverFeatureSelect)) & 0xffffffffn)
           : 0;
       case 0x10:
-        return 0xffff;
+        return this.#configVector;
       case 0x12:
         return NUM_QUEUES;
       case 0x14:
@@ -281,6 +324,9 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
       case 0x14:
         this.#writeStatus(n & 0xff);
         return;
+      case 0x10:
+        this.#configVector = this.#vector(n);
+        return;
       case 0x16:
         this.#queueSelect = n & 0xffff;
         return;
@@ -290,7 +336,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
         }
         return;
       case 0x1a:
-        if (q) q.msixVector = n & 0xffff;
+        if (q) q.msixVector = this.#vector(n);
         return;
       case 0x1c:
         if (q && (n & 1) === 1) q.enabled = true; // §4.1.4.3.2: the driver cannot disable a queue
@@ -504,12 +550,25 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     return true;
   }
 
+  /** A vector number as QEMU stores it: one the table does not have reads back as none. */
+  #vector(n: number): number {
+    const v = n & 0xffff;
+    return v < VIRTIO_NET_MSIX_VECTORS ? v : VIRTIO_MSI_NO_VECTOR;
+  }
+
+  /**
+   * Signal a used-buffer notification (§4.1.5.4): with MSI-X enabled, the queue's vector goes
+   * through the table (masking, pending bits); without, the ISR bit drives INTx.
+   */
   #interrupt(q: Queue): void {
     const flags = this.#read16(q.driver);
     if (flags === undefined || (flags & AVAIL_NO_INTERRUPT) !== 0) return;
     this.#isr |= 1;
-    if (q.msixVector !== 0xffff) this.#host?.irq.msix(q.msixVector);
-    else this.#host?.irq.intx(true);
+    if (this.#msix.enabled) {
+      if (q.msixVector !== VIRTIO_MSI_NO_VECTOR) this.#msix.notify(q.msixVector);
+    } else {
+      this.#intx.set(true);
+    }
   }
 
   #read16(iova: bigint): number | undefined {

@@ -14,16 +14,19 @@ import {
   PHY_CONTROL_RESTART_AN,
 } from "../../drivers/e1000/registers.ts";
 import type { NicDriver } from "../../drivers/open_nic.ts";
+import type { E1000Device } from "../../sim/pci/e1000_device.ts";
 import {
   ECHO_PORT,
+  NIC_BDF,
   NIC_IP,
   type NicRig,
   nicRig,
   SIM_COMBOS,
   simHasNic,
-} from "../helpers/nic_rig.ts";
+} from "../helpers/nic_driver_rig.ts";
 
 const INTEL: readonly NicDriver[] = ["e1000e", "igb"];
+const NS_PER_MS = 1_000_000;
 const ETHERTYPE_EXPERIMENTAL = 0x88b5;
 const OTHER_UNICAST = new Uint8Array([0x02, 0, 0, 0, 0, 0x99]);
 const MDNS_MULTICAST = new Uint8Array([0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb]);
@@ -55,7 +58,7 @@ for (const kind of INTEL) {
     const name = `${kind} on ${iommu}/${path}`;
 
     Deno.test({
-      name: `${name}: link down while the PHY renegotiates, up again, traffic resumes`,
+      name: `${name}: link down while the PHY renegotiates or the cable is out, traffic resumes`,
       ignore,
       permissions: "none",
       async fn() {
@@ -77,6 +80,18 @@ for (const kind of INTEL) {
         r.peer.ping(NIC_IP, 1, 3);
         await r.run(() => r.peer.echoReplies.includes(`${NIC_IP}:1:3`));
         assert.ok(r.peer.echoReplies.includes(`${NIC_IP}:1:3`), "pings are answered again");
+        // The cable: pulled, STATUS.LU drops; plugged back, the link returns.
+        const model = r.machine.fn(NIC_BDF).model as E1000Device;
+        model.setLink(false);
+        r.machine.clock.advance(NS_PER_MS);
+        assert.equal(r.nic.linkUp(), false, "cable pulled");
+        model.setLink(true);
+        const back = k.now() + 2000;
+        while (!r.nic.linkUp() && k.now() < back) await k.sleep(10);
+        assert.equal(r.nic.linkUp(), true, "cable back");
+        r.peer.ping(NIC_IP, 1, 4);
+        await r.run(() => r.peer.echoReplies.includes(`${NIC_IP}:1:4`));
+        assert.ok(r.peer.echoReplies.includes(`${NIC_IP}:1:4`), "answered after the cable is back");
         assert.equal(r.machine.faults().length, 0);
         r.close();
       },
@@ -156,6 +171,7 @@ for (const { iommu, path } of SIM_COMBOS) {
       for (let i = 0; i < 64; i++) {
         r.peer.onUdp(6000 + i, () => void got++);
         r.peer.sendUdp(NIC_IP, ECHO_PORT, 6000 + i, new TextEncoder().encode(`flow ${i}`));
+        if (i % 16 === 15) await r.run(() => got > i - 16);
       }
       await r.run(() => got === 64);
       assert.equal(got, 64, "every flow echoed");

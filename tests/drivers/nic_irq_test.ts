@@ -17,10 +17,12 @@ import {
   nicRig,
   SIM_COMBOS,
   simHasNic,
-} from "../helpers/nic_rig.ts";
+} from "../helpers/nic_driver_rig.ts";
 
 const CLIENT_PORT = 5000;
 const NS_PER_MS = 1_000_000;
+/** Virtual time the wait's own register accesses may take (the models charge MMIO time). */
+const MMIO_SLACK_MS = 0.01;
 const encoder = new TextEncoder();
 
 function datagram(r: NicRig, text: string): void {
@@ -61,7 +63,7 @@ for (const kind of NIC_KINDS) {
         let t0 = k.now();
         assert.equal(await r.nic.waitForWork(25), "timeout");
         const slept = k.now() - t0;
-        assert.ok(Math.abs(slept - 25) < 1e-6, `slept ${slept} ms`);
+        assert.ok(slept >= 25 && slept < 25 + MMIO_SLACK_MS, `slept ${slept} ms`);
 
         // Traffic 5 ms into the wait wakes it at once (an interrupt), not at the timeout.
         r.machine.clock.schedule(5 * NS_PER_MS, () => datagram(r, "wake"));
@@ -103,7 +105,7 @@ for (const kind of NIC_KINDS) {
         r.peer.ping(NIC_IP, 1, 1);
         const t0 = k.now();
         const got = await r.nic.waitForWork(50);
-        assert.ok(k.now() - t0 <= 50, `the wait ends (${got})`);
+        assert.ok(k.now() - t0 < 50 + MMIO_SLACK_MS, `the wait ends (${got})`);
         r.stack.poll();
         assert.equal(r.peer.echoReplies.length, 0, "nothing was received into a read-only buffer");
         const faults = r.machine.faults();

@@ -17,7 +17,7 @@ import {
   nicRig,
   SIM_COMBOS,
   simHasNic,
-} from "../helpers/nic_rig.ts";
+} from "../helpers/nic_driver_rig.ts";
 
 /** Small rings, so a few hundred frames wrap them many times. */
 const SMALL_RING = 16;

@@ -10,7 +10,7 @@ import { openNic, SUPPORTED_NICS } from "../../drivers/open_nic.ts";
 import { VirtioNet } from "../../drivers/virtio/net.ts";
 import { IntelNic } from "../../drivers/e1000/nic.ts";
 import { createMachine, type MachineDevice } from "../../sim/machine.ts";
-import { NIC_BDF, simHasNic } from "../helpers/nic_rig.ts";
+import { NIC_BDF, simHasNic } from "../helpers/nic_driver_rig.ts";
 
 const SUPPORTED_LIST =
   /not a supported NIC \(virtio-net 1af4:1041, virtio-net 1af4:1000, e1000e 8086:10d3, igb 8086:10c9\)/;

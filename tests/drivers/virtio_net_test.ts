@@ -15,7 +15,7 @@ import {
   SIM_IOMMU_PATHS,
   SIM_IOMMUS,
   type SimPath,
-} from "../helpers/nic_rig.ts";
+} from "../helpers/nic_driver_rig.ts";
 import { SimPeer } from "../../sim/net/peer.ts";
 import { PcapWriter } from "../../sim/net/pcap.ts";
 import { UdpBridge } from "../../sim/net/bridge.ts";
