@@ -57,6 +57,8 @@ export abstract class DescriptorRing {
   protected readonly regs: Mmio;
   protected readonly tailReg: number;
   protected readonly pool: PacketPool;
+  /** Bytes of frame each pool buffer holds (the same for every buffer of a pool). */
+  protected readonly capacity: number;
   protected readonly stats: NetDeviceStats;
 
   /** A ring of `size` descriptors over `memory` (zeroed), its tail register at `tailReg`. */
@@ -77,6 +79,7 @@ export abstract class DescriptorRing {
     this.regs = regs;
     this.tailReg = tailReg;
     this.pool = pool;
+    this.capacity = pool.bufferSize - pool.headroom;
     this.stats = stats;
   }
 
@@ -127,6 +130,7 @@ export class RxRing extends DescriptorRing {
     const d = this.d;
     const bufs = this.bufs;
     const pool = this.pool;
+    const iovas = pool.iovas;
     const mask = this.mask;
     const room = mask - this.#posted;
     let tail = this.#tail;
@@ -135,7 +139,7 @@ export class RxRing extends DescriptorRing {
     while (n < room) {
       const buf = pool.alloc();
       if (buf === undefined) break;
-      const iova = buf.iova;
+      const iova = iovas[buf.index];
       w = tail * DESC_WORDS;
       d[w] = iova >>> 0;
       d[w + 1] = (iova / TWO_POW_32) >>> 0;
@@ -174,6 +178,7 @@ export class RxRing extends DescriptorRing {
     // The batch's fence: lengths and frame bytes are read after this load.
     Atomics.load(d, ((next + k - 1) & mask) * DESC_WORDS + RX_WB_STATUS_WORD);
     const bufs = this.bufs;
+    const capacity = this.capacity;
     let discarding = this.#discarding;
     let n = 0;
     let bytes = 0;
@@ -185,18 +190,12 @@ export class RxRing extends DescriptorRing {
       const length = d[w + RX_WB_LENGTH_WORD] & RXD_LENGTH_MASK;
       const buf = bufs[i]!;
       bufs[i] = undefined;
-      let good = (status & RXD_STAT_EOP) !== 0;
-      if (!good) {
-        discarding = true;
-      } else if (discarding) {
-        discarding = false;
-        good = false;
-      }
       if (
-        !good || (status & RXD_FRAME_ERRORS) !== 0 || length === 0 || length > buf.data.length
+        (status & (RXD_STAT_EOP | RXD_FRAME_ERRORS)) !== RXD_STAT_EOP || discarding ||
+        length === 0 || length > capacity
       ) {
+        discarding = this.#drop(buf, status);
         dropped++;
-        this.pool.free(buf);
         continue;
       }
       buf.length = length;
@@ -212,6 +211,17 @@ export class RxRing extends DescriptorRing {
     stats.rxBytes += bytes;
     stats.rxDropped += dropped;
     return n;
+  }
+
+  /**
+   * A frame that is not taken: its buffer goes back to the pool. Returns whether the rest of a
+   * frame spread over several descriptors is being dropped after this one.
+   */
+  #drop(buf: PacketBuffer, status: number): boolean {
+    this.pool.free(buf);
+    // A descriptor without EOP starts (or continues) a frame this driver does not take whole;
+    // its EOP descriptor ends the discard.
+    return (status & RXD_STAT_EOP) === 0;
   }
 
   /** Nothing is posted any more. */
@@ -288,6 +298,8 @@ export class TxRing extends DescriptorRing {
     if (n <= 0) return 0;
     const d = this.d;
     const bufs = this.bufs;
+    const capacity = this.capacity;
+    const iovas = this.pool.iovas;
     const cmd = this.#cmd;
     const shift = this.#paylen ? this.#paylenShift : -1;
     let tail = this.#tail;
@@ -296,9 +308,8 @@ export class TxRing extends DescriptorRing {
     let last = 0;
     for (let j = 0; j < n; j++) {
       const buf = buffers[j];
-      const size = buf.data.length;
-      const length = (buf.length < size ? buf.length : size) & TXD_LENGTH_MASK;
-      const iova = buf.iova;
+      const length = (buf.length < capacity ? buf.length : capacity) & TXD_LENGTH_MASK;
+      const iova = iovas[buf.index];
       w = tail * DESC_WORDS;
       d[w] = iova >>> 0;
       d[w + 1] = (iova / TWO_POW_32) >>> 0;
