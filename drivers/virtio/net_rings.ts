@@ -4,7 +4,13 @@
  * taking used ones, queueing frames and reclaiming sent ones. Each frame is one descriptor whose
  * buffer starts with the 12-byte virtio-net header (virtio 1.2 §5.1.6) in the pool buffer's
  * headroom; receive descriptors are device-writable, transmit ones device-readable with a zeroed
- * header (no offloads).
+ * header (no offloads). Free descriptor ids wait on a stack, so posting costs per buffer posted,
+ * not per ring entry.
+ *
+ * Ordering per batch: taking used elements reads the used index once (an Atomics.load, after
+ * which the elements and frame bytes are read); posting publishes the available index with one
+ * Atomics.store and reads the device's notify flag with one Atomics.load after it, as Linux's
+ * virtqueue_kick_prepare does after its full barrier.
  *
  * @module
  */
@@ -14,22 +20,52 @@ import type { PacketBuffer, PacketPool } from "../packet_pool.ts";
 import { VIRTIO_NET_HDR_SIZE, VIRTQ_DESC_F_WRITE } from "./registers.ts";
 import type { SplitQueue } from "./virtqueue.ts";
 
-/** The receive ring: every free descriptor holds a posted pool buffer. */
-export class VirtioRxRing {
+/** What both rings keep: the queue, the buffer behind each descriptor, the free descriptors. */
+abstract class NetRing {
   /** The virtqueue. */
   readonly queue: SplitQueue;
-  readonly #pool: PacketPool;
-  readonly #stats: NetDeviceStats;
-  readonly #notify: () => void;
-  readonly #slot: (PacketBuffer | undefined)[];
+  protected readonly pool: PacketPool;
+  protected readonly stats: NetDeviceStats;
+  protected readonly notify: () => void;
+  protected readonly slot: (PacketBuffer | undefined)[];
+  /** Free descriptor ids, a stack in `free[0..top)`. */
+  protected readonly free: Int32Array;
+  protected top: number;
 
-  /** A ring over `queue`; `notify` kicks the device (called when it asks to be notified). */
   constructor(queue: SplitQueue, pool: PacketPool, stats: NetDeviceStats, notify: () => void) {
     this.queue = queue;
-    this.#pool = pool;
-    this.#stats = stats;
-    this.#notify = notify;
-    this.#slot = new Array(queue.size).fill(undefined);
+    this.pool = pool;
+    this.stats = stats;
+    this.notify = notify;
+    this.slot = new Array(queue.size).fill(undefined);
+    this.free = new Int32Array(queue.size);
+    for (let i = 0; i < queue.size; i++) this.free[i] = queue.size - 1 - i;
+    this.top = queue.size;
+  }
+
+  /** Publish what was offered; kick the device unless it asked not to be. */
+  protected publish(): void {
+    this.queue.publish();
+    if (this.queue.needsNotify()) this.notify();
+  }
+
+  /** Return every buffer still behind a descriptor to the pool (the device must be reset). */
+  drain(): void {
+    for (let id = 0; id < this.slot.length; id++) {
+      const buf = this.slot[id];
+      if (buf === undefined) continue;
+      this.pool.free(buf);
+      this.slot[id] = undefined;
+      this.free[this.top++] = id;
+    }
+  }
+}
+
+/** The receive ring: every free descriptor gets a posted pool buffer. */
+export class VirtioRxRing extends NetRing {
+  /** A ring over `queue`; `notify` kicks the device (called when it asks to be notified). */
+  constructor(queue: SplitQueue, pool: PacketPool, stats: NetDeviceStats, notify: () => void) {
+    super(queue, pool, stats, notify);
   }
 
   /** Whether used buffers are waiting. */
@@ -39,133 +75,137 @@ export class VirtioRxRing {
 
   /**
    * Take up to `max` used buffers into `out[0..n)`; returns n. Frames without a payload or longer
-   * than a buffer are dropped (the buffer goes back to the pool) and counted in rxDropped.
+   * than a buffer are dropped (the buffer goes back to the pool) and counted in rxDropped, as are
+   * used ids the driver never posted.
    */
   receive(out: PacketBuffer[], max: number): number {
-    let n = 0;
     const rx = this.queue;
-    while (n < max && rx.usedPending() > 0) {
-      const id = rx.popUsed();
-      const buf = this.#slot[id];
-      this.#slot[id] = undefined;
-      if (!buf) {
-        this.#stats.rxDropped++;
+    const pending = rx.usedPending();
+    const k = pending < max ? pending : max;
+    if (k === 0) return 0;
+    const slot = this.slot;
+    const free = this.free;
+    const mask = rx.size - 1;
+    const capacity = this.pool.bufferSize - this.pool.headroom;
+    let top = this.top;
+    let n = 0;
+    let bytes = 0;
+    let dropped = 0;
+    for (let j = 0; j < k; j++) {
+      const id = rx.usedId(j) & mask;
+      const buf = slot[id];
+      if (buf === undefined) {
+        dropped++;
         continue;
       }
-      const frame = rx.lastLength - VIRTIO_NET_HDR_SIZE;
-      if (frame <= 0 || frame > buf.data.length) {
-        this.#stats.rxDropped++;
-        this.#pool.free(buf);
+      slot[id] = undefined;
+      free[top++] = id;
+      const frame = rx.usedLength(j) - VIRTIO_NET_HDR_SIZE;
+      if (frame <= 0 || frame > capacity) {
+        dropped++;
+        this.pool.free(buf);
         continue;
       }
       buf.length = frame;
       out[n++] = buf;
-      this.#stats.rxPackets++;
-      this.#stats.rxBytes += frame;
+      bytes += frame;
     }
+    rx.takeUsed(k);
+    this.top = top;
+    const stats = this.stats;
+    stats.rxPackets += n;
+    stats.rxBytes += bytes;
+    stats.rxDropped += dropped;
     return n;
   }
 
   /** Post a pool buffer into every free descriptor; returns how many were posted. */
   refill(): number {
     const rx = this.queue;
+    const pool = this.pool;
+    const iovas = pool.iovas;
+    const slot = this.slot;
+    const free = this.free;
+    const length = pool.bufferSize - pool.headroom + VIRTIO_NET_HDR_SIZE;
+    let top = this.top;
     let offered = 0;
-    for (let id = 0; id < rx.size; id++) {
-      if (this.#slot[id]) continue;
-      const buf = this.#pool.alloc();
-      if (!buf) break;
-      rx.setDescriptor(
-        id,
-        buf.iova - VIRTIO_NET_HDR_SIZE,
-        buf.data.length + VIRTIO_NET_HDR_SIZE,
-        VIRTQ_DESC_F_WRITE,
-      );
-      this.#slot[id] = buf;
+    while (top > 0) {
+      const buf = pool.alloc();
+      if (buf === undefined) break;
+      const id = free[--top];
+      rx.setDescriptor(id, iovas[buf.index] - VIRTIO_NET_HDR_SIZE, length, VIRTQ_DESC_F_WRITE);
+      slot[id] = buf;
       rx.offer(id);
       offered++;
     }
-    if (offered > 0) {
-      rx.publish();
-      if (rx.needsNotify()) this.#notify();
-    }
+    this.top = top;
+    if (offered > 0) this.publish();
     return offered;
-  }
-
-  /** Return every posted buffer to the pool (the device must be reset). */
-  drain(): void {
-    for (let id = 0; id < this.#slot.length; id++) {
-      const buf = this.#slot[id];
-      if (buf !== undefined) this.#pool.free(buf);
-      this.#slot[id] = undefined;
-    }
   }
 }
 
-/** The transmit ring: a stack of free descriptors, the frame behind each busy one. */
-export class VirtioTxRing {
-  /** The virtqueue. */
-  readonly queue: SplitQueue;
-  readonly #pool: PacketPool;
-  readonly #stats: NetDeviceStats;
-  readonly #notify: () => void;
-  readonly #slot: (PacketBuffer | undefined)[];
-  readonly #free: number[];
-
+/** The transmit ring: a frame behind each busy descriptor until the device has used it. */
+export class VirtioTxRing extends NetRing {
   /** A ring over `queue`; `notify` kicks the device (called when it asks to be notified). */
   constructor(queue: SplitQueue, pool: PacketPool, stats: NetDeviceStats, notify: () => void) {
-    this.queue = queue;
-    this.#pool = pool;
-    this.#stats = stats;
-    this.#notify = notify;
-    this.#slot = new Array(queue.size).fill(undefined);
-    this.#free = Array.from({ length: queue.size }, (_, i) => queue.size - 1 - i);
+    super(queue, pool, stats, notify);
   }
 
   /** Return the buffers of used descriptors to the pool; returns how many. */
   reclaim(): number {
     const tx = this.queue;
+    const pending = tx.usedPending();
+    if (pending === 0) return 0;
+    const slot = this.slot;
+    const free = this.free;
+    const pool = this.pool;
+    const mask = tx.size - 1;
+    let top = this.top;
     let n = 0;
-    while (tx.usedPending() > 0) {
-      const id = tx.popUsed();
-      const buf = this.#slot[id];
-      if (!buf) continue;
-      this.#slot[id] = undefined;
-      this.#free.push(id);
-      this.#stats.txPackets++;
-      this.#pool.free(buf);
+    for (let j = 0; j < pending; j++) {
+      const id = tx.usedId(j) & mask;
+      const buf = slot[id];
+      if (buf === undefined) continue;
+      slot[id] = undefined;
+      free[top++] = id;
+      pool.free(buf);
       n++;
     }
+    tx.takeUsed(pending);
+    this.top = top;
+    this.stats.txPackets += n;
     return n;
   }
 
   /** Queue up to `count` frames; returns how many were taken. */
   send(buffers: PacketBuffer[], count: number): number {
     const tx = this.queue;
-    let n = 0;
-    for (; n < count && this.#free.length > 0; n++) {
-      const buf = buffers[n];
-      const slot = this.#free.pop()!;
-      buf.head.fill(0, buf.head.length - VIRTIO_NET_HDR_SIZE);
-      tx.setDescriptor(slot, buf.iova - VIRTIO_NET_HDR_SIZE, buf.length + VIRTIO_NET_HDR_SIZE, 0);
-      this.#slot[slot] = buf;
-      tx.offer(slot);
-      this.#stats.txBytes += buf.length;
+    const top0 = this.top;
+    const n = count < top0 ? count : top0;
+    if (n <= 0) return 0;
+    const slot = this.slot;
+    const free = this.free;
+    let top = top0;
+    let bytes = 0;
+    for (let j = 0; j < n; j++) {
+      const buf = buffers[j];
+      const id = free[--top];
+      // No offloads: every header field zero (flags, gso_type NONE, …).
+      const head = buf.head;
+      for (let h = head.length - VIRTIO_NET_HDR_SIZE; h < head.length; h++) head[h] = 0;
+      tx.setDescriptor(
+        id,
+        buf.iova - VIRTIO_NET_HDR_SIZE,
+        buf.length + VIRTIO_NET_HDR_SIZE,
+        0,
+      );
+      slot[id] = buf;
+      tx.offer(id);
+      bytes += buf.length;
     }
-    if (n > 0) {
-      tx.publish();
-      if (tx.needsNotify()) this.#notify();
-    }
+    this.top = top;
+    this.stats.txBytes += bytes;
+    this.publish();
     return n;
-  }
-
-  /** Return every queued buffer to the pool (the device must be reset). */
-  drain(): void {
-    for (let id = 0; id < this.#slot.length; id++) {
-      const buf = this.#slot[id];
-      if (buf === undefined) continue;
-      this.#pool.free(buf);
-      this.#slot[id] = undefined;
-      this.#free.push(id);
-    }
   }
 }

@@ -130,4 +130,23 @@ export class SplitQueue {
     this.lastLength = this.#used32[slot + 1];
     return this.#used32[slot];
   }
+
+  /**
+   * The descriptor id of the `n`-th used element not yet taken (0: the oldest). For batches:
+   * read {@link usedPending} once (the batch's ordered load), look at up to that many elements,
+   * then {@link takeUsed} them.
+   */
+  usedId(n: number): number {
+    return this.#used32[((this.#lastUsed + n) & this.#mask) * 2];
+  }
+
+  /** The length the device wrote into the `n`-th used element not yet taken. */
+  usedLength(n: number): number {
+    return this.#used32[((this.#lastUsed + n) & this.#mask) * 2 + 1];
+  }
+
+  /** Mark the `n` oldest used elements as taken. */
+  takeUsed(n: number): void {
+    this.#lastUsed = (this.#lastUsed + n) & 0xffff;
+  }
 }
