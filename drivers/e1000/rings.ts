@@ -299,7 +299,6 @@ export class TxRing extends DescriptorRing {
     const d = this.d;
     const bufs = this.bufs;
     const capacity = this.capacity;
-    const iovas = this.pool.iovas;
     const cmd = this.#cmd;
     const shift = this.#paylen ? this.#paylenShift : -1;
     let tail = this.#tail;
@@ -309,7 +308,8 @@ export class TxRing extends DescriptorRing {
     for (let j = 0; j < n; j++) {
       const buf = buffers[j];
       const length = (buf.length < capacity ? buf.length : capacity) & TXD_LENGTH_MASK;
-      const iova = iovas[buf.index];
+      // The caller's buffer's own IOVA: a buffer from another pool is caught when it is freed.
+      const iova = buf.iova;
       w = tail * DESC_WORDS;
       d[w] = iova >>> 0;
       d[w + 1] = (iova / TWO_POW_32) >>> 0;
