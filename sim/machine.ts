@@ -67,6 +67,12 @@ export interface MachineDevice {
   readonly driver?: string;
   /** IOMMU group number; devices with the same number share a group. */
   readonly group?: number;
+  /**
+   * The Ethernet segment a NIC model plugs into: 0 (default) is {@link SimMachine.segment}; any
+   * other number is a segment of its own, shared by the devices given that number (two NICs on
+   * two wires: 1 and 2). See {@link SimMachine.segments}.
+   */
+  readonly segment?: number;
 }
 
 /** Options of {@link createMachine}. */
@@ -155,8 +161,10 @@ export interface SimMachine {
   faults(): readonly IommuFault[];
   /** Trace of device, IOMMU and VFIO events. */
   readonly trace: string[];
-  /** The Ethernet segment every NIC model is plugged into (attach peers, taps, pcap). */
+  /** The Ethernet segment NIC models are plugged into by default (attach peers, taps, pcap). */
   readonly segment: EthernetSegment;
+  /** Every segment by the number devices gave ({@link MachineDevice.segment}; 0 is `segment`). */
+  readonly segments: ReadonlyMap<number, EthernetSegment>;
   /** The proposed system-wide PASID space, when `pasidAllocatorProposal` is on. */
   readonly pasidSpace?: SystemPasidSpace;
 }
@@ -324,6 +332,19 @@ export function createMachine(options: MachineOptions): SimMachine {
   });
   const random = seededRandom(options.seed ?? 1);
   const segment = new EthernetSegment(clock);
+  const segments = new Map<number, EthernetSegment>([[0, segment]]);
+  const segmentFor = (n: number | undefined): EthernetSegment => {
+    if (n === undefined) return segment;
+    if (!Number.isInteger(n) || n < 0) {
+      throw new Error(`createMachine: segment ${n}: want a non-negative integer`);
+    }
+    let s = segments.get(n);
+    if (s === undefined) {
+      s = new EthernetSegment(clock);
+      segments.set(n, s);
+    }
+    return s;
+  };
   const made = new Map<string, number>();
   const instances = (name: string): number => {
     const n = made.get(name) ?? 0;
@@ -351,7 +372,11 @@ export function createMachine(options: MachineOptions): SimMachine {
     if (typeof d.model === "string") {
       const nic = nics;
       if (isNicModel(d.model)) nics++;
-      model = createDeviceModel(d.model, { segment, instance: instances(d.model), nic });
+      model = createDeviceModel(d.model, {
+        segment: segmentFor(d.segment),
+        instance: instances(d.model),
+        nic,
+      });
     } else {
       model = d.model;
     }
@@ -474,6 +499,7 @@ export function createMachine(options: MachineOptions): SimMachine {
     faults: () => iommu.faults,
     trace,
     segment,
+    segments,
     ...(pasidSpace ? { pasidSpace } : {}),
   };
 }

@@ -33,6 +33,7 @@ export * from "./net/segment.ts";
 export * from "./net/peer.ts";
 export * from "./net/pcap.ts";
 export * from "./net/bridge.ts";
+export * from "./net/traffic.ts";
 export {
   type VirtioNetCounters,
   VirtioNetDevice,
