@@ -18,6 +18,7 @@ import dgram from "node:dgram";
 import { IDLE_SECONDS, VM_MACHINES, VM_NICS, vmDevices, type VmMachine } from "./machines.ts";
 import { compareGolden, type GoldenBlock, goldenPath, parseMarkers } from "./results.ts";
 import { ECHO_DATAGRAMS, EchoBench } from "./echo.ts";
+import { ForwardBench } from "./forward.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..", "..");
@@ -147,15 +148,20 @@ async function runMachine(
   const echoPorts: Record<string, number> = {};
   for (const nic of VM_NICS) echoPorts[nic.driver] = await freeUdpPort();
   const bench = new EchoBench(echoPorts);
+  const forward = new ForwardBench(echoPorts);
   const { lines, timedOut } = await boot(
     machine,
     kernel,
     initrd,
     timeoutS,
-    (text) => bench.onLine(text),
+    (text) => {
+      bench.onLine(text);
+      forward.onLine(text);
+    },
     echoPorts,
   );
   bench.close();
+  forward.close();
   const totalS = (performance.now() - t0) / 1000;
   const parsed = parseMarkers(lines);
   const problems: string[] = [];
@@ -187,6 +193,9 @@ async function runMachine(
     if (r.cpuS === undefined) problems.push(`idle ${r.nic} ${r.mode}: no CPU figure`);
   }
   if (machine.idleCpu && bench.idle.length === 0) problems.push("no idle CPU measurement");
+  const forwarded = forward.report(machine.name);
+  echoLines.push(...forwarded.lines);
+  problems.push(...forwarded.problems);
   if (parsed.exit !== 0) problems.push(`guest suite exited ${parsed.exit}`);
   for (const block of parsed.blocks) {
     const file = goldenPath(ROOT, machine.name, block.name);

@@ -36,6 +36,14 @@ for nic in virtio-net=0x1af4:0x1041 e1000e=0x8086:0x10d3 igb=0x8086:0x10c9; do
     [ "$code" = 0 ] || fail=1
   done
 done
+# The forwarder (examples/forward.ts) between the e1000e and the igb for a few seconds, the host
+# feeding both ports (tests/vm/forward.ts); TCG rates, not speed claims.
+echo "@@DV FORWARD e1000e igb"
+deno run --no-check --allow-ffi examples/forward.ts --device "$(bdf_of 0x8086:0x10d3)" \
+  --device "$(bdf_of 0x8086:0x10c9)" --duration 3
+code=$?
+echo "@@DV FORWARD-END e1000e igb $code"
+[ "$code" = 0 ] || fail=1
 # The idle CPU figure (dv.idle=SECONDS): the demo on the igb with no traffic, interrupt-driven and
 # busy-polling.
 if [ -n "$idle" ]; then
