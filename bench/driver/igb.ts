@@ -22,9 +22,10 @@ import { alignUp, SharedMemory } from "./memory.ts";
 import {
   COUNTER_SLOTS,
   deviceCounts,
+  finishRings,
   type ForwardSide,
   type LoopCounts,
-  loopCounts,
+  nativeSide,
   type RingBench,
 } from "./side.ts";
 
@@ -151,27 +152,16 @@ function denoSide(memory: SharedMemory, shape: RingShape): ForwardSide {
       return forwardFrames(ports[0], ports[1], pool, bufs, batch, frames, counts);
     },
     counts: () => ({ ...counts }),
-    finish(): LoopCounts {
-      for (const p of ports) {
-        p.rx.drain();
-        p.tx.drain();
-      }
-      if (pool.available !== shape.poolSize) {
-        throw new Error(`driver bench: ${shape.poolSize - pool.available} buffers leaked`);
-      }
-      return { ...counts, rxDropped: ports.reduce((s, p) => s + p.stats.rxDropped, 0) };
-    },
+    finish: () => finishRings(ports, pool, shape.poolSize, counts),
   };
 }
 
 /** The C loop's rings on ports 2-3, in the second half of the DMA region. */
 function cSide(native: NativeBench, memory: SharedMemory, shape: RingShape): ForwardSide {
   const l = layout(shape);
-  const out = new BigUint64Array(COUNTER_SLOTS);
-  return {
-    name: "C",
-    setup(maxBatch: number): void {
-      check(native.igb_fwd_setup(
+  return nativeSide({
+    setup: (maxBatch) =>
+      native.igb_fwd_setup(
         memory.barAt(PORTS),
         BAR_SIZE,
         memory.dmaAt(l.total),
@@ -181,20 +171,12 @@ function cSide(native: NativeBench, memory: SharedMemory, shape: RingShape): For
         shape.poolSize,
         E1000_BUFFER_SIZE,
         maxBatch,
-      ));
-    },
-    post: () => native.igb_fwd_start(),
-    run: (frames: number, batch: number): number =>
-      Number(native.igb_fwd_run(BigInt(frames), batch)),
-    counts(): LoopCounts {
-      native.igb_fwd_counts(out);
-      return loopCounts(out);
-    },
-    finish(): LoopCounts {
-      native.igb_fwd_finish(out);
-      return loopCounts(out);
-    },
-  };
+      ),
+    start: native.igb_fwd_start,
+    run: native.igb_fwd_run,
+    counts: native.igb_fwd_counts,
+    finish: native.igb_fwd_finish,
+  });
 }
 
 /** The igb bench: four ports' BARs, both sides' rings, the device. */

@@ -90,3 +90,59 @@ export interface RingBench {
   /** Unmap the shared memory. */
   close(): void;
 }
+
+/** The C loop's native functions of one ring kind (bench/driver/native/loop.h). */
+export interface NativeLoop {
+  /** `<kind>_fwd_setup` with its arguments bound: lay the rings out, 0 or negative. */
+  setup(maxBatch: number): number;
+  /** `<kind>_fwd_start`. */
+  start(): void;
+  /** `<kind>_fwd_run`. */
+  run(frames: bigint, batch: number): bigint;
+  /** `<kind>_fwd_counts`. */
+  counts(out: BigUint64Array): void;
+  /** `<kind>_fwd_finish`. */
+  finish(out: BigUint64Array): void;
+}
+
+/** The C side over its native loop. */
+export function nativeSide(loop: NativeLoop): ForwardSide {
+  const out = new BigUint64Array(COUNTER_SLOTS);
+  return {
+    name: "C",
+    setup(maxBatch: number): void {
+      const status = loop.setup(maxBatch);
+      if (status !== 0) throw new Error(`driver bench: the C loop's setup failed (${status})`);
+    },
+    post: () => loop.start(),
+    run: (frames: number, batch: number): number => Number(loop.run(BigInt(frames), batch)),
+    counts(): LoopCounts {
+      loop.counts(out);
+      return loopCounts(out);
+    },
+    finish(): LoopCounts {
+      loop.finish(out);
+      return loopCounts(out);
+    },
+  };
+}
+
+/**
+ * Take a Deno side's rings down: every buffer back in the pool (or the bench throws: the driver
+ * leaked), and the counts with the rings' receive drops.
+ */
+export function finishRings(
+  ports: { rx: { drain(): void }; tx: { drain(): void }; stats: { rxDropped: number } }[],
+  pool: { available: number },
+  poolSize: number,
+  counts: LoopCounts,
+): LoopCounts {
+  for (const p of ports) {
+    p.rx.drain();
+    p.tx.drain();
+  }
+  if (pool.available !== poolSize) {
+    throw new Error(`driver bench: ${poolSize - pool.available} buffers leaked`);
+  }
+  return { ...counts, rxDropped: ports.reduce((s, p) => s + p.stats.rxDropped, 0) };
+}

@@ -24,9 +24,10 @@ import { check, type RingShape, zero } from "./igb.ts";
 import {
   COUNTER_SLOTS,
   deviceCounts,
+  finishRings,
   type ForwardSide,
   type LoopCounts,
-  loopCounts,
+  nativeSide,
   type RingBench,
 } from "./side.ts";
 
@@ -137,15 +138,8 @@ function denoSide(memory: SharedMemory, shape: RingShape, queues: SplitQueue[]):
     },
     counts: () => ({ ...counts }),
     finish(): LoopCounts {
-      for (const p of ports) {
-        p.rx.drain();
-        p.tx.drain();
-      }
-      if (pool.available !== shape.poolSize) {
-        throw new Error(`driver bench: ${shape.poolSize - pool.available} buffers leaked`);
-      }
       if (kicks !== 0) throw new Error(`driver bench: the driver kicked a device that said not to`);
-      return { ...counts, rxDropped: ports.reduce((s, p) => s + p.stats.rxDropped, 0) };
+      return finishRings(ports, pool, shape.poolSize, counts);
     },
   };
 }
@@ -153,11 +147,9 @@ function denoSide(memory: SharedMemory, shape: RingShape, queues: SplitQueue[]):
 /** The C loop's queues, in the second half of the DMA region. */
 function cSide(native: NativeBench, memory: SharedMemory, shape: RingShape): ForwardSide {
   const l = layout(shape);
-  const out = new BigUint64Array(COUNTER_SLOTS);
-  return {
-    name: "C",
-    setup(maxBatch: number): void {
-      check(native.virtio_fwd_setup(
+  return nativeSide({
+    setup: (maxBatch) =>
+      native.virtio_fwd_setup(
         memory.dmaAt(l.total),
         new Uint32Array(l.queues),
         shape.ringSize,
@@ -166,20 +158,12 @@ function cSide(native: NativeBench, memory: SharedMemory, shape: RingShape): For
         DEFAULT_BUFFER_SIZE,
         DEFAULT_HEADROOM,
         maxBatch,
-      ));
-    },
-    post: () => native.virtio_fwd_start(),
-    run: (frames: number, batch: number): number =>
-      Number(native.virtio_fwd_run(BigInt(frames), batch)),
-    counts(): LoopCounts {
-      native.virtio_fwd_counts(out);
-      return loopCounts(out);
-    },
-    finish(): LoopCounts {
-      native.virtio_fwd_finish(out);
-      return loopCounts(out);
-    },
-  };
+      ),
+    start: native.virtio_fwd_start,
+    run: native.virtio_fwd_run,
+    counts: native.virtio_fwd_counts,
+    finish: native.virtio_fwd_finish,
+  });
 }
 
 /** The virtio bench: both sides' queues, the device. */

@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "pool.h"
+#include "loop.h"
 
 #define PORTS 2
 
@@ -178,18 +179,8 @@ static uint32_t tx_batch(struct ring *t, struct pkt **bufs, uint32_t count) {
   return n;
 }
 
-/* ixy's forward(): a batch from one port, one byte touched per frame, out of the other port. */
-static uint32_t forward(struct ring *rx, struct ring *tx, uint32_t batch) {
-  struct pkt **bufs = fwd.batch;
-  uint32_t n = rx_batch(rx, bufs, batch);
-  fwd.counts[FWD_RX_CALLS]++;
-  fwd.counts[FWD_RX_PACKETS] += n;
-  for (uint32_t i = 0; i < n; i++) bufs[i]->data[1]++;
-  uint32_t sent = tx_batch(tx, bufs, n);
-  for (uint32_t i = sent; i < n; i++) pool_free(&fwd.pool, bufs[i]);
-  fwd.counts[FWD_TX_DROPPED] += n - sent;
-  return sent;
-}
+
+DEFINE_FORWARD_LOOP(virtio, struct ring, struct ring)
 
 /* splitQueueLayout(): descriptors at 0, available ring, used ring (virtio 1.2 §2.7). */
 static int queue_init(struct ring *r, uint8_t *mem, uint32_t size) {
@@ -230,28 +221,6 @@ int virtio_fwd_setup(uint8_t *dma, const uint32_t *queues, uint32_t queue_size,
     if (queue_init(&fwd.tx[p], dma + queues[p * 2 + 1], queue_size) != 0) return -1;
   }
   return fwd.batch ? 0 : -1;
-}
-
-/* Post the receive queues (the driver's open does this before DRIVER_OK). */
-void virtio_fwd_start(void) {
-  for (int p = 0; p < PORTS; p++) rx_refill(&fwd.rx[p]);
-}
-
-/* Forward port 0 → 1, then 1 → 0, until `frames` were queued for transmit; returns how many. */
-uint64_t virtio_fwd_run(uint64_t frames, uint32_t batch) {
-  uint64_t sent = 0;
-  while (sent < frames) {
-    sent += forward(&fwd.rx[0], &fwd.tx[1], batch);
-    sent += forward(&fwd.rx[1], &fwd.tx[0], batch);
-  }
-  fwd.counts[FWD_FORWARDED] += sent;
-  return sent;
-}
-
-/* The loop's counts so far (FWD_STATS u64s). */
-void virtio_fwd_counts(uint64_t *counts) {
-  fwd.counts[FWD_RX_DROPPED] = fwd.stats.rx_dropped;
-  memcpy(counts, fwd.counts, sizeof fwd.counts);
 }
 
 /* The loop's counts, then free everything setup allocated. */
