@@ -42,6 +42,7 @@ usage: deno task demo [options]
   --echoes N          stop once N datagrams have been echoed (with --device or --bridge)
   --duration S        stop after S seconds (default: until the built-in client is done, or forever
                       with --bridge or --device)
+  --idle S            then stay S more seconds without traffic and print the CPU time they took
   --device BDF        drive a real NIC bound to vfio-pci (virtio-net, e1000e or igb, by PCI id)
   --queues N          igb: N queue pairs with RSS, one MSI-X vector each (default 1)
   --poll              busy-poll (sleep 1 ms when idle) instead of sleeping on the interrupt
@@ -78,6 +79,7 @@ interface Options {
   poll: boolean;
   queues: number;
   echoes?: number;
+  idleS?: number;
   bridge?: { hostname: string; port: number };
   pcap?: string;
   count: number;
@@ -98,6 +100,7 @@ function parseOptions(argv: string[]): Options | "help" {
       poll: { type: "boolean", default: false },
       queues: { type: "string", default: "1" },
       echoes: { type: "string" },
+      idle: { type: "string" },
       bridge: { type: "string" },
       pcap: { type: "string" },
       count: { type: "string", default: "1000" },
@@ -143,6 +146,7 @@ function parseOptions(argv: string[]): Options | "help" {
     poll: values.poll,
     queues: num("queues", values.queues, 64),
     echoes: values.echoes === undefined ? undefined : num("echoes", values.echoes, 1e9),
+    idleS: values.idle === undefined ? undefined : num("idle", values.idle, 1e6),
     bridge,
     pcap: values.pcap,
     count: num("count", values.count, 1e9),
@@ -237,36 +241,51 @@ async function main(): Promise<number> {
       ? builtInClient(world, nicIp, o, () => finished.abort())
       : undefined;
     const started = kernel.now();
+    /** Serve until `done()` or `durationMs` of wall clock; reports every second. */
+    const serve = async (done: () => boolean, durationMs: number): Promise<void> => {
+      const from = performance.now();
+      let lastReport = from;
+      for (;;) {
+        const n = stack.poll();
+        client?.step();
+        if (done()) return;
+        const now = performance.now();
+        const leftMs = durationMs - (now - from);
+        if (leftMs <= 0) return;
+        if (now - lastReport >= REPORT_MS) {
+          lastReport = now;
+          report(stack, nic.stats(), world, kernel.now() - started);
+        }
+        if (n > 0) continue;
+        if (o.poll) await kernel.sleep(world?.bridge || !world ? 1 : 0.05);
+        else {
+          const waitMs = Math.max(0, Math.min(leftMs, REPORT_MS - (now - lastReport)));
+          await nic.waitForWork(waitMs, finished.signal);
+        }
+      }
+    };
     const wallStart = performance.now();
     const cpuStart = process.cpuUsage();
-    let lastReport = wallStart;
-    for (;;) {
-      const n = stack.poll();
-      client?.step();
-      if (client?.done()) break;
-      if (o.echoes !== undefined && echoed >= o.echoes) break;
-      const now = performance.now();
-      const leftMs = o.durationS === undefined ? Infinity : o.durationS * 1000 - (now - wallStart);
-      if (leftMs <= 0) break;
-      if (now - lastReport >= REPORT_MS) {
-        lastReport = now;
-        report(stack, nic.stats(), world, kernel.now() - started);
-      }
-      if (n > 0) continue;
-      if (o.poll) await kernel.sleep(world?.bridge || !world ? 1 : 0.05);
-      else {
-        const waitMs = Math.max(0, Math.min(leftMs, REPORT_MS - (now - lastReport)));
-        await nic.waitForWork(waitMs, finished.signal);
-      }
-    }
+    await serve(
+      () => client?.done() === true || (o.echoes !== undefined && echoed >= o.echoes),
+      o.durationS === undefined ? Infinity : o.durationS * 1000,
+    );
     report(stack, nic.stats(), world, kernel.now() - started);
     const wallS = (performance.now() - wallStart) / 1000;
-    const cpu = process.cpuUsage(cpuStart);
     console.log(
-      `udp_echo: echoed ${echoed} datagrams; cpu ${((cpu.user + cpu.system) / 1e6).toFixed(3)} s ` +
-        `(user ${(cpu.user / 1e6).toFixed(3)}, sys ${(cpu.system / 1e6).toFixed(3)}) over ` +
-        `${wallS.toFixed(1)} s wall clock, ${idleMode(nic, o.poll)} when idle`,
+      `udp_echo: echoed ${echoed} datagrams; ${cpuLine(process.cpuUsage(cpuStart), wallS)}, ` +
+        `${idleMode(nic, o.poll)} when idle`,
     );
+    if (o.idleS !== undefined) {
+      const idleFrom = performance.now();
+      const idleCpu = process.cpuUsage();
+      await serve(() => false, o.idleS * 1000);
+      const idleWallS = (performance.now() - idleFrom) / 1000;
+      console.log(
+        `udp_echo: idle: ${cpuLine(process.cpuUsage(idleCpu), idleWallS)}, ` +
+          `${idleMode(nic, o.poll)}`,
+      );
+    }
     if (client) {
       const c = client.summary();
       console.log(
@@ -281,6 +300,13 @@ async function main(): Promise<number> {
     world?.bridge?.close();
     world?.closePcap?.();
   }
+}
+
+/** "cpu 0.123 s (user 0.100, sys 0.023) over 10.0 s wall clock". */
+function cpuLine(cpu: { user: number; system: number }, wallS: number): string {
+  return `cpu ${((cpu.user + cpu.system) / 1e6).toFixed(3)} s (user ${
+    (cpu.user / 1e6).toFixed(3)
+  }, sys ${(cpu.system / 1e6).toFixed(3)}) over ${wallS.toFixed(1)} s wall clock`;
 }
 
 /** What the loop does when a poll finds nothing. */

@@ -51,7 +51,8 @@ export interface VmMachine {
   readonly simIommu: string;
   /**
    * Also measure the echo demo's CPU time over {@link IDLE_SECONDS} idle seconds on the igb,
-   * busy-polling and interrupt-driven (every machine runs the echo itself on every NIC and path).
+   * interrupt-driven on the first VFIO path and busy-polling on the second (every machine runs
+   * the echo itself on every NIC and path).
    */
   readonly idleCpu: boolean;
 }
