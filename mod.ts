@@ -181,7 +181,13 @@ export {
   type PasidDmaResult,
   type PasidDmaStatus,
 } from "./drivers/pasid_dma/pasid_dma.ts";
-export type { NetDevice, NetDeviceStats } from "./drivers/net_device.ts";
+export type {
+  InterruptMode,
+  NetDevice,
+  NetDeviceStats,
+  NicOpenOptions,
+  WorkWaitResult,
+} from "./drivers/net_device.ts";
 export {
   DEFAULT_BUFFER_SIZE,
   DEFAULT_HEADROOM,
@@ -191,11 +197,35 @@ export {
 } from "./drivers/packet_pool.ts";
 export { type NicHealth, VirtioNet, type VirtioNetOptions } from "./drivers/virtio/net.ts";
 export { E1000Controller, type E1000Options } from "./drivers/e1000/controller.ts";
+export { E1000_MODELS, findE1000Model } from "./drivers/e1000/models.ts";
+export type {
+  E1000InterruptRegs,
+  E1000IrqScheme,
+  E1000Model,
+  E1000QueueLayout,
+} from "./drivers/e1000/model.ts";
 export {
-  E1000_MODELS,
-  type E1000InterruptRegs,
-  type E1000Model,
-} from "./drivers/e1000/registers.ts";
+  E1000_BUFFER_SIZE,
+  IntelNic,
+  type IntelNicOptions,
+  type IntelNicStats,
+  type ReceiveFilter,
+} from "./drivers/e1000/nic.ts";
+export type { E1000HardwareStats } from "./drivers/e1000/stats.ts";
+export { type IgbOptions, openIgb } from "./drivers/igb/igb.ts";
+export { IGB_MODEL } from "./drivers/igb/model.ts";
+export { type E1000eOptions, openE1000e } from "./drivers/e1000e/e1000e.ts";
+export { E1000E_MODEL } from "./drivers/e1000e/model.ts";
+export {
+  type Nic,
+  type NicDriver,
+  nicDriverFor,
+  openNic,
+  type OpenNicOptions,
+  SUPPORTED_NICS,
+  type SupportedNic,
+} from "./drivers/open_nic.ts";
+export { pollForWork, waitForVectors } from "./drivers/wait_for_work.ts";
 
 // ---- The network stack ----
 export { NetStack, type NetStackOptions, type NetStackStats } from "./net/stack.ts";

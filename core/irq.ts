@@ -91,6 +91,7 @@ const MODE_OF_INDEX: Record<number, IrqMode> = {
 const FD_SIZE = 4; // each eventfd is an s32 in vfio_irq_set.data
 const COUNTER_SIZE = 8; // an eventfd counter is a u64
 const INFINITE = -1; // poll(2) timeout: wait forever
+const ROUNDING_SLACK_MS = 1e-6; // far below the clock's 1 ns step, far above float error
 
 /** Hint for EPERM from SET_IRQS (vfio.md §7.3, vm-lab.md step 3). */
 export const IRQ_REMAPPING_HINT: string =
@@ -352,7 +353,11 @@ export class Interrupts {
     ];
     for (;;) {
       if (this.#gone(waiter)) return "cancelled";
-      const remaining = forever ? INFINITE : Math.ceil(Math.max(0, deadline - this.#kernel.now()));
+      // poll(2) takes whole milliseconds: round up, but not for a float rounding error of the
+      // subtraction (25 ms must stay 25, not become 26).
+      const remaining = forever
+        ? INFINITE
+        : Math.ceil(Math.max(0, deadline - this.#kernel.now() - ROUNDING_SLACK_MS));
       const ready = await this.#kernel.pollAsync(fds, remaining);
       if (this.#gone(waiter)) return "cancelled";
       // EINTR (a signal) is retried while a deadline bounds the wait; without one it is reported,

@@ -87,6 +87,12 @@ export interface MachineDevice {
    * `additionalIommus`. Functions of one group share their IOMMU.
    */
   readonly iommu?: number;
+  /**
+   * The Ethernet segment a NIC model plugs into: 0 (default) is {@link SimMachine.segment}; any
+   * other number is a segment of its own, shared by the devices given that number (two NICs on
+   * two wires: 1 and 2). See {@link SimMachine.segments}.
+   */
+  readonly segment?: number;
 }
 
 /** Options of {@link createMachine}. */
@@ -222,8 +228,10 @@ export interface SimMachine {
   readonly trace: readonly string[];
   /** The bounded trace ring, with subscribers that see every event as it happens. */
   readonly tracer: TraceRing;
-  /** The Ethernet segment every NIC model is plugged into (attach peers, taps, pcap). */
+  /** The Ethernet segment NIC models are plugged into by default (attach peers, taps, pcap). */
   readonly segment: EthernetSegment;
+  /** Every segment by the number devices gave ({@link MachineDevice.segment}; 0 is `segment`). */
+  readonly segments: ReadonlyMap<number, EthernetSegment>;
   /** The proposed system-wide PASID space, when `pasidAllocatorProposal` is on. */
   readonly pasidSpace?: MachinePasids["space"];
   /** **Proposal**: the space, its teardown, allocators and SVA processes, when the proposal is on. */
@@ -423,6 +431,19 @@ export function createMachine(options: MachineOptions): SimMachine {
   const iommu = iommus[0];
   const random = seededRandom(options.seed ?? 1);
   const segment = new EthernetSegment(clock);
+  const segments = new Map<number, EthernetSegment>([[0, segment]]);
+  const segmentFor = (n: number | undefined): EthernetSegment => {
+    if (n === undefined) return segment;
+    if (!Number.isInteger(n) || n < 0) {
+      throw new Error(`createMachine: segment ${n}: want a non-negative integer`);
+    }
+    let s = segments.get(n);
+    if (s === undefined) {
+      s = new EthernetSegment(clock);
+      segments.set(n, s);
+    }
+    return s;
+  };
   const made = new Map<unknown, number>();
   const instances = (kind: unknown): number => {
     const n = made.get(kind) ?? 0;
@@ -450,9 +471,13 @@ export function createMachine(options: MachineOptions): SimMachine {
     if (typeof d.model === "string") {
       const nic = nics;
       if (isNicModel(d.model)) nics++;
-      model = createDeviceModel(d.model, { segment, instance: instances(d.model), nic });
+      model = createDeviceModel(d.model, {
+        segment: segmentFor(d.segment),
+        instance: instances(d.model),
+        nic,
+      });
     } else if (typeof d.model === "function") {
-      model = d.model({ segment, instance: instances(d.model), nic: nics });
+      model = d.model({ segment: segmentFor(d.segment), instance: instances(d.model), nic: nics });
     } else {
       model = d.model;
     }
@@ -615,5 +640,6 @@ export function createMachine(options: MachineOptions): SimMachine {
       return f;
     },
     ...(wiring ? { pasidSpace: wiring.pasids.space, pasids: wiring.pasids } : {}),
+    segments,
   };
 }

@@ -31,7 +31,7 @@ export type DeviceModelName = "edu" | "virtio-net" | "pasid-dma" | "e1000e" | "i
 
 /** What a model may be plugged into besides the PCI bus. */
 export interface ModelContext {
-  /** The machine's Ethernet segment (NIC models attach their port to it). */
+  /** The Ethernet segment the model plugs into (the machine's, or the one its device entry named). */
   readonly segment: EthernetSegment;
   /** How many models of this name were created before. */
   readonly instance: number;

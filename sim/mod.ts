@@ -154,3 +154,9 @@ export {
 export { type PeerDatagram, SimPeer, type SimPeerOptions } from "./net/peer.ts";
 export { type PcapSink, PcapWriter } from "./net/pcap.ts";
 export { UdpBridge, type UdpBridgeOptions } from "./net/bridge.ts";
+export {
+  MAX_TRAFFIC_FRAME,
+  MIN_TRAFFIC_FRAME,
+  TrafficPort,
+  type TrafficPortOptions,
+} from "./net/traffic.ts";

@@ -1,9 +1,11 @@
 /**
  * Bring-up of an Intel e1000-family controller (82574L `e1000e`, 82576 `igb`) over VFIO: identify
- * the model, software reset, read the NVM through EERD and validate its checksum, read the
- * station address the reset loaded into RAL0/RAH0, and prove the interrupt path by raising a
- * cause in software and taking it on MSI or MSI-X vector 0. These are the first steps of a NIC
- * driver (rings and DMA are not here yet); the register facts are in registers.ts.
+ * the model, global reset (bus mastering quiesced first), read the NVM through EERD and validate
+ * its checksum, read the station address the reset loaded into RAL0/RAH0, bring the link up
+ * (CTRL.SLU, and PHY auto-negotiation through MDIC when STATUS.LU stays clear), and prove the
+ * interrupt path by raising a cause in software and taking it on MSI or MSI-X vector 0. The packet
+ * driver (nic.ts) starts with these steps; the register facts are in registers.ts and the per-model
+ * table in models.ts.
  *
  * @example
  * ```ts
@@ -24,25 +26,39 @@ import { pollUntil } from "../../core/poll_until.ts";
 import { PCI_DEVICE_ID, PCI_VENDOR_ID } from "../../core/config_space.ts";
 import {
   E1000_CTRL,
+  E1000_CTRL_GIO_MASTER_DISABLE,
   E1000_CTRL_RST,
+  E1000_CTRL_SLU,
   E1000_EERD,
   E1000_EERD_ADDR_SHIFT,
   E1000_EERD_DATA_SHIFT,
   E1000_EERD_DONE,
   E1000_EERD_START,
-  E1000_MODELS,
+  E1000_MDIC,
+  E1000_MDIC_DATA_MASK,
+  E1000_MDIC_ERROR,
+  E1000_MDIC_OP_READ,
+  E1000_MDIC_OP_WRITE,
+  E1000_MDIC_PHY_SHIFT,
+  E1000_MDIC_READY,
+  E1000_MDIC_REG_SHIFT,
+  E1000_PHY_ADDRESS,
   E1000_RAH0,
   E1000_RAH_AV,
   E1000_RAL0,
   E1000_REGS_BAR,
   E1000_STATUS,
+  E1000_STATUS_GIO_MASTER_ENABLE,
   E1000_STATUS_LU,
-  type E1000Model,
-  INTEL_VENDOR_ID,
   NVM_CHECKSUM_WORDS,
   NVM_MAC_WORD,
   NVM_SUM,
+  PHY_CONTROL,
+  PHY_CONTROL_AN_ENABLE,
+  PHY_CONTROL_RESTART_AN,
 } from "./registers.ts";
+import type { E1000Model } from "./model.ts";
+import { describeE1000Models, findE1000Model } from "./models.ts";
 
 /** Options of {@link E1000Controller.open}. */
 export interface E1000Options {
@@ -51,8 +67,13 @@ export interface E1000Options {
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
-/** Poll interval while waiting for the reset or an NVM read (milliseconds). */
+/** Poll interval while waiting for the reset, an NVM read or a PHY access (milliseconds). */
 const POLL_MS = 1;
+/**
+ * How long a reset waits for pending bus-master requests to drain (STATUS.GIO_MASTER_ENABLE);
+ * the reset goes ahead afterwards either way, as Linux's drivers do.
+ */
+const GIO_MASTER_DRAIN_MS = 10;
 /** Bytes of an Ethernet address. */
 const MAC_BYTES = 6;
 /** All 32 interrupt mask bits. */
@@ -62,15 +83,16 @@ const ALL_CAUSES = 0xffff_ffff;
 export class E1000Controller {
   /** The controller model (from the PCI device id). */
   readonly model: E1000Model;
+  /** The register BAR. */
+  readonly regs: Mmio;
   readonly #dev: PciDevice;
-  readonly #regs: Mmio;
   readonly #timeoutMs: number;
   #interruptsOn = false;
 
   private constructor(dev: PciDevice, model: E1000Model, timeoutMs: number) {
     this.#dev = dev;
     this.model = model;
-    this.#regs = dev.bar(E1000_REGS_BAR);
+    this.regs = dev.bar(E1000_REGS_BAR);
     this.#timeoutMs = timeoutMs;
   }
 
@@ -78,26 +100,25 @@ export class E1000Controller {
   static open(dev: PciDevice, options: E1000Options = {}): E1000Controller {
     const vendor = dev.config.read16(PCI_VENDOR_ID);
     const device = dev.config.read16(PCI_DEVICE_ID);
-    const model = vendor === INTEL_VENDOR_ID
-      ? E1000_MODELS.find((m) => m.deviceId === device)
-      : undefined;
+    const model = findE1000Model(vendor, device);
     if (!model) {
-      const known = E1000_MODELS.map((m) => `${m.chip} 8086:${hex4(m.deviceId)}`).join(", ");
       throw new VfioError({
         operation: "E1000Controller.open",
         device: dev.bdf,
-        message: `device is ${hex4(vendor)}:${hex4(device)}, not a supported controller (${known})`,
+        message: `device is ${hex4(vendor)}:${
+          hex4(device)
+        }, not a supported controller (${describeE1000Models()})`,
         hint: "pass the address of an e1000e or igb NIC (QEMU: -device e1000e / -device igb)",
       });
     }
     const nic = new E1000Controller(dev, model, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    nic.#maskAll();
+    nic.maskAll();
     return nic;
   }
 
   /** Device Status register. */
   status(): number {
-    return this.#regs.read32(E1000_STATUS);
+    return this.regs.read32(E1000_STATUS);
   }
 
   /** Whether STATUS reports link up. */
@@ -106,21 +127,64 @@ export class E1000Controller {
   }
 
   /**
-   * Software reset (CTRL.RST) and wait for the bit to clear; the reset reloads the station
-   * address from the NVM. Interrupts are masked again afterwards.
+   * Global reset (82576 §4.5.2, 82574 §4.6.2): stop new bus-master requests and let pending ones
+   * drain, set CTRL.RST and wait for the bit to clear; the reset reloads the station address from
+   * the NVM and clears the rings and statistics. Interrupts are masked again afterwards.
    */
   async reset(): Promise<void> {
-    this.#regs.write32(E1000_CTRL, this.#regs.read32(E1000_CTRL) | E1000_CTRL_RST);
-    await this.#until(() => (this.#regs.read32(E1000_CTRL) & E1000_CTRL_RST) === 0, "reset");
-    this.#maskAll();
+    const r = this.regs;
+    this.maskAll();
+    r.write32(E1000_CTRL, r.read32(E1000_CTRL) | E1000_CTRL_GIO_MASTER_DISABLE);
+    const drainUntil = this.#dev.kernel.now() + GIO_MASTER_DRAIN_MS;
+    while (
+      (r.read32(E1000_STATUS) & E1000_STATUS_GIO_MASTER_ENABLE) !== 0 &&
+      this.#dev.kernel.now() < drainUntil
+    ) {
+      await this.#dev.kernel.sleep(POLL_MS);
+    }
+    r.write32(E1000_CTRL, r.read32(E1000_CTRL) | E1000_CTRL_RST);
+    await this.#until(() => (r.read32(E1000_CTRL) & E1000_CTRL_RST) === 0, "reset");
+    this.maskAll();
+  }
+
+  /**
+   * Bring the link up (82576 §4.5.4, 82574 §4.6.3): set CTRL.SLU; when STATUS.LU is still clear,
+   * restart auto-negotiation in the PHY (its control register through MDIC) and wait up to
+   * `timeoutMs` for STATUS.LU. Returns whether the link is up; a link that stays down (no cable,
+   * peer down) is not an error.
+   */
+  async linkSetup(timeoutMs: number): Promise<boolean> {
+    const r = this.regs;
+    r.write32(E1000_CTRL, (r.read32(E1000_CTRL) | E1000_CTRL_SLU) & ~E1000_CTRL_GIO_MASTER_DISABLE);
+    if (this.linkUp()) return true;
+    const control = await this.readPhy(PHY_CONTROL);
+    await this.writePhy(PHY_CONTROL, control | PHY_CONTROL_AN_ENABLE | PHY_CONTROL_RESTART_AN);
+    const until = this.#dev.kernel.now() + timeoutMs;
+    while (!this.linkUp() && this.#dev.kernel.now() < until) {
+      await this.#dev.kernel.sleep(POLL_MS);
+    }
+    return this.linkUp();
+  }
+
+  /** Read register `reg` of the internal PHY through MDIC. */
+  async readPhy(reg: number): Promise<number> {
+    return await this.#mdic(E1000_MDIC_OP_READ | (reg << E1000_MDIC_REG_SHIFT), `PHY read ${reg}`);
+  }
+
+  /** Write register `reg` of the internal PHY through MDIC. */
+  async writePhy(reg: number, value: number): Promise<void> {
+    await this.#mdic(
+      E1000_MDIC_OP_WRITE | (reg << E1000_MDIC_REG_SHIFT) | (value & E1000_MDIC_DATA_MASK),
+      `PHY write ${reg}`,
+    );
   }
 
   /** One 16-bit NVM word through EERD. */
   async readNvm(word: number): Promise<number> {
-    this.#regs.write32(E1000_EERD, (word << E1000_EERD_ADDR_SHIFT) | E1000_EERD_START);
+    this.regs.write32(E1000_EERD, (word << E1000_EERD_ADDR_SHIFT) | E1000_EERD_START);
     let value = 0;
     await this.#until(() => {
-      value = this.#regs.read32(E1000_EERD);
+      value = this.regs.read32(E1000_EERD);
       return (value & E1000_EERD_DONE) !== 0;
     }, `NVM read of word 0x${word.toString(16)}`);
     return value >>> E1000_EERD_DATA_SHIFT;
@@ -146,8 +210,8 @@ export class E1000Controller {
 
   /** The station address in RAL0/RAH0, or undefined when RAH0.AV is clear. */
   macAddress(): Uint8Array | undefined {
-    const low = this.#regs.read32(E1000_RAL0);
-    const high = this.#regs.read32(E1000_RAH0);
+    const low = this.regs.read32(E1000_RAL0);
+    const high = this.regs.read32(E1000_RAH0);
     if ((high & E1000_RAH_AV) === 0) return undefined;
     return Uint8Array.of(low, low >>> 8, low >>> 16, low >>> 24, high, high >>> 8);
   }
@@ -164,10 +228,10 @@ export class E1000Controller {
       if (irq.kind === "msi") this.#dev.irqs.enableMsi(1);
       else this.#dev.irqs.enableMsix(1);
       this.#interruptsOn = true;
-      if (irq.setup) this.#regs.write32(irq.setup.reg, irq.setup.value);
+      if (irq.setup) this.regs.write32(irq.setup.reg, irq.setup.value);
     }
-    this.#regs.write32(irq.maskSet, irq.cause);
-    this.#regs.write32(irq.causeSet, irq.cause);
+    this.regs.write32(irq.maskSet, irq.cause);
+    this.regs.write32(irq.causeSet, irq.cause);
     const got = await this.#dev.irqs.wait(0, { timeoutMs: this.#timeoutMs });
     if (got === "timeout" || got === "cancelled") {
       throw new VfioError({
@@ -177,23 +241,44 @@ export class E1000Controller {
         hint: "check that the IOMMU passes the MSI window and interrupt remapping is set up",
       });
     }
-    const causes = this.#regs.read32(irq.causeRead);
-    if (irq.causeWriteClears) this.#regs.write32(irq.causeRead, causes);
-    this.#maskAll();
+    const causes = this.regs.read32(irq.causeRead);
+    if (irq.causeWriteClears) this.regs.write32(irq.causeRead, causes);
+    this.maskAll();
     return causes;
+  }
+
+  /** Mask every interrupt cause of the model. */
+  maskAll(): void {
+    for (const reg of this.model.interrupts.maskClear) this.regs.write32(reg, ALL_CAUSES);
   }
 
   /** Mask every interrupt and disable the vectors this object enabled. The device stays open. */
   close(): void {
-    this.#maskAll();
+    this.maskAll();
     if (!this.#interruptsOn) return;
     if (this.model.interrupts.kind === "msi") this.#dev.irqs.disableMsi();
     else this.#dev.irqs.disableMsix();
     this.#interruptsOn = false;
   }
 
-  #maskAll(): void {
-    for (const reg of this.model.interrupts.maskClear) this.#regs.write32(reg, ALL_CAUSES);
+  async #mdic(command: number, what: string): Promise<number> {
+    const r = this.regs;
+    r.write32(E1000_MDIC, command | (E1000_PHY_ADDRESS << E1000_MDIC_PHY_SHIFT));
+    let value = 0;
+    await this.#until(() => {
+      value = r.read32(E1000_MDIC);
+      return (value & E1000_MDIC_READY) !== 0;
+    }, what);
+    if ((value & E1000_MDIC_ERROR) !== 0) {
+      throw new VfioError({
+        operation: `${this.model.name} ${what}`,
+        device: this.#dev.bdf,
+        message: `the PHY at MDIO address ${E1000_PHY_ADDRESS} did not answer (MDIC 0x${
+          (value >>> 0).toString(16)
+        })`,
+      });
+    }
+    return value & E1000_MDIC_DATA_MASK;
   }
 
   #until(done: () => boolean, what: string): Promise<void> {

@@ -1,7 +1,10 @@
 /**
  * A virtio-net driver (virtio 1.2 §5.1) over the modern PCI transport: one receive and one
- * transmit split virtqueue, polling (no interrupts), frames in a preallocated {@link PacketPool}
- * whose headroom holds the 12-byte virtio-net header. It implements {@link NetDevice}.
+ * transmit split virtqueue, frames in a preallocated {@link PacketPool} whose headroom holds the
+ * 12-byte virtio-net header. It implements {@link NetDevice}: traffic is polled, and
+ * {@link VirtioNet.waitForWork} sleeps on the receive queue's MSI-X vector, which the driver
+ * turns on and off with VIRTQ_AVAIL_F_NO_INTERRUPT (§2.7.10) in NAPI fashion. The transmit queue
+ * never interrupts (its buffers are reclaimed on the next transmit).
  *
  * Recovery: {@link VirtioNet.check}, called from an idle loop, finds a device that stopped — it
  * set DEVICE_NEEDS_RESET (a ring or buffer access faulted in the IOMMU), or left transmit
@@ -23,12 +26,24 @@
 import type { PciDevice } from "../../core/pci_device.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
-import type { NetDevice, NetDeviceStats } from "../net_device.ts";
+import { VFIO_PCI_MSIX_IRQ_INDEX } from "../../ffi/uapi/mod.ts";
+import { runAll } from "../../core/syscall.ts";
+import {
+  type InterruptMode,
+  type NetDevice,
+  type NetDeviceStats,
+  newNetDeviceStats,
+  type NicOpenOptions,
+  openOwningDevice,
+  type WorkWaitResult,
+} from "../net_device.ts";
 import { type PacketBuffer, PacketPool } from "../packet_pool.ts";
+import { pollForWork, waitForVectors } from "../wait_for_work.ts";
 import {
   VIRTIO_F_ACCESS_PLATFORM,
   VIRTIO_F_VERSION_1,
   VIRTIO_ID_NET,
+  VIRTIO_MSI_NO_VECTOR,
   VIRTIO_NET_CFG_MAC,
   VIRTIO_NET_CFG_STATUS,
   VIRTIO_NET_F_MAC,
@@ -44,17 +59,15 @@ import {
   VIRTIO_STATUS_DEVICE_NEEDS_RESET,
   VIRTIO_STATUS_DRIVER,
   VIRTIO_STATUS_DRIVER_OK,
-  VIRTQ_DESC_F_WRITE,
 } from "./registers.ts";
 import { SplitQueue, splitQueueLayout } from "./virtqueue.ts";
+import { VirtioRxRing, VirtioTxRing } from "./net_rings.ts";
 import { VirtioPciTransport } from "./transport.ts";
 
-/** Options of {@link VirtioNet.open}. */
-export interface VirtioNetOptions {
+/** Options of {@link VirtioNet.open} (the pool defaults to 4 × queue size buffers). */
+export interface VirtioNetOptions extends NicOpenOptions {
   /** Entries per virtqueue (a power of two, capped by the device's maximum; default 256). */
   queueSize?: number;
-  /** Packet buffers in the pool (default 4 × queue size). */
-  poolSize?: number;
   /**
    * Transmit buffers the device leaves unsent longer than this mean it hung; {@link
    * VirtioNet.check} then resets it (default 5000 ms, Linux's netdev watchdog).
@@ -69,6 +82,9 @@ const DEFAULT_QUEUE_SIZE = 256;
 const DEFAULT_TX_TIMEOUT_MS = 5000;
 /** The status byte of a device that no longer answers MMIO. */
 const STATUS_ALL_ONES = 0xff;
+/** The MSI-X vector of the receive queue. */
+const RX_VECTOR = 0;
+const RX_VECTORS = [RX_VECTOR];
 
 function bit(n: number): bigint {
   return 1n << BigInt(n);
@@ -84,27 +100,21 @@ export class VirtioNet implements NetDevice {
   readonly pool: PacketPool;
   /** The negotiated feature bits. */
   readonly features: bigint;
+  /** MSI-X on the receive queue, or none (the device has no MSI-X, or interrupts were off). */
+  readonly interruptMode: InterruptMode;
   readonly #dev: PciDevice;
   readonly #transport: VirtioPciTransport;
-  #rx: SplitQueue;
-  #tx: SplitQueue;
+  #rx: VirtioRxRing;
+  #tx: VirtioTxRing;
+  readonly #rxKick: () => void;
+  readonly #txKick: () => void;
   readonly #rings: DmaBuffer[];
-  readonly #rxSlot: (PacketBuffer | undefined)[];
-  readonly #txSlot: (PacketBuffer | undefined)[];
-  #txFree: number[];
+  readonly #stats: NetDeviceStats = newNetDeviceStats();
+  readonly #closeDevice: boolean;
+  readonly #ownsPool: boolean;
   readonly #txTimeoutMs: number;
   #txProgressAt = 0;
   #recoveries = 0;
-  readonly #rxNotify: number;
-  readonly #txNotify: number;
-  readonly #stats: NetDeviceStats = {
-    rxPackets: 0,
-    rxBytes: 0,
-    txPackets: 0,
-    txBytes: 0,
-    rxDropped: 0,
-    txDropped: 0,
-  };
   #closed = false;
 
   private constructor(
@@ -117,6 +127,9 @@ export class VirtioNet implements NetDevice {
       tx: SplitQueue;
       rings: DmaBuffer[];
       pool: PacketPool;
+      msix: boolean;
+      closeDevice: boolean;
+      ownsPool: boolean;
       txTimeoutMs: number;
     },
   ) {
@@ -125,24 +138,32 @@ export class VirtioNet implements NetDevice {
     this.name = `virtio-net ${dev.bdf}`;
     this.features = s.features;
     this.mac = s.mac;
-    this.#rx = s.rx;
-    this.#tx = s.tx;
     this.#rings = s.rings;
     this.pool = s.pool;
-    this.#rxSlot = new Array(s.rx.size).fill(undefined);
-    this.#txSlot = new Array(s.tx.size).fill(undefined);
-    this.#txFree = Array.from({ length: s.tx.size }, (_, i) => s.tx.size - 1 - i);
-    this.#rxNotify = t.notifyOffset(VIRTIO_NET_RX_QUEUE);
-    this.#txNotify = t.notifyOffset(VIRTIO_NET_TX_QUEUE);
+    const rxNotify = t.notifyOffset(VIRTIO_NET_RX_QUEUE);
+    const txNotify = t.notifyOffset(VIRTIO_NET_TX_QUEUE);
+    this.#rxKick = () => t.notify(rxNotify, VIRTIO_NET_RX_QUEUE);
+    this.#txKick = () => t.notify(txNotify, VIRTIO_NET_TX_QUEUE);
+    this.#rx = new VirtioRxRing(s.rx, s.pool, this.#stats, this.#rxKick);
+    this.#tx = new VirtioTxRing(s.tx, s.pool, this.#stats, this.#txKick);
+    this.interruptMode = s.msix ? "msix" : "none";
+    this.#closeDevice = s.closeDevice;
+    this.#ownsPool = s.ownsPool;
     this.#txTimeoutMs = s.txTimeoutMs;
   }
 
   /**
    * Initialise the device (virtio 1.2 §3.1.1): reset, acknowledge, negotiate VERSION_1 (and
    * ACCESS_PLATFORM, which a device behind an IOMMU offers and requires), MAC and STATUS, set up
-   * the queues, post receive buffers, DRIVER_OK. On failure everything allocated is freed.
+   * the queues (the receive queue on MSI-X vector 0 when the device has MSI-X and interrupts
+   * are on), post receive buffers, DRIVER_OK. On failure everything allocated is freed (and the
+   * PciDevice closed when `closeDevice`).
    */
-  static async open(dev: PciDevice, options: VirtioNetOptions = {}): Promise<VirtioNet> {
+  static open(dev: PciDevice, options: VirtioNetOptions = {}): Promise<VirtioNet> {
+    return openOwningDevice(dev, options.closeDevice, () => VirtioNet.#open(dev, options));
+  }
+
+  static async #open(dev: PciDevice, options: VirtioNetOptions): Promise<VirtioNet> {
     const vendor = dev.config.read16(0);
     const device = dev.config.read16(2);
     if (
@@ -199,25 +220,53 @@ export class VirtioNet implements NetDevice {
     }
     const rings: DmaBuffer[] = [];
     let pool: PacketPool | undefined;
+    const msix = options.interrupts !== false &&
+      dev.irqs.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count > RX_VECTOR;
     try {
+      if (msix) dev.irqs.enableMsix(RX_VECTOR + 1);
       const layout = splitQueueLayout(size);
       for (let i = 0; i < 2; i++) {
         rings.push(dev.dma.allocate(layout.total, { read: true, write: true }));
       }
-      const { rx, tx } = freshQueues(t, rings, size);
-      pool = new PacketPool(dev.dma, options.poolSize ?? size * 4);
+      const { rx, tx } = freshQueues(t, rings, size, msix, dev.bdf);
+      if (options.pool && options.pool.headroom < VIRTIO_NET_HDR_SIZE) {
+        throw new VfioError({
+          operation: "VirtioNet.open",
+          device: dev.bdf,
+          message: `the pool's headroom of ${options.pool.headroom} bytes cannot hold the ` +
+            `${VIRTIO_NET_HDR_SIZE}-byte virtio-net header`,
+        });
+      }
+      pool = options.pool ?? new PacketPool(dev.dma, options.poolSize ?? size * 4);
       const mac = (features & bit(VIRTIO_NET_F_MAC)) !== 0n
         ? Uint8Array.from({ length: 6 }, (_, i) => t.deviceConfig8(VIRTIO_NET_CFG_MAC + i))
         : locallyAdministeredMac(dev.bdf);
-      const txTimeoutMs = options.txTimeoutMs ?? DEFAULT_TX_TIMEOUT_MS;
-      const nic = new VirtioNet(dev, t, { features, mac, rx, tx, rings, pool, txTimeoutMs });
-      nic.#refillRx();
+      const nic = new VirtioNet(dev, t, {
+        features,
+        mac,
+        rx,
+        tx,
+        rings,
+        pool,
+        msix,
+        closeDevice: options.closeDevice ?? false,
+        ownsPool: options.pool === undefined,
+        txTimeoutMs: options.txTimeoutMs ?? DEFAULT_TX_TIMEOUT_MS,
+      });
+      nic.#rx.refill();
       t.setStatus(t.status() | VIRTIO_STATUS_DRIVER_OK);
       return nic;
     } catch (e) {
-      t.setStatus(0);
-      pool?.close();
-      for (const r of rings) dev.dma.free(r);
+      runAll([
+        () => t.setStatus(0),
+        () => {
+          if (msix) dev.irqs.disableMsix();
+        },
+        () => {
+          if (options.pool === undefined) pool?.close();
+        },
+        ...rings.map((r) => () => dev.dma.free(r)),
+      ]);
       throw e;
     }
   }
@@ -230,50 +279,16 @@ export class VirtioNet implements NetDevice {
 
   /** Receive up to `max` frames. */
   rxBatch(out: PacketBuffer[], max: number): number {
-    let n = 0;
-    const rx = this.#rx;
-    while (n < max && rx.usedPending() > 0) {
-      const id = rx.popUsed();
-      const buf = this.#rxSlot[id];
-      this.#rxSlot[id] = undefined;
-      if (!buf) {
-        this.#stats.rxDropped++;
-        continue;
-      }
-      const frame = rx.lastLength - VIRTIO_NET_HDR_SIZE;
-      if (frame <= 0 || frame > buf.data.length) {
-        this.#stats.rxDropped++;
-        this.pool.free(buf);
-        continue;
-      }
-      buf.length = frame;
-      out[n++] = buf;
-      this.#stats.rxPackets++;
-      this.#stats.rxBytes += frame;
-    }
-    if (n > 0) this.#refillRx();
+    const n = this.#rx.receive(out, max);
+    if (n > 0) this.#rx.refill();
     return n;
   }
 
   /** Queue up to `count` frames for transmit. */
   txBatch(buffers: PacketBuffer[], count: number): number {
     this.#reclaimTx();
-    const tx = this.#tx;
-    let n = 0;
-    if (this.#txFree.length === tx.size) this.#txProgressAt = this.#dev.kernel.now();
-    for (; n < count && this.#txFree.length > 0; n++) {
-      const buf = buffers[n];
-      const slot = this.#txFree.pop()!;
-      buf.head.fill(0, buf.head.length - VIRTIO_NET_HDR_SIZE);
-      tx.setDescriptor(slot, buf.iova - VIRTIO_NET_HDR_SIZE, buf.length + VIRTIO_NET_HDR_SIZE, 0);
-      this.#txSlot[slot] = buf;
-      tx.offer(slot);
-      this.#stats.txBytes += buf.length;
-    }
-    if (n > 0) {
-      tx.publish();
-      if (tx.needsNotify()) this.#transport.notify(this.#txNotify, VIRTIO_NET_TX_QUEUE);
-    }
+    if (this.#tx.inFlight === 0) this.#txProgressAt = this.#dev.kernel.now();
+    const n = this.#tx.send(buffers, count);
     this.#stats.txDropped += count - n;
     return n;
   }
@@ -299,7 +314,7 @@ export class VirtioNet implements NetDevice {
       });
     }
     this.#reclaimTx();
-    const stalled = this.#txFree.length < this.#tx.size &&
+    const stalled = this.#tx.inFlight > 0 &&
       this.#dev.kernel.now() - this.#txProgressAt > this.#txTimeoutMs;
     if ((status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) === 0 && !stalled) return "ok";
     await this.#restart();
@@ -312,90 +327,89 @@ export class VirtioNet implements NetDevice {
     return { ...this.#stats };
   }
 
+  /** Whether the receive queue has used buffers waiting. */
+  rxReady(): boolean {
+    return this.#rx.ready();
+  }
+
   /**
-   * Reset the device (stopping its DMA), take back the buffers its rings held (the pool is whole
-   * again), and free rings and pool. The PciDevice stays open.
+   * NAPI-style wait (see {@link NetDevice.waitForWork}): drain the vector's eventfd, clear
+   * VIRTQ_AVAIL_F_NO_INTERRUPT, look at the used ring again, sleep on the MSI-X vector, then set
+   * the flag again. Without MSI-X it looks at the ring every millisecond.
+   */
+  async waitForWork(timeoutMs: number, signal?: AbortSignal): Promise<WorkWaitResult> {
+    if (this.#closed) return "cancelled";
+    const rx = this.#rx.queue;
+    if (rx.usedPending() > 0) return "ready";
+    if (this.interruptMode === "none") {
+      return await pollForWork(this.#dev.kernel, () => this.rxReady(), timeoutMs, signal);
+    }
+    this.#dev.irqs.poll(RX_VECTOR);
+    rx.enableInterrupts();
+    if (rx.usedPending() > 0) {
+      rx.suppressInterrupts();
+      return "ready";
+    }
+    const got = await waitForVectors(this.#dev.irqs, RX_VECTORS, timeoutMs, signal);
+    if (this.#closed) return "cancelled";
+    rx.suppressInterrupts();
+    return got;
+  }
+
+  /**
+   * Reset the device (stopping its DMA), disable its vector, free rings and pool; close the
+   * PciDevice too when the driver was asked to.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#transport.setStatus(0);
-    for (let i = 0; i < this.#rxSlot.length; i++) this.#giveBack(this.#rxSlot, i);
-    for (let i = 0; i < this.#txSlot.length; i++) this.#giveBack(this.#txSlot, i);
-    this.pool.close();
-    for (const r of this.#rings) this.#dev.dma.free(r);
+    const dev = this.#dev;
+    const steps = [
+      () => this.#transport.setStatus(0),
+      () => {
+        if (this.interruptMode === "msix") dev.irqs.disableMsix();
+      },
+      () => this.#rx.drain(),
+      () => this.#tx.drain(),
+      () => {
+        if (this.#ownsPool) this.pool.close();
+      },
+      ...this.#rings.map((r) => () => dev.dma.free(r)),
+    ];
+    if (this.#closeDevice) steps.push(() => dev.close());
+    runAll(steps);
   }
 
+  /** Take back sent buffers; the device made progress when it used some. */
   #reclaimTx(): void {
-    const tx = this.#tx;
-    if (tx.usedPending() > 0) this.#txProgressAt = this.#dev.kernel.now();
-    while (tx.usedPending() > 0) {
-      const id = tx.popUsed();
-      const buf = this.#txSlot[id];
-      if (!buf) continue;
-      this.#txSlot[id] = undefined;
-      this.#txFree.push(id);
-      this.#stats.txPackets++;
-      this.pool.free(buf);
-    }
+    if (this.#tx.reclaim() > 0) this.#txProgressAt = this.#dev.kernel.now();
   }
 
   /**
    * Reset and resume: a function reset when VFIO offers one (it also ends a hang), a virtio
    * reset, every buffer the device held back to the pool (unsent frames counted as dropped),
-   * fresh rings, the negotiated features again, receive buffers, DRIVER_OK.
+   * fresh rings on the same queue vector, the negotiated features again, receive buffers,
+   * DRIVER_OK.
    */
   async #restart(): Promise<void> {
     const t = this.#transport;
-    if (this.#dev.device.getInfo().resetWorks) this.#dev.device.reset();
+    const dev = this.#dev;
+    if (dev.device.getInfo().resetWorks) dev.device.reset();
     await t.reset();
-    for (let i = 0; i < this.#rxSlot.length; i++) this.#giveBack(this.#rxSlot, i);
-    for (let i = 0; i < this.#txSlot.length; i++) {
-      if (this.#giveBack(this.#txSlot, i)) this.#stats.txDropped++;
-    }
-    this.#txFree = Array.from({ length: this.#tx.size }, (_, i) => this.#tx.size - 1 - i);
+    this.#rx.drain();
+    this.#stats.txDropped += this.#tx.inFlight;
+    this.#tx.drain();
     t.setStatus(VIRTIO_STATUS_ACKNOWLEDGE);
     t.setStatus(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
     t.acceptFeatures(this.features);
-    const { rx, tx } = freshQueues(t, this.#rings, this.#rx.size);
-    this.#rx = rx;
-    this.#tx = tx;
-    this.#refillRx();
+    const size = this.#rx.queue.size;
+    const { rx, tx } = freshQueues(t, this.#rings, size, this.interruptMode === "msix", dev.bdf);
+    this.#rx = new VirtioRxRing(rx, this.pool, this.#stats, this.#rxKick);
+    this.#tx = new VirtioTxRing(tx, this.pool, this.#stats, this.#txKick);
+    this.#rx.refill();
     t.setStatus(t.status() | VIRTIO_STATUS_DRIVER_OK);
-    this.#txProgressAt = this.#dev.kernel.now();
+    this.#txProgressAt = dev.kernel.now();
     this.#recoveries++;
-  }
-
-  /** Return slot `i`'s buffer (if any) to the pool; true when there was one. */
-  #giveBack(slots: (PacketBuffer | undefined)[], i: number): boolean {
-    const buf = slots[i];
-    if (buf === undefined) return false;
-    slots[i] = undefined;
-    this.pool.free(buf);
-    return true;
-  }
-
-  #refillRx(): void {
-    const rx = this.#rx;
-    let offered = 0;
-    for (let id = 0; id < rx.size; id++) {
-      if (this.#rxSlot[id]) continue;
-      const buf = this.pool.alloc();
-      if (!buf) break;
-      rx.setDescriptor(
-        id,
-        buf.iova - VIRTIO_NET_HDR_SIZE,
-        buf.data.length + VIRTIO_NET_HDR_SIZE,
-        VIRTQ_DESC_F_WRITE,
-      );
-      this.#rxSlot[id] = buf;
-      rx.offer(id);
-      offered++;
-    }
-    if (offered > 0) {
-      rx.publish();
-      if (rx.needsNotify()) this.#transport.notify(this.#rxNotify, VIRTIO_NET_RX_QUEUE);
-    }
   }
 }
 
@@ -403,17 +417,33 @@ function hex4(n: number): string {
   return n.toString(16).padStart(4, "0");
 }
 
-/** Zeroed split queues over the two ring buffers, without interrupts, enabled in the device. */
+/**
+ * Zeroed split queues over the two ring buffers, without interrupts (VIRTQ_AVAIL_F_NO_INTERRUPT),
+ * enabled in the device: the receive queue on MSI-X vector {@link RX_VECTOR} when `msix`, no
+ * configuration vector. A device that does not take the vector is a VfioError.
+ */
 function freshQueues(
   t: VirtioPciTransport,
   rings: readonly DmaBuffer[],
   size: number,
+  msix: boolean,
+  bdf: string,
 ): { rx: SplitQueue; tx: SplitQueue } {
   const rx = new SplitQueue(rings[0], size);
   const tx = new SplitQueue(rings[1], size);
   rx.suppressInterrupts();
   tx.suppressInterrupts();
-  t.enableQueue(VIRTIO_NET_RX_QUEUE, rx);
+  t.setConfigVector(VIRTIO_MSI_NO_VECTOR);
+  const vector = t.enableQueue(VIRTIO_NET_RX_QUEUE, rx, msix ? RX_VECTOR : VIRTIO_MSI_NO_VECTOR);
+  if (msix && vector !== RX_VECTOR) {
+    throw new VfioError({
+      operation: "VirtioNet.open",
+      device: bdf,
+      message: `the device did not take MSI-X vector ${RX_VECTOR} for the receive queue ` +
+        `(it reads back 0x${vector.toString(16)})`,
+      hint: "open it with interrupts: false to poll without interrupts",
+    });
+  }
   t.enableQueue(VIRTIO_NET_TX_QUEUE, tx);
   return { rx, tx };
 }

@@ -11,6 +11,7 @@ import type { PciDevice } from "../../core/pci_device.ts";
 import { VfioError } from "../../core/errors.ts";
 import { pollUntil } from "../../core/poll_until.ts";
 import {
+  COMMON_CONFIG_MSIX_VECTOR,
   COMMON_DEVICE_FEATURE,
   COMMON_DEVICE_FEATURE_SELECT,
   COMMON_DEVICE_STATUS,
@@ -193,17 +194,28 @@ export class VirtioPciTransport {
     return c.mmio.read16(c.offset + COMMON_QUEUE_SIZE);
   }
 
-  /** Tell the device where queue `index` lives, without interrupts, and enable it. */
-  enableQueue(index: number, queue: SplitQueue): void {
+  /**
+   * Tell the device where queue `index` lives and which MSI-X vector it signals (default: none),
+   * and enable it. Returns the vector the device took: it reads back VIRTIO_MSI_NO_VECTOR when
+   * the device could not map the one asked for (§4.1.5.1.2).
+   */
+  enableQueue(index: number, queue: SplitQueue, msixVector = VIRTIO_MSI_NO_VECTOR): number {
     const c = this.#common;
     const m = c.mmio;
     m.write16(c.offset + COMMON_QUEUE_SELECT, index);
     m.write16(c.offset + COMMON_QUEUE_SIZE, queue.size);
-    m.write16(c.offset + COMMON_QUEUE_MSIX_VECTOR, VIRTIO_MSI_NO_VECTOR);
+    m.write16(c.offset + COMMON_QUEUE_MSIX_VECTOR, msixVector);
+    const taken = m.read16(c.offset + COMMON_QUEUE_MSIX_VECTOR);
     m.write64(c.offset + COMMON_QUEUE_DESC, queue.descIova);
     m.write64(c.offset + COMMON_QUEUE_DRIVER, queue.availIova);
     m.write64(c.offset + COMMON_QUEUE_DEVICE, queue.usedIova);
     m.write16(c.offset + COMMON_QUEUE_ENABLE, 1);
+    return taken;
+  }
+
+  /** The MSI-X vector of configuration-change interrupts (VIRTIO_MSI_NO_VECTOR: none). */
+  setConfigVector(vector: number): void {
+    this.#common.mmio.write16(this.#common.offset + COMMON_CONFIG_MSIX_VECTOR, vector);
   }
 
   /** The notify register offset of queue `index` (read once at setup). */

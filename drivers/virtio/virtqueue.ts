@@ -78,9 +78,18 @@ export class SplitQueue {
     this.usedIova = memory.iova + BigInt(l.used);
   }
 
-  /** Ask the device not to interrupt for this queue (polling drivers). */
+  /** Ask the device not to interrupt for this queue (polling drivers, NAPI while polling). */
   suppressInterrupts(): void {
     this.#avail[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
+  }
+
+  /**
+   * Ask the device to interrupt again (§2.7.10: clear VIRTQ_AVAIL_F_NO_INTERRUPT). The store is
+   * sequentially consistent, so a {@link usedPending} after it sees every used entry the device
+   * wrote before it read the flag: a driver that re-checks the ring afterwards misses nothing.
+   */
+  enableInterrupts(): void {
+    Atomics.store(this.#avail, 0, 0);
   }
 
   /** Fill descriptor `i`: buffer at `iova` (a Number), `length` bytes, `flags`, `next`. */
@@ -120,5 +129,24 @@ export class SplitQueue {
     this.#lastUsed = (this.#lastUsed + 1) & 0xffff;
     this.lastLength = this.#used32[slot + 1];
     return this.#used32[slot];
+  }
+
+  /**
+   * The descriptor id of the `n`-th used element not yet taken (0: the oldest). For batches:
+   * read {@link usedPending} once (the batch's ordered load), look at up to that many elements,
+   * then {@link takeUsed} them.
+   */
+  usedId(n: number): number {
+    return this.#used32[((this.#lastUsed + n) & this.#mask) * 2];
+  }
+
+  /** The length the device wrote into the `n`-th used element not yet taken. */
+  usedLength(n: number): number {
+    return this.#used32[((this.#lastUsed + n) & this.#mask) * 2 + 1];
+  }
+
+  /** Mark the `n` oldest used elements as taken. */
+  takeUsed(n: number): void {
+    this.#lastUsed = (this.#lastUsed + n) & 0xffff;
   }
 }

@@ -11,7 +11,13 @@
  * @module
  */
 
-import type { NetDevice, NetDeviceStats } from "../../drivers/net_device.ts";
+import {
+  type InterruptMode,
+  type NetDevice,
+  type NetDeviceStats,
+  newNetDeviceStats,
+  type WorkWaitResult,
+} from "../../drivers/net_device.ts";
 import { type DmaAllocator, type PacketBuffer, PacketPool } from "../../drivers/packet_pool.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { iova } from "../../core/dma_backend.ts";
@@ -39,6 +45,8 @@ export function memoryAllocator(): DmaAllocator {
 /** The loopback test device. */
 export class LoopNetDevice implements NetDevice {
   readonly name = "loop";
+  /** No interrupts: {@link waitForWork} only looks at the inbox. */
+  readonly interruptMode: InterruptMode = "none";
   readonly pool: PacketPool;
   /** Frames waiting to be received (each once, before any replayed frame). */
   readonly inbox: Uint8Array[] = [];
@@ -51,14 +59,7 @@ export class LoopNetDevice implements NetDevice {
   #replay: Uint8Array[] = [];
   #replayNext = 0;
   #replayLeft = 0;
-  #stats: NetDeviceStats = {
-    rxPackets: 0,
-    rxBytes: 0,
-    txPackets: 0,
-    txBytes: 0,
-    rxDropped: 0,
-    txDropped: 0,
-  };
+  #stats: NetDeviceStats = newNetDeviceStats();
 
   /** A device with `mac` and a pool of `buffers` buffers. */
   constructor(readonly mac: Uint8Array, buffers = 64) {
@@ -134,7 +135,10 @@ export class LoopNetDevice implements NetDevice {
   stats(): NetDeviceStats {
     return { ...this.#stats };
   }
-
+  /** "ready" when frames wait in the inbox, else "timeout" at once (tests drive time). */
+  waitForWork(): Promise<WorkWaitResult> {
+    return Promise.resolve(this.inbox.length > 0 ? "ready" : "timeout");
+  }
   /** Nothing to release. */
   close(): void {}
 }

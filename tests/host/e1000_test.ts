@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { openPciDevice } from "../../core/pci_device.ts";
 import { E1000Controller } from "../../drivers/e1000/controller.ts";
 import { formatMac } from "../../net/ethernet.ts";
-import { E1000_MODELS, INTEL_VENDOR_ID } from "../../drivers/e1000/registers.ts";
+import { INTEL_VENDOR_ID } from "../../drivers/e1000/registers.ts";
+import { E1000_MODELS } from "../../drivers/e1000/models.ts";
 import { hostTest, lockedKb, openFds, vfioDevices, vfioPaths } from "./host_env.ts";
 
 /** QEMU's locally administered MAC prefix 52:54:00. */

@@ -70,10 +70,11 @@ export interface VmMachine {
   /** The IOMMU model the simulator uses for the same machine. */
   readonly simIommu: string;
   /**
-   * Run the UDP echo demo over real VFIO on the virtio-net device, with a host UDP port forwarded
-   * into the guest by QEMU's user networking, and check a host client's echoes.
+   * Also measure the echo demo's CPU time over {@link IDLE_SECONDS} idle seconds on the igb,
+   * interrupt-driven on the first VFIO path and busy-polling on the second (every machine runs
+   * the echo itself on every NIC and path).
    */
-  readonly echo: boolean;
+  readonly idleCpu: boolean;
 }
 
 const X86_CPU = ["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2G"];
@@ -97,7 +98,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
     paths: ["type1"],
     iommufdVfioContainer: false,
     simIommu: "vtd",
-    echo: true,
+    idleCpu: false,
   },
   {
     name: "x86-vtd-iommufd",
@@ -115,7 +116,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
     paths: ["type1", "iommufd"],
     iommufdVfioContainer: false,
     simIommu: "vtd",
-    echo: true,
+    idleCpu: true,
   },
   {
     name: "x86-virtio-iommu",
@@ -128,7 +129,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
     paths: ["type1", "iommufd"],
     iommufdVfioContainer: false,
     simIommu: "virtio-iommu",
-    echo: false,
+    idleCpu: false,
   },
   {
     name: "arm64-smmuv3",
@@ -140,7 +141,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
     paths: ["type1"],
     iommufdVfioContainer: false,
     simIommu: "smmuv3",
-    echo: false,
+    idleCpu: false,
   },
   {
     name: "arm64-smmuv3-iommufd",
@@ -153,7 +154,7 @@ export const VM_MACHINES: readonly VmMachine[] = [
     paths: ["iommufd", "compat"],
     iommufdVfioContainer: true,
     simIommu: "smmuv3",
-    echo: false,
+    idleCpu: true,
   },
 ];
 
@@ -161,17 +162,28 @@ export const VM_MACHINES: readonly VmMachine[] = [
 export const GUEST_IP = "10.0.2.15";
 /** The UDP port the echo demo serves in the guest. */
 export const GUEST_ECHO_PORT = 7;
+/** Idle seconds of the CPU measurement ({@link VmMachine.idleCpu}). */
+export const IDLE_SECONDS = 10;
+
+/** The NICs every machine gets, each on its own user network: driver name and netdev id. */
+export const VM_NICS: readonly { readonly driver: string; readonly netdev: string }[] = [
+  { driver: "virtio-net", netdev: "n1" },
+  { driver: "e1000e", netdev: "n2" },
+  { driver: "igb", netdev: "n3" },
+];
 
 /**
- * Test devices every machine gets (romfile= skips the iPXE option ROM: faster boot). The
- * virtio-net's user network forwards host UDP `echoPort` on 127.0.0.1 to the guest's echo port.
+ * Test devices every machine gets (romfile= skips the iPXE option ROM: faster boot). Each NIC's
+ * user network forwards a host UDP port on 127.0.0.1 (`echoPorts`, by driver) to the guest's
+ * echo port.
  */
-export function vmDevices(echoPort: number): string[] {
-  return VM_DEVICES.map((a) =>
-    a === "user,id=n1"
-      ? `user,id=n1,hostfwd=udp:127.0.0.1:${echoPort}-${GUEST_IP}:${GUEST_ECHO_PORT}`
-      : a
-  );
+export function vmDevices(echoPorts: Readonly<Record<string, number>>): string[] {
+  return VM_DEVICES.map((a) => {
+    const nic = VM_NICS.find((n) => a === `user,id=${n.netdev}`);
+    return nic === undefined
+      ? a
+      : `${a},hostfwd=udp:127.0.0.1:${echoPorts[nic.driver]}-${GUEST_IP}:${GUEST_ECHO_PORT}`;
+  });
 }
 
 const VM_DEVICES: readonly string[] = [

@@ -14,42 +14,16 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import dgram from "node:dgram";
-import { VM_MACHINES, vmDevices, type VmMachine } from "./machines.ts";
+import { IDLE_SECONDS, VM_MACHINES, VM_NICS, vmDevices, type VmMachine } from "./machines.ts";
 import { integerFlag, parseFlags, runProgram, UsageError } from "../../examples/cli.ts";
 import { compareGolden, type GoldenBlock, goldenPath, parseMarkers } from "./results.ts";
+import { ECHO_DATAGRAMS, EchoBench } from "./echo.ts";
+import { ForwardBench } from "./forward.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..", "..");
 const OUT = join(HERE, "out");
 const DEFAULT_TIMEOUT_S = 900;
-
-/** Datagrams the host client sends to the guest's echo demo. */
-const ECHO_DATAGRAMS = 20;
-/** The guest demo's line that says it is serving (examples/udp_echo.ts). */
-const ECHO_READY = /udp_echo: .* echoing UDP port/;
-
-/** A host UDP client for the guest's echo demo: sends when told, counts what comes back. */
-class EchoClient {
-  readonly socket: dgram.Socket = dgram.createSocket("udp4");
-  sent = 0;
-  echoed = 0;
-  #started = false;
-  /** Send the datagrams (once) to 127.0.0.1:port, spaced so slow TCG guests keep up. */
-  start(port: number): void {
-    if (this.#started) return;
-    this.#started = true;
-    this.socket.on("message", () => void this.echoed++);
-    let i = 0;
-    const timer = setInterval(() => {
-      this.socket.send(`deno_vfio vm echo ${i}`, port, "127.0.0.1");
-      this.sent++;
-      if (++i === ECHO_DATAGRAMS) clearInterval(timer);
-    }, 100);
-  }
-  close(): void {
-    this.socket.close();
-  }
-}
 
 /** A free UDP port on 127.0.0.1 for the forwarded echo port. */
 function freeUdpPort(): Promise<number> {
@@ -71,6 +45,8 @@ interface MachineResult {
   totalS: number;
   summary: string;
   problems: string[];
+  /** One line per echo run (NIC × VFIO path) and idle measurement. */
+  echoLines: string[];
 }
 
 async function sh(script: string, ...args: string[]): Promise<string[]> {
@@ -107,7 +83,7 @@ async function boot(
   initrd: string,
   timeoutS: number,
   onLine: (text: string) => void,
-  echoPort: number,
+  echoPorts: Readonly<Record<string, number>>,
 ): Promise<{ log: string; lines: { t: number; text: string }[]; timedOut: boolean }> {
   const cmdline = [
     machine.cmdline,
@@ -115,7 +91,7 @@ async function boot(
     "dv.suite=host",
     `dv.paths=${machine.paths.join(",")}`,
     machine.unsafeInterrupts ? "dv.unsafe=1" : "",
-    machine.echo ? "dv.echo=1" : "",
+    machine.idleCpu ? `dv.idle=${IDLE_SECONDS}` : "",
   ].join(" ");
   const args = [
     machine.arch,
@@ -128,7 +104,7 @@ async function boot(
     cmdline,
     "-nographic",
     "-no-reboot",
-    ...vmDevices(echoPort),
+    ...vmDevices(echoPorts),
   ];
   const started = performance.now();
   const child = new Deno.Command("bash", {
@@ -176,20 +152,59 @@ async function runMachine(
 ): Promise<MachineResult> {
   const t0 = performance.now();
   const { kernel, initrd } = await prepare(machine);
-  const echoPort = await freeUdpPort();
-  const client = new EchoClient();
-  const { lines, timedOut } = await boot(machine, kernel, initrd, timeoutS, (text) => {
-    if (machine.echo && ECHO_READY.test(text)) client.start(echoPort);
-  }, echoPort);
-  client.close();
+  const echoPorts: Record<string, number> = {};
+  for (const nic of VM_NICS) echoPorts[nic.driver] = await freeUdpPort();
+  const bench = new EchoBench(echoPorts);
+  const forward = new ForwardBench(echoPorts);
+  const { lines, timedOut } = await boot(
+    machine,
+    kernel,
+    initrd,
+    timeoutS,
+    (text) => {
+      bench.onLine(text);
+      forward.onLine(text);
+    },
+    echoPorts,
+  );
+  bench.close();
+  forward.close();
   const totalS = (performance.now() - t0) / 1000;
   const parsed = parseMarkers(lines);
   const problems: string[] = [];
   if (timedOut) problems.push(`timed out after ${timeoutS} s`);
   if (parsed.exit === undefined) problems.push("the guest never reported an exit code");
-  if (machine.echo && (client.sent !== ECHO_DATAGRAMS || client.echoed !== client.sent)) {
-    problems.push(`echo over real VFIO: sent ${client.sent}, echoed ${client.echoed}`);
-  } else if (parsed.exit !== 0) problems.push(`guest suite exited ${parsed.exit}`);
+  const echoLines: string[] = [];
+  let echoesOk = 0;
+  for (const nic of VM_NICS) {
+    for (const path of machine.paths) {
+      const run = bench.echoes.find((r) => r.nic === nic.driver && r.path === path);
+      const ok = run !== undefined && run.sent === ECHO_DATAGRAMS && run.echoed === run.sent;
+      if (ok) echoesOk++;
+      echoLines.push(
+        `echo ${machine.name} ${nic.driver} ${path}: ` + (run === undefined
+          ? "not run"
+          : `${run.echoed}/${run.sent} datagrams echoed (demo exit ${run.exit ?? "?"})`) +
+          (ok ? "" : " FAILED"),
+      );
+      if (!ok) {
+        problems.push(`echo over real VFIO on ${nic.driver} ${path} failed`);
+      }
+    }
+  }
+  for (const r of bench.idle) {
+    echoLines.push(
+      `idle ${machine.name} ${r.nic} ${r.path} ${r.mode}: cpu ${r.cpuS} s over ${r.wallS} s`,
+    );
+  }
+  const modes = new Set(bench.idle.map((r) => r.mode));
+  if (machine.idleCpu && !(modes.has("interrupt") && modes.has("poll"))) {
+    problems.push("no idle CPU figure for both the interrupt-driven and the polling demo");
+  }
+  const forwarded = forward.report(machine.name);
+  echoLines.push(...forwarded.lines);
+  problems.push(...forwarded.problems);
+  if (parsed.exit !== 0) problems.push(`guest suite exited ${parsed.exit}`);
   for (const block of parsed.blocks) {
     const file = goldenPath(ROOT, machine.name, block.name);
     problems.push(...await checkGolden(file, block, parsed.kernelRelease, updateGoldens));
@@ -200,8 +215,9 @@ async function runMachine(
     bootS: parsed.readyAt,
     totalS,
     summary: (parsed.testSummary ?? "(no test summary)") +
-      (machine.echo ? `; host echo client ${client.echoed}/${client.sent}` : ""),
+      `; echo ${echoesOk}/${VM_NICS.length * machine.paths.length} NIC × path runs`,
     problems,
+    echoLines,
   };
 }
 
@@ -267,6 +283,7 @@ async function main(): Promise<number> {
         r.totalS.toFixed(1)
       } s; ${r.summary}`,
     );
+    for (const line of r.echoLines) console.log(`vm:   ${line}`);
     for (const p of r.problems) console.log(`vm:   ${p}`);
   }
   const failed = results.filter((r) => !r.ok).length;

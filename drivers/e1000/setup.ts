@@ -1,0 +1,129 @@
+/**
+ * Queue and interrupt setup of the e1000-family driver (nic.ts), per the datasheets' receive and
+ * transmit initialization (82576 §4.5.7/§4.5.8, 82574 §4.6.6/§4.6.7): ring sizes, ring memory,
+ * base/length/head/tail, the model's queue-enable bit, the interrupt mode, and the stop that ends
+ * all DMA.
+ *
+ * @module
+ */
+
+import type { Mmio } from "../../ffi/kernel.ts";
+import type { PciDevice } from "../../core/pci_device.ts";
+import type { DmaBuffer } from "../../core/dma_space.ts";
+import { VfioError } from "../../core/errors.ts";
+import { pollUntil } from "../../core/poll_until.ts";
+import { VFIO_PCI_MSI_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX } from "../../ffi/uapi/mod.ts";
+import type { E1000IrqScheme, E1000Model } from "./model.ts";
+import {
+  DESC_SIZE,
+  E1000_CTRL,
+  E1000_CTRL_RST,
+  E1000_RCTL,
+  E1000_TCTL,
+  QUEUE_DBAH,
+  QUEUE_DBAL,
+  QUEUE_DCTL,
+  QUEUE_DH,
+  QUEUE_DLEN,
+  QUEUE_DT,
+  RING_ALIGN_DESCRIPTORS,
+  RING_BASE_ALIGN,
+} from "./registers.ts";
+
+/** Default descriptors per ring. */
+export const E1000_DEFAULT_RING_SIZE = 256;
+/** Largest ring the driver sets up. */
+export const E1000_MAX_RING_SIZE = 4096;
+/** How long a queue may take to report RXDCTL/TXDCTL.ENABLE (ms). */
+const QUEUE_ENABLE_TIMEOUT_MS = 100;
+const POLL_MS = 1;
+const TWO_POW_32 = 0x1_0000_0000;
+
+/** A usage error of the driver, naming the device. */
+export function usage(dev: PciDevice, message: string): VfioError {
+  return new VfioError({ operation: "IntelNic", device: dev.bdf, message });
+}
+
+/** A ring size option checked: a power of two from 8 to 4096 (default 256). */
+export function ringSize(dev: PciDevice, what: string, size: number | undefined): number {
+  const n = size ?? E1000_DEFAULT_RING_SIZE;
+  if (
+    !Number.isInteger(n) || n < RING_ALIGN_DESCRIPTORS || n > E1000_MAX_RING_SIZE ||
+    (n & (n - 1)) !== 0
+  ) {
+    throw usage(
+      dev,
+      `${what} ${n}: a power of two from ${RING_ALIGN_DESCRIPTORS} to ${E1000_MAX_RING_SIZE}`,
+    );
+  }
+  return n;
+}
+
+/** Ring memory for `size` descriptors, recorded in `rings` (to free on error). */
+export function allocRing(dev: PciDevice, rings: DmaBuffer[], size: number): DmaBuffer {
+  const mem = dev.dma.allocate(Math.max(size * DESC_SIZE, RING_BASE_ALIGN), {
+    read: true,
+    write: true,
+  });
+  rings.push(mem);
+  return mem;
+}
+
+/** Base, length, head = tail = 0 (82576 §4.5.7/§4.5.8, 82574 §4.6.6/§4.6.7). */
+export function programRing(regs: Mmio, block: number, mem: DmaBuffer, size: number): void {
+  const iova = Number(mem.iova);
+  regs.write32(block + QUEUE_DBAL, iova >>> 0);
+  regs.write32(block + QUEUE_DBAH, (iova / TWO_POW_32) >>> 0);
+  regs.write32(block + QUEUE_DLEN, size * DESC_SIZE);
+  regs.write32(block + QUEUE_DH, 0);
+  regs.write32(block + QUEUE_DT, 0);
+}
+
+/** Set the model's queue-enable bit and wait until it reads back (82576: before the tail). */
+export async function enableQueue(
+  dev: PciDevice,
+  regs: Mmio,
+  model: E1000Model,
+  block: number,
+  what: string,
+  queue: number,
+): Promise<void> {
+  if (model.queueEnable === 0) return;
+  regs.write32(block + QUEUE_DCTL, regs.read32(block + QUEUE_DCTL) | model.queueEnable);
+  await pollUntil(dev, () => (regs.read32(block + QUEUE_DCTL) & model.queueEnable) !== 0, {
+    timeoutMs: QUEUE_ENABLE_TIMEOUT_MS,
+    pollMs: POLL_MS,
+    operation: `${model.name} ${what} queue ${queue} enable`,
+  });
+}
+
+/** Receive and transmit off, queues disabled, then a global reset: no DMA after this. */
+export function stopDevice(regs: Mmio, model: E1000Model, queues: number): void {
+  regs.write32(E1000_RCTL, 0);
+  regs.write32(E1000_TCTL, 0);
+  if (model.queueEnable !== 0) {
+    for (let q = 0; q < queues; q++) {
+      for (const base of [model.queues.rxBase, model.queues.txBase]) {
+        const reg = base + q * model.queues.stride + QUEUE_DCTL;
+        regs.write32(reg, regs.read32(reg) & ~model.queueEnable);
+      }
+    }
+  }
+  regs.write32(E1000_CTRL, regs.read32(E1000_CTRL) | E1000_CTRL_RST);
+}
+
+/** The first interrupt mode of the model the device has enough vectors for. */
+export function pickIrqScheme(
+  dev: PciDevice,
+  model: E1000Model,
+  queues: number,
+): E1000IrqScheme | undefined {
+  for (const scheme of model.irqSchemes) {
+    const index = scheme.kind === "msix" ? VFIO_PCI_MSIX_IRQ_INDEX : VFIO_PCI_MSI_IRQ_INDEX;
+    if (dev.irqs.irqInfo(index).count >= scheme.vectors(queues)) return scheme;
+  }
+  if (queues > 1) {
+    throw usage(dev, `${queues} queues need ${queues} MSI-X vectors; the device has fewer`);
+  }
+  return undefined;
+}
