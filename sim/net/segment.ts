@@ -18,8 +18,8 @@ export interface SegmentPort {
 
 /** A port's handle for sending. */
 export interface SegmentLink {
-  /** Put a frame on the segment. */
-  send(frame: Uint8Array): void;
+  /** Put `frame` — its first `length` bytes when given — on the segment (it is copied). */
+  send(frame: Uint8Array, length?: number): void;
   /** Unplug the port. */
   detach(): void;
 }
@@ -58,17 +58,17 @@ export class EthernetSegment {
   attach(port: SegmentPort): SegmentLink {
     this.#ports.add(port);
     return {
-      send: (frame) => this.#send(port, frame),
+      send: (frame, length) => this.#send(port, frame, length ?? frame.length),
       detach: () => void this.#ports.delete(port),
     };
   }
 
-  #send(from: SegmentPort, frame: Uint8Array): void {
-    if (frame.length === 0 || frame.length > MAX_SEGMENT_FRAME) {
+  #send(from: SegmentPort, frame: Uint8Array, length: number): void {
+    if (length <= 0 || length > MAX_SEGMENT_FRAME || length > frame.length) {
       this.dropped++;
       return;
     }
-    const copy = frame.slice();
+    const copy = frame.slice(0, length);
     this.frames++;
     for (const tap of this.#taps) tap(this.#clock.nowNs, copy, from.name);
     this.#clock.schedule(this.#latencyNs, () => {

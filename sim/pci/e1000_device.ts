@@ -100,6 +100,12 @@ const MAC_BYTES = 6;
 /** QEMU's first NIC address. */
 const DEFAULT_MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
+/** A 64-bit register value from whatever was written (a fraction or NaN must not throw). */
+function toU64(value: number | bigint): bigint {
+  if (typeof value === "bigint") return BigInt.asUintN(64, value);
+  return BigInt.asUintN(64, BigInt(Number.isFinite(value) ? Math.trunc(value) : 0));
+}
+
 /** The parts this model can be. */
 export type E1000Model = "igb" | "e1000e";
 
@@ -228,11 +234,15 @@ export class E1000Device implements PciDeviceModel, SegmentPort {
 
   /** A frame from the wire (the segment calls this). */
   receive(frame: Uint8Array): void {
+    this.#receive(frame, frame.length);
+  }
+
+  #receive(frame: Uint8Array, length: number): void {
     if (!this.#phy.cable) return; // no link partner: nothing arrives
-    if (!this.#part.fifo.push(frame, this.#description.rxFifoBytes(this.#mac))) {
+    if (!this.#part.fifo.push(frame, length, this.#description.rxFifoBytes(this.#mac))) {
       this.#regs.inc(E1000_MPC >>> 2);
       this.counters.rxMissed++;
-      this.#trace(`receive FIFO full: frame of ${frame.length} bytes dropped`);
+      this.#trace(`receive FIFO full: frame of ${length} bytes dropped`);
     }
     this.#schedule();
   }
@@ -269,7 +279,7 @@ export class E1000Device implements PciDeviceModel, SegmentPort {
       return;
     }
     if (size === 8) {
-      const v = BigInt.asUintN(64, BigInt(value));
+      const v = toU64(value);
       this.mmioWrite(bar, offset, 4, Number(v & 0xffff_ffffn));
       this.mmioWrite(bar, offset + 4, 4, Number(v >> 32n));
       return;
@@ -313,22 +323,24 @@ export class E1000Device implements PciDeviceModel, SegmentPort {
   #schedule(): void {
     if (this.#scheduled || this.#host === undefined) return;
     this.#scheduled = true;
-    this.#host.clock.schedule(E1000_PROCESS_DELAY_NS, () => {
-      this.#scheduled = false;
-      this.#part.process();
-    });
+    this.#host.clock.schedule(E1000_PROCESS_DELAY_NS, this.#run);
   }
+
+  /** The scheduled work (one function for the device's lifetime). */
+  readonly #run = (): void => {
+    this.#scheduled = false;
+    this.#part.process();
+  };
 
   #sendFrame(frame: Uint8Array, length: number): boolean {
     if (!this.#phy.cable) {
       this.counters.txDropped++;
       return false;
     }
-    const data = frame.subarray(0, length);
     const loopback = (this.#mac[E1000_RCTL >>> 2] & RCTL_LBM_MASK) === RCTL_LBM_MAC ||
       (this.#phy.regs[MII_BMCR] & BMCR_LOOPBACK) !== 0;
-    if (loopback) this.receive(data);
-    else this.#link?.send(data);
+    if (loopback) this.#receive(frame, length);
+    else this.#link?.send(frame, length);
     countTxFrame(this.#regs, frameKind(frame), length);
     this.counters.txFrames++;
     return true;

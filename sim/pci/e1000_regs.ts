@@ -55,6 +55,8 @@ export const E1000_FCAH = 0x002c;
 export const E1000_FCT = 0x0030;
 /** VLAN EtherType. */
 export const E1000_VET = 0x0038;
+/** VET: the EtherType of an 802.1Q tag (bits 15:0; igb keeps the outer one in 31:16). */
+export const VET_TPID_MASK = 0xffff;
 /** Flow Control Transmit Timer Value. */
 export const E1000_FCTTV = 0x0170;
 /** LED Control. */
@@ -225,10 +227,14 @@ export const E1000_MTA = 0x5200;
 export const E1000_MTA_WORDS = 128;
 /** Receive Address Low/High pairs: RAL(n) = 0x5400 + 8n, RAH(n) = 0x5404 + 8n. */
 export const E1000_RA = 0x5400;
+/** The 82542-era location of the receive addresses, still answered by QEMU's models. */
+export const E1000_RA_LEGACY = 0x0040;
 /** VLAN Filter Table Array: 128 dwords. */
 export const E1000_VFTA = 0x5600;
 /** Entries of the VFTA. */
 export const E1000_VFTA_WORDS = 128;
+/** The 82542-era location of the VFTA, still answered by QEMU's models. */
+export const E1000_VFTA_LEGACY = 0x0600;
 /** Multiple Receive Queues Command. */
 export const E1000_MRQC = 0x5818;
 /** Redirection Table: 32 dwords, 128 one-byte entries. */
@@ -380,5 +386,3 @@ export const E1000_BPTC = 0x40f4;
 export const E1000_TSCTC = 0x40f8;
 /** Interrupt Assertion Count. */
 export const E1000_IAC = 0x4100;
-/** End of the statistics block both parts implement. */
-export const E1000_STATS_END = 0x4100;

@@ -13,10 +13,13 @@
  * @module
  */
 
+import type { DmaAccess } from "./dma_access.ts";
 import type { E1000RegisterFile } from "./e1000_regfile.ts";
 
 /** Bytes of every descriptor of these parts. */
 export const DESC_BYTES = 16;
+/** Dwords of a transmit descriptor: buffer address low/high, command+length, status. */
+export const TXD_DW = { addrLo: 0, addrHi: 1, cmd: 2, status: 3 } as const;
 /** Offsets of a ring's registers from its base-low register. */
 const BAH_OFFSET = 0x04;
 const LEN_OFFSET = 0x08;
@@ -74,4 +77,34 @@ export function headOffset(mac: Uint32Array, r: RingRegisters): number {
 export function ringAdvance(mac: Uint32Array, r: RingRegisters, n: number): void {
   const h = mac[r.head] + n;
   mac[r.head] = h * DESC_BYTES >= mac[r.len] ? 0 : h;
+}
+
+/**
+ * Read the head descriptor into `desc` (16 bytes); returns its byte offset from the base, or -1
+ * when the IOMMU refused the read.
+ */
+export function fetchHead(
+  mac: Uint32Array,
+  r: RingRegisters,
+  dma: DmaAccess,
+  desc: Uint8Array,
+): number {
+  const at = mac[r.head] * DESC_BYTES;
+  return dma.read(mac[r.bal], mac[r.bah], at, desc) ? at : -1;
+}
+
+/** A descriptor's worth of scratch space, reused for every descriptor (no allocation). */
+export class DescriptorScratch {
+  /** The 16 descriptor bytes. */
+  readonly bytes: Uint8Array = new Uint8Array(DESC_BYTES);
+  /** The same bytes as little-endian dwords. */
+  readonly dw: Uint32Array = new Uint32Array(this.bytes.buffer);
+  readonly #word = new Uint8Array(4);
+  readonly #wordView = new DataView(this.#word.buffer);
+
+  /** Write the 32-bit `value` (little-endian) at hi:lo + `offset`; false if refused. */
+  writeWord(dma: DmaAccess, lo: number, hi: number, offset: number, value: number): boolean {
+    this.#wordView.setUint32(0, value >>> 0, true);
+    return dma.write(lo, hi, offset, this.#word);
+  }
 }

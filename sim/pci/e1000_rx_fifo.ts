@@ -12,7 +12,7 @@
  * @example
  * ```ts
  * const fifo = new RxFifo();
- * if (!fifo.push(frame, 64 * 1024)) regs.inc(reg(E1000_MPC));
+ * if (!fifo.push(frame, frame.length, 64 * 1024)) regs.inc(reg(E1000_MPC));
  * while (!fifo.empty) { const slot = fifo.front; use(slot, fifo.frontLength); fifo.pop(); }
  * ```
  *
@@ -20,10 +20,30 @@
  */
 
 import { MAX_SEGMENT_FRAME } from "../net/segment.ts";
+import type { E1000RegisterFile } from "./e1000_regfile.ts";
+import {
+  E1000_RCTL,
+  E1000_RNBC,
+  E1000_RUC,
+  E1000_STATUS,
+  RCTL_EN,
+  STATUS_LU,
+} from "./e1000_regs.ts";
+import { ETH_ZLEN } from "./frame_parse.ts";
+
+/** How a receiver takes frames out of the FIFO. */
+export interface RxFifoConsumer {
+  /** Whether the function may master the bus. */
+  busMaster(): boolean;
+  /** Whether some ring has a free descriptor (QEMU's `can_receive`). */
+  hasDescriptor(): boolean;
+  /** Deliver (or drop) the front frame. */
+  deliver(): void;
+}
 
 /** Bytes of one slot: the longest segment frame, rounded up, plus a 4-byte FCS. */
 export const RX_FIFO_SLOT_BYTES = 1536;
-/** Slots: enough for 64 KiB of minimum-size frames would be 1000+; 64 covers any burst test. */
+/** Frames the FIFO holds at most, whatever their size (its byte capacity is the register's). */
 const SLOTS = 64;
 
 /** A bounded FIFO of received frames. */
@@ -71,15 +91,20 @@ export class RxFifo {
     this.#lengths[this.#head] = n;
   }
 
-  /** Copy `frame` in; false (nothing stored) when it does not fit in `capacity` bytes. */
-  push(frame: Uint8Array, capacity: number): boolean {
-    if (frame.length > MAX_SEGMENT_FRAME || frame.length === 0) return false;
-    if (this.#count === SLOTS || this.#bytes + frame.length > capacity) return false;
+  /**
+   * Copy `frame[0..length)` in; false (nothing stored) when it is empty, longer than a slot
+   * holds, or does not fit in `capacity` bytes.
+   */
+  push(frame: Uint8Array, length: number, capacity: number): boolean {
+    if (length > MAX_SEGMENT_FRAME || length <= 0 || length > frame.length) return false;
+    if (this.#count === SLOTS || this.#bytes + length > capacity) return false;
     const i = (this.#head + this.#count) % SLOTS;
-    this.#slots[i].set(frame);
-    this.#lengths[i] = frame.length;
+    const slot = this.#slots[i];
+    if (length === frame.length) slot.set(frame);
+    else for (let b = 0; b < length; b++) slot[b] = frame[b];
+    this.#lengths[i] = length;
     this.#count++;
-    this.#bytes += frame.length;
+    this.#bytes += length;
     return true;
   }
 
@@ -90,6 +115,40 @@ export class RxFifo {
     this.#head = (this.#head + 1) % SLOTS;
     this.#count--;
     this.frontCounted = false;
+  }
+
+  /**
+   * Hand frames to `consumer` while they can go somewhere: the link is up, RCTL.EN is set, bus
+   * mastering is on and a descriptor is free; a frame that has to wait for a descriptor is
+   * counted once in RNBC.
+   */
+  drain(regs: E1000RegisterFile, consumer: RxFifoConsumer): void {
+    const mac = regs.mac;
+    while (this.#count > 0) {
+      if (
+        (mac[E1000_STATUS >>> 2] & STATUS_LU) === 0 || (mac[E1000_RCTL >>> 2] & RCTL_EN) === 0 ||
+        !consumer.busMaster()
+      ) return;
+      if (!consumer.hasDescriptor()) {
+        if (!this.frontCounted) {
+          regs.inc(E1000_RNBC >>> 2);
+          this.frontCounted = true;
+        }
+        return;
+      }
+      consumer.deliver();
+      this.pop();
+    }
+  }
+
+  /** Pad the front frame with zeros to the 60-byte minimum (counted in RUC); its length. */
+  padFront(regs: E1000RegisterFile): number {
+    const length = this.frontLength;
+    if (length >= ETH_ZLEN) return length;
+    this.front.fill(0, length, ETH_ZLEN);
+    this.frontLength = ETH_ZLEN;
+    regs.inc(E1000_RUC >>> 2);
+    return ETH_ZLEN;
   }
 
   /** Drop everything (device reset). */

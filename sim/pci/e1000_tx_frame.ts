@@ -31,6 +31,18 @@ export const TX_FRAME_MAX = 16 * 1024;
 /** Offset of the EtherType/TPID after the two addresses. */
 const ADDRESSES = 12;
 
+/** What a transmitter needs from the device, whatever the part. */
+export interface TxHost {
+  /** DMA. */
+  readonly dma: DmaAccess;
+  /** Put a finished frame on the wire (or loop it back); true when it went out. */
+  send(frame: Uint8Array, length: number): boolean;
+  /** A descriptor or buffer could not be read or written (the IOMMU refused it). */
+  dmaFault(what: string): void;
+  /** A frame was dropped for another reason. */
+  dropped(why: string): void;
+}
+
 /** Offloads for one frame. */
 export interface TxOffloads {
   /** Insert the IPv4 header checksum. */

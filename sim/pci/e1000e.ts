@@ -31,19 +31,19 @@ import {
   E1000E_EEWR,
   E1000E_EITR,
   E1000E_MSIX_VECTORS,
+  E1000E_PBA,
   E1000E_QUEUE_STRIDE,
   E1000E_QUEUES,
   E1000E_REGISTERS,
   E1000E_RXDCTL,
   E1000E_TARC0,
+  PBA_RXA_MASK,
   TARC_READ_MASK,
 } from "./e1000e_regs.ts";
 import { E1000eReceiver } from "./e1000e_rx.ts";
 import { E1000eTransmitter } from "./e1000e_tx.ts";
 
-/** PBA: receive allocation in KB (bits 15:0). */
-const PBA_RXA_MASK = 0xffff;
-const PBA = 0x1000 >>> 2;
+const PBA = E1000E_PBA >>> 2;
 const KIB = 1024;
 const ICR = E1000_ICR >>> 2;
 const ITR = E1000_ITR >>> 2;

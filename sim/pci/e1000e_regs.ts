@@ -10,52 +10,15 @@
  */
 
 import {
-  E1000_CTRL,
-  E1000_CTRL_DUP,
-  E1000_CTRL_EXT,
-  E1000_EECD,
-  E1000_EEMNGCTL,
-  E1000_EERD,
-  E1000_FCAH,
-  E1000_FCAL,
-  E1000_FCT,
-  E1000_FCTTV,
-  E1000_FLA,
-  E1000_FWSM,
-  E1000_GCR,
-  E1000_IAM,
-  E1000_ICR,
-  E1000_ICS,
-  E1000_IMC,
-  E1000_IMS,
   E1000_ITR,
-  E1000_LEDCTL,
-  E1000_MDIC,
-  E1000_MRQC,
-  E1000_MTA,
-  E1000_MTA_WORDS,
-  E1000_PBACLR,
   E1000_RA,
-  E1000_RCTL,
-  E1000_RETA,
-  E1000_RETA_WORDS,
-  E1000_RFCTL,
-  E1000_RSSRK,
-  E1000_RSSRK_WORDS,
-  E1000_RXCSUM,
-  E1000_STATUS,
-  E1000_SW_FW_SYNC,
-  E1000_SWSM,
-  E1000_TCTL,
-  E1000_TIPG,
-  E1000_VET,
+  E1000_RA_LEGACY,
   E1000_VFTA,
+  E1000_VFTA_LEGACY,
   E1000_VFTA_WORDS,
-  RXCSUM_IPOFLD,
-  RXCSUM_TUOFLD,
 } from "./e1000_regs.ts";
 import type { RegisterAlias, RegisterSpec } from "./e1000_regfile.ts";
-import { E1000_STAT_REGISTERS } from "./e1000_stats.ts";
+import { commonRegisters } from "./e1000_common_regs.ts";
 
 /** Receive and transmit queues of the 82574. */
 export const E1000E_QUEUES = 2;
@@ -171,8 +134,73 @@ export const TXD_POPTS_TXSM = 1 << 9;
 /** Dword 3: VLAN tag (special) shift. */
 export const TXD_SPECIAL_SHIFT = 16;
 
+// Other 82574 registers QEMU implements (kept so reads and writes behave as QEMU's).
+/** Extended Configuration Control. */
+const EXTCNF_CTRL = 0x0f00;
+/** Extended Configuration Size. */
+const EXTCNF_SIZE = 0x0f08;
+/** PHY OEM bits. */
+const POEMB = 0x0f10;
+/** Packet Buffer Allocation: receive KB in bits 15:0, transmit KB in 31:16. */
+export const E1000E_PBA = 0x1000;
+/** PBA: receive allocation in KB. */
+export const PBA_RXA_MASK = 0xffff;
+/** Packet Buffer Size. */
+const PBS = 0x1008;
+/** Flash timer, software control/data/count, opcode, lock. */
+const FLASHT = 0x1028;
+const FLSWCTL = 0x1030;
+const FLSWDATA = 0x1034;
+const FLSWCNT = 0x1038;
+const FLOP = 0x103c;
+const FLOL = 0x1050;
+/** Management Control. */
+const MANC = 0x5820;
+/** Function Active and Power State. */
+const FACTPS = 0x5b30;
+/** Time-sync receive configuration (EtherType and UDP port of PTP). */
+const RXCFGL = 0xb634;
+const RXUDP = 0xb638;
+/** Receive interrupt delay timer, absolute delay, ACK delay. */
+const RDTR = 0x2820;
+const RADV = 0x282c;
+const RAID = 0x2c08;
+/** Receive data FIFO head/tail/saved head/saved tail/packet count (stride 8). */
+const RDFH = 0x2410;
+/** Transmit interrupt delay, absolute delay, adaptive IFS throttle. */
+const TIDV = 0x3820;
+const TADV = 0x382c;
+const AIT = 0x0458;
+/** Transmit data FIFO head/tail/saved head/saved tail (stride 8), packet count. */
+const TDFH = 0x3410;
+const TDFPC = 0x3430;
+/** Statistics only the 82574 has: sequence errors, carrier extension errors, TSO failures. */
+const SEQEC = 0x4038;
+const CEXTERR = 0x403c;
+const TSCTFC = 0x40fc;
+/** The 82542-era locations QEMU's e1000e still answers. */
+const RDTR_LEGACY = 0x0108;
+const RD_LEGACY = 0x0110;
+const RDH_LEGACY = 0x0120;
+const RDT_LEGACY = 0x0128;
+const TD_LEGACY = 0x0420;
+const TDH_LEGACY = 0x0430;
+const TDT_LEGACY = 0x0438;
+const TIDV_LEGACY = 0x0440;
+const RDFH_LEGACY = 0x8000;
+const TDFH_LEGACY = 0x8010;
+/** Stride of the FIFO pointer registers. */
+const FIFO_REG_STRIDE = 8;
+/** Queue register offsets inside a queue block. */
+const QUEUE_BAH = 0x04;
+const QUEUE_LEN = 0x08;
+const QUEUE_HEAD = 0x10;
+const QUEUE_DCTL = 0x28;
+const TX_QUEUE_TARC = 0x40;
+
 const CTRL_INIT = 0x0014_0241; // FD | SLU | SPEED_1000 | SWDPIN0 | ADVD3WUC
 const STATUS_INIT = 0x0000_0202; // LU | ASDV 1000
+const VET_INIT = 0x8100;
 const EECD_INIT = 0x0000_0300; // auto-read done, NVM present
 const EERD_INIT = 0x2; // DONE
 const GCR_INIT = 0x0680_0200;
@@ -180,6 +208,11 @@ const LEDCTL_INIT = 0x0006_8302;
 const TIPG_INIT = (0x6 << 20) | (0x8 << 10) | 0x8;
 const PBA_INIT = 0x0014_0014; // 20 KB receive, 20 KB transmit
 const PBS_INIT = 0x28;
+const POEMB_INIT = 0x30d;
+const FLASHT_INIT = 0x2;
+const FLSWCTL_INIT = 0xc000_0000;
+const RXCFGL_INIT = 0x88f7; // PTP EtherType
+const RXUDP_INIT = 0x319; // PTP event port 319 (as QEMU stores it)
 const PSRCTL_INIT = (4 << 16) | (4 << 8) | 2;
 const TARC_INIT = 0x3 | TARC_ENABLE;
 const MANC_INIT = 1 << 28;
@@ -200,113 +233,100 @@ function queueSpecs(n: number): RegisterSpec[] {
   const tx = E1000E_TX_QUEUE + E1000E_QUEUE_STRIDE * n;
   return [
     { at: rx, read: "plain", write: "plain", mask: DBAL_MASK },
-    { at: rx + 0x04, read: "plain", write: "plain" },
-    { at: rx + 0x08, read: "plain", write: "plain", mask: DLEN_MASK },
-    { at: rx + 0x10, read: "plain", write: "plain", mask: U16 },
+    { at: rx + QUEUE_BAH, read: "plain", write: "plain" },
+    { at: rx + QUEUE_LEN, read: "plain", write: "plain", mask: DLEN_MASK },
+    { at: rx + QUEUE_HEAD, read: "plain", write: "plain", mask: U16 },
     { at: rx + QUEUE_TAIL, read: "plain", write: "special", mask: U16 },
-    { at: rx + 0x28, read: "plain", write: n === 0 ? "special" : "plain", init: RXDCTL_INIT },
+    { at: rx + QUEUE_DCTL, read: "plain", write: n === 0 ? "special" : "plain", init: RXDCTL_INIT },
     { at: tx, read: "plain", write: "plain", mask: DBAL_MASK },
-    { at: tx + 0x04, read: "plain", write: "plain" },
-    { at: tx + 0x08, read: "plain", write: "plain", mask: DLEN_MASK },
-    { at: tx + 0x10, read: "plain", write: "plain", mask: U16 },
+    { at: tx + QUEUE_BAH, read: "plain", write: "plain" },
+    { at: tx + QUEUE_LEN, read: "plain", write: "plain", mask: DLEN_MASK },
+    { at: tx + QUEUE_HEAD, read: "plain", write: "plain", mask: U16 },
     { at: tx + QUEUE_TAIL, read: "plain", write: "special", mask: U16 },
-    { at: tx + 0x28, read: "plain", write: "plain" },
-    { at: tx + 0x40, read: "special", write: "plain", init: TARC_INIT },
+    { at: tx + QUEUE_DCTL, read: "plain", write: "plain" },
+    { at: tx + TX_QUEUE_TARC, read: "special", write: "plain", init: TARC_INIT },
   ];
 }
 
 /** Every register of the simulated e1000e. */
 export const E1000E_REGISTERS: readonly RegisterSpec[] = [
-  { at: E1000_CTRL, read: "plain", write: "special", init: CTRL_INIT },
-  { at: E1000_CTRL_DUP, read: "none", write: "special" },
-  { at: E1000_STATUS, read: "special", write: "special", init: STATUS_INIT },
-  { at: E1000_EECD, read: "plain", write: "special", init: EECD_INIT },
-  { at: E1000_EERD, read: "plain", write: "special", init: EERD_INIT },
-  { at: E1000_CTRL_EXT, read: "plain", write: "special" },
-  { at: E1000_FLA, read: "plain", write: "plain", keepOnSoftReset: true },
-  { at: E1000_MDIC, read: "plain", write: "special" },
-  { at: E1000_FCAL, read: "plain", write: "plain" },
-  { at: E1000_FCAH, read: "plain", write: "plain", mask: U16 },
-  { at: E1000_FCT, read: "plain", write: "plain", mask: U16 },
-  { at: E1000_VET, read: "plain", write: "plain", mask: U16, init: 0x8100 },
-  { at: E1000_FCTTV, read: "plain", write: "plain", mask: U16 },
-  { at: E1000_LEDCTL, read: "plain", write: "plain", init: LEDCTL_INIT },
-  { at: 0x0f00, read: "plain", write: "plain", init: 1 << 3 }, // EXTCNF_CTRL
-  { at: 0x0f08, read: "plain", write: "plain" }, // EXTCNF_SIZE
-  { at: 0x0f10, read: "plain", write: "plain", init: 0x30d }, // POEMB
-  { at: 0x1000, read: "plain", write: "plain", init: PBA_INIT, keepOnSoftReset: true }, // PBA
-  { at: 0x1008, read: "plain", write: "plain", mask: U6, init: PBS_INIT, keepOnSoftReset: true },
-  { at: E1000_EEMNGCTL, read: "plain", write: "plain", init: 1 << 31 },
-  { at: 0x1028, read: "plain", write: "plain", mask: U16, init: 0x2 }, // FLASHT
+  ...commonRegisters({
+    ctrl: CTRL_INIT,
+    status: STATUS_INIT,
+    eecd: EECD_INIT,
+    eerd: EERD_INIT,
+    vet: VET_INIT,
+    vetMask: U16,
+    ledctl: LEDCTL_INIT,
+    gcr: GCR_INIT,
+    swsm: 1,
+    tctl: 0,
+    tipg: TIPG_INIT,
+    flaKeepsOnSoftReset: true,
+    imcReadsIms: false,
+    tctlStartsTx: true,
+  }),
+  { at: EXTCNF_CTRL, read: "plain", write: "plain", init: 1 << 3 },
+  { at: EXTCNF_SIZE, read: "plain", write: "plain" },
+  { at: POEMB, read: "plain", write: "plain", init: POEMB_INIT },
+  { at: E1000E_PBA, read: "plain", write: "plain", init: PBA_INIT, keepOnSoftReset: true },
+  { at: PBS, read: "plain", write: "plain", mask: U6, init: PBS_INIT, keepOnSoftReset: true },
+  { at: FLASHT, read: "plain", write: "plain", mask: U16, init: FLASHT_INIT },
   { at: E1000E_EEWR, read: "plain", write: "special", init: EERD_INIT },
-  { at: 0x1030, read: "plain", write: "plain", init: 0xc000_0000 }, // FLSWCTL
-  { at: 0x1034, read: "plain", write: "plain" }, // FLSWDATA
-  { at: 0x1038, read: "plain", write: "plain" }, // FLSWCNT
-  { at: 0x103c, read: "plain", write: "plain" }, // FLOP
-  { at: 0x1050, read: "plain", write: "plain", init: 1 }, // FLOL
-  { at: E1000_GCR, read: "plain", write: "special", init: GCR_INIT },
-  { at: 0x5820, read: "plain", write: "plain", init: MANC_INIT }, // MANC
-  { at: 0x5b30, read: "plain", write: "plain", init: FACTPS_INIT }, // FACTPS
-  { at: E1000_SWSM, read: "special", write: "plain", init: 1 },
-  { at: E1000_FWSM, read: "plain", write: "plain" },
-  { at: E1000_SW_FW_SYNC, read: "plain", write: "plain" },
-  { at: E1000_PBACLR, read: "plain", write: "special" },
-  { at: 0xb634, read: "plain", write: "plain", init: 0x88f7 }, // RXCFGL
-  { at: 0xb638, read: "plain", write: "plain", init: 0x319 }, // RXUDP
+  { at: FLSWCTL, read: "plain", write: "plain", init: FLSWCTL_INIT },
+  { at: FLSWDATA, read: "plain", write: "plain" },
+  { at: FLSWCNT, read: "plain", write: "plain" },
+  { at: FLOP, read: "plain", write: "plain" },
+  { at: FLOL, read: "plain", write: "plain", init: 1 },
+  { at: MANC, read: "plain", write: "plain", init: MANC_INIT },
+  { at: FACTPS, read: "plain", write: "plain", init: FACTPS_INIT },
+  { at: RXCFGL, read: "plain", write: "plain", init: RXCFGL_INIT },
+  { at: RXUDP, read: "plain", write: "plain", init: RXUDP_INIT },
   // Interrupts.
-  { at: E1000_ICR, read: "special", write: "special" },
   { at: E1000_ITR, read: "special", write: "special" },
-  { at: E1000_ICS, read: "plain", write: "special" },
-  { at: E1000_IMS, read: "plain", write: "special" },
-  { at: E1000_IMC, read: "none", write: "special" },
   { at: E1000E_EIAC, read: "plain", write: "plain" },
-  { at: E1000_IAM, read: "plain", write: "plain" },
   { at: E1000E_IVAR, read: "plain", write: "plain" },
   { at: E1000E_EITR, count: E1000E_MSIX_VECTORS, read: "special", write: "special" },
   // Receive.
-  { at: E1000_RCTL, read: "plain", write: "special" },
-  { at: 0x2820, read: "plain", write: "plain", mask: U16 }, // RDTR
-  { at: 0x282c, read: "plain", write: "plain", mask: U16 }, // RADV
+  { at: RDTR, read: "plain", write: "plain", mask: U16 },
+  { at: RADV, read: "plain", write: "plain", mask: U16 },
   { at: E1000E_RSRPD, read: "plain", write: "plain", mask: U12 },
-  { at: 0x2c08, read: "plain", write: "plain", mask: U16 }, // RAID
+  { at: RAID, read: "plain", write: "plain", mask: U16 },
   { at: E1000E_PSRCTL, read: "plain", write: "plain", init: PSRCTL_INIT },
-  { at: 0x2410, count: 5, stride: 8, read: "plain", write: "plain", mask: U13 }, // RDFH…RDFPC
-  { at: E1000_RXCSUM, read: "plain", write: "plain", init: RXCSUM_IPOFLD | RXCSUM_TUOFLD },
-  { at: E1000_RFCTL, read: "plain", write: "plain" },
-  { at: E1000_MTA, count: E1000_MTA_WORDS, read: "plain", write: "plain" },
-  { at: E1000_RA, count: 32, read: "plain", write: "plain" },
-  { at: E1000_VFTA, count: E1000_VFTA_WORDS, read: "plain", write: "plain" },
-  { at: E1000_MRQC, read: "plain", write: "plain" },
-  { at: E1000_RETA, count: E1000_RETA_WORDS, read: "plain", write: "plain" },
-  { at: E1000_RSSRK, count: E1000_RSSRK_WORDS, read: "plain", write: "plain" },
+  { at: RDFH, count: 5, stride: FIFO_REG_STRIDE, read: "plain", write: "plain", mask: U13 },
   // Transmit.
-  { at: E1000_TCTL, read: "plain", write: "special" },
-  { at: E1000_TIPG, read: "plain", write: "plain", init: TIPG_INIT },
-  { at: 0x0458, read: "plain", write: "plain", mask: U16 }, // AIT
-  { at: 0x3820, read: "none", write: "plain", mask: U16 }, // TIDV (QEMU does not read it back)
-  { at: 0x382c, read: "plain", write: "plain", mask: U16 }, // TADV
-  { at: 0x3410, count: 4, stride: 8, read: "plain", write: "plain", mask: U13, init: TX_FIFO_INIT },
-  { at: 0x3430, read: "plain", write: "plain", mask: U13 }, // TDFPC
+  { at: AIT, read: "plain", write: "plain", mask: U16 },
+  { at: TIDV, read: "none", write: "plain", mask: U16 }, // QEMU does not read it back
+  { at: TADV, read: "plain", write: "plain", mask: U16 },
+  {
+    at: TDFH,
+    count: 4,
+    stride: FIFO_REG_STRIDE,
+    read: "plain",
+    write: "plain",
+    mask: U13,
+    init: TX_FIFO_INIT,
+  },
+  { at: TDFPC, read: "plain", write: "plain", mask: U13 },
   ...Array.from({ length: E1000E_QUEUES }, (_, n) => queueSpecs(n)).flat(),
-  // Statistics.
-  ...E1000_STAT_REGISTERS,
-  { at: 0x4038, read: "plain", write: "none" }, // SEQEC
-  { at: 0x403c, read: "plain", write: "none" }, // CEXTERR
-  { at: 0x40fc, read: "plain", write: "none" }, // TSCTFC
+  // Statistics only the 82574 has.
+  { at: SEQEC, read: "plain", write: "none" },
+  { at: CEXTERR, read: "plain", write: "none" },
+  { at: TSCTFC, read: "plain", write: "none" },
 ];
 
 /** The 82542-era register locations QEMU's e1000e still answers. */
 export const E1000E_ALIASES: readonly RegisterAlias[] = [
-  { at: 0x0040, target: E1000_RA, count: 32 },
-  { at: 0x0600, target: E1000_VFTA, count: E1000_VFTA_WORDS },
-  { at: 0x0108, target: 0x2820 }, // RDTR
-  { at: 0x0110, target: E1000E_RX_QUEUE, count: 3 }, // RDBAL0, RDBAH0, RDLEN0
-  { at: 0x0120, target: E1000E_RX_QUEUE + 0x10 }, // RDH0
-  { at: 0x0128, target: E1000E_RX_QUEUE + QUEUE_TAIL }, // RDT0
-  { at: 0x0420, target: E1000E_TX_QUEUE, count: 3 }, // TDBAL, TDBAH, TDLEN
-  { at: 0x0430, target: E1000E_TX_QUEUE + 0x10 }, // TDH
-  { at: 0x0438, target: E1000E_TX_QUEUE + QUEUE_TAIL }, // TDT
-  { at: 0x0440, target: 0x3820 }, // TIDV
-  { at: 0x8000, target: 0x2410, count: 2, stride: 8 }, // RDFH, RDFT
-  { at: 0x8010, target: 0x3410, count: 2, stride: 8 }, // TDFH, TDFT
+  { at: E1000_RA_LEGACY, target: E1000_RA, count: 32 },
+  { at: E1000_VFTA_LEGACY, target: E1000_VFTA, count: E1000_VFTA_WORDS },
+  { at: RDTR_LEGACY, target: RDTR },
+  { at: RD_LEGACY, target: E1000E_RX_QUEUE, count: 3 }, // RDBAL0, RDBAH0, RDLEN0
+  { at: RDH_LEGACY, target: E1000E_RX_QUEUE + QUEUE_HEAD },
+  { at: RDT_LEGACY, target: E1000E_RX_QUEUE + QUEUE_TAIL },
+  { at: TD_LEGACY, target: E1000E_TX_QUEUE, count: 3 }, // TDBAL, TDBAH, TDLEN
+  { at: TDH_LEGACY, target: E1000E_TX_QUEUE + QUEUE_HEAD },
+  { at: TDT_LEGACY, target: E1000E_TX_QUEUE + QUEUE_TAIL },
+  { at: TIDV_LEGACY, target: TIDV },
+  { at: RDFH_LEGACY, target: RDFH, count: 2, stride: FIFO_REG_STRIDE }, // RDFH, RDFT
+  { at: TDFH_LEGACY, target: TDFH, count: 2, stride: FIFO_REG_STRIDE }, // TDFH, TDFT
 ];

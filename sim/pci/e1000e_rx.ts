@@ -25,16 +25,12 @@ import {
   E1000_CTRL,
   E1000_RA,
   E1000_RCTL,
-  E1000_RNBC,
   E1000_ROC,
-  E1000_RUC,
   E1000_RXCSUM,
-  E1000_STATUS,
   E1000_VET,
   ICR_RXDMT0,
   ICR_RXO,
   ICR_RXT0,
-  RCTL_EN,
   RCTL_RDMTS_SHIFT,
   RCTL_SECRC,
   RXCSUM_PCSD,
@@ -42,15 +38,22 @@ import {
   RXD_STAT_EOP,
   RXD_STAT_IPIDV,
   RXD_STAT_VP,
-  STATUS_LU,
+  VET_TPID_MASK,
 } from "./e1000_regs.ts";
-import { DESC_BYTES, headOffset, ringAdvance, ringAt, ringEmpty, ringOwned } from "./e1000_ring.ts";
+import {
+  DescriptorScratch,
+  fetchHead,
+  ringAdvance,
+  ringAt,
+  ringEmpty,
+  ringOwned,
+} from "./e1000_ring.ts";
 import type { RingRegisters } from "./e1000_ring.ts";
-import { RxFifo } from "./e1000_rx_fifo.ts";
+import { RxFifo, type RxFifoConsumer } from "./e1000_rx_fifo.ts";
 import { oversized82574, RxAddressFilter, vlanAccepted } from "./e1000_rx_filter.ts";
 import { rctlBufferSize, rxChecksumStatus, RXD_STAT_ACK, stripVlan } from "./e1000_rx_meta.ts";
 import { countRxFrame, ETH_FCS_LEN, frameKind } from "./e1000_stats.ts";
-import { ETH_ZLEN, FrameInfo, IPPROTO_TCP, parseFrame } from "./frame_parse.ts";
+import { FrameInfo, IPPROTO_TCP, parseFrame } from "./frame_parse.ts";
 import {
   E1000E_QUEUE_STRIDE,
   E1000E_QUEUES,
@@ -120,12 +123,19 @@ export class E1000eReceiver {
   readonly #filter = new RxAddressFilter([{ at: E1000_RA, count: 16 }]);
   readonly #rss = new RssEngine(E1000E_RSS);
   readonly #info = new FrameInfo();
-  readonly #desc = new Uint8Array(DESC_BYTES);
-  readonly #dw = new Uint32Array(this.#desc.buffer);
+  readonly #scratch = new DescriptorScratch();
+  readonly #desc = this.#scratch.bytes;
+  readonly #dw = this.#scratch.dw;
   readonly #view = new DataView(this.#desc.buffer);
   /** What the last descriptor of the current frame gets (reused frame to frame). */
   readonly #meta = { extended: false, status: 0, rssField: 0, mrq: 0, vlanTag: 0 };
   #causes = 0;
+  /** What the FIFO hands frames to (made once). */
+  readonly #consumer: RxFifoConsumer = {
+    busMaster: () => this.#host.busMaster(),
+    hasDescriptor: () => this.#anyBuffer(),
+    deliver: () => this.#deliver(),
+  };
 
   /** Rings over `regs`. */
   constructor(regs: E1000RegisterFile, host: E1000eRxHost) {
@@ -139,28 +149,14 @@ export class E1000eReceiver {
 
   /** Whether register index `i` is a receive tail. */
   isTail(i: number): boolean {
-    return this.#rings.some((r) => r.tail === i);
+    for (let n = 0; n < this.#rings.length; n++) if (this.#rings[n].tail === i) return true;
+    return false;
   }
 
   /** Take frames from the FIFO while they can go somewhere. */
   drain(): void {
-    const mac = this.#regs.mac;
     this.#causes = 0;
-    while (!this.fifo.empty) {
-      if (
-        (mac[E1000_STATUS >>> 2] & STATUS_LU) === 0 || (mac[E1000_RCTL >>> 2] & RCTL_EN) === 0 ||
-        !this.#host.busMaster()
-      ) break;
-      if (!this.#anyBuffer()) {
-        if (!this.fifo.frontCounted) {
-          this.#regs.inc(E1000_RNBC >>> 2);
-          this.fifo.frontCounted = true;
-        }
-        break;
-      }
-      this.#deliver();
-      this.fifo.pop();
-    }
+    this.fifo.drain(this.#regs, this.#consumer);
     if (this.#causes !== 0) this.#host.raise(this.#causes);
   }
 
@@ -177,17 +173,12 @@ export class E1000eReceiver {
   #deliver(): void {
     const mac = this.#regs.mac;
     const frame = this.fifo.front;
-    let length = this.fifo.frontLength;
-    if (length < ETH_ZLEN) {
-      frame.fill(0, length, ETH_ZLEN);
-      length = ETH_ZLEN;
-      this.#regs.inc(E1000_RUC >>> 2);
-    }
+    let length = this.fifo.padFront(this.#regs);
     if (oversized82574(mac, length)) {
       this.#regs.inc(E1000_ROC >>> 2);
       return;
     }
-    const vet = mac[E1000_VET >>> 2] & 0xffff;
+    const vet = mac[E1000_VET >>> 2] & VET_TPID_MASK;
     const info = parseFrame(frame, length, vet, this.#info);
     if (info.vlan && !vlanAccepted(mac, info.vlanTci)) return;
     if (!this.#filter.accepts(mac, frame)) return;
@@ -295,8 +286,8 @@ export class E1000eReceiver {
     const dw = this.#dw;
     const v = this.#view;
     if (ringEmpty(mac, ring)) return "partial";
-    const at = headOffset(mac, ring);
-    if (!dma.read(mac[ring.bal], mac[ring.bah], at, this.#desc)) {
+    const at = fetchHead(mac, ring, dma, this.#desc);
+    if (at < 0) {
       this.#host.dmaFault(`RX queue ${n} descriptor ${mac[ring.head]}`);
       return "fault";
     }

@@ -16,7 +16,6 @@
  * @module
  */
 
-import type { DmaAccess } from "./dma_access.ts";
 import type { E1000RegisterFile } from "./e1000_regfile.ts";
 import {
   CTRL_VME,
@@ -32,10 +31,18 @@ import {
   TXD_CMD_VLE,
   TXD_LENGTH_MASK,
   TXD_STAT_DD,
+  VET_TPID_MASK,
 } from "./e1000_regs.ts";
-import { DESC_BYTES, headOffset, ringAdvance, ringAt, ringEmpty } from "./e1000_ring.ts";
+import {
+  DescriptorScratch,
+  fetchHead,
+  ringAdvance,
+  ringAt,
+  ringEmpty,
+  TXD_DW,
+} from "./e1000_ring.ts";
 import type { RingRegisters } from "./e1000_ring.ts";
-import { TxFrame } from "./e1000_tx_frame.ts";
+import { TxFrame, type TxHost } from "./e1000_tx_frame.ts";
 import {
   E1000E_IVAR,
   E1000E_QUEUE_STRIDE,
@@ -53,10 +60,7 @@ import {
   TXD_SPECIAL_SHIFT,
 } from "./e1000e_regs.ts";
 
-const DW_ADDR_LO = 0;
-const DW_ADDR_HI = 1;
-const DW_CMD = 2;
-const DW_STATUS = 3;
+const { addrLo: DW_ADDR_LO, addrHi: DW_ADDR_HI, cmd: DW_CMD, status: DW_STATUS } = TXD_DW;
 
 interface TxQueue {
   readonly ring: RingRegisters;
@@ -69,19 +73,11 @@ interface TxQueue {
 }
 
 /** What the transmitter needs from the device. */
-export interface E1000eTxHost {
-  /** DMA. */
-  readonly dma: DmaAccess;
+export interface E1000eTxHost extends TxHost {
   /** Whether MSI-X is enabled (TXQn causes then). */
   msixEnabled(): boolean;
   /** Raise ICR causes. */
   raise(causes: number): void;
-  /** Put a finished frame on the wire. */
-  send(frame: Uint8Array, length: number): boolean;
-  /** The IOMMU refused a DMA. */
-  dmaFault(what: string): void;
-  /** A frame was dropped for another reason. */
-  dropped(why: string): void;
 }
 
 /** The two transmit queues. */
@@ -89,10 +85,9 @@ export class E1000eTransmitter {
   readonly #regs: E1000RegisterFile;
   readonly #host: E1000eTxHost;
   readonly #queues: TxQueue[];
-  readonly #desc = new Uint8Array(DESC_BYTES);
-  readonly #dw = new Uint32Array(this.#desc.buffer);
-  readonly #word = new Uint8Array(4);
-  readonly #wordView = new DataView(this.#word.buffer);
+  readonly #scratch = new DescriptorScratch();
+  readonly #desc = this.#scratch.bytes;
+  readonly #dw = this.#scratch.dw;
 
   /** Transmit queues over `regs`. */
   constructor(regs: E1000RegisterFile, host: E1000eTxHost) {
@@ -109,7 +104,8 @@ export class E1000eTransmitter {
 
   /** The queue a tail register index belongs to, or -1. */
   queueOfTail(index: number): number {
-    return this.#queues.findIndex((q) => q.ring.tail === index);
+    for (let n = 0; n < this.#queues.length; n++) if (this.#queues[n].ring.tail === index) return n;
+    return -1;
   }
 
   /** Whether queue `n`'s TARC.ENABLE is set. */
@@ -134,8 +130,8 @@ export class E1000eTransmitter {
     const dma = this.#host.dma;
     let causes = ICR_TXQE;
     while (!ringEmpty(mac, q.ring)) {
-      const at = headOffset(mac, q.ring);
-      if (!dma.read(mac[q.ring.bal], mac[q.ring.bah], at, this.#desc)) {
+      const at = fetchHead(mac, q.ring, dma, this.#desc);
+      if (at < 0) {
         this.#host.dmaFault(`TX queue ${n} descriptor ${mac[q.ring.head]}`);
         break;
       }
@@ -162,7 +158,7 @@ export class E1000eTransmitter {
     }
     if ((cmd & TXD_CMD_EOP) === 0) return;
     const mac = this.#regs.mac;
-    const vet = mac[E1000_VET >>> 2] & 0xffff;
+    const vet = mac[E1000_VET >>> 2] & VET_TPID_MASK;
     const vlan = (mac[E1000_CTRL >>> 2] & CTRL_VME) !== 0 && (cmd & TXD_CMD_VLE) !== 0;
     const length = q.frame.finish({
       ipChecksum: q.tse || (q.popts & TXD_POPTS_IXSM) !== 0,
@@ -187,8 +183,8 @@ export class E1000eTransmitter {
     ) {
       return 0;
     }
-    this.#wordView.setUint32(0, (this.#dw[DW_STATUS] | TXD_STAT_DD) >>> 0, true);
-    if (!this.#host.dma.write(lo, hi, at + 4 * DW_STATUS, this.#word)) {
+    const status = this.#dw[DW_STATUS] | TXD_STAT_DD;
+    if (!this.#scratch.writeWord(this.#host.dma, lo, hi, at + 4 * DW_STATUS, status)) {
       this.#host.dmaFault(`TX queue ${n} write-back`);
     }
     if (!this.#host.msixEnabled()) return ICR_TXDW;

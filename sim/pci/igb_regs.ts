@@ -14,52 +14,15 @@
  */
 
 import {
-  E1000_CTRL,
-  E1000_CTRL_DUP,
-  E1000_CTRL_EXT,
-  E1000_EECD,
-  E1000_EEMNGCTL,
-  E1000_EERD,
-  E1000_FCAH,
-  E1000_FCAL,
-  E1000_FCT,
-  E1000_FCTTV,
-  E1000_FLA,
-  E1000_FWSM,
-  E1000_GCR,
-  E1000_IAM,
-  E1000_ICR,
-  E1000_ICS,
-  E1000_IMC,
-  E1000_IMS,
-  E1000_LEDCTL,
-  E1000_MDIC,
-  E1000_MRQC,
-  E1000_MTA,
-  E1000_MTA_WORDS,
-  E1000_PBACLR,
   E1000_RA,
-  E1000_RCTL,
-  E1000_RETA,
-  E1000_RETA_WORDS,
-  E1000_RFCTL,
-  E1000_RSSRK,
-  E1000_RSSRK_WORDS,
-  E1000_RXCSUM,
-  E1000_STATUS,
-  E1000_SW_FW_SYNC,
-  E1000_SWSM,
-  E1000_TCTL,
-  E1000_TIPG,
-  E1000_VET,
+  E1000_RA_LEGACY,
   E1000_VFTA,
+  E1000_VFTA_LEGACY,
   E1000_VFTA_WORDS,
-  RXCSUM_IPOFLD,
-  RXCSUM_TUOFLD,
   TCTL_PSP,
 } from "./e1000_regs.ts";
 import type { RegisterAlias, RegisterSpec } from "./e1000_regfile.ts";
-import { E1000_STAT_REGISTERS } from "./e1000_stats.ts";
+import { commonRegisters } from "./e1000_common_regs.ts";
 
 /** Receive and transmit queues of the 82576. */
 export const IGB_QUEUES = 16;
@@ -196,6 +159,8 @@ const IGB_HTCBDPC = 0x4124;
 /** PF mailbox registers of the 8 VFs; VF reset indication at power-on. */
 const IGB_VFS = 8;
 const V2PMAILBOX_RSTI = 0x40;
+/** One bit per VF: VFRE/VFTE/MBVFIMR power-on value. */
+const ALL_VFS = (1 << IGB_VFS) - 1;
 /** VMOLR power-on value: RLPML 0x2600 and CRC strip. */
 const VMOLR_INIT = 0x8000_2600;
 
@@ -241,7 +206,6 @@ const RLPML_INIT = 0x2600;
 const RXPBS_INIT = 0x40;
 const TXPBS_INIT = 0x28;
 const VET_INIT = 0x8100_8100;
-const EEMNGCTL_INIT = 1 << 31;
 /** DCA TX control power-on value: descriptor, write-back and data relaxed ordering. */
 const TXCTL_INIT = 0x2a00;
 /** RX/TX descriptor control power-on values (queue 0 enabled; WTHRESH 1 for RX). */
@@ -285,32 +249,23 @@ function queueSpecs(n: number): RegisterSpec[] {
 
 /** Every register of the simulated igb. */
 export const IGB_REGISTERS: readonly RegisterSpec[] = [
-  { at: E1000_CTRL, read: "plain", write: "special", init: CTRL_INIT },
-  { at: E1000_CTRL_DUP, read: "none", write: "special" },
-  { at: E1000_STATUS, read: "special", write: "special", init: STATUS_INIT },
-  { at: E1000_EECD, read: "plain", write: "special", init: EECD_INIT },
-  { at: E1000_EERD, read: "plain", write: "special" },
-  { at: E1000_CTRL_EXT, read: "plain", write: "special" },
-  { at: E1000_FLA, read: "plain", write: "plain" },
-  { at: E1000_MDIC, read: "plain", write: "special" },
-  { at: E1000_FCAL, read: "plain", write: "plain" },
-  { at: E1000_FCAH, read: "plain", write: "plain", mask: U16_MASK },
-  { at: E1000_FCT, read: "plain", write: "plain", mask: U16_MASK },
-  { at: E1000_VET, read: "plain", write: "plain", init: VET_INIT },
-  { at: E1000_FCTTV, read: "plain", write: "plain", mask: U16_MASK },
-  { at: E1000_LEDCTL, read: "plain", write: "plain", init: LEDCTL_INIT },
-  { at: E1000_EEMNGCTL, read: "plain", write: "plain", init: EEMNGCTL_INIT },
-  { at: E1000_GCR, read: "plain", write: "special", init: GCR_INIT },
-  { at: E1000_SWSM, read: "special", write: "plain" },
-  { at: E1000_FWSM, read: "plain", write: "plain" },
-  { at: E1000_SW_FW_SYNC, read: "plain", write: "plain" },
-  { at: E1000_PBACLR, read: "plain", write: "special" },
-  // Interrupts (§8.8).
-  { at: E1000_ICR, read: "special", write: "special" },
-  { at: E1000_ICS, read: "plain", write: "special" },
-  { at: E1000_IMS, read: "plain", write: "special" },
-  { at: E1000_IMC, read: "special", write: "special" },
-  { at: E1000_IAM, read: "plain", write: "plain" },
+  ...commonRegisters({
+    ctrl: CTRL_INIT,
+    status: STATUS_INIT,
+    eecd: EECD_INIT,
+    eerd: 0,
+    vet: VET_INIT,
+    vetMask: 0xffff_ffff,
+    ledctl: LEDCTL_INIT,
+    gcr: GCR_INIT,
+    swsm: 0,
+    tctl: TCTL_INIT,
+    tipg: TIPG_INIT,
+    flaKeepsOnSoftReset: false,
+    imcReadsIms: true,
+    tctlStartsTx: false,
+  }),
+  // Extended interrupts (§8.8).
   { at: IGB_GPIE, read: "plain", write: "plain" },
   { at: IGB_EICS, read: "none", write: "special" },
   { at: IGB_EIMS, read: "plain", write: "special" },
@@ -328,22 +283,11 @@ export const IGB_REGISTERS: readonly RegisterSpec[] = [
   { at: IGB_IVAR0, count: IGB_IVAR_WORDS, read: "plain", write: "plain" },
   { at: IGB_IVAR_MISC, read: "plain", write: "plain" },
   // Receive (§8.10).
-  { at: E1000_RCTL, read: "plain", write: "special" },
-  { at: E1000_RXCSUM, read: "plain", write: "plain", init: RXCSUM_IPOFLD | RXCSUM_TUOFLD },
   { at: IGB_RLPML, read: "plain", write: "plain", init: RLPML_INIT },
-  { at: E1000_RFCTL, read: "plain", write: "plain" },
-  { at: E1000_MTA, count: E1000_MTA_WORDS, read: "plain", write: "plain" },
-  { at: E1000_RA, count: 32, read: "plain", write: "plain" },
   { at: IGB_RA2, count: 16, read: "plain", write: "plain" },
-  { at: E1000_VFTA, count: E1000_VFTA_WORDS, read: "plain", write: "plain" },
-  { at: E1000_MRQC, read: "plain", write: "plain" },
-  { at: E1000_RETA, count: E1000_RETA_WORDS, read: "plain", write: "plain" },
-  { at: E1000_RSSRK, count: E1000_RSSRK_WORDS, read: "plain", write: "plain" },
   { at: IGB_RXPBS, read: "plain", write: "plain", init: RXPBS_INIT, keepOnSoftReset: true },
   // Transmit (§8.12).
-  { at: E1000_TCTL, read: "plain", write: "plain", init: TCTL_INIT },
   { at: IGB_TCTL_EXT, read: "plain", write: "plain", init: TCTL_EXT_INIT },
-  { at: E1000_TIPG, read: "plain", write: "plain", init: TIPG_INIT },
   { at: IGB_TXPBS, read: "plain", write: "plain", init: TXPBS_INIT, keepOnSoftReset: true },
   { at: IGB_DTXCTL, read: "plain", write: "plain", init: DTXCTL_INIT },
   ...Array.from({ length: IGB_QUEUES }, (_, n) => queueSpecs(n)).flat(),
@@ -351,13 +295,12 @@ export const IGB_REGISTERS: readonly RegisterSpec[] = [
   { at: IGB_VT_CTL, read: "plain", write: "plain" },
   { at: IGB_VMOLR, count: IGB_VFS, read: "plain", write: "plain", init: VMOLR_INIT },
   { at: IGB_RPLOLR, read: "plain", write: "plain", init: 1 << 31 },
-  { at: IGB_VFRE, read: "plain", write: "plain", init: 0xff },
-  { at: IGB_VFTE, read: "plain", write: "plain", init: 0xff },
-  { at: IGB_MBVFIMR, read: "plain", write: "plain", init: 0xff },
+  { at: IGB_VFRE, read: "plain", write: "plain", init: ALL_VFS },
+  { at: IGB_VFTE, read: "plain", write: "plain", init: ALL_VFS },
+  { at: IGB_MBVFIMR, read: "plain", write: "plain", init: ALL_VFS },
   { at: IGB_P2VMAILBOX, count: IGB_VFS, read: "plain", write: "none" },
   { at: IGB_V2PMAILBOX, count: IGB_VFS, read: "plain", write: "none", init: V2PMAILBOX_RSTI },
-  // Statistics (§8.19).
-  ...E1000_STAT_REGISTERS,
+  // Statistics only the 82576 has.
   { at: IGB_HTCBDPC, read: "clear", write: "none" },
 ];
 
@@ -375,6 +318,6 @@ export const IGB_ALIASES: readonly RegisterAlias[] = [
       count: IGB_QUEUE_STRIDE / 4,
     },
   ]).flat(),
-  { at: 0x0040, target: E1000_RA, count: 32 },
-  { at: 0x0600, target: E1000_VFTA, count: E1000_VFTA_WORDS },
+  { at: E1000_RA_LEGACY, target: E1000_RA, count: 32 },
+  { at: E1000_VFTA_LEGACY, target: E1000_VFTA, count: E1000_VFTA_WORDS },
 ];

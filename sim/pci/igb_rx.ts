@@ -26,30 +26,26 @@ import {
   E1000_CTRL,
   E1000_RA,
   E1000_RCTL,
-  E1000_RNBC,
-  E1000_RUC,
   E1000_RXCSUM,
-  E1000_STATUS,
   E1000_VET,
   ICR_RXDMT0,
   ICR_RXO,
   ICR_RXT0,
-  RCTL_EN,
   RCTL_SECRC,
   RXCSUM_PCSD,
   RXD_STAT_DD,
   RXD_STAT_EOP,
   RXD_STAT_IPIDV,
   RXD_STAT_VP,
-  STATUS_LU,
+  VET_TPID_MASK,
 } from "./e1000_regs.ts";
-import { DESC_BYTES, headOffset, ringAdvance, ringAt, ringOwned } from "./e1000_ring.ts";
+import { DescriptorScratch, fetchHead, ringAdvance, ringAt, ringOwned } from "./e1000_ring.ts";
 import type { RingRegisters } from "./e1000_ring.ts";
-import { RxFifo } from "./e1000_rx_fifo.ts";
+import { RxFifo, type RxFifoConsumer } from "./e1000_rx_fifo.ts";
 import { oversized82576, RxAddressFilter, vlanAccepted } from "./e1000_rx_filter.ts";
 import { rctlBufferSize, rxChecksumStatus, RXD_STAT_ACK, stripVlan } from "./e1000_rx_meta.ts";
 import { countRxFrame, ETH_FCS_LEN, frameKind } from "./e1000_stats.ts";
-import { ETH_ZLEN, FrameInfo, IPPROTO_TCP, IPPROTO_UDP, parseFrame } from "./frame_parse.ts";
+import { FrameInfo, IPPROTO_TCP, IPPROTO_UDP, parseFrame } from "./frame_parse.ts";
 import {
   ADVRXD_PKT_IP4,
   ADVRXD_PKT_IP6,
@@ -112,11 +108,18 @@ export class IgbReceiver {
   readonly #filter = new RxAddressFilter([{ at: E1000_RA, count: 16 }, { at: IGB_RA2, count: 8 }]);
   readonly #rss = new RssEngine(IGB_RSS);
   readonly #info = new FrameInfo();
-  readonly #desc = new Uint8Array(DESC_BYTES);
-  readonly #dw = new Uint32Array(this.#desc.buffer);
+  readonly #scratch = new DescriptorScratch();
+  readonly #desc = this.#scratch.bytes;
+  readonly #dw = this.#scratch.dw;
   /** ICR and EICR causes gathered during one drain. */
   #causes = 0;
   #extended = 0;
+  /** What the FIFO hands frames to (made once). */
+  readonly #consumer: RxFifoConsumer = {
+    busMaster: () => this.#host.busMaster(),
+    hasDescriptor: () => this.#anyBuffer(),
+    deliver: () => this.#deliver(),
+  };
 
   /** Receive queues over `regs`. */
   constructor(regs: E1000RegisterFile, host: IgbRxHost) {
@@ -134,24 +137,9 @@ export class IgbReceiver {
 
   /** Take frames from the FIFO while they can go somewhere. */
   drain(): void {
-    const mac = this.#regs.mac;
     this.#causes = 0;
     this.#extended = 0;
-    while (!this.fifo.empty) {
-      if (
-        (mac[E1000_STATUS >>> 2] & STATUS_LU) === 0 || (mac[E1000_RCTL >>> 2] & RCTL_EN) === 0 ||
-        !this.#host.busMaster()
-      ) break;
-      if (!this.#anyBuffer()) {
-        if (!this.fifo.frontCounted) {
-          this.#regs.inc(E1000_RNBC >>> 2);
-          this.fifo.frontCounted = true;
-        }
-        break;
-      }
-      this.#deliver();
-      this.fifo.pop();
-    }
+    this.fifo.drain(this.#regs, this.#consumer);
     if (this.#extended !== 0) this.#host.irq.raiseEicr(this.#extended);
     if (this.#causes !== 0) this.#host.irq.raiseIcr(this.#causes);
   }
@@ -172,13 +160,8 @@ export class IgbReceiver {
   #deliver(): void {
     const mac = this.#regs.mac;
     const frame = this.fifo.front;
-    let length = this.fifo.frontLength;
-    if (length < ETH_ZLEN) {
-      frame.fill(0, length, ETH_ZLEN);
-      length = ETH_ZLEN;
-      this.#regs.inc(E1000_RUC >>> 2);
-    }
-    const vet = mac[E1000_VET >>> 2] & 0xffff;
+    let length = this.fifo.padFront(this.#regs);
+    const vet = mac[E1000_VET >>> 2] & VET_TPID_MASK;
     const info = parseFrame(frame, length, vet, this.#info);
     if (oversized82576(mac, length, info.vlan, mac[IGB_RLPML >>> 2])) return;
     if (info.vlan && !vlanAccepted(mac, info.vlanTci)) return;
@@ -259,8 +242,8 @@ export class IgbReceiver {
     const total = size + fcs;
     let offset = 0;
     while (offset < total) {
-      const at = headOffset(mac, q.ring);
-      if (!dma.read(mac[q.ring.bal], mac[q.ring.bah], at, this.#desc)) {
+      const at = fetchHead(mac, q.ring, dma, this.#desc);
+      if (at < 0) {
         this.#host.dmaFault(`RX queue ${n} descriptor ${mac[q.ring.head]}`);
         return false;
       }

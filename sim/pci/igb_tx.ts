@@ -18,7 +18,6 @@
  * @module
  */
 
-import type { DmaAccess } from "./dma_access.ts";
 import type { E1000RegisterFile } from "./e1000_regfile.ts";
 import {
   E1000_TCTL,
@@ -27,11 +26,22 @@ import {
   TCTL_EN,
   TXD_CMD_DEXT,
   TXD_CMD_EOP,
+  TXD_CMD_RS,
+  TXD_CMD_VLE,
+  TXD_LENGTH_MASK,
+  TXD_STAT_DD,
+  VET_TPID_MASK,
 } from "./e1000_regs.ts";
-import { TXD_CMD_RS, TXD_CMD_VLE, TXD_LENGTH_MASK, TXD_STAT_DD } from "./e1000_regs.ts";
-import { DESC_BYTES, headOffset, ringAdvance, ringAt, ringEmpty } from "./e1000_ring.ts";
+import {
+  DescriptorScratch,
+  fetchHead,
+  ringAdvance,
+  ringAt,
+  ringEmpty,
+  TXD_DW,
+} from "./e1000_ring.ts";
 import type { RingRegisters } from "./e1000_ring.ts";
-import { TxFrame } from "./e1000_tx_frame.ts";
+import { TxFrame, type TxHost } from "./e1000_tx_frame.ts";
 import {
   ADVTXD_DCMD_TSE,
   ADVTXD_DTYP_CTXT,
@@ -55,11 +65,7 @@ import type { IgbInterrupts } from "./igb_irq.ts";
 const CTX_DWORDS = 4;
 /** Context slots per queue (IDX 0 and 1). */
 const CTX_SLOTS = 2;
-/** Dword indexes inside a descriptor. */
-const DW_ADDR_LO = 0;
-const DW_ADDR_HI = 1;
-const DW_CMD = 2;
-const DW_STATUS = 3;
+const { addrLo: DW_ADDR_LO, addrHi: DW_ADDR_HI, cmd: DW_CMD, status: DW_STATUS } = TXD_DW;
 /** Context dword holding IDX (mss_l4len_idx). */
 const CTX_IDX_DWORD = 3;
 
@@ -77,17 +83,9 @@ interface TxQueue {
 }
 
 /** What the transmitter needs from the device. */
-export interface IgbTxHost {
-  /** DMA. */
-  readonly dma: DmaAccess;
+export interface IgbTxHost extends TxHost {
   /** Interrupts. */
   readonly irq: IgbInterrupts;
-  /** Put a finished frame on the wire (or loop it back); true when it went out. */
-  send(frame: Uint8Array, length: number): boolean;
-  /** A frame or descriptor could not be read or written (the IOMMU refused it). */
-  dmaFault(what: string): void;
-  /** A frame was dropped for another reason. */
-  dropped(why: string): void;
 }
 
 /** The 16 transmit queues. */
@@ -95,10 +93,9 @@ export class IgbTransmitter {
   readonly #regs: E1000RegisterFile;
   readonly #host: IgbTxHost;
   readonly #queues: TxQueue[];
-  readonly #desc = new Uint8Array(DESC_BYTES);
-  readonly #dw = new Uint32Array(this.#desc.buffer);
-  readonly #word = new Uint8Array(4);
-  readonly #wordView = new DataView(this.#word.buffer);
+  readonly #scratch = new DescriptorScratch();
+  readonly #desc = this.#scratch.bytes;
+  readonly #dw = this.#scratch.dw;
 
   /** Transmit queues over `regs`. */
   constructor(regs: E1000RegisterFile, host: IgbTxHost) {
@@ -122,7 +119,8 @@ export class IgbTransmitter {
 
   /** The queue a tail register index belongs to, or -1. */
   queueOfTail(index: number): number {
-    return this.#queues.findIndex((q) => q.ring.tail === index);
+    for (let n = 0; n < this.#queues.length; n++) if (this.#queues[n].ring.tail === index) return n;
+    return -1;
   }
 
   /** Forget partial frames and contexts (reset; QEMU keeps the last first-descriptor fields). */
@@ -142,8 +140,8 @@ export class IgbTransmitter {
     const dma = this.#host.dma;
     let causes = 0;
     while (!ringEmpty(mac, q.ring)) {
-      const at = headOffset(mac, q.ring);
-      if (!dma.read(mac[q.ring.bal], mac[q.ring.bah], at, this.#desc)) {
+      const at = fetchHead(mac, q.ring, dma, this.#desc);
+      if (at < 0) {
         this.#host.dmaFault(`TX queue ${n} descriptor ${mac[q.ring.head]}`);
         break;
       }
@@ -189,7 +187,7 @@ export class IgbTransmitter {
       ipChecksum: tse || (olinfo & ADVTXD_POPTS_IXSM) !== 0,
       l4Checksum: tse || (olinfo & ADVTXD_POPTS_TXSM) !== 0,
       vlanTci: (q.firstCmd & TXD_CMD_VLE) !== 0 ? q.ctx[slot] >>> ADVTXD_VLAN_SHIFT : undefined,
-      vlanTpid: this.#regs.mac[E1000_VET >>> 2] & 0xffff,
+      vlanTpid: this.#regs.mac[E1000_VET >>> 2] & VET_TPID_MASK,
     });
     if (length > 0) this.#host.send(frame.bytes, length);
     else if (frame.dropReason !== "") this.#host.dropped(`TX queue ${n}: ${frame.dropReason}`);
@@ -204,11 +202,22 @@ export class IgbTransmitter {
     const dma = this.#host.dma;
     let ok: boolean;
     if ((mac[q.tdwbal] & TDWBAL_ENABLE) !== 0) {
-      this.#wordView.setUint32(0, mac[q.ring.head], true);
-      ok = dma.write(mac[q.tdwbal] & TDWBAL_ADDR_MASK, mac[q.tdwbah], 0, this.#word);
+      ok = this.#scratch.writeWord(
+        dma,
+        mac[q.tdwbal] & TDWBAL_ADDR_MASK,
+        mac[q.tdwbah],
+        0,
+        mac[q.ring.head],
+      );
     } else {
-      this.#wordView.setUint32(0, (this.#dw[DW_STATUS] | TXD_STAT_DD) >>> 0, true);
-      ok = dma.write(mac[q.ring.bal], mac[q.ring.bah], at + 4 * DW_STATUS, this.#word);
+      const status = this.#dw[DW_STATUS] | TXD_STAT_DD;
+      ok = this.#scratch.writeWord(
+        dma,
+        mac[q.ring.bal],
+        mac[q.ring.bah],
+        at + 4 * DW_STATUS,
+        status,
+      );
     }
     if (!ok) this.#host.dmaFault(`TX queue ${n} write-back`);
     return this.#host.irq.queueCause(n, true);

@@ -128,7 +128,10 @@ export class MsixTable {
   /** A write of the table (4 or 8 bytes); PBA writes and other widths are ignored. */
   write(offset: number, size: 1 | 2 | 4 | 8, value: number | bigint): void {
     if (size === 8) {
-      const v = BigInt.asUintN(64, BigInt(value));
+      const n = typeof value === "bigint"
+        ? value
+        : BigInt(Number.isFinite(value) ? Math.trunc(value) : 0);
+      const v = BigInt.asUintN(64, n);
       this.#write32(offset, Number(v & 0xffff_ffffn));
       this.#write32(offset + 4, Number(v >> 32n));
     } else if (size === 4) {

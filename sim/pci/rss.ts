@@ -120,10 +120,11 @@ export class RssEngine {
     const addrLen = info.ipVersion === 4 ? 4 : 16;
     const addrAt = info.l3 + (info.ipVersion === 4 ? 12 : 8);
     const n = 2 * addrLen;
-    this.#input.set(frame.subarray(addrAt, addrAt + n), 0);
+    const input = this.#input;
+    for (let i = 0; i < n; i++) input[i] = frame[addrAt + i];
     let len = n;
     if (ports) {
-      this.#input.set(frame.subarray(info.l4, info.l4 + 4), n);
+      for (let i = 0; i < 4; i++) input[n + i] = frame[info.l4 + i];
       len += 4;
     }
     for (let i = 0; i < KEY_BYTES; i++) {

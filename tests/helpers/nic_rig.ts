@@ -11,6 +11,7 @@ import type { Mmio } from "../../ffi/kernel.ts";
 import { createMachine, type IommuModelName, type SimMachine } from "../../sim/machine.ts";
 import type { E1000Device, E1000Model } from "../../sim/pci/e1000_device.ts";
 import type { SegmentLink } from "../../sim/net/segment.ts";
+import { Rng } from "./rng.ts";
 
 /** Where the NIC sits. */
 export const NIC_BDF = "0000:00:02.0";
@@ -20,6 +21,43 @@ export const NIC_MAC = new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 export const PEER_MAC = new Uint8Array([0x02, 0x00, 0x00, 0x00, 0x00, 0x09]);
 /** Broadcast. */
 export const BROADCAST = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+/** Registers both parts have at the same offsets (82574 §10.2, 82576 §8), for the tests. */
+export const E1000_TEST_REGS = {
+  CTRL: 0x0000,
+  STATUS: 0x0008,
+  EERD: 0x0014,
+  CTRL_EXT: 0x0018,
+  MDIC: 0x0020,
+  ICR: 0x00c0,
+  ICS: 0x00c8,
+  IMS: 0x00d0,
+  IMC: 0x00d8,
+  RCTL: 0x0100,
+  TCTL: 0x0400,
+  MPC: 0x4010,
+  GPRC: 0x4074,
+  GPTC: 0x4080,
+  GORCL: 0x4088,
+  GORCH: 0x408c,
+  GOTCL: 0x4090,
+  RNBC: 0x40a0,
+  RUC: 0x40a4,
+  TPR: 0x40d0,
+  TPT: 0x40d4,
+  RXCSUM: 0x5000,
+  RFCTL: 0x5008,
+  RAL0: 0x5400,
+  RAH0: 0x5404,
+  MRQC: 0x5818,
+  RETA: 0x5c00,
+  RSSRK: 0x5c80,
+} as const;
+
+/** The RSS key of Microsoft's verification suite ("Verifying the RSS Hash Calculation"). */
+export const MS_RSS_KEY = new Uint8Array(
+  "6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa"
+    .match(/../g)!.map((h) => parseInt(h, 16)),
+);
 const PCI_COMMAND = 0x04;
 const PCI_COMMAND_MASTER = 0x4;
 
@@ -43,6 +81,53 @@ export interface NicRig {
   r(offset: number): number;
   /** Write a register. */
   w(offset: number, value: number): void;
+}
+
+/** Write `key` (40 bytes) into RSSRK, least significant byte first (82574/82576 RSSRK layout). */
+export function writeRssKey(rig: NicRig, key: Uint8Array = MS_RSS_KEY): void {
+  const RSSRK = 0x5c80;
+  for (let i = 0; i < 10; i++) {
+    const k = key.subarray(4 * i, 4 * i + 4);
+    rig.w(RSSRK + 4 * i, k[0] | (k[1] << 8) | (k[2] << 16) | (k[3] << 24));
+  }
+}
+
+/**
+ * The frames of the QEMU recordings the model tests compare with: a UDP frame, the same with a
+ * broken UDP checksum, then — with RSS on (Microsoft's key, `reta` in every RETA dword, RXCSUM.PCSD,
+ * MRQC = `mrqcEnable` | IPv4/TCP | IPv4 | IPv4/UDP hashing) — Microsoft's vector 66.9.149.187:2794 →
+ * 161.142.100.80:1766 as UDP. `beforeVector` runs just before the last frame.
+ */
+export function sendRecordedFrames(
+  rig: NicRig,
+  reta: number,
+  mrqcEnable: number,
+  beforeVector: () => void = () => {},
+): void {
+  const RXCSUM = 0x5000;
+  const MRQC = 0x5818;
+  const RETA = 0x5c00;
+  const f = udpFrame({ payload: 18 });
+  rig.peer.send(f);
+  rig.settle();
+  const bad = f.slice();
+  bad[40] ^= 0xff;
+  rig.peer.send(bad);
+  rig.settle();
+  writeRssKey(rig);
+  for (let i = 0; i < 32; i++) rig.w(RETA + 4 * i, reta);
+  rig.w(RXCSUM, (1 << 13) | 0x300);
+  rig.w(MRQC, mrqcEnable | (1 << 16) | (1 << 17) | (1 << 22));
+  beforeVector();
+  rig.peer.send(udpFrame({
+    srcIp: 0x4209_95bb,
+    dstIp: 0xa18e_6450,
+    srcPort: 2794,
+    dstPort: 1766,
+    payload: 20,
+    fill: () => 0,
+  }));
+  rig.settle();
 }
 
 /** Open `model` on a machine with `iommu` (default VT-d). */
@@ -151,4 +236,29 @@ export function rawFrame(dst: Uint8Array, length: number, etherType = 0x88b5): U
   f[13] = etherType & 0xff;
   for (let i = 14; i < length; i++) f[i] = (i * 7) & 0xff;
   return f;
+}
+
+/**
+ * `writes` random 4- and 8-byte writes to random offsets of BARs 0–3 (a third of them pointing
+ * into a DMA buffer of random bytes), reads in between, frames from the wire, virtual time
+ * passing; then a function reset. Throws only if the model throws.
+ */
+export function fuzzNic(rig: NicRig, seed: number, writes = 20_000): void {
+  const rng = new Rng(seed);
+  const mem = rig.dev.dma.allocate(65536);
+  mem.bytes.set(rng.bytes(mem.bytes.length));
+  const model = rig.nic;
+  for (let k = 0; k < writes; k++) {
+    const bar = rng.int(0, 4);
+    const offset = rng.int(0, 0x2_0000) & ~3;
+    const v = rng.chance(1 / 3) ? (mem.iovaLow + rng.int(0, 65536)) >>> 0 : rng.u32();
+    model.mmioWrite(bar, offset, rng.chance(0.5) ? 4 : 8, v);
+    if (k % 7 === 0) model.mmioRead(bar, offset, 4);
+    if (k % 97 === 0) {
+      rig.peer.send(rawFrame(rng.chance(0.5) ? BROADCAST : NIC_MAC, rng.int(60, 1461)));
+    }
+    if (k % 101 === 0) rig.settle(10_000);
+  }
+  rig.settle(1_000_000);
+  model.reset();
 }

@@ -14,6 +14,7 @@ import { createDmaPort } from "../../sim/pci/dma_port.ts";
 import { EthernetSegment } from "../../sim/net/segment.ts";
 import { VIRTIO_NET_BAR, VIRTIO_REGION, VirtioNetDevice } from "../../sim/pci/virtio_net.ts";
 import { capabilities } from "../../sim/pci/config.ts";
+import { E1000Device } from "../../sim/pci/e1000_device.ts";
 
 const MSIX_FLAGS_ENABLE = 0x8000;
 const MSIX_FLAGS_MASKALL = 0x4000;
@@ -171,5 +172,25 @@ Deno.test({
     peer.send(new Uint8Array(60).fill(0xff, 0, 6));
     clock.advance(100_000);
     assert.deepEqual(sink.sent, [2, 2]);
+  },
+});
+
+Deno.test({
+  name: "NIC models: odd values and widths written to any BAR never throw",
+  permissions: "none",
+  fn() {
+    for (const model of ["igb", "e1000e"] as const) {
+      const nic = new E1000Device(model);
+      for (const bar of [0, 1, 2, 3, 4, 5, -1]) {
+        for (const v of [1.5, NaN, -1, 2 ** 60, -(2n ** 70n), Infinity]) {
+          for (const size of [1, 2, 4, 8] as const) {
+            nic.mmioWrite(bar, 0x10, size, v);
+            nic.mmioWrite(bar, 0.5, size, v);
+            nic.mmioRead(bar, 0x1_0000_0000, size);
+          }
+        }
+      }
+      assert.equal(Number(nic.mmioRead(0, 0x5400, 4)), 0x1200_5452, "RAL0 untouched");
+    }
   },
 });
