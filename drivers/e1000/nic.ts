@@ -84,6 +84,10 @@ export const E1000_MAX_FRAME = 1522;
 /** Buffers beyond the rings' for frames the stack holds (a receive and a transmit batch). */
 const POOL_SLACK = 64;
 const MTA_BITS_PER_REGISTER = 32;
+const REGISTER_BYTES = 4;
+const BITS_PER_BYTE = 8;
+const MAC_BYTE_4 = 4;
+const MAC_BYTE_5 = 5;
 
 /** Options of {@link IntelNic.open}. */
 export interface IntelNicOptions extends NicOpenOptions {
@@ -241,7 +245,7 @@ export class IntelNic implements NetDevice {
       const stats = newNetDeviceStats();
       const counters = new E1000Counters(regs);
       counters.discard();
-      for (let i = 0; i < E1000_MTA_REGISTERS; i++) regs.write32(E1000_MTA + i * 4, 0);
+      for (let i = 0; i < E1000_MTA_REGISTERS; i++) regs.write32(E1000_MTA + i * REGISTER_BYTES, 0);
       model.configureRx(regs, queues, E1000_BUFFER_SIZE);
       const rx: RxRing[] = [];
       for (let q = 0; q < queues; q++) {
@@ -427,17 +431,21 @@ export class IntelNic implements NetDevice {
     if (mac.length !== 6 || (mac[0] & 1) === 0) {
       throw usage(this.#dev, `${[...mac].join(",")} is not a multicast Ethernet address`);
     }
-    const hash = ((mac[4] >>> MTA_HASH_SHIFT) | (mac[5] << (8 - MTA_HASH_SHIFT))) & MTA_HASH_MASK;
-    const reg = hash >>> 5;
+    // Address bits 47:36 (MO = 00b): bytes 4 and 5 of the address, low byte first.
+    const bits = mac[MAC_BYTE_4] | (mac[MAC_BYTE_5] << BITS_PER_BYTE);
+    const hash = (bits >>> MTA_HASH_SHIFT) & MTA_HASH_MASK;
+    const reg = Math.floor(hash / MTA_BITS_PER_REGISTER);
     this.#mta[reg] |= 1 << (hash % MTA_BITS_PER_REGISTER);
-    this.#regs.write32(E1000_MTA + reg * 4, this.#mta[reg]);
+    this.#regs.write32(E1000_MTA + reg * REGISTER_BYTES, this.#mta[reg]);
   }
 
   /** Clear the multicast table (frames then only pass through MPE). */
   clearMulticast(): void {
     this.#assertOpen("clearMulticast");
     this.#mta.fill(0);
-    for (let i = 0; i < E1000_MTA_REGISTERS; i++) this.#regs.write32(E1000_MTA + i * 4, 0);
+    for (let i = 0; i < E1000_MTA_REGISTERS; i++) {
+      this.#regs.write32(E1000_MTA + i * REGISTER_BYTES, 0);
+    }
   }
 
   /**

@@ -24,6 +24,7 @@ import type { DmaBuffer } from "../../core/dma_space.ts";
 import type { NetDeviceStats } from "../net_device.ts";
 import type { PacketBuffer, PacketPool } from "../packet_pool.ts";
 import {
+  DESC_SIZE,
   DESC_WORDS,
   RX_WB_LENGTH_WORD,
   RX_WB_STATUS_WORD,
@@ -73,7 +74,7 @@ export abstract class DescriptorRing {
     this.size = size;
     this.memory = memory;
     this.mask = size - 1;
-    memory.bytes.fill(0, 0, size * DESC_WORDS * 4);
+    memory.bytes.fill(0, 0, size * DESC_SIZE);
     this.d = new Uint32Array(memory.bytes.buffer, memory.bytes.byteOffset, size * DESC_WORDS);
     this.bufs = new Array(size).fill(undefined);
     this.regs = regs;

@@ -53,55 +53,19 @@ import {
  * The RSS hash key: the 40-byte Toeplitz key of Microsoft's RSS specification (the one its
  * published hash test vectors use), so a hash can be checked by hand.
  */
-const RSS_KEY: readonly number[] = [
-  0x6d,
-  0x5a,
-  0x56,
-  0xda,
-  0x25,
-  0x5b,
-  0x0e,
-  0xc2,
-  0x41,
-  0x67,
-  0x25,
-  0x3d,
-  0x43,
-  0xa3,
-  0x8f,
-  0xb0,
-  0xd0,
-  0xca,
-  0x2b,
-  0xcb,
-  0xae,
-  0x7b,
-  0x30,
-  0xb4,
-  0x77,
-  0xcb,
-  0x2d,
-  0xa3,
-  0x80,
-  0x30,
-  0xf2,
-  0x0c,
-  0x6a,
-  0x42,
-  0xb7,
-  0x3b,
-  0xbe,
-  0xac,
-  0x01,
-  0xfa,
-];
+const RSS_KEY: readonly number[] = (
+  "6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa"
+).match(/../g)!.map((h) => parseInt(h, 16));
 /** Bytes packed into one 32-bit register (RSSRK, RETA). */
 const BYTES_PER_REGISTER = 4;
+const BITS_PER_BYTE = 8;
 const ALL_VECTORS = 0xffff_ffff;
 
 /** A little-endian 32-bit register value from four bytes. */
 function packBytes(b: (i: number) => number): number {
-  return (b(0) | (b(1) << 8) | (b(2) << 16) | (b(3) << 24)) >>> 0;
+  let v = 0;
+  for (let i = 0; i < BYTES_PER_REGISTER; i++) v |= b(i) << (i * BITS_PER_BYTE);
+  return v >>> 0;
 }
 
 /** Advanced one-buffer descriptors per queue; RSS over `queues` when there are several. */
@@ -120,10 +84,16 @@ function configureRx(regs: Mmio, queues: number, bufferSize: number): void {
   // RSS needs PCSD (the hash replaces the fragment checksum in the write-back).
   regs.write32(E1000_RXCSUM, IGB_RXCSUM_PCSD);
   for (let r = 0; r < IGB_RSSRK_REGISTERS; r++) {
-    regs.write32(IGB_RSSRK + r * BYTES_PER_REGISTER, packBytes((i) => RSS_KEY[r * 4 + i]));
+    regs.write32(
+      IGB_RSSRK + r * BYTES_PER_REGISTER,
+      packBytes((i) => RSS_KEY[r * BYTES_PER_REGISTER + i]),
+    );
   }
   for (let r = 0; r < IGB_RETA_ENTRIES / BYTES_PER_REGISTER; r++) {
-    regs.write32(IGB_RETA + r * BYTES_PER_REGISTER, packBytes((i) => (r * 4 + i) % queues));
+    regs.write32(
+      IGB_RETA + r * BYTES_PER_REGISTER,
+      packBytes((i) => (r * BYTES_PER_REGISTER + i) % queues),
+    );
   }
   regs.write32(
     IGB_MRQC,

@@ -2,12 +2,14 @@
  * The NIC drivers' interrupt wait and their IOMMU faults on the simulated devices, under every
  * IOMMU model and VFIO path: waitForWork times out on silence, wakes on traffic at the interrupt
  * (not at the next poll), misses no frame that lands between the last poll and the re-arm, and
- * ends on abort; a receive buffer the device may only read gives the IOMMU's fault record, and
- * the driver neither hangs nor leaks. A NIC whose simulated model does not exist yet is ignored.
+ * ends on abort; a receive buffer the device may only read, or one at an IOVA nothing is mapped
+ * at, gives the IOMMU's fault record, and the driver neither hangs nor leaks. A NIC whose simulated model does not exist yet is ignored.
  */
 import assert from "node:assert/strict";
 import { VFIO_PCI_MSIX_IRQ_INDEX } from "../../ffi/uapi/mod.ts";
-import { PacketPool } from "../../drivers/packet_pool.ts";
+import { type DmaAllocator, PacketPool } from "../../drivers/packet_pool.ts";
+import type { DmaBuffer } from "../../core/dma_space.ts";
+import { iova } from "../../core/dma_backend.ts";
 import type { PciDevice } from "../../core/pci_device.ts";
 import {
   ECHO_PORT,
@@ -29,17 +31,36 @@ function datagram(r: NicRig, text: string): void {
   r.peer.sendUdp(NIC_IP, ECHO_PORT, CLIENT_PORT, encoder.encode(text));
 }
 
-/** A pool whose buffers the device may read but not write. */
-function readOnlyPool(dev: PciDevice, headroom: number): PacketPool {
-  return new PacketPool(
-    {
+/** Where the unmapped pool claims its buffers are: far above everything the space maps. */
+const UNMAPPED_SHIFT = 1n << 28n;
+
+/**
+ * A pool the device cannot write into: its buffers mapped read-only, or handed to the device at
+ * IOVAs nothing is mapped at (the memory behind them is real, the addresses are not).
+ */
+function faultyPool(dev: PciDevice, headroom: number, how: "read-only" | "unmapped"): PacketPool {
+  const real = new Map<DmaBuffer, DmaBuffer>();
+  const allocator: DmaAllocator = how === "read-only"
+    ? {
       allocate: (size) => dev.dma.allocate(size, { read: true, write: false }),
       free: (b) => dev.dma.free(b),
-    },
-    128,
-    2048,
-    headroom,
-  );
+    }
+    : {
+      allocate(size) {
+        const mapped = dev.dma.allocate(size, { read: true, write: true });
+        const at = mapped.iova + UNMAPPED_SHIFT;
+        const fake: DmaBuffer = {
+          ...mapped,
+          iova: iova(at),
+          iovaLow: Number(at & 0xffff_ffffn),
+          iovaHigh: Number(at >> 32n),
+        };
+        real.set(fake, mapped);
+        return fake;
+      },
+      free: (b) => dev.dma.free(real.get(b) ?? b),
+    };
+  return new PacketPool(allocator, 128, 2048, headroom);
 }
 
 for (const kind of NIC_KINDS) {
@@ -92,35 +113,37 @@ for (const kind of NIC_KINDS) {
       },
     });
 
-    Deno.test({
-      name: `${name}: a receive buffer the device may not write gives the IOMMU's fault, no hang`,
-      ignore,
-      permissions: "none",
-      async fn() {
-        let pool: PacketPool | undefined;
-        const r = await nicRig(kind, iommu, path, {
-          pool: (dev) => (pool = readOnlyPool(dev, kind === "virtio-net" ? 64 : 0)),
-        });
-        const k = r.machine.kernel;
-        r.peer.ping(NIC_IP, 1, 1);
-        const t0 = k.now();
-        const got = await r.nic.waitForWork(50);
-        assert.ok(k.now() - t0 < 50 + MMIO_SLACK_MS, `the wait ends (${got})`);
-        r.stack.poll();
-        assert.equal(r.peer.echoReplies.length, 0, "nothing was received into a read-only buffer");
-        const faults = r.machine.faults();
-        assert.ok(faults.length >= 1, "the IOMMU recorded the fault");
-        const f = faults[0];
-        assert.equal(f.access, "write");
-        assert.ok(f.message.length > 0 && f.format.length > 0, "a vendor-format record");
-        r.nic.close();
-        pool!.close(); // the caller's pool, before its DMA space goes with the device
-        r.dev.close();
-        const status = k.readFile("/proc/self/status") as string;
-        assert.match(status, /VmLck:\s+0 kB/, "no locked memory left");
-        assert.equal(r.machine.memory.usedBytes, r.baselineBytes, "every page released");
-        assert.equal(k.process.openFds().length, r.baselineFds, "every fd closed");
-      },
-    });
+    for (const how of ["read-only", "unmapped"] as const) {
+      Deno.test({
+        name: `${name}: a ${how} receive buffer gives the IOMMU's fault, no hang, no leak`,
+        ignore,
+        permissions: "none",
+        async fn() {
+          let pool: PacketPool | undefined;
+          const r = await nicRig(kind, iommu, path, {
+            pool: (dev) => (pool = faultyPool(dev, kind === "virtio-net" ? 64 : 0, how)),
+          });
+          const k = r.machine.kernel;
+          r.peer.ping(NIC_IP, 1, 1);
+          const t0 = k.now();
+          const got = await r.nic.waitForWork(50);
+          assert.ok(k.now() - t0 < 50 + MMIO_SLACK_MS, `the wait ends (${got})`);
+          r.stack.poll();
+          assert.equal(r.peer.echoReplies.length, 0, `nothing was received into a ${how} buffer`);
+          const faults = r.machine.faults();
+          assert.ok(faults.length >= 1, "the IOMMU recorded the fault");
+          const f = faults[0];
+          assert.equal(f.access, "write");
+          assert.ok(f.message.length > 0 && f.format.length > 0, "a vendor-format record");
+          r.nic.close();
+          pool!.close(); // the caller's pool, before its DMA space goes with the device
+          r.dev.close();
+          const status = k.readFile("/proc/self/status") as string;
+          assert.match(status, /VmLck:\s+0 kB/, "no locked memory left");
+          assert.equal(r.machine.memory.usedBytes, r.baselineBytes, "every page released");
+          assert.equal(k.process.openFds().length, r.baselineFds, "every fd closed");
+        },
+      });
+    }
   }
 }
