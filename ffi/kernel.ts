@@ -64,6 +64,11 @@ export const MMIO_ALL_ONES = 0xffff_ffff;
  * A mapped device region (a PCI BAR): 8-, 16-, 32- and 64-bit register accesses, each one real
  * access of that width (devices such as virtio require the natural width of each register).
  * Never wrap a BAR in a DataView (V8 may split it into byte accesses).
+ *
+ * Ordering, as Linux's `writel`/`readl`: a write is observed by the device after every earlier
+ * memory access of the thread (descriptors written to DMA memory before a doorbell are visible
+ * when the device sees the doorbell), and a read completes before later loads of DMA memory.
+ * On x86 that is TSO with plain stores; on arm64 `LinuxKernel` makes writes store-releases.
  */
 export interface Mmio {
   /** Length of the mapping in bytes. */
