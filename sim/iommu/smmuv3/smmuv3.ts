@@ -74,8 +74,8 @@ import {
   SMMU_RECOVERABLE_EVENTS,
   SMMU_VMASTER_EVENTS,
   SmmuV3NestedDomain,
-  SmmuV3Nesting,
 } from "./smmuv3_nested.ts";
+import { SmmuV3Nesting } from "./smmuv3_nesting.ts";
 import {
   decodeSmmuEvent,
   encodeSmmuEvent,
