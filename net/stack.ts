@@ -70,7 +70,6 @@ import {
 } from "./icmp.ts";
 import {
   checkIpv4Layout,
-  formatIpv4,
   IPPROTO_ICMP,
   IPPROTO_UDP,
   IPV4_DST,
@@ -92,10 +91,14 @@ import {
   UDP_HEADER_LENGTH,
   UDP_LENGTH,
   UDP_SRC_PORT,
+  udpDestinationError,
   type UdpHandler,
   UdpPort,
+  udpPortError,
   udpPseudoHeaderSum,
+  udpRangeError,
   type UdpSocket,
+  udpTooBigError,
 } from "./udp.ts";
 
 export type { NetStackStats } from "./stats.ts";
@@ -248,33 +251,21 @@ export class NetStack {
       (offset | 0) !== offset || (length | 0) !== length || offset < 0 || length < 0 ||
       offset + length > data.length
     ) {
-      throw new RangeError(
-        `UDP send: bytes [${offset}, ${offset + length}) are not a range inside the ` +
-          `${data.length}-byte array`,
-      );
+      throw udpRangeError(offset, length, data.length);
     }
     if ((srcPort & 0xffff) !== srcPort || (dstPort & 0xffff) !== dstPort || dstPort === 0) {
-      throw new RangeError(
-        `UDP send: ports ${srcPort} → ${dstPort} must be integers in 0..65535 → 1..65535`,
-      );
+      throw udpPortError(srcPort, dstPort);
     }
     if (length > this.#maxUdpPayload) {
       this.#txDrop("txTooBig");
-      throw new RangeError(
-        `UDP payload of ${length} bytes exceeds the ${this.#maxUdpPayload} bytes that fit the ` +
-          `${this.mtu}-byte MTU (20-byte IPv4 and 8-byte UDP headers); the stack does not fragment: ` +
-          `send smaller datagrams`,
-      );
+      throw udpTooBigError(length, this.#maxUdpPayload, this.mtu);
     }
     const dst = dstIp | 0;
     if (
       dst === this.#addr || !(isUnicastHostAddress(dst) || dst === -1 || isMulticastAddress(dst))
     ) {
       this.#txDrop("txBadDestination");
-      throw new RangeError(
-        `UDP send: cannot send to ${formatIpv4(dst)} (our own, "this network", loopback or ` +
-          `reserved addresses never go on the wire)`,
-      );
+      throw udpDestinationError(dst);
     }
     const buf = this.#pool.alloc();
     if (buf === undefined) {

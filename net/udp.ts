@@ -1,11 +1,12 @@
 /**
- * UDP (RFC 768): header layout, the checksum over the IPv4 pseudo-header, and sockets.
+ * UDP (RFC 768): header layout, the checksum over the IPv4 pseudo-header, sockets, and the errors
+ * of a datagram that can never be sent.
  *
  * @module
  */
 
 import { finishChecksum, sumWords } from "./checksum.ts";
-import { IPPROTO_UDP } from "./ipv4.ts";
+import { formatIpv4, IPPROTO_UDP } from "./ipv4.ts";
 
 /** UDP header length. */
 export const UDP_HEADER_LENGTH = 8;
@@ -114,4 +115,36 @@ export class UdpPort implements UdpSocket {
   close(): void {
     this.unbind(this.port);
   }
+}
+
+/** A send's byte range `[offset, offset + length)` is not inside the `size`-byte array. */
+export function udpRangeError(offset: number, length: number, size: number): RangeError {
+  return new RangeError(
+    `UDP send: bytes [${offset}, ${offset + length}) are not a range inside the ` +
+      `${size}-byte array`,
+  );
+}
+
+/** A send's ports are not in 0..65535 (source) and 1..65535 (destination). */
+export function udpPortError(srcPort: number, dstPort: number): RangeError {
+  return new RangeError(
+    `UDP send: ports ${srcPort} → ${dstPort} must be integers in 0..65535 → 1..65535`,
+  );
+}
+
+/** A payload of `length` bytes exceeds `maxPayload`, what fits the `mtu` (no fragmentation). */
+export function udpTooBigError(length: number, maxPayload: number, mtu: number): RangeError {
+  return new RangeError(
+    `UDP payload of ${length} bytes exceeds the ${maxPayload} bytes that fit the ` +
+      `${mtu}-byte MTU (20-byte IPv4 and 8-byte UDP headers); the stack does not fragment: ` +
+      `send smaller datagrams`,
+  );
+}
+
+/** A destination (int32) that never goes on the wire. */
+export function udpDestinationError(dst: number): RangeError {
+  return new RangeError(
+    `UDP send: cannot send to ${formatIpv4(dst)} (our own, "this network", loopback or ` +
+      `reserved addresses never go on the wire)`,
+  );
 }

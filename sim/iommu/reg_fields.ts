@@ -19,6 +19,11 @@ export function regField(shift: number, width = 1): RegField {
   return { shift, width };
 }
 
+/** The bits of `field` in place: a mask over a 64-bit register value. */
+export function fieldMask(field: RegField): bigint {
+  return ((1n << BigInt(field.width)) - 1n) << BigInt(field.shift);
+}
+
 /** Put `value` into `field` of a 64-bit register value. */
 export function setField(reg: bigint, field: RegField, value: number | bigint): bigint {
   const mask = (1n << BigInt(field.width)) - 1n;

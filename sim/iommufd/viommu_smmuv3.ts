@@ -41,13 +41,8 @@ import {
   IOMMU_HWPT_ALLOC_NEST_PARENT,
 } from "../../ffi/uapi/iommufd.ts";
 import type { IommuFacts } from "../iommu/model.ts";
-import {
-  forceVmid,
-  SMMU_CMD,
-  SMMU_CMD_BYTES,
-  SMMU_CMD_FIELD,
-  SmmuV3NestedDomain,
-} from "../iommu/smmuv3/smmuv3_nested.ts";
+import { forceVmid, SMMU_CMD, SMMU_CMD_BYTES, SMMU_CMD_FIELD } from "../iommu/smmuv3/smmuv3_cmd.ts";
+import { SmmuV3NestedDomain } from "../iommu/smmuv3/smmuv3_nested.ts";
 import { reportViommuEvent } from "./veventq.ts";
 import { SMMU_IDR0, SMMU_IDR3 } from "../iommu/smmuv3/smmuv3_regs.ts";
 import { STE, STE_CONFIG } from "../iommu/smmuv3/smmuv3_ste.ts";

@@ -11,7 +11,8 @@
  * lost and transmit buffers are returned unsent (used length 0), as QEMU's virtio-net drops its
  * transmit queue when its link is down.
  *
- * Written from the specification, independently of the driver in drivers/virtio/.
+ * Written from the specification, independently of the driver in drivers/virtio/. The common
+ * configuration structure's registers are decoded in virtio_common_cfg.ts.
  *
  * The per-packet path allocates nothing and uses no BigInt: ring entries, descriptors and buffers
  * move through the DmaPort's number-address methods (virtio_split_ring.ts) into buffers the
@@ -30,10 +31,18 @@ import {
 } from "../net/segment.ts";
 import type { ClockTarget } from "../clock.ts";
 import { type ByteViews, byteViews, copyBytes, ViewCache } from "../bytes.ts";
-import { NOT_SAFE, type SplitRing, SplitRingDma, takeRingAddresses } from "./virtio_split_ring.ts";
+import { SplitRingDma, takeRingAddresses } from "./virtio_split_ring.ts";
 import { IntxPin } from "./config_irq.ts";
 import { MsixTable } from "./msix_table.ts";
 import { buildVirtioConfigSpace } from "./virtio_config.ts";
+import {
+  VIRTIO_MSI_NO_VECTOR,
+  VIRTIO_S_FEATURES_OK,
+  VirtioCommonCfg,
+  type VirtioQueue,
+} from "./virtio_common_cfg.ts";
+
+export { VIRTIO_MSI_NO_VECTOR } from "./virtio_common_cfg.ts";
 
 /** BAR holding the virtio structures (QEMU uses BAR 4, 64-bit prefetchable). */
 export const VIRTIO_NET_BAR = 4;
@@ -54,8 +63,6 @@ export const VIRTIO_NET_MSIX_BAR_SIZE = 0x1000;
 export const VIRTIO_NET_MSIX_VECTORS = 4;
 /** Offset of the PBA in the MSI-X BAR. */
 export const VIRTIO_NET_MSIX_PBA = 0x800;
-/** "No vector" in config_msix_vector / queue_msix_vector (§4.1.4.3). */
-export const VIRTIO_MSI_NO_VECTOR = 0xffff;
 /** Bytes between the notify registers of consecutive queues (notify_off_multiplier). */
 export const VIRTIO_NOTIFY_MULTIPLIER = 4;
 /** Largest queue size the device offers. */
@@ -76,7 +83,6 @@ const F_STATUS = 16n;
 const F_VERSION_1 = 32n;
 const F_ACCESS_PLATFORM = 33n;
 // §2.1 status bits.
-const S_FEATURES_OK = 8;
 const S_DRIVER_OK = 4;
 const S_NEEDS_RESET = 64;
 // §2.7.5 descriptor flags.
@@ -98,35 +104,12 @@ export interface VirtioNetDeviceOptions {
   segment?: EthernetSegment;
 }
 
-interface Queue extends SplitRing {
-  enabled: boolean;
-  msixVector: number;
-  lastAvail: number;
-}
-
 /** A backlog slot: the virtio-net header, then the frame (rounded up to 8 bytes). */
 const RX_SLOT_BYTES = (NET_HDR + MAX_SEGMENT_FRAME + 7) & ~7;
 /** num_buffers (le16) in struct virtio_net_hdr (§5.1.6). */
 const HDR_NUM_BUFFERS = 10;
 /** Initial size of the transmit buffer (grown for a longer chain). */
 const TX_BUFFER_BYTES = NET_HDR + MAX_SEGMENT_FRAME;
-
-function freshQueue(): Queue {
-  return {
-    size: VIRTIO_NET_QUEUE_MAX,
-    enabled: false,
-    msixVector: 0xffff,
-    desc: 0n,
-    driver: 0n,
-    device: 0n,
-    lastAvail: 0,
-    usedIdx: 0,
-    descN: NOT_SAFE,
-    driverN: NOT_SAFE,
-    deviceN: NOT_SAFE,
-    numeric: false,
-  };
-}
 
 /** IOVAs below this are Numbers for the DMA port's number-address methods. */
 const SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
@@ -169,17 +152,17 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   readonly #segment: EthernetSegment | undefined;
   #link: SegmentLink | undefined;
   #host: DeviceHost | undefined;
-  #queues: Queue[] = [freshQueue(), freshQueue()];
-  #status = 0;
-  #deviceFeatureSelect = 0;
-  #driverFeatureSelect = 0;
-  #driverFeatures = 0n;
-  #queueSelect = 0;
+  /** The common configuration structure (feature words, status, queues). */
+  readonly #common: VirtioCommonCfg = new VirtioCommonCfg({
+    offered: this.offeredFeatures,
+    numQueues: NUM_QUEUES,
+    queueMax: VIRTIO_NET_QUEUE_MAX,
+    vectors: VIRTIO_NET_MSIX_VECTORS,
+    writeStatus: (status) => this.#writeStatus(status),
+  });
   #isr = 0;
   #pending = false;
   #linkUp = true;
-  #generation = 0;
-  #configVector = VIRTIO_MSI_NO_VECTOR;
   readonly #msix: MsixTable;
   readonly #intx: IntxPin;
   #ring: SplitRingDma | undefined;
@@ -259,7 +242,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
       return this.#msix.owns(bar, offset) ? this.#msix.read(offset, size) : 0;
     }
     if (bar !== VIRTIO_NET_BAR) return allOnes(size);
-    if (offset < VIRTIO_REGION.isr) return this.#commonRead(offset, size);
+    if (offset < VIRTIO_REGION.isr) return this.#common.read(offset, size);
     if (offset < VIRTIO_REGION.device) {
       if (offset !== VIRTIO_REGION.isr || size !== 1) return 0;
       const v = this.#isr;
@@ -280,7 +263,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
       return;
     }
     if (bar !== VIRTIO_NET_BAR) return;
-    if (offset < VIRTIO_REGION.isr) this.#commonWrite(offset, size, value);
+    if (offset < VIRTIO_REGION.isr) this.#common.write(offset, size, value);
     else if (offset >= VIRTIO_REGION.notify) {
       const q = (offset - VIRTIO_REGION.notify) / VIRTIO_NOTIFY_MULTIPLIER;
       if (Number.isInteger(q) && q < NUM_QUEUES) this.#schedule();
@@ -303,13 +286,15 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   setLink(up: boolean): void {
     if (up === this.#linkUp) return;
     this.#linkUp = up;
-    this.#generation = (this.#generation + 1) & GENERATION_MASK;
+    this.#common.generation = (this.#common.generation + 1) & GENERATION_MASK;
     this.#host?.trace(`virtio-net: link ${up ? "up" : "down"}`);
     if (!this.#running()) return;
     this.#isr |= ISR_CONFIG;
     // §4.1.5.3: the configuration change notification goes to config_msix_vector, or INTx.
     if (this.#msix.enabled) {
-      if (this.#configVector !== VIRTIO_MSI_NO_VECTOR) this.#msix.notify(this.#configVector);
+      if (this.#common.configVector !== VIRTIO_MSI_NO_VECTOR) {
+        this.#msix.notify(this.#common.configVector);
+      }
     } else {
       this.#intx.set(true);
     }
@@ -348,128 +333,9 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #resetState(): void {
-    this.#queues = [freshQueue(), freshQueue()];
-    this.#status = 0;
-    this.#deviceFeatureSelect = 0;
-    this.#driverFeatureSelect = 0;
-    this.#driverFeatures = 0n;
-    this.#queueSelect = 0;
+    this.#common.reset();
     this.#isr = 0;
-    this.#configVector = VIRTIO_MSI_NO_VECTOR;
     this.#intx.set(false);
-  }
-
-  #commonRead(off: number, size: number): number | bigint {
-    const q = this.#queues[this.#queueSelect];
-    switch (off) {
-      case 0x00:
-        return this.#deviceFeatureSelect;
-      case 0x04: {
-        const word = this.#deviceFeatureSelect < 2
-          ? (this.offeredFeatures >> BigInt(32 * this.#deviceFeatureSelect)) & 0xffffffffn
-          : 0n;
-        return Number(word);
-      }
-      case 0x08:
-        return this.#driverFeatureSelect;
-      case 0x0c:
-        return this.#driverFeatureSelect < 2
-          ? Number((this.#driverFeatures >> BigInt(32 * this.#driverFeatureSelect)) & 0xffffffffn)
-          : 0;
-      case 0x10:
-        return this.#configVector;
-      case 0x12:
-        return NUM_QUEUES;
-      case 0x14:
-        return this.#status;
-      case 0x15:
-        return this.#generation; // config_generation: changes with the link status
-      case 0x16:
-        return this.#queueSelect;
-      case 0x18:
-        return q ? q.size : 0;
-      case 0x1a:
-        return q ? q.msixVector : 0xffff;
-      case 0x1c:
-        return q?.enabled ? 1 : 0;
-      case 0x1e:
-        return q ? this.#queueSelect : 0;
-      case 0x20:
-      case 0x28:
-      case 0x30: {
-        const v = !q ? 0n : off === 0x20 ? q.desc : off === 0x28 ? q.driver : q.device;
-        return size === 8 ? v : Number(v & 0xffffffffn);
-      }
-      case 0x24:
-      case 0x2c:
-      case 0x34: {
-        const v = !q ? 0n : off === 0x24 ? q.desc : off === 0x2c ? q.driver : q.device;
-        return Number(v >> 32n);
-      }
-      default:
-        return 0;
-    }
-  }
-
-  #commonWrite(off: number, size: number, value: number | bigint): void {
-    const v = typeof value === "bigint" ? value : BigInt(value >>> 0);
-    const n = Number(v & 0xffffffffn);
-    const q = this.#queues[this.#queueSelect];
-    switch (off) {
-      case 0x00:
-        this.#deviceFeatureSelect = n;
-        return;
-      case 0x08:
-        this.#driverFeatureSelect = n;
-        return;
-      case 0x0c:
-        if (this.#driverFeatureSelect < 2 && (this.#status & S_FEATURES_OK) === 0) {
-          const shift = BigInt(32 * this.#driverFeatureSelect);
-          this.#driverFeatures = (this.#driverFeatures & ~(0xffffffffn << shift)) |
-            (BigInt(n) << shift);
-        }
-        return;
-      case 0x14:
-        this.#writeStatus(n & 0xff);
-        return;
-      case 0x10:
-        this.#configVector = this.#vector(n);
-        return;
-      case 0x16:
-        this.#queueSelect = n & 0xffff;
-        return;
-      case 0x18:
-        if (q && !q.enabled && n > 0 && n <= VIRTIO_NET_QUEUE_MAX && (n & (n - 1)) === 0) {
-          q.size = n;
-        }
-        return;
-      case 0x1a:
-        if (q) q.msixVector = this.#vector(n);
-        return;
-      case 0x1c:
-        if (q && (n & 1) === 1) q.enabled = true; // §4.1.4.3.2: the driver cannot disable a queue
-        return;
-      case 0x20:
-      case 0x28:
-      case 0x30:
-      case 0x24:
-      case 0x2c:
-      case 0x34: {
-        if (!q || q.enabled) return;
-        const base = off & ~0x7;
-        const high = (off & 0x4) !== 0;
-        const field = base === 0x20 ? "desc" : base === 0x28 ? "driver" : "device";
-        const old = q[field];
-        q[field] = size === 8
-          ? v
-          : high
-          ? (old & 0xffffffffn) | (v << 32n)
-          : (old & ~0xffffffffn) | v;
-        return;
-      }
-      default:
-        return;
-    }
   }
 
   #writeStatus(status: number): void {
@@ -477,16 +343,20 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
       this.#resetState();
       return;
     }
-    if ((status & S_FEATURES_OK) !== 0 && (this.#status & S_FEATURES_OK) === 0) {
+    if (
+      (status & VIRTIO_S_FEATURES_OK) !== 0 && (this.#common.status & VIRTIO_S_FEATURES_OK) === 0
+    ) {
       // §2.2.2: refuse (leave FEATURES_OK clear) when the driver's choice is not acceptable.
       const mandatory = (1n << F_VERSION_1) | (1n << F_ACCESS_PLATFORM);
-      const unknown = this.#driverFeatures & ~this.offeredFeatures;
-      if ((this.#driverFeatures & mandatory) !== mandatory || unknown !== 0n) {
-        status &= ~S_FEATURES_OK;
-        this.#host?.trace(`virtio-net: refused features 0x${this.#driverFeatures.toString(16)}`);
+      const unknown = this.#common.driverFeatures & ~this.offeredFeatures;
+      if ((this.#common.driverFeatures & mandatory) !== mandatory || unknown !== 0n) {
+        status &= ~VIRTIO_S_FEATURES_OK;
+        this.#host?.trace(
+          `virtio-net: refused features 0x${this.#common.driverFeatures.toString(16)}`,
+        );
       }
     }
-    this.#status = status;
+    this.#common.status = status;
     if ((status & S_DRIVER_OK) !== 0) this.#schedule();
   }
 
@@ -509,7 +379,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #running(): boolean {
-    return (this.#status & S_DRIVER_OK) !== 0 && (this.#status & S_NEEDS_RESET) === 0;
+    return (this.#common.status & S_DRIVER_OK) !== 0 && (this.#common.status & S_NEEDS_RESET) === 0;
   }
 
   #process(): void {
@@ -519,7 +389,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #transmit(): void {
-    const q = this.#queues[TX_QUEUE];
+    const q = this.#common.queues[TX_QUEUE];
     if (!q.enabled) return;
     if (!q.numeric) takeRingAddresses(q);
     if (!this.#linkUp) {
@@ -543,7 +413,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   /** Link down: every queued transmit buffer comes back used, length 0, unsent. */
-  #dropTransmit(q: Queue): void {
+  #dropTransmit(q: VirtioQueue): void {
     let avail: number | undefined;
     let dropped = 0;
     while ((avail = this.#availIdx(q)) !== undefined && avail !== q.lastAvail) {
@@ -558,7 +428,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #deliver(): void {
-    const q = this.#queues[RX_QUEUE];
+    const q = this.#common.queues[RX_QUEUE];
     if (!q.enabled) return;
     if (!q.numeric) takeRingAddresses(q);
     let delivered = false;
@@ -583,12 +453,12 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     if (delivered) this.#interrupt(q);
   }
 
-  #availIdx(q: Queue): number | undefined {
+  #availIdx(q: VirtioQueue): number | undefined {
     const idx = this.#ring!.availIdx(q);
     return idx < 0 ? this.#dmaError() : idx;
   }
 
-  #availEntry(q: Queue, index: number): number | undefined {
+  #availEntry(q: VirtioQueue, index: number): number | undefined {
     const id = this.#ring!.availEntry(q, index);
     if (id < 0) return this.#dmaError();
     if (id >= q.size) return this.#fail(`avail entry ${id} ≥ queue size ${q.size}`);
@@ -599,7 +469,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
    * Gather a descriptor chain's device-readable buffers into the transmit buffer (device-writable
    * ones are skipped); returns the bytes gathered.
    */
-  #readChain(q: Queue, head: number): number | undefined {
+  #readChain(q: VirtioQueue, head: number): number | undefined {
     let at = 0;
     let i = head;
     for (let hops = 0; hops < q.size; hops++) {
@@ -634,7 +504,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
    * chain; returns bytes written.
    */
   #writeChain(
-    q: Queue,
+    q: VirtioQueue,
     head: number,
     data: Uint8Array,
     base: number,
@@ -664,21 +534,15 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
     return at;
   }
 
-  #pushUsed(q: Queue, id: number, len: number): boolean {
+  #pushUsed(q: VirtioQueue, id: number, len: number): boolean {
     return this.#ring!.pushUsed(q, id, len) || (this.#dmaError() ?? false);
-  }
-
-  /** A vector number as QEMU stores it: one the table does not have reads back as none. */
-  #vector(n: number): number {
-    const v = n & 0xffff;
-    return v < VIRTIO_NET_MSIX_VECTORS ? v : VIRTIO_MSI_NO_VECTOR;
   }
 
   /**
    * Signal a used-buffer notification (§4.1.5.4): with MSI-X enabled, the queue's vector goes
    * through the table (masking, pending bits); without, the ISR bit drives INTx.
    */
-  #interrupt(q: Queue): void {
+  #interrupt(q: VirtioQueue): void {
     const flags = this.#read16(q.driver);
     if (flags === undefined || (flags & AVAIL_NO_INTERRUPT) !== 0) return;
     this.#isr |= ISR_QUEUE;
@@ -706,7 +570,7 @@ export class VirtioNetDevice implements PciDeviceModel, SegmentPort {
   }
 
   #fail(why: string): undefined {
-    this.#status |= S_NEEDS_RESET;
+    this.#common.status |= S_NEEDS_RESET;
     this.#host?.trace(`virtio-net: ${why}; device needs reset`);
     return undefined;
   }

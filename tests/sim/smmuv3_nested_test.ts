@@ -14,11 +14,8 @@ import { PhysicalMemory } from "../../sim/memory.ts";
 import type { IommuFault, PageRequest, TranslateResult } from "../../sim/iommu/model.ts";
 import { SmmuV3Iommu } from "../../sim/iommu/smmuv3/smmuv3.ts";
 import { decodeSmmuEvent, SMMU_EVT, SMMU_EVT_CLASS } from "../../sim/iommu/smmuv3/smmuv3_event.ts";
-import {
-  encodeSmmuCmd,
-  SMMU_CMD,
-  SmmuV3NestedDomain,
-} from "../../sim/iommu/smmuv3/smmuv3_nested.ts";
+import { encodeSmmuCmd, SMMU_CMD } from "../../sim/iommu/smmuv3/smmuv3_cmd.ts";
+import { SmmuV3NestedDomain } from "../../sim/iommu/smmuv3/smmuv3_nested.ts";
 import { IOMMU_HWPT_DATA_ARM_SMMUV3 } from "../../ffi/uapi/post_6_12.ts";
 import { LPAE_DESC, LPAE_LINUX_MAIR, lpaeIndex } from "../../sim/iommu/smmuv3/smmuv3_pgtable.ts";
 import {

@@ -6,19 +6,8 @@
  * addresses (IPAs); the kernel owns the stage-2 parent (a stage-2 domain of the same SMMU,
  * `allocDomain(2)`, whose VMID and tables fill STE words 2–3).
  *
- * Allocation ({@link SmmuV3Nesting.allocNested}) checks what Linux 6.13's `arm_smmu_validate_vste`
- * checks, with the same errnos (these deviate from a plain "-EINVAL for a bad STE"):
- * - parent not a live stage-2 domain of this SMMU: -EINVAL; `dataType` ≠ 2
- *   (IOMMU_HWPT_DATA_ARM_SMMUV3): -EOPNOTSUPP; `data` not 16 bytes: -EINVAL;
- * - STE.V = 0: accepted, the STE is zeroed (whatever Config says) and the stream aborts — Linux
- *   does exactly this;
- * - any bit outside word 0 {V, Config, S1Fmt, S1ContextPtr, S1CDMax} or word 1 {S1DSS, S1CIR,
- *   S1COR, S1CSH, S1STALLD, EATS} (`STRTAB_STE_{0,1}_NESTING_ALLOWED`): -EIO;
- * - Config other than abort (0b000), bypass (0b100) or stage-1 translate (0b101): -EIO;
- * - EATS other than 0b00 (abort) or 0b01 (full ATS): -EIO; EATS is then cleared (Linux keeps it
- *   aside for ATS, which the model does not have).
- * S1CDMax beyond the SMMU's SSIDSIZE or an unknown S1Fmt is not an allocation error: the
- * hardware reports C_BAD_STE at the first transaction, as for any STE.
+ * Allocation and the commands a vIOMMU passes on are smmuv3_nesting.ts's; the command format
+ * is smmuv3_cmd.ts's.
  *
  * At attach the stream gets Linux's `arm_smmu_make_nested_domain_ste`: a guest abort STE stays
  * abort, a guest bypass STE becomes the parent's stage-2 STE, a guest S1 STE becomes Config =
@@ -63,35 +52,14 @@
  * F_PERMISSION faults go to it instead of the event queue (a stalled transaction under Linux's
  * IOPF; the record is kept in `faults` with format "smmuv3-page-request" and Stall = 1).
  *
- * Commands ({@link SmmuV3Nesting.executeCommand}): one 16-byte command (cmd[0], cmd[1],
- * little-endian) as the kernel writes it into the command queue, field positions per SMMUv3 §4.1
- * (opcode 7:0), §4.3 (CMD_CFGI_*: SSID 31:12, StreamID 63:32, Leaf cmd[1] bit 0) and §4.4
- * (CMD_TLBI_*: NUM 16:12, SCALE 24:20, VMID 47:32, ASID 63:48; cmd[1] Leaf 0, TTL 9:8, TG 11:10,
- * Address 63:12). The set is the one Linux 6.13's `arm_vsmmu_convert_user_cmd` lets a vIOMMU
- * pass on:
- * - CMD_TLBI_NH_ALL 0x10: every entry of the VMID; CMD_TLBI_NSNH_ALL 0x30: every nested entry of
- *   every VMID; CMD_TLBI_NH_ASID 0x11: the (VMID, ASID) entries — in every nested domain on that
- *   VMID; CMD_TLBI_NH_VA 0x12: the (VMID, ASID) entries covering Address (TG = 0), or the range
- *   (NUM + 1)·2^SCALE granules of TG (1 4 KiB, 2 16 KiB, 3 64 KiB) from Address;
- *   CMD_TLBI_NH_VAA 0x13: the same for every ASID of the VMID;
- * - CMD_CFGI_CD 0x05: the cached CD (StreamID, SSID); CMD_CFGI_CD_ALL 0x06: every cached CD of the
- *   StreamID; CMD_ATC_INV 0x40: accepted, nothing to do (no ATS modelled);
- * - any other opcode: -EIO; an entry not 16 bytes: -EINVAL.
- * {@link SmmuV3Nesting.invalidateNested} is the same with the VMID forced to the domain's parent
- * and NSNH_ALL narrowed to NH_ALL, as Linux converts a user's command; the StreamID of CFGI
- * commands is the physical one there (the vSID → SID conversion is iommufd's, sim/iommufd).
- *
  * @module
  */
 
 import { ERRNO } from "../../../ffi/errno.ts";
-import { IOMMU_HWPT_DATA_ARM_SMMUV3 } from "../../../ffi/uapi/post_6_12.ts";
 import type {
   DmaAccess,
   IommuDomain,
-  IommuNesting,
   MapProtection,
-  NestedStage1,
   PageRequestHandler,
   TranslationEpoch,
 } from "../model.ts";
@@ -127,7 +95,7 @@ import {
   STE_S2SL0_LEVEL0,
   type SteView,
 } from "./smmuv3_ste.ts";
-import { getField, type RegField } from "../reg_fields.ts";
+import { fieldMask, getField } from "../reg_fields.ts";
 import type { VtdIotlb } from "../vtd/vtd_iotlb.ts";
 import type { PhysicalMemory } from "../../memory.ts";
 
@@ -162,121 +130,9 @@ export interface NestParent extends IommuDomain {
   readonly table: LpaeTable;
 }
 
-/** Bytes of `struct iommu_hwpt_arm_smmuv3` (ste[2]). */
-export const SMMU_NESTED_STE_BYTES = 16;
-/** Bytes of one command (`struct iommu_viommu_arm_smmuv3_invalidate`, cmd[2]). */
-export const SMMU_CMD_BYTES = 16;
-
-/** Command opcodes (SMMUv3 §4.3, §4.4, §4.5; Linux `CMDQ_OP_*`). */
-export const SMMU_CMD = {
-  CFGI_CD: 0x05,
-  CFGI_CD_ALL: 0x06,
-  TLBI_NH_ALL: 0x10,
-  TLBI_NH_ASID: 0x11,
-  TLBI_NH_VA: 0x12,
-  TLBI_NH_VAA: 0x13,
-  TLBI_NSNH_ALL: 0x30,
-  ATC_INV: 0x40,
-} as const;
-
-/** The command's name for the trace (`CMD_TLBI_NH_VA`), or its opcode. */
-function commandName(op: number): string {
-  const name = Object.entries(SMMU_CMD).find(([, v]) => v === op)?.[0];
-  return name === undefined ? `op 0x${op.toString(16)}` : `CMD_${name}`;
-}
-
-function hex64(x: bigint): string {
-  return `0x${x.toString(16).padStart(16, "0")}`;
-}
-
-function f(shift: number, width = 1): RegField {
-  return { shift, width };
-}
-
-/** Command fields (Linux `CMDQ_0_OP`, `CMDQ_CFGI_*`, `CMDQ_TLBI_*`). */
-export const SMMU_CMD_FIELD = {
-  /** cmd[0]: opcode. */
-  OP: f(0, 8),
-  /** cmd[0], CFGI: SubstreamID. */
-  CFGI_SSID: f(12, 20),
-  /** cmd[0], CFGI: StreamID. */
-  CFGI_SID: f(32, 32),
-  /** cmd[1], CFGI: Leaf. */
-  CFGI_LEAF: f(0),
-  /** cmd[0], TLBI: range NUM. */
-  TLBI_NUM: f(12, 5),
-  /** cmd[0], TLBI: range SCALE. */
-  TLBI_SCALE: f(20, 5),
-  /** cmd[0], TLBI: VMID. */
-  TLBI_VMID: f(32, 16),
-  /** cmd[0], TLBI: ASID. */
-  TLBI_ASID: f(48, 16),
-  /** cmd[1], TLBI: Leaf. */
-  TLBI_LEAF: f(0),
-  /** cmd[1], TLBI: TTL. */
-  TLBI_TTL: f(8, 2),
-  /** cmd[1], TLBI: TG (0 = not a range). */
-  TLBI_TG: f(10, 2),
-} as const;
-/** cmd[1] Address bits 63:12 of a TLBI by VA. */
-const TLBI_ADDR_MASK = ((1n << 64n) - 1n) & ~0xfffn;
-
-/** Fields of {@link encodeSmmuCmd}; absent fields are zero. */
-export interface SmmuCmdFields {
-  readonly sid?: number;
-  readonly ssid?: number;
-  readonly asid?: number;
-  readonly vmid?: number;
-  readonly address?: bigint;
-  readonly leaf?: boolean;
-  readonly tg?: number;
-  readonly num?: number;
-  readonly scale?: number;
-}
-
-/** A 16-byte command as a guest driver writes it into its command queue. */
-export function encodeSmmuCmd(op: number, o: SmmuCmdFields = {}): Uint8Array {
-  const put = (v: bigint, field: RegField, x: number | undefined) =>
-    v | ((BigInt(x ?? 0) & ((1n << BigInt(field.width)) - 1n)) << BigInt(field.shift));
-  const F = SMMU_CMD_FIELD;
-  let c0 = put(0n, F.OP, op);
-  let c1 = 0n;
-  if (op === SMMU_CMD.CFGI_CD || op === SMMU_CMD.CFGI_CD_ALL) {
-    c0 = put(put(c0, F.CFGI_SSID, o.ssid), F.CFGI_SID, o.sid);
-    c1 = put(c1, F.CFGI_LEAF, o.leaf ? 1 : 0);
-  } else {
-    c0 = put(
-      put(put(put(c0, F.TLBI_NUM, o.num), F.TLBI_SCALE, o.scale), F.TLBI_VMID, o.vmid),
-      F.TLBI_ASID,
-      o.asid,
-    );
-    c1 = put(put(c1, F.TLBI_LEAF, o.leaf ? 1 : 0), F.TLBI_TG, o.tg);
-    c1 |= (o.address ?? 0n) & TLBI_ADDR_MASK;
-  }
-  const raw = new Uint8Array(SMMU_CMD_BYTES);
-  const v = new DataView(raw.buffer);
-  v.setBigUint64(0, c0, true);
-  v.setBigUint64(8, c1, true);
-  return raw;
-}
-
-/** Address bits 51:6 (S1ContextPtr). */
-const ADDR_51_6 = ((1n << 52n) - 1n) & ~0x3fn;
 /** Address bits 51:12 (L1 CD descriptor L2Ptr). */
 const ADDR_51_12 = ((1n << 52n) - 1n) & ~0xfffn;
-/** Bits of a 64-bit word. */
-const U64 = (1n << 64n) - 1n;
 
-function mask(field: RegField): bigint {
-  return ((1n << BigInt(field.width)) - 1n) << BigInt(field.shift);
-}
-
-/** STE word 0 bits a user may set (Linux `STRTAB_STE_0_NESTING_ALLOWED`). */
-export const STE_0_NESTING_ALLOWED = mask(STE.W0.V) | mask(STE.W0.CONFIG) | mask(STE.W0.S1FMT) |
-  ADDR_51_6 | mask(STE.W0.S1CDMAX);
-/** STE word 1 bits a user may set (Linux `STRTAB_STE_1_NESTING_ALLOWED`). */
-export const STE_1_NESTING_ALLOWED = mask(STE.W1.S1DSS) | mask(STE.W1.S1CIR) |
-  mask(STE.W1.S1COR) | mask(STE.W1.S1CSH) | mask(STE.W1.S1STALLD) | mask(STE.W1.EATS);
 /** STE.MEV, bit 19 of word 1: merge events (Linux sets it in nested STEs). */
 export const STE_1_MEV = 1n << 19n;
 /** Descriptor APTable bits (Arm ARM D8.3.1): bit 61 no EL0 below, bit 62 read-only below. */
@@ -287,25 +143,19 @@ const APTABLE_RDONLY = 1n << 62n;
 const NESTED_TAG_BASE = 2 ** 33;
 /** ASIDs per VMID in the tag (16-bit ASIDs). */
 const ASID_SPAN = 2 ** 16;
-/** Nested domains the model numbers (its own ids, not hardware ones). */
-const MAX_NESTED_DOMAINS = 2 ** 16;
-/** STE word 1 EATS values Linux accepts from a user: abort, full ATS. */
-const EATS_ACCEPTED: ReadonlySet<number> = new Set([0, 1]);
 /** IOTLB tag of nested entries of (VMID, ASID). */
-function nestedTag(vmid: number, asid: number): number {
+export function nestedTag(vmid: number, asid: number): number {
   return NESTED_TAG_BASE + vmid * ASID_SPAN + asid;
 }
 
 /** Drop every nested entry of `vmid`. */
-function flushVmid(unit: NestingUnit, asids: Map<number, Set<number>>, vmid: number): void {
+export function flushVmid(unit: NestingUnit, asids: Map<number, Set<number>>, vmid: number): void {
   for (const asid of asids.get(vmid) ?? []) unit.iotlb.flushDomain(nestedTag(vmid, asid));
   asids.delete(vmid);
 }
 
 /** Size of the combined entries the IOTLB holds. */
 const PAGE = 4096n;
-/** TLBI TG → granule bytes. */
-const TG_GRANULE: Readonly<Record<number, bigint>> = { 1: 0x1000n, 2: 0x4000n, 3: 0x10000n };
 
 /** The outcome of a nested translation; a fault names its event and the stage. */
 export type NestedOutcome =
@@ -419,7 +269,7 @@ export class SmmuV3NestedDomain implements IommuDomain {
         ps: SMMU_OAS_BITS.indexOf(parent.unit.oasBits),
       });
       if (cfg === STE_CONFIG.S1_TRANS) {
-        const cfgMask = mask(STE.W0.CONFIG);
+        const cfgMask = fieldMask(STE.W0.CONFIG);
         s2[0] = (guestSte[0] & ~cfgMask) |
           (BigInt(STE_CONFIG.NESTED) << BigInt(STE.W0.CONFIG.shift));
         s2[1] |= guestSte[1] | STE_1_MEV;
@@ -638,31 +488,6 @@ export class SmmuV3NestedDomain implements IommuDomain {
   }
 }
 
-/**
- * A user's TLBI command with the VMID Linux writes into it (NSNH_ALL narrowed to NH_ALL of the
- * VMID); other commands unchanged. `entry` is 16 bytes.
- */
-export function forceVmid(entry: Uint8Array, vmid: number): Uint8Array {
-  const out = entry.slice();
-  const v = new DataView(out.buffer);
-  const F = SMMU_CMD_FIELD;
-  let c0 = v.getBigUint64(0, true);
-  const op = getField(c0, F.OP);
-  const vmidMask = mask(F.TLBI_VMID);
-  if (op === SMMU_CMD.TLBI_NSNH_ALL) {
-    c0 = BigInt(SMMU_CMD.TLBI_NH_ALL);
-    v.setBigUint64(8, 0n, true);
-  } else if (
-    op !== SMMU_CMD.TLBI_NH_ALL && op !== SMMU_CMD.TLBI_NH_ASID &&
-    op !== SMMU_CMD.TLBI_NH_VA && op !== SMMU_CMD.TLBI_NH_VAA
-  ) {
-    return out;
-  }
-  c0 = (c0 & ~vmidMask) | (BigInt(vmid) << BigInt(F.TLBI_VMID.shift));
-  v.setBigUint64(0, c0, true);
-  return out;
-}
-
 /** The stage-2 half of `ste`, or undefined when it is illegal (the checks of a stage-2 STE). */
 function stage2Config(ste: SteView, oasBits: number): S2Config | undefined {
   const inputBits = SMMU_TXSZ_BASE - ste.s2t0sz;
@@ -675,160 +500,4 @@ function stage2Config(ste: SteView, oasBits: number): S2Config | undefined {
     outputBits: Math.min(SMMU_OAS_BITS[ste.s2ps], oasBits),
     record: ste.s2r,
   };
-}
-
-/**
- * The SMMU's {@link IommuNesting}: nested domains over its stage-2 domains. Owned by
- * `SmmuV3Iommu` (constructed with `nesting: true`), which routes attach, free and translation of
- * nested domains here; `cds` is the SMMU's CD cache.
- */
-export class SmmuV3Nesting implements IommuNesting {
-  readonly #ids = new Set<number>();
-  readonly #children = new Map<NestParent, Set<SmmuV3NestedDomain>>();
-  readonly #asids = new Map<number, Set<number>>();
-
-  /** Nested domains allocated and not freed. */
-  get domainCount(): number {
-    return this.#ids.size;
-  }
-
-  /** Nesting for `unit`, sharing its CD cache. */
-  constructor(private readonly unit: NestingUnit, private readonly cds: Map<string, CdView>) {}
-
-  /** See the module doc for the checks and errnos. */
-  allocNested(parent: IommuDomain, stage1: NestedStage1): SmmuV3NestedDomain | number {
-    const p = parent as Partial<NestParent>;
-    if (p.unit !== this.unit || p.stage !== 2 || p.freed !== false) return -ERRNO.EINVAL;
-    if (stage1.dataType !== IOMMU_HWPT_DATA_ARM_SMMUV3) return -ERRNO.EOPNOTSUPP;
-    if (stage1.data.length !== SMMU_NESTED_STE_BYTES) return -ERRNO.EINVAL;
-    const v = new DataView(stage1.data.buffer, stage1.data.byteOffset, SMMU_NESTED_STE_BYTES);
-    let w: [bigint, bigint] = [v.getBigUint64(0, true), v.getBigUint64(8, true)];
-    if (getField(w[0], STE.W0.V) === 0) {
-      w = [0n, 0n];
-    } else {
-      if ((w[0] & ~STE_0_NESTING_ALLOWED & U64) !== 0n) return -ERRNO.EIO;
-      if ((w[1] & ~STE_1_NESTING_ALLOWED & U64) !== 0n) return -ERRNO.EIO;
-      const cfg = getField(w[0], STE.W0.CONFIG);
-      if (cfg !== STE_CONFIG.ABORT && cfg !== STE_CONFIG.BYPASS && cfg !== STE_CONFIG.S1_TRANS) {
-        return -ERRNO.EIO;
-      }
-      if (!EATS_ACCEPTED.has(getField(w[1], STE.W1.EATS))) return -ERRNO.EIO;
-      w = [w[0], w[1] & ~mask(STE.W1.EATS)];
-    }
-    let id = 1;
-    while (this.#ids.has(id)) id++;
-    if (id >= MAX_NESTED_DOMAINS) return -ERRNO.ENOSPC;
-    this.#ids.add(id);
-    const s2 = parent as NestParent;
-    const d = new SmmuV3NestedDomain(id, s2, w, this.#asids);
-    let set = this.#children.get(s2);
-    if (set === undefined) this.#children.set(s2, set = new Set());
-    set.add(d);
-    this.unit.traceLine(
-      `smmuv3 nested domain alloc nested=${id} parent vmid=${s2.id} ` +
-        `ste=0x${w[0].toString(16)},0x${w[1].toString(16)}`,
-    );
-    return d;
-  }
-
-  /**
-   * One 16-byte command for `domain`, converted as Linux converts a user's command: the VMID is
-   * forced to the parent's and CMD_TLBI_NSNH_ALL becomes CMD_TLBI_NH_ALL (see the module doc).
-   */
-  invalidateNested(domain: IommuDomain, entry: Uint8Array): number {
-    const d = this.own(domain);
-    if (entry.length !== SMMU_CMD_BYTES) return -ERRNO.EINVAL;
-    return this.executeCommand(forceVmid(entry, d.parent.id));
-  }
-
-  /** One command from the kernel's command queue (see the module doc): 0, -EIO or -EINVAL. */
-  executeCommand(command: Uint8Array): number {
-    if (command.length !== SMMU_CMD_BYTES) return -ERRNO.EINVAL;
-    const v = new DataView(command.buffer, command.byteOffset, SMMU_CMD_BYTES);
-    const c0 = v.getBigUint64(0, true);
-    const c1 = v.getBigUint64(8, true);
-    const F = SMMU_CMD_FIELD;
-    const iotlb = this.unit.iotlb;
-    const vmid = getField(c0, F.TLBI_VMID);
-    this.unit.traceLine(`smmuv3 cmd ${commandName(getField(c0, F.OP))} ${hex64(c0)} ${hex64(c1)}`);
-    switch (getField(c0, F.OP)) {
-      case SMMU_CMD.TLBI_NH_ALL:
-        flushVmid(this.unit, this.#asids, vmid);
-        return 0;
-      case SMMU_CMD.TLBI_NSNH_ALL:
-        for (const id of [...this.#asids.keys()]) flushVmid(this.unit, this.#asids, id);
-        return 0;
-      case SMMU_CMD.TLBI_NH_ASID:
-        iotlb.flushDomain(nestedTag(vmid, getField(c0, F.TLBI_ASID)));
-        return 0;
-      case SMMU_CMD.TLBI_NH_VA:
-      case SMMU_CMD.TLBI_NH_VAA: {
-        const start = c1 & TLBI_ADDR_MASK;
-        const granule = TG_GRANULE[getField(c1, F.TLBI_TG)];
-        const pages = BigInt(getField(c0, F.TLBI_NUM) + 1) << BigInt(getField(c0, F.TLBI_SCALE));
-        const end = granule === undefined ? start + 1n : start + pages * granule;
-        const asids = getField(c0, F.OP) === SMMU_CMD.TLBI_NH_VA
-          ? [getField(c0, F.TLBI_ASID)]
-          : [...this.#asids.get(vmid) ?? []];
-        for (const asid of asids) iotlb.flushRange(nestedTag(vmid, asid), start, end);
-        return 0;
-      }
-      case SMMU_CMD.CFGI_CD:
-        this.unit.translationEpoch.bump();
-        this.cds.delete(`${getField(c0, F.CFGI_SID)}:${getField(c0, F.CFGI_SSID)}`);
-        return 0;
-      case SMMU_CMD.CFGI_CD_ALL: {
-        this.unit.translationEpoch.bump();
-        const prefix = `${getField(c0, F.CFGI_SID)}:`;
-        for (const k of [...this.cds.keys()]) if (k.startsWith(prefix)) this.cds.delete(k);
-        return 0;
-      }
-      case SMMU_CMD.ATC_INV:
-        return 0;
-      default:
-        return -ERRNO.EIO;
-    }
-  }
-
-  /** Route `domain`'s recoverable stage-1 faults to `handler` (or stop with undefined). */
-  setPageRequestHandler(domain: IommuDomain, handler: PageRequestHandler | undefined): void {
-    this.own(domain).pageRequest = handler;
-  }
-
-  /** `domain` as a live nested domain of this SMMU; throws otherwise. */
-  own(domain: IommuDomain): SmmuV3NestedDomain {
-    if (
-      !(domain instanceof SmmuV3NestedDomain) || domain.parent.unit !== this.unit ||
-      !this.#ids.has(domain.id) || domain.freed
-    ) {
-      throw new TypeError("SMMUv3: not a nested domain of this SMMU");
-    }
-    return domain;
-  }
-
-  /** Whether `parent` has nested children (it must not be freed then). */
-  hasChildren(parent: NestParent): boolean {
-    return (this.#children.get(parent)?.size ?? 0) > 0;
-  }
-
-  /** The parent's stage 2 changed: drop every combined translation of its children. */
-  parentChanged(parent: NestParent): void {
-    for (const d of this.#children.get(parent) ?? []) d.flushTlb();
-  }
-
-  /** Ids of the nested domains alive. */
-  liveIds(): number[] {
-    return [...this.#ids].sort((a, b) => a - b);
-  }
-
-  /** Free a nested domain (not attached: the caller checks). */
-  free(d: SmmuV3NestedDomain): void {
-    d.flushTlb();
-    d.freed = true;
-    const set = this.#children.get(d.parent);
-    set?.delete(d);
-    if (set?.size === 0) this.#children.delete(d.parent);
-    this.#ids.delete(d.id);
-    this.unit.traceLine(`smmuv3 nested domain free nested=${d.id}`);
-  }
 }

@@ -11,9 +11,14 @@
  * walks, no stalls, 2-level stream tables, 16-bit StreamIDs, 4 KiB and 64 KiB granules, no HTTU
  * (so no dirty tracking), no PASIDs unless asked ({@link SmmuIdrOptions.ssidBits}).
  *
+ * Also the register page as the kernel reads it ({@link smmuReadRegister}) and the ID registers
+ * as iommufd reports them ({@link smmuHwInfoData}).
+ *
  * @module
  */
 
+import { encode } from "../../../ffi/uapi/layout.ts";
+import { iommu_hw_info_arm_smmuv3 } from "../../../ffi/uapi/post_6_12.ts";
 import { type RegField, setField } from "../reg_fields.ts";
 
 /** Register offsets in the SMMU's MMIO pages (SMMUv3 §6.2; Linux `ARM_SMMU_*`). */
@@ -268,4 +273,76 @@ export const SMMU_GRAN4K_PGSIZES = (1n << 12n) | (1n << 21n) | (1n << 30n);
  */
 export function smmuDomainPgsizes(idr5: number): bigint {
   return idrField(idr5, SMMU_IDR5.GRAN4K) === 1 ? SMMU_GRAN4K_PGSIZES : 0n;
+}
+
+/** The stream table as the STRTAB_BASE registers show it. */
+export interface SmmuStreamTableRegs {
+  /** Physical base address. */
+  readonly base: bigint;
+  /** STRTAB_BASE_CFG's fields. */
+  readonly cfg: { readonly log2size: number; readonly split: number; readonly fmt: number };
+}
+
+/** The event queue as the EVTQ registers show it. */
+export interface SmmuEventQueueRegs {
+  /** Physical base address. */
+  readonly base: bigint;
+  /** log2 of the number of records. */
+  readonly log2size: number;
+  /** EVTQ_PROD. */
+  readonly prod: number;
+  /** EVTQ_CONS. */
+  readonly cons: number;
+}
+
+/**
+ * Read a register: IDR0–5, IIDR, AIDR, CR0/CR0ACK (enabled as Linux leaves them), the stream
+ * table and event queue bases, EVTQ PROD/CONS. Others read 0.
+ */
+export function smmuReadRegister(
+  idr: SmmuIdrValues,
+  streamTable: SmmuStreamTableRegs,
+  eventQueue: SmmuEventQueueRegs,
+  offset: number,
+  size: 4 | 8,
+): bigint {
+  const cfg = streamTable.cfg;
+  const enabled = SMMU_CR0.SMMUEN | SMMU_CR0.EVTQEN | SMMU_CR0.CMDQEN;
+  const values: Record<number, bigint> = {
+    [SMMU_REG.IDR0]: BigInt(idr.idr0),
+    [SMMU_REG.IDR1]: BigInt(idr.idr1),
+    [SMMU_REG.IDR3]: BigInt(idr.idr3),
+    [SMMU_REG.IDR5]: BigInt(idr.idr5),
+    [SMMU_REG.IIDR]: BigInt(idr.iidr),
+    [SMMU_REG.AIDR]: BigInt(idr.aidr),
+    [SMMU_REG.CR0]: BigInt(enabled),
+    [SMMU_REG.CR0ACK]: BigInt(enabled),
+    [SMMU_REG.STRTAB_BASE]: streamTable.base | SMMU_STRTAB_BASE_RA,
+    [SMMU_REG.STRTAB_BASE_CFG]: setField(
+      setField(
+        setField(0n, SMMU_STRTAB_BASE_CFG.LOG2SIZE, cfg.log2size),
+        SMMU_STRTAB_BASE_CFG.SPLIT,
+        cfg.split,
+      ),
+      SMMU_STRTAB_BASE_CFG.FMT,
+      cfg.fmt,
+    ),
+    [SMMU_REG.EVTQ_BASE]: eventQueue.base | BigInt(eventQueue.log2size),
+    [SMMU_REG.EVTQ_PROD]: BigInt(eventQueue.prod),
+    [SMMU_REG.EVTQ_CONS]: BigInt(eventQueue.cons),
+  };
+  const v = values[offset] ?? 0n;
+  return size === 8 ? v : v & 0xffff_ffffn;
+}
+
+/**
+ * `iommu_hw_info_arm_smmuv3` as Linux 6.13's `arm_smmu_hw_info` fills it: the raw ID registers
+ * (IDR2 and IDR4 read 0 here), IIDR and AIDR.
+ */
+export function smmuHwInfoData(idr: SmmuIdrValues): Uint8Array {
+  return encode(iommu_hw_info_arm_smmuv3, {
+    idr: [idr.idr0, idr.idr1, 0, idr.idr3, 0, idr.idr5],
+    iidr: idr.iidr,
+    aidr: idr.aidr,
+  });
 }

@@ -49,7 +49,6 @@ import {
   VIRTIO_IOMMU_F_PROPOSAL_ALLOC_PASID,
   VIRTIO_IOMMU_T_PROPOSAL,
 } from "./virtio_iommu_pasid.ts";
-import { ERRNO } from "../../../ffi/errno.ts";
 import type { VirtualClock } from "../../clock.ts";
 import { PASID_BITS } from "../model.ts";
 import { checkPasidAttach } from "../model.ts";
@@ -59,24 +58,27 @@ import type {
   IommuFacts,
   IommuFault,
   IommuModel,
-  MapProtection,
   ReservedRegion,
   TranslateResult,
   TranslationEpoch,
   TranslationHint,
 } from "../model.ts";
 import { VirtioIommuDevice, type VirtioIommuDeviceOptions } from "./virtio_iommu_device.ts";
-import { IntervalList } from "./virtio_iommu_intervals.ts";
+import { VirtioIommuDomain } from "./virtio_iommu_domain.ts";
+import {
+  describe,
+  FAULT_REASON_NAMES,
+  statusName,
+  VIOMMU_FAULT_RESV_MASK,
+  viommuFaultMessage,
+} from "./virtio_iommu_log.ts";
 import {
   decodeConfig,
   decodeFault,
-  decodeRequest,
   decodeResvMem,
   encodeAttach,
   encodeDetach,
-  encodeMap,
   encodeProbe,
-  encodeUnmap,
   type FaultEvent,
   parseProbeProperties,
   requestStatus,
@@ -86,9 +88,6 @@ import {
   VIRTIO_F_VERSION_1,
   VIRTIO_IOMMU_ATTACH_F_BYPASS,
   VIRTIO_IOMMU_F,
-  VIRTIO_IOMMU_FAULT_F,
-  VIRTIO_IOMMU_FAULT_R,
-  VIRTIO_IOMMU_MAP_F,
   VIRTIO_IOMMU_PROBE_T,
   VIRTIO_IOMMU_RESV_MEM_T,
   VIRTIO_IOMMU_S,
@@ -145,146 +144,6 @@ export interface VirtioIommuOptions {
   readonly trace?: (line: string) => void;
   /** Host kernel log sink: the lines Linux prints for fault events. */
   readonly kernelLog?: (line: string) => void;
-}
-
-/** One mapping in the driver's tree (`struct viommu_mapping`), inclusive. */
-interface DriverMapping {
-  readonly start: bigint;
-  readonly end: bigint;
-  readonly phys: bigint;
-  readonly flags: number;
-}
-
-/** A paging domain of the driver (`struct viommu_domain`). */
-export class VirtioIommuDomain implements IommuDomain {
-  /** @internal the owning driver. */
-  readonly unit: VirtioIommu;
-  /** The driver's mapping tree: sorted by start, disjoint (overlaps are refused). */
-  readonly mappings: IntervalList<DriverMapping> = new IntervalList();
-  /** Endpoints attached (`nr_endpoints`). */
-  nrEndpoints = 0;
-  /** Set once freed. */
-  freed = false;
-
-  /** Use {@link VirtioIommu.allocDomain}. */
-  constructor(unit: VirtioIommu, readonly id: number, readonly bypass = false) {
-    this.unit = unit;
-  }
-
-  /**
-   * Map as `iommu_map` → `viommu_map_pages` do. 0, -EINVAL (misaligned to the granule, empty, no
-   * permission, beyond the aperture), -EEXIST (overlap), or the errno of a refused MAP.
-   */
-  map(iova: bigint, phys: bigint, size: bigint, prot: MapProtection): number {
-    const u = this.unit;
-    const granule = u.granule;
-    if (this.freed || size <= 0n || iova < 0n || phys < 0n) return -ERRNO.EINVAL;
-    if (((iova | phys | size) & (granule - 1n)) !== 0n) return -ERRNO.EINVAL;
-    if (!prot.read && !prot.write) return -ERRNO.EINVAL;
-    const ap = u.facts.aperture;
-    if (iova < ap.start || iova + size - 1n > ap.end) return -ERRNO.EINVAL;
-    if (this.mappings.overlapping(iova, iova + size - 1n).length > 0) return -ERRNO.EEXIST;
-    const flags = (prot.read ? VIRTIO_IOMMU_MAP_F.READ : 0) |
-      (prot.write ? VIRTIO_IOMMU_MAP_F.WRITE : 0);
-    let done = 0n;
-    let rc = 0;
-    while (done < size) {
-      const { pgsize, count } = iommuPgsize(
-        u.facts.pgsizeBitmap,
-        iova + done,
-        phys + done,
-        size - done,
-      );
-      rc = this.#mapPages(iova + done, phys + done, pgsize * count, flags);
-      if (rc < 0) break;
-      done += pgsize * count;
-    }
-    if (rc < 0 && done > 0n) this.unmap(iova, done);
-    return rc;
-  }
-
-  /** Unmap as `iommu_unmap` → `viommu_unmap_pages` do; returns the bytes unmapped. */
-  unmap(iova: bigint, size: bigint): bigint {
-    if (this.freed || size <= 0n || iova < 0n) return 0n;
-    if (((iova | size) & (this.unit.granule - 1n)) !== 0n) return 0n;
-    let unmapped = 0n;
-    while (unmapped < size) {
-      const at = iova + unmapped;
-      const { pgsize, count } = iommuPgsize(this.unit.facts.pgsizeBitmap, at, at, size - unmapped);
-      const r = this.#unmapPages(at, pgsize * count);
-      if (r === 0n) break;
-      unmapped += r;
-    }
-    return unmapped;
-  }
-
-  /** Look up in the driver's tree (`viommu_iova_to_phys`), with the mapping's permissions. */
-  lookup(iova: bigint): { phys: bigint; prot: MapProtection } | undefined {
-    const m = this.freed ? undefined : this.mappings.find(iova);
-    if (m === undefined) return undefined;
-    return {
-      phys: m.phys + (iova - m.start),
-      prot: {
-        read: (m.flags & VIRTIO_IOMMU_MAP_F.READ) !== 0,
-        write: (m.flags & VIRTIO_IOMMU_MAP_F.WRITE) !== 0,
-      },
-    };
-  }
-
-  /** @internal send MAP for every mapping of the tree (`viommu_replay_mappings`). */
-  replay(): number {
-    for (const m of this.mappings.values()) {
-      const rc = this.unit.sendRequest(
-        encodeMap({
-          domain: this.id,
-          virtStart: m.start,
-          virtEnd: m.end,
-          physStart: m.phys,
-          flags: m.flags,
-        }),
-      );
-      if (rc < 0) return rc;
-    }
-    return 0;
-  }
-
-  /** @internal drop every mapping from the tree (`viommu_domain_free`). */
-  clear(): void {
-    this.mappings.clear();
-  }
-
-  #mapPages(iova: bigint, phys: bigint, len: bigint, flags: number): number {
-    const m: DriverMapping = { start: iova, end: iova + len - 1n, phys, flags };
-    this.mappings.insert(m);
-    if (this.nrEndpoints === 0) return 0;
-    const rc = this.unit.sendRequest(
-      encodeMap({ domain: this.id, virtStart: m.start, virtEnd: m.end, physStart: phys, flags }),
-    );
-    if (rc < 0) this.mappings.remove(m);
-    return rc;
-  }
-
-  /** `viommu_del_mappings` + UNMAP: whole mappings starting in the chunk; 0 when short. */
-  #unmapPages(iova: bigint, len: bigint): bigint {
-    const end = iova + len - 1n;
-    let removed = 0n;
-    let last = iova - 1n;
-    for (const m of this.mappings.overlapping(iova, end)) {
-      if (m.start < iova) break; // would split a mapping
-      removed += m.end - m.start + 1n;
-      if (m.end > last) last = m.end;
-      this.mappings.remove(m);
-    }
-    if (removed === 0n) return 0n;
-    if (this.nrEndpoints > 0) {
-      const rc = this.unit.sendRequest(
-        // Linux: [iova, iova + removed − 1]; the same range unless the chunk had a hole.
-        encodeUnmap({ domain: this.id, virtStart: iova, virtEnd: last }),
-      );
-      if (rc < 0) return 0n;
-    }
-    return removed < len ? 0n : removed;
-  }
 }
 
 /** A probed endpoint (`struct viommu_endpoint`). */
@@ -686,109 +545,5 @@ export class VirtioIommu implements IommuModel {
 
   #traceLine(line: string): void {
     this.#trace?.(line);
-  }
-}
-
-/** Reserved bits of an event's first u32 (Linux `VIOMMU_FAULT_RESV_MASK`). */
-const VIOMMU_FAULT_RESV_MASK = 0xffff_ff00;
-
-/** Linux's reason strings (`viommu_fault_handler`). */
-const FAULT_REASON_NAMES: Readonly<Record<number, string>> = {
-  [VIRTIO_IOMMU_FAULT_R.UNKNOWN]: "unknown",
-  [VIRTIO_IOMMU_FAULT_R.DOMAIN]: "domain",
-  [VIRTIO_IOMMU_FAULT_R.MAPPING]: "page",
-};
-
-/** Index of the highest set bit (`__fls`); -1 for 0. */
-function fls(v: bigint): number {
-  return v === 0n ? -1 : v.toString(2).length - 1;
-}
-
-/** Index of the lowest set bit (`__ffs`); -1 for 0. */
-function ffs(v: bigint): number {
-  return fls(v & -v);
-}
-
-/** `GENMASK(bit, 0)`. */
-function lowMask(bit: number): bigint {
-  return (1n << BigInt(bit + 1)) - 1n;
-}
-
-/**
- * Linux's `iommu_pgsize` (drivers/iommu/iommu.c): the largest page size of `bitmap` that fits
- * `size` and the alignment of `iova | paddr`, and how many of them to map before a larger page
- * size could start (only when `iova` and `paddr` are offset alike within it).
- */
-export function iommuPgsize(
-  bitmap: bigint,
-  iova: bigint,
-  paddr: bigint,
-  size: bigint,
-): { pgsize: bigint; count: bigint } {
-  const merge = iova | paddr;
-  let pgsizes = bitmap & lowMask(fls(size));
-  if (merge !== 0n) pgsizes &= lowMask(ffs(merge));
-  if (pgsizes === 0n) return { pgsize: size, count: 1n }; // Linux: BUG_ON; callers check alignment
-  const idx = fls(pgsizes);
-  const pgsize = 1n << BigInt(idx);
-  let span = size;
-  const bigger = bitmap & ~lowMask(idx);
-  if (bigger !== 0n) {
-    const next = bigger & -bigger;
-    if (((iova ^ paddr) & (next - 1n)) === 0n) {
-      const offset = next - (merge & (next - 1n));
-      if (offset + next <= span) span = offset;
-    }
-  }
-  return { pgsize, count: span >> BigInt(idx) };
-}
-
-/** `%#llx`: "0" for zero, else "0x…". */
-function hashHex(v: bigint): string {
-  return v === 0n ? "0" : `0x${v.toString(16)}`;
-}
-
-/**
- * Linux 6.12's log line for a fault event, with the `dev_err` prefix, e.g.
- * `virtio_iommu virtio0: page fault from EP 16 at 0x800000 []`.
- */
-export function viommuFaultMessage(device: string, e: FaultEvent): string {
-  const reason = FAULT_REASON_NAMES[e.reason] ?? "unknown";
-  const prefix = `virtio_iommu ${device}: ${reason} fault from EP ${e.endpoint >>> 0}`;
-  if ((e.flags & VIRTIO_IOMMU_FAULT_F.ADDRESS) === 0) return prefix;
-  const rwx = ((e.flags & VIRTIO_IOMMU_FAULT_F.READ) ? "R" : "") +
-    ((e.flags & VIRTIO_IOMMU_FAULT_F.WRITE) ? "W" : "") +
-    ((e.flags & VIRTIO_IOMMU_FAULT_F.EXEC) ? "X" : "");
-  return `${prefix} at ${hashHex(e.address)} [${rwx}]`;
-}
-
-/** Status names for traces. */
-const STATUS_NAMES: readonly string[] = Object.keys(VIRTIO_IOMMU_S);
-
-function statusName(status: number): string {
-  return STATUS_NAMES[status] ?? `status ${status}`;
-}
-
-/** A short description of a request for traces, e.g. `MAP domain=1 0x1000-0x1fff -> 0x5000 rw`. */
-function describe(req: Uint8Array, probeSize: number): string {
-  const r = decodeRequest(splitRequest(req, probeSize).readable);
-  const hex = (v: bigint): string => `0x${v.toString(16)}`;
-  if (typeof r === "string") return `${r} request (${req.length} bytes)`;
-  switch (r.type) {
-    case "attach":
-      return `ATTACH domain=${r.domain} ep=0x${r.endpoint.toString(16)} flags=${r.flags}`;
-    case "detach":
-      return `DETACH domain=${r.domain} ep=0x${r.endpoint.toString(16)}`;
-    case "map":
-      return `MAP domain=${r.domain} ${hex(r.virtStart)}-${hex(r.virtEnd)} -> ${
-        hex(r.physStart)
-      } ` +
-        `${r.flags & VIRTIO_IOMMU_MAP_F.READ ? "r" : "-"}${
-          r.flags & VIRTIO_IOMMU_MAP_F.WRITE ? "w" : "-"
-        }`;
-    case "unmap":
-      return `UNMAP domain=${r.domain} ${hex(r.virtStart)}-${hex(r.virtEnd)}`;
-    case "probe":
-      return `PROBE ep=0x${r.endpoint.toString(16)}`;
   }
 }

@@ -5,24 +5,7 @@
  * format is the request stream — translates endpoint DMA from it, and reports faults as
  * `virtio_iommu_fault` records on its event queue.
  *
- * Rules applied (MUST/SHOULD of the spec; where QEMU 10 is laxer the spec wins and it says so):
- * - unknown request type, or no room for the tail: nothing written, used length 0;
- * - a readable part shorter than the type's layout: INVAL (as QEMU);
- * - domain outside `domain_range`, or MAP/UNMAP range outside `input_range`: RANGE;
- * - ATTACH: non-zero `reserved` INVAL (QEMU does not check), unknown flag INVAL (BYPASS is known
- *   only with BYPASS_CONFIG negotiated), unknown endpoint NOENT, BYPASS flag inconsistent with an
- *   existing domain INVAL and nothing changes (QEMU detaches first), an endpoint attached
- *   elsewhere is detached first; a domain is created on its first attach;
- * - DETACH: unknown endpoint NOENT, not attached to that domain INVAL; a domain whose last
- *   endpoint leaves ceases to exist with its mappings;
- * - MAP: unknown flag INVAL (MMIO only with F_MMIO), unknown domain NOENT, bypass domain INVAL,
- *   `virt_end < virt_start` INVAL, `virt_start`, `phys_start` or `virt_end + 1` off the granule
- *   RANGE (QEMU does not check), overlap with a RESV_MEM region of the domain's endpoints INVAL,
- *   overlap with an existing mapping INVAL, more than `maxMappings` NOMEM;
- * - UNMAP: non-zero `reserved` INVAL with nothing removed (the spec's MAY), unknown domain NOENT,
- *   bypass domain INVAL, a mapping that would be split RANGE with nothing removed, holes fine;
- * - PROBE: not offered → used length 0; unknown endpoint NOENT; properties buffer smaller than
- *   `probe_size` INVAL; properties that do not fit INVAL; the rest zero-filled.
+ * The requests, and the rules they follow, are in virtio_iommu_requests.ts.
  *
  * Translation follows QEMU's order: PASID-tagged requests are refused (no PASID support: reason
  * UNKNOWN; with the PASID proposal of virtio_iommu_pasid.ts they go through the endpoint's PASID
@@ -40,7 +23,6 @@
  */
 
 import {
-  type BindRequest,
   decodeBindPasid,
   handlePasidRequest,
   PASID_REQ_READABLE,
@@ -50,16 +32,13 @@ import {
   VIRTIO_IOMMU_T_PROPOSAL,
 } from "./virtio_iommu_pasid.ts";
 import {
-  type DecodedRequest,
   decodeRequest,
   encodeConfig,
   encodeFault,
-  encodeResvMem,
   type FaultEvent,
   type ResvMemProperty,
   U64_MAX,
   VIRTIO_F_VERSION_1,
-  VIRTIO_IOMMU_ATTACH_F_BYPASS,
   VIRTIO_IOMMU_F,
   VIRTIO_IOMMU_FAULT_F,
   VIRTIO_IOMMU_FAULT_R,
@@ -76,7 +55,13 @@ import {
   TranslationEpoch,
   type TranslationHint,
 } from "../model.ts";
-import { IntervalList } from "./virtio_iommu_intervals.ts";
+import {
+  type ViommuDeviceDomain,
+  VirtioIommuRequests,
+  type VirtioMapping,
+} from "./virtio_iommu_requests.ts";
+
+export { VIOMMU_MAX_PCI_ENDPOINT, type VirtioMapping } from "./virtio_iommu_requests.ts";
 
 /** QEMU's page_size_mask on a 4 KiB host (granule = host page): every size ≥ 4 KiB. */
 export const VIOMMU_QEMU_PAGE_SIZE_MASK = U64_MAX & ~0xfffn;
@@ -84,8 +69,6 @@ export const VIOMMU_QEMU_PAGE_SIZE_MASK = U64_MAX & ~0xfffn;
 export const VIOMMU_QEMU_PROBE_SIZE = 512;
 /** QEMU's domain_range: all 32-bit ids. */
 export const VIOMMU_QEMU_DOMAIN_RANGE = { start: 0, end: 0xffff_ffff } as const;
-/** Largest endpoint id when no endpoint list is given (a 16-bit PCI requester id). */
-export const VIOMMU_MAX_PCI_ENDPOINT = 0xffff;
 /** Default limit of mappings held by the device (beyond it MAP answers NOMEM). */
 export const VIOMMU_MAX_MAPPINGS = 1 << 20;
 
@@ -99,18 +82,6 @@ export const VIOMMU_QEMU_FEATURES = (1n << BigInt(VIRTIO_F_VERSION_1)) |
     VIRTIO_IOMMU_F.PROBE,
     VIRTIO_IOMMU_F.BYPASS_CONFIG,
   ].reduce((acc, bit) => acc | (1n << BigInt(bit)), 0n);
-
-/** One mapping (one MAP request's range, inclusive). */
-export interface VirtioMapping {
-  /** First IOVA. */
-  readonly start: bigint;
-  /** Last IOVA (inclusive). */
-  readonly end: bigint;
-  /** Physical address of `start`. */
-  readonly phys: bigint;
-  /** MAP flags (READ, WRITE, MMIO). */
-  readonly flags: number;
-}
 
 /** Options of {@link VirtioIommuDevice}. */
 export interface VirtioIommuDeviceOptions {
@@ -146,16 +117,6 @@ export interface VirtioIommuDeviceOptions {
   readonly endpointPasidBits?: (endpoint: number) => number;
 }
 
-interface Domain {
-  readonly id: number;
-  readonly bypass: boolean;
-  /** Sorted by start, non-overlapping. */
-  readonly mappings: IntervalList<VirtioMapping>;
-  readonly endpoints: Set<number>;
-  /** Endpoint PASIDs attached to it (proposal). */
-  pasidUsers: number;
-}
-
 /** The result of a device-side translation. */
 export type VirtioTranslation =
   | { readonly ok: true; readonly phys: bigint }
@@ -177,16 +138,15 @@ export class VirtioIommuDevice {
   readonly #config: { -readonly [K in keyof VirtioIommuConfig]: VirtioIommuConfig[K] };
   readonly #bootBypass: number;
   readonly #resv: readonly ResvMemProperty[];
-  readonly #endpointList?: ReadonlySet<number>;
-  readonly #maxMappings: number;
-  readonly #endpoints = new Map<number, Domain | undefined>();
-  readonly #domains = new Map<number, Domain>();
+  /** The endpoint and domain tables and the requests that change them. */
+  readonly #requests: VirtioIommuRequests;
+  /** The same tables, read directly on the translation path. */
+  readonly #endpoints: Map<number, ViommuDeviceDomain | undefined>;
+  readonly #domains: Map<number, ViommuDeviceDomain>;
   #negotiated: bigint;
-  #mappingCount = 0;
   readonly #pasidSpace?: SharedPasidSpace;
   readonly #tenant: unknown;
-  readonly #endpointPasidBits: (endpoint: number) => number;
-  readonly #pasids = new PasidEntries<Domain>();
+  readonly #pasids = new PasidEntries<ViommuDeviceDomain>();
   #removed = false;
   /** The event queue: receives each fault record the device writes (the driver's handler). */
   onEvent?: (record: Uint8Array) => void;
@@ -202,7 +162,6 @@ export class VirtioIommuDevice {
     this.offered = o.features ?? VIOMMU_QEMU_FEATURES;
     this.#pasidSpace = o.pasidSpace;
     this.#tenant = o.pasidTenant ?? this;
-    this.#endpointPasidBits = o.endpointPasidBits ?? (() => PASID_BITS);
     this.#negotiated = this.offered;
     this.#bootBypass = o.bootBypass ? 1 : 0;
     this.#config = {
@@ -213,8 +172,18 @@ export class VirtioIommuDevice {
       bypass: this.#bootBypass,
     };
     this.#resv = o.reservedRegions ?? [];
-    this.#endpointList = o.endpoints ? new Set(o.endpoints) : undefined;
-    this.#maxMappings = o.maxMappings ?? VIOMMU_MAX_MAPPINGS;
+    this.#requests = new VirtioIommuRequests({
+      config: this.#config,
+      has: (feature) => this.#has(feature),
+      resv: this.#resv,
+      endpoints: o.endpoints ? new Set(o.endpoints) : undefined,
+      maxMappings: o.maxMappings ?? VIOMMU_MAX_MAPPINGS,
+      pasids: this.#pasids,
+      endpointPasidBits: o.endpointPasidBits ?? (() => PASID_BITS),
+      tenant: this.#tenant,
+    });
+    this.#endpoints = this.#requests.endpoints;
+    this.#domains = this.#requests.domains;
   }
 
   /** The config space as the driver reads it (40 bytes). */
@@ -253,10 +222,8 @@ export class VirtioIommuDevice {
   /** Device reset: no endpoint attached, no domain (config.bypass is kept). */
   reset(): void {
     this.translationEpoch.bump();
-    this.#endpoints.clear();
-    this.#domains.clear();
+    this.#requests.reset();
     this.#pasids.clear();
-    this.#mappingCount = 0;
   }
 
   /**
@@ -282,7 +249,7 @@ export class VirtioIommuDevice {
   silencePasid(pasid: number): number[] {
     return this.#pasids.silence(pasid).map(({ endpoint, domain }) => {
       domain.pasidUsers--;
-      this.#maybeDrop(domain);
+      this.#requests.maybeDrop(domain);
       return endpoint;
     });
   }
@@ -335,7 +302,7 @@ export class VirtioIommuDevice {
       writable[writable.length - tail] = readable.length < pasidReq
         ? VIRTIO_IOMMU_S.INVAL
         : bind
-        ? this.#bindPasid(space, decodeBindPasid(readable))
+        ? this.#requests.bindPasid(space, decodeBindPasid(readable))
         : handlePasidRequest(space, this.#tenant, this, readable, out);
       return writable.length;
     }
@@ -345,7 +312,7 @@ export class VirtioIommuDevice {
     writable.fill(0);
     const status = req === "short"
       ? VIRTIO_IOMMU_S.INVAL
-      : this.#handle(req, writable.subarray(0, writable.length - tail));
+      : this.#requests.handle(req, writable.subarray(0, writable.length - tail));
     writable[writable.length - tail] = status;
     return writable.length;
   }
@@ -390,7 +357,7 @@ export class VirtioIommuDevice {
    * Without a `hint` (PASID requests) the answer is never marked cacheable.
    */
   #lookup(
-    domain: Domain,
+    domain: ViommuDeviceDomain,
     endpoint: number,
     iova: bigint,
     access: DmaAccess,
@@ -462,49 +429,6 @@ export class VirtioIommuDevice {
     return this.#lookup(entry, endpoint, iova, access);
   }
 
-  /** ATTACH_PASID / DETACH_PASID (see virtio_iommu_pasid.ts for the status rules). */
-  #bindPasid(space: SharedPasidSpace, r: BindRequest): number {
-    const S = VIRTIO_IOMMU_S;
-    if (!r.reservedZero) return S.INVAL;
-    if (!this.#domainInRange(r.domain)) return S.RANGE;
-    if (!this.#endpointExists(r.endpoint)) return S.NOENT;
-    const current = this.#pasids.get(r.endpoint, r.pasid);
-    if (!r.attach) {
-      if (current === undefined || current === SILENCED || current.id !== r.domain) return S.INVAL;
-      this.#pasids.set(r.endpoint, r.pasid, undefined);
-      current.pasidUsers--;
-      this.#maybeDrop(current);
-      return S.OK;
-    }
-    if (r.pasid === 0) return S.INVAL;
-    if (r.pasid >= 2 ** this.#endpointPasidBits(r.endpoint)) return S.RANGE;
-    if (space.holderOf(r.pasid)?.tenant !== this.#tenant) return S.NOENT;
-    let domain = this.#domains.get(r.domain);
-    if (domain?.bypass) return S.INVAL;
-    if (domain === undefined) {
-      domain = this.#newDomain(r.domain, false);
-    }
-    domain.pasidUsers++;
-    const old = this.#pasids.set(r.endpoint, r.pasid, domain);
-    if (old) {
-      old.pasidUsers--;
-      this.#maybeDrop(old);
-    }
-    return S.OK;
-  }
-
-  #newDomain(id: number, bypass: boolean): Domain {
-    const domain: Domain = {
-      id,
-      bypass,
-      mappings: new IntervalList(),
-      endpoints: new Set(),
-      pasidUsers: 0,
-    };
-    this.#domains.set(id, domain);
-    return domain;
-  }
-
   #has(feature: number): boolean {
     return (this.#negotiated & (1n << BigInt(feature))) !== 0n;
   }
@@ -513,136 +437,6 @@ export class VirtioIommuDevice {
     const cfg = (this.offered & (1n << BigInt(VIRTIO_IOMMU_F.BYPASS_CONFIG))) !== 0n &&
       this.#config.bypass === 1;
     return cfg || this.#has(VIRTIO_IOMMU_F.BYPASS);
-  }
-
-  #endpointExists(ep: number): boolean {
-    return this.#endpointList ? this.#endpointList.has(ep) : ep <= VIOMMU_MAX_PCI_ENDPOINT;
-  }
-
-  #domainInRange(id: number): boolean {
-    if (!this.#has(VIRTIO_IOMMU_F.DOMAIN_RANGE)) return true;
-    return id >= this.#config.domainRange.start && id <= this.#config.domainRange.end;
-  }
-
-  #inputInRange(start: bigint, end: bigint): boolean {
-    if (!this.#has(VIRTIO_IOMMU_F.INPUT_RANGE)) return true;
-    return start >= this.#config.inputRange.start && end <= this.#config.inputRange.end;
-  }
-
-  #handle(req: DecodedRequest, props: Uint8Array): number {
-    switch (req.type) {
-      case "attach":
-        return this.#attach(req);
-      case "detach":
-        return this.#detach(req.domain, req.endpoint);
-      case "map":
-        return this.#map(req);
-      case "unmap":
-        return this.#unmap(req);
-      case "probe":
-        return this.#probe(req.endpoint, props);
-    }
-  }
-
-  #attach(r: Extract<DecodedRequest, { type: "attach" }>): number {
-    const S = VIRTIO_IOMMU_S;
-    if (!r.reservedZero) return S.INVAL;
-    const known = this.#has(VIRTIO_IOMMU_F.BYPASS_CONFIG) ? VIRTIO_IOMMU_ATTACH_F_BYPASS : 0;
-    if ((r.flags & ~known) !== 0) return S.INVAL;
-    if (!this.#domainInRange(r.domain)) return S.RANGE;
-    if (!this.#endpointExists(r.endpoint)) return S.NOENT;
-    const bypass = (r.flags & VIRTIO_IOMMU_ATTACH_F_BYPASS) !== 0;
-    const existing = this.#domains.get(r.domain);
-    if (existing && existing.bypass !== bypass) return S.INVAL;
-    const old = this.#endpoints.get(r.endpoint);
-    if (old === existing && old !== undefined) return S.OK;
-    if (old) this.#leave(old, r.endpoint);
-    const domain = this.#domains.get(r.domain) ?? this.#newDomain(r.domain, bypass);
-    domain.endpoints.add(r.endpoint);
-    this.#endpoints.set(r.endpoint, domain);
-    return S.OK;
-  }
-
-  #detach(domainId: number, endpoint: number): number {
-    if (!this.#endpoints.has(endpoint)) return VIRTIO_IOMMU_S.NOENT;
-    const domain = this.#endpoints.get(endpoint);
-    if (domain === undefined || domain.id !== domainId) return VIRTIO_IOMMU_S.INVAL;
-    this.#leave(domain, endpoint);
-    this.#endpoints.set(endpoint, undefined);
-    return VIRTIO_IOMMU_S.OK;
-  }
-
-  /** An endpoint leaves a domain; the domain ceases to exist when it was the last user. */
-  #leave(domain: Domain, endpoint: number): void {
-    domain.endpoints.delete(endpoint);
-    this.#maybeDrop(domain);
-  }
-
-  /** A domain with no endpoint and no endpoint PASID on it ceases to exist with its mappings. */
-  #maybeDrop(domain: Domain): void {
-    if (domain.endpoints.size > 0 || domain.pasidUsers > 0) return;
-    this.#mappingCount -= domain.mappings.size;
-    this.#domains.delete(domain.id);
-  }
-
-  #map(r: Extract<DecodedRequest, { type: "map" }>): number {
-    const S = VIRTIO_IOMMU_S;
-    const known = VIRTIO_IOMMU_MAP_F.READ | VIRTIO_IOMMU_MAP_F.WRITE |
-      (this.#has(VIRTIO_IOMMU_F.MMIO) ? VIRTIO_IOMMU_MAP_F.MMIO : 0);
-    if ((r.flags & ~known) !== 0) return S.INVAL;
-    if (!this.#domainInRange(r.domain)) return S.RANGE;
-    const domain = this.#domains.get(r.domain);
-    if (domain === undefined) return S.NOENT;
-    if (domain.bypass) return S.INVAL;
-    if (r.virtEnd < r.virtStart) return S.INVAL;
-    const granule = this.#granuleMask();
-    if (((r.virtStart | r.physStart | ((r.virtEnd + 1n) & U64_MAX)) & granule) !== 0n) {
-      return S.RANGE;
-    }
-    if (!this.#inputInRange(r.virtStart, r.virtEnd)) return S.RANGE;
-    if (this.#resv.some((x) => x.start <= r.virtEnd && r.virtStart <= x.end)) return S.INVAL;
-    if (domain.mappings.overlapping(r.virtStart, r.virtEnd).length > 0) return S.INVAL;
-    if (this.#mappingCount >= this.#maxMappings) return S.NOMEM;
-    const m: VirtioMapping = {
-      start: r.virtStart,
-      end: r.virtEnd,
-      phys: r.physStart,
-      flags: r.flags,
-    };
-    domain.mappings.insert(m);
-    this.#mappingCount++;
-    return S.OK;
-  }
-
-  #unmap(r: Extract<DecodedRequest, { type: "unmap" }>): number {
-    const S = VIRTIO_IOMMU_S;
-    if (!r.reservedZero) return S.INVAL;
-    if (!this.#domainInRange(r.domain)) return S.RANGE;
-    const domain = this.#domains.get(r.domain);
-    if (domain === undefined) return S.NOENT;
-    if (domain.bypass) return S.INVAL;
-    if (r.virtEnd < r.virtStart) return S.INVAL;
-    if (!this.#inputInRange(r.virtStart, r.virtEnd)) return S.RANGE;
-    const hit = domain.mappings.overlapping(r.virtStart, r.virtEnd);
-    if (hit.some((m) => m.start < r.virtStart || m.end > r.virtEnd)) return S.RANGE;
-    for (const m of hit) domain.mappings.remove(m);
-    this.#mappingCount -= hit.length;
-    return S.OK;
-  }
-
-  #probe(endpoint: number, props: Uint8Array): number {
-    if (!this.#endpointExists(endpoint)) return VIRTIO_IOMMU_S.NOENT;
-    const size = this.#config.probeSize;
-    if (props.length < size) return VIRTIO_IOMMU_S.INVAL;
-    const encoded = this.#resv.map(encodeResvMem);
-    const total = encoded.reduce((n, p) => n + p.length, 0);
-    if (total > size) return VIRTIO_IOMMU_S.INVAL;
-    let at = 0;
-    for (const p of encoded) {
-      props.set(p, at);
-      at += p.length;
-    }
-    return VIRTIO_IOMMU_S.OK;
   }
 
   /** The MAPPING fault event an access to an unmapped `iova` raises (fault injection). */
@@ -655,12 +449,6 @@ export class VirtioIommuDevice {
     );
     if (r.ok) throw new Error("virtio-iommu: a fault that translated");
     return r;
-  }
-
-  /** Bits below the granule (the lowest set bit of page_size_mask). */
-  #granuleMask(): bigint {
-    const mask = this.#config.pageSizeMask;
-    return mask === 0n ? 0n : (mask & -mask) - 1n;
   }
 
   #fault(reason: number, flags: number, endpoint: number, address: bigint): VirtioTranslation {

@@ -18,6 +18,10 @@
  * first-stage tables over a kernel second stage, with the walk and faults of
  * vtd_first_stage.ts.
  *
+ * Domains are in vtd_domain.ts, the context entries and PASID tables in vtd_context.ts, and the
+ * fault path (records, the DMAR log, interrupt-window and page-request faults) in
+ * vtd_fault_log.ts; this file keeps the unit, its registers and the translation.
+ *
  * @example
  * ```ts
  * const memory = new PhysicalMemory();
@@ -34,7 +38,7 @@
 import { ERRNO } from "../../../ffi/errno.ts";
 import type { VirtualClock } from "../../clock.ts";
 import type { PhysicalMemory } from "../../memory.ts";
-import { checkPasidAttach, faultOf, TranslationEpoch } from "../model.ts";
+import { faultOf, TranslationEpoch } from "../model.ts";
 import type {
   DmaAccess,
   IommuDomain,
@@ -42,9 +46,7 @@ import type {
   IommuFault,
   IommuModel,
   IommuNesting,
-  MapProtection,
   NestedStage1,
-  PageRequestHandler,
   ReservedRegion,
   TranslateResult,
   TranslationHint,
@@ -57,16 +59,7 @@ import {
 } from "../../../ffi/uapi/mod.ts";
 import { nestedFaultStage, VTD_SM_FR } from "./vtd_first_stage.ts";
 import { describeVtdInvalidation, VtdNestedDomain } from "./vtd_nested.ts";
-import {
-  decodeVtdFaultRecord,
-  encodeVtdFaultRecord,
-  formatSourceId,
-  VTD_FR,
-  VTD_FRR_IR_INDEX_SHIFT,
-  vtdFaultMessage,
-  vtdFaultReasonName,
-  VtdFaultUnit,
-} from "./vtd_fault.ts";
+import { VTD_FR, VtdFaultUnit } from "./vtd_fault.ts";
 import {
   levelSize,
   SecondStageTable,
@@ -81,7 +74,6 @@ import {
   VTD_CAP,
   VTD_ECAP,
   VTD_FRR_BYTES,
-  VTD_FSTS,
   VTD_GSTS,
   VTD_ND_BASE,
   VTD_ND_STEP,
@@ -94,18 +86,12 @@ import {
   vtdHwInfoData,
 } from "./vtd_regs.ts";
 import { getField } from "../reg_fields.ts";
+import { VtdDomain } from "./vtd_domain.ts";
+import { VtdContextTables } from "./vtd_context.ts";
+import { VtdFaultLog } from "./vtd_fault_log.ts";
 
 /** The x86 interrupt-address window (IOMMU_RESV_MSI on VT-d), inclusive. */
 export const VTD_MSI_WINDOW = { start: 0xfee0_0000n, end: 0xfeef_ffffn } as const;
-/** Interrupt-request address bit 4: remappable format (VT-d §5.1.2.2). */
-const MSI_ADDR_REMAPPABLE = 1n << 4n;
-/** Interrupt-request address bit 2: handle bit 15; bits 19:5: handle 14:0 (VT-d §5.1.2.2). */
-const MSI_ADDR_HANDLE_HI = 1n << 2n;
-const MSI_ADDR_HANDLE_SHIFT = 5n;
-const MSI_ADDR_HANDLE_MASK = 0x7fffn;
-const MSI_HANDLE_HI_BIT = 15n;
-/** An interrupt request is one aligned DWORD write. */
-const MSI_REQUEST_BYTES = 4;
 /** Domain ids 0 and 1 are reserved (caching-mode tag, FLPT_DEFAULT_DID); Linux allocates from 2. */
 export const VTD_FIRST_DID = 2;
 /** Default IOTLB capacity in entries. */
@@ -168,64 +154,6 @@ const RECOVERABLE_FS_REASONS: ReadonlySet<number> = new Set([
 /** Default PASID width of scalable mode (PCIe's 20 bits). */
 export const VTD_DEFAULT_PASID_BITS = 20;
 
-/** A VT-d paging domain: a DID and a second-stage table. */
-export class VtdDomain implements IommuDomain {
-  /** @internal the owning unit, for flushes. */
-  readonly unit: VtdIommu;
-  /** The second-stage table (root at `table.root`). */
-  readonly table: SecondStageTable;
-  /** Set once freed; further use is a kernel bug. */
-  freed = false;
-  /** Nested stage-1 domains built on this one (it is their nest parent). */
-  readonly children: Set<VtdNestedDomain> = new Set();
-
-  /** Use {@link VtdIommu.allocDomain}. */
-  constructor(unit: VtdIommu, readonly id: number, table: SecondStageTable) {
-    this.unit = unit;
-    this.table = table;
-  }
-
-  /** Map; 0, -EINVAL (misaligned, empty, no permission, beyond the aperture), -EEXIST, -ENOMEM. */
-  map(iova: bigint, phys: bigint, size: bigint, prot: MapProtection): number {
-    const page = BigInt(VTD_PAGE_SIZE);
-    if (this.freed || size <= 0n || iova < 0n || phys < 0n) return -ERRNO.EINVAL;
-    if (iova % page !== 0n || phys % page !== 0n || size % page !== 0n) return -ERRNO.EINVAL;
-    if (!prot.read && !prot.write) return -ERRNO.EINVAL;
-    if (iova + size - 1n > this.unit.facts.aperture.end) return -ERRNO.EINVAL;
-    if (this.table.anyMapped(iova, iova + size)) return -ERRNO.EEXIST;
-    const r = this.table.map(iova, phys, size, prot);
-    this.unit.traceLine(
-      `vtd map did=${this.id} iova=0x${iova.toString(16)} size=0x${size.toString(16)} ` +
-        `phys=0x${phys.toString(16)} ${prot.read ? "r" : "-"}${prot.write ? "w" : "-"}` +
-        (r < 0 ? ` -> ${r}` : ""),
-    );
-    return r;
-  }
-
-  /** Unmap exactly the range (large pages are split); flushes the IOTLB for it. */
-  unmap(iova: bigint, size: bigint): bigint {
-    const page = BigInt(VTD_PAGE_SIZE);
-    if (this.freed || size <= 0n || iova < 0n || iova % page !== 0n || size % page !== 0n) {
-      return 0n;
-    }
-    const removed = this.table.unmap(iova, size);
-    this.unit.iotlb.flushRange(this.id, iova, iova + size);
-    // A stage-2 change can back any stage-1 address: flush every nested child entirely.
-    for (const child of this.children) this.unit.iotlb.flushDomain(child.id);
-    this.unit.traceLine(
-      `vtd unmap did=${this.id} iova=0x${iova.toString(16)} size=0x${size.toString(16)} ` +
-        `-> 0x${removed.toString(16)}`,
-    );
-    return removed;
-  }
-
-  /** Page walk without caching or faulting. */
-  lookup(iova: bigint): { phys: bigint; prot: MapProtection } | undefined {
-    const w = this.freed ? undefined : this.table.walk(iova);
-    return w && { phys: w.phys, prot: w.prot };
-  }
-}
-
 /** The simulated VT-d unit. */
 export class VtdIommu implements IommuModel {
   /** The facts Linux derives from this unit (see {@link IommuFacts}). */
@@ -245,23 +173,22 @@ export class VtdIommu implements IommuModel {
    */
   readonly translationEpoch: TranslationEpoch = new TranslationEpoch();
   readonly #memory: PhysicalMemory;
-  readonly #clock: VirtualClock;
   readonly #rmrrs: readonly VtdRmrr[];
   readonly #faultUnit: VtdFaultUnit;
-  readonly #hostDrains: boolean;
+  /** The fault path: records, the registers' drain, page requests (vtd_fault_log.ts). */
+  readonly #faultLog: VtdFaultLog;
   readonly #trace?: (line: string) => void;
-  readonly #kernelLog?: (line: string) => void;
   readonly #dids = new Set<number>();
   readonly #maxDid: number;
-  readonly #context = new Map<number, VtdDomain | VtdNestedDomain>();
-  /** Scalable mode: per requester, the PASID-table entries other than RID_PASID. */
-  readonly #pasidTables = new Map<number, Map<number, VtdDomain | VtdNestedDomain>>();
-  /** Scalable mode: per requester, the PASIDs whose entry is torn down with P = 0 and FPD = 1. */
-  readonly #fpd = new Map<number, Set<number>>();
+  /** Context entries and PASID tables (vtd_context.ts). */
+  readonly #tables: VtdContextTables;
+  /** Their maps, read directly on the translation path. */
+  readonly #context: Map<number, VtdDomain | VtdNestedDomain>;
+  readonly #pasidTables: Map<number, Map<number, VtdDomain | VtdNestedDomain>>;
+  readonly #fpd: Map<number, Set<number>>;
   readonly #scalable: boolean;
   /** Nested translation, present when scalable mode has nesting. */
   readonly nesting?: IommuNesting;
-  readonly #faults: IommuFault[] = [];
   readonly #intremap: boolean;
   readonly #largestLeaf: number;
 
@@ -269,12 +196,9 @@ export class VtdIommu implements IommuModel {
   constructor(o: VtdOptions) {
     const width = o.addressWidth ?? 48;
     this.#memory = o.memory;
-    this.#clock = o.clock;
     this.#rmrrs = o.rmrrs ?? [];
     this.#intremap = o.intremap ?? true;
-    this.#hostDrains = o.hostDrainsFaults ?? true;
     this.#trace = o.trace;
-    this.#kernelLog = o.kernelLog;
     const nfr = o.faultRegisters ?? VTD_QEMU_NFR;
     this.cap = vtdCapValue({
       width,
@@ -302,6 +226,18 @@ export class VtdIommu implements IommuModel {
       };
     }
     this.#faultUnit = new VtdFaultUnit(getField(this.cap, VTD_CAP.NFR) + 1);
+    this.#faultLog = new VtdFaultLog({
+      clock: o.clock,
+      faultUnit: this.#faultUnit,
+      hostDrains: o.hostDrainsFaults ?? true,
+      kernelLog: o.kernelLog,
+      intremap: this.#intremap,
+      traceLine: (line) => this.traceLine(line),
+    });
+    this.#tables = new VtdContextTables(this, this.#scalable, (domain) => this.#own(domain));
+    this.#context = this.#tables.context;
+    this.#pasidTables = this.#tables.pasidTables;
+    this.#fpd = this.#tables.fpd;
     this.#maxDid = 2 ** (VTD_ND_BASE + VTD_ND_STEP * getField(this.cap, VTD_CAP.ND)) - 1;
     this.iotlb = new VtdIotlb(o.iotlbEntries ?? VTD_IOTLB_ENTRIES, this.translationEpoch);
     // Linux picks the largest SAGAW level; the aperture is limited by MGAW too.
@@ -336,7 +272,7 @@ export class VtdIommu implements IommuModel {
 
   /** Every fault recorded so far, oldest first (beyond the hardware's NFR registers). */
   get faults(): readonly IommuFault[] {
-    return this.#faults;
+    return this.#faultLog.faults;
   }
 
   /** Domain ids in use. */
@@ -362,7 +298,7 @@ export class VtdIommu implements IommuModel {
     access: DmaAccess,
   ): IommuFault {
     const reason = access === "write" ? VTD_FR.PTE_WRITE : VTD_FR.PTE_READ;
-    return faultOf(this.#fault(requester, pasid, iova, access, reason));
+    return faultOf(this.#faultLog.fault(requester, pasid, iova, access, reason));
   }
 
   /** Domains allocated and not freed (nested ones included). */
@@ -420,7 +356,7 @@ export class VtdIommu implements IommuModel {
   freeDomain(domain: IommuDomain): void {
     const d = this.#own(domain);
     if (d.freed) return;
-    for (const attached of this.#attachedDomains()) {
+    for (const attached of this.#tables.attachedDomains()) {
       if (attached === d) throw new Error(`VT-d: domain ${d.id} freed while attached`);
     }
     this.iotlb.flushDomain(d.id);
@@ -440,26 +376,7 @@ export class VtdIommu implements IommuModel {
    * flushes the old and new domains. Legacy mode has no PASID tables: -EOPNOTSUPP.
    */
   attachPasid(requester: number, pasid: number, domain: IommuDomain | null): number {
-    const rc = checkPasidAttach(this.facts, pasid);
-    if (rc < 0) return rc;
-    if (!this.#scalable) return -ERRNO.EOPNOTSUPP;
-    let table = this.#pasidTables.get(requester);
-    const old = table?.get(pasid);
-    if (old) this.iotlb.flushDomain(old.id);
-    this.#fpd.get(requester)?.delete(pasid);
-    if (domain === null) {
-      table?.delete(pasid);
-    } else {
-      const d = this.#own(domain);
-      if (d.freed) throw new Error(`VT-d: PASID attach of freed domain ${d.id}`);
-      if (!table) this.#pasidTables.set(requester, table = new Map());
-      table.set(pasid, d);
-      this.iotlb.flushDomain(d.id);
-    }
-    this.traceLine(
-      `vtd attach rid=0x${requester.toString(16)} pasid=${pasid} did=${domain?.id ?? "none"}`,
-    );
-    return 0;
+    return this.#tables.attachPasid(requester, pasid, domain);
   }
 
   /**
@@ -468,30 +385,12 @@ export class VtdIommu implements IommuModel {
    * with it are then blocked without a fault record. Returns the requesters.
    */
   silencePasid(pasid: number): number[] {
-    const out: number[] = [];
-    for (const [requester, table] of this.#pasidTables) {
-      const d = table.get(pasid);
-      if (d === undefined) continue;
-      table.delete(pasid);
-      this.iotlb.flushDomain(d.id);
-      let fpd = this.#fpd.get(requester);
-      if (!fpd) this.#fpd.set(requester, fpd = new Set());
-      fpd.add(pasid);
-      out.push(requester);
-      this.traceLine(
-        `vtd teardown rid=0x${requester.toString(16)} pasid=${pasid}: P=0 FPD=1 (was did=${d.id})`,
-      );
-    }
-    return out;
+    return this.#tables.silencePasid(pasid);
   }
 
   /** Clear the FPD of torn-down `pasid` entries: requests with it fault visibly again (0x59). */
   clearSilencedPasid(pasid: number): void {
-    for (const [requester, fpd] of this.#fpd) {
-      if (fpd.delete(pasid)) {
-        this.traceLine(`vtd teardown rid=0x${requester.toString(16)} pasid=${pasid}: FPD=0`);
-      }
-    }
+    this.#tables.clearSilencedPasid(pasid);
   }
 
   /** The domain on a device's PASID (scalable mode). */
@@ -499,24 +398,9 @@ export class VtdIommu implements IommuModel {
     return this.#pasidTables.get(requester)?.get(pasid);
   }
 
-  *#attachedDomains(): Iterable<VtdDomain | VtdNestedDomain> {
-    yield* this.#context.values();
-    for (const t of this.#pasidTables.values()) yield* t.values();
-  }
-
   /** Set the device's context entry to `domain` (or clear it); flushes both domains' IOTLB. */
   attach(requester: number, domain: IommuDomain | null): void {
-    const old = this.#context.get(requester);
-    if (old) this.iotlb.flushDomain(old.id);
-    if (domain === null) {
-      this.#context.delete(requester);
-    } else {
-      const d = this.#own(domain);
-      if (d.freed) throw new Error(`VT-d: attach of freed domain ${d.id}`);
-      this.#context.set(requester, d);
-      this.iotlb.flushDomain(d.id);
-    }
-    this.traceLine(`vtd attach rid=0x${requester.toString(16)} did=${domain?.id ?? "none"}`);
+    this.#tables.attach(requester, domain);
   }
 
   /** The domain a device is attached to. */
@@ -527,12 +411,7 @@ export class VtdIommu implements IommuModel {
   /** Domain ids, context entries and PASID entries in use (see {@link IommuModel.liveDomains}). */
   liveDomains(): string[] {
     const out = this.domainIds.map((did) => `did=${did}`);
-    for (const [rid, d] of this.#context) out.push(`rid=0x${rid.toString(16)} → did=${d.id}`);
-    for (const [rid, table] of this.#pasidTables) {
-      for (const [pasid, d] of table) {
-        out.push(`rid=0x${rid.toString(16)} pasid=${pasid} → did=${d.id}`);
-      }
-    }
+    out.push(...this.#tables.liveEntries());
     return out.sort();
   }
 
@@ -561,13 +440,13 @@ export class VtdIommu implements IommuModel {
     hint?: TranslationHint,
   ): TranslateResult {
     if (pasid === undefined && iova >= VTD_MSI_WINDOW.start && iova <= VTD_MSI_WINDOW.end) {
-      return this.#interruptWindow(requester, iova, access, length);
+      return this.#faultLog.interruptWindow(requester, iova, access, length);
     }
     if (pasid !== undefined && !this.#scalable) {
-      return this.#fault(requester, pasid, iova, access, VTD_FR.SM_TTM0_PASID);
+      return this.#faultLog.fault(requester, pasid, iova, access, VTD_FR.SM_TTM0_PASID);
     }
     if (pasid !== undefined && pasid >= 2 ** this.facts.maxPasidLog2) {
-      return this.#fault(requester, pasid, iova, access, VTD_FR.SM_PASID_TOO_LARGE);
+      return this.#faultLog.fault(requester, pasid, iova, access, VTD_FR.SM_PASID_TOO_LARGE);
     }
     const domain = pasid === undefined
       ? this.#context.get(requester)
@@ -575,9 +454,9 @@ export class VtdIommu implements IommuModel {
     if (!domain) {
       const reason = this.#scalable ? VTD_FR.SM_PASID_ENTRY_P : VTD_FR.CONTEXT_ENTRY_P;
       if (pasid !== undefined && this.#fpd.get(requester)?.has(pasid)) {
-        return this.#unreported(requester, pasid, iova, access, reason);
+        return this.#faultLog.unreported(requester, pasid, iova, access, reason);
       }
-      return this.#fault(requester, pasid, iova, access, reason);
+      return this.#faultLog.fault(requester, pasid, iova, access, reason);
     }
     if (domain instanceof VtdNestedDomain) {
       const r = domain.translate(iova, access, pasid ?? 0);
@@ -586,9 +465,16 @@ export class VtdIommu implements IommuModel {
         return r;
       }
       if (domain.pageRequest && RECOVERABLE_FS_REASONS.has(r.reason)) {
-        return this.#pageRequest(domain.pageRequest, requester, pasid, iova, access, r.reason);
+        return this.#faultLog.pageRequest(
+          domain.pageRequest,
+          requester,
+          pasid,
+          iova,
+          access,
+          r.reason,
+        );
       }
-      return this.#fault(
+      return this.#faultLog.fault(
         requester,
         pasid,
         iova,
@@ -599,7 +485,7 @@ export class VtdIommu implements IommuModel {
       );
     }
     if (iova < 0n || iova > this.facts.aperture.end) {
-      return this.#fault(requester, pasid, iova, access, VTD_FR.ADDR_BEYOND_MGAW);
+      return this.#faultLog.fault(requester, pasid, iova, access, VTD_FR.ADDR_BEYOND_MGAW);
     }
     const denied = access === "write" ? VTD_FR.PTE_WRITE : VTD_FR.PTE_READ;
     const cached = this.iotlb.lookup(domain.id, iova, pasid ?? 0);
@@ -609,7 +495,7 @@ export class VtdIommu implements IommuModel {
     }
     const walk = domain.table.walk(iova);
     if (!walk || !(access === "write" ? walk.prot.write : walk.prot.read)) {
-      return this.#fault(requester, pasid, iova, access, denied);
+      return this.#faultLog.fault(requester, pasid, iova, access, denied);
     }
     this.iotlb.insert({
       did: domain.id,
@@ -687,12 +573,7 @@ export class VtdIommu implements IommuModel {
    * kernel log as Linux prints it. Returns the lines.
    */
   drainFaults(): string[] {
-    const fsts = this.#faultUnit.fsts;
-    if ((fsts & (VTD_FSTS.PPF | VTD_FSTS.PFO)) === 0) return [];
-    const lines = [`DMAR: DRHD: handling fault status reg ${fsts.toString(16)}`];
-    for (const r of this.#faultUnit.drain()) lines.push(vtdFaultMessage(r));
-    for (const line of lines) this.#kernelLog?.(line);
-    return lines;
+    return this.#faultLog.drain();
   }
 
   /** @internal trace a line. */
@@ -706,136 +587,5 @@ export class VtdIommu implements IommuModel {
       throw new TypeError("VT-d: not a domain of this unit");
     }
     return domain;
-  }
-
-  /**
-   * A recoverable stage-1 fault on a fault-capable nested domain becomes a page request for its
-   * owner instead of a fault record (the transfer still fails; the device retries after the
-   * response). Logged in {@link faults} with format "vtd-page-request".
-   */
-  #pageRequest(
-    handler: PageRequestHandler,
-    requester: number,
-    pasid: number | undefined,
-    iova: bigint,
-    access: DmaAccess,
-    reason: number,
-  ): TranslateResult {
-    handler({ requester, pasid, address: iova, access });
-    const made = this.#faultObject(requester, pasid, iova, access, reason, undefined);
-    const fault: IommuFault = {
-      ...made,
-      format: "vtd-page-request",
-      stage: 1,
-      message: `DMAR: page request from [${formatSourceId(requester)}] ` +
-        `${pasid === undefined ? "NO_PASID" : `PASID 0x${pasid.toString(16)}`} ` +
-        `${access} addr 0x${iova.toString(16)} (${vtdFaultReasonName(reason)}): to the fault queue`,
-    };
-    return this.#log(fault);
-  }
-
-  #interruptWindow(
-    requester: number,
-    iova: bigint,
-    access: DmaAccess,
-    length: number,
-  ): TranslateResult {
-    if (!this.#intremap) {
-      const fault = this.#faultObject(requester, undefined, iova, access, 0, undefined);
-      const message = `DMAR: DMA ${access} of ${length} bytes to the interrupt window at ` +
-        `0x${iova.toString(16)} from [${formatSourceId(requester)}]: an interrupt request, not ` +
-        `memory (no interrupt remapping); refused by the simulator`;
-      return this.#log({ ...fault, message });
-    }
-    let reason: number = VTD_FR.IR_REQ_RSVD;
-    let index = 0n;
-    if (
-      access === "write" && length === MSI_REQUEST_BYTES && iova % BigInt(MSI_REQUEST_BYTES) === 0n
-    ) {
-      if ((iova & MSI_ADDR_REMAPPABLE) === 0n) {
-        reason = VTD_FR.IR_REQ_COMPAT;
-      } else {
-        reason = VTD_FR.IR_ENTRY_P;
-        index = ((iova >> MSI_ADDR_HANDLE_SHIFT) & MSI_ADDR_HANDLE_MASK) |
-          ((iova & MSI_ADDR_HANDLE_HI) !== 0n ? 1n << MSI_HANDLE_HI_BIT : 0n);
-      }
-    }
-    return this.#fault(requester, undefined, iova, access, reason, index << VTD_FRR_IR_INDEX_SHIFT);
-  }
-
-  #fault(
-    requester: number,
-    pasid: number | undefined,
-    iova: bigint,
-    access: DmaAccess,
-    reason: number,
-    fi?: bigint,
-    stage?: 1 | 2,
-  ): TranslateResult {
-    const made = this.#faultObject(requester, pasid, iova, access, reason, fi);
-    const fault = stage === undefined ? made : { ...made, stage };
-    this.#faultUnit.record({
-      fi: fi ?? iova,
-      sid: requester,
-      pp: pasid !== undefined,
-      pv: pasid ?? 0,
-      fr: reason,
-      read: access === "read",
-      valid: true,
-    });
-    const result = this.#log(fault);
-    if (this.#hostDrains) this.drainFaults();
-    return result;
-  }
-
-  /** A fault with FPD set in the entry: the request is blocked, nothing is recorded or logged. */
-  #unreported(
-    requester: number,
-    pasid: number,
-    iova: bigint,
-    access: DmaAccess,
-    reason: number,
-  ): TranslateResult {
-    const made = this.#faultObject(requester, pasid, iova, access, reason, undefined);
-    const fault = { ...made, message: `${made.message} (not reported: FPD set)` };
-    this.traceLine(`vtd blocked ${fault.message}`);
-    return { ok: false, fault };
-  }
-
-  #faultObject(
-    requester: number,
-    pasid: number | undefined,
-    iova: bigint,
-    access: DmaAccess,
-    reason: number,
-    fi: bigint | undefined,
-  ): IommuFault {
-    const raw = encodeVtdFaultRecord({
-      fi: fi ?? iova,
-      sid: requester,
-      pp: pasid !== undefined,
-      pv: pasid ?? 0,
-      fr: reason,
-      read: access === "read",
-      valid: true,
-    });
-    return {
-      format: "vtd-frr",
-      requester,
-      pasid,
-      address: iova,
-      access,
-      reason,
-      reasonName: vtdFaultReasonName(reason),
-      raw,
-      message: vtdFaultMessage(decodeVtdFaultRecord(raw)),
-      timeNs: this.#clock.nowNs,
-    };
-  }
-
-  #log(fault: IommuFault): TranslateResult {
-    this.#faults.push(fault);
-    this.traceLine(`vtd fault ${fault.message}`);
-    return { ok: false, fault };
   }
 }
