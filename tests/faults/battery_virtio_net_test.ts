@@ -1,14 +1,15 @@
 /**
- * The fault battery for the virtio-net driver, in the middle of UDP echo traffic with a peer on
- * the wire: a DMA fault (the device sets DEVICE_NEEDS_RESET) and a hang (transmit stalls) are
- * recovered by `check()` — reset and resume — and the echo carries on; lost and spurious
- * interrupts do not touch a polling driver; link down loses frames and link up brings the echo
- * back; surprise removal and an EEH freeze are clear errors. After each, every packet buffer is
- * back in the pool and the fixture's leak check passes.
+ * The fault battery for the virtio-net driver, in the middle of UDP echo traffic with a peer on the
+ * wire: a DMA fault (the device sets DEVICE_NEEDS_RESET) and a hang (transmit stalls) are recovered
+ * by `check()` — reset and resume — and the echo carries on; lost and spurious interrupts do not
+ * touch a polling driver, and a NAPI wait finds a frame whose interrupt was lost on its own; link
+ * down loses frames and link up brings the echo back; surprise removal and an EEH freeze are clear
+ * errors. After each, every packet buffer is back in the pool and the fixture's leak check passes.
  */
 import assert from "node:assert/strict";
 import { DeviceRequest } from "../../core/device_request.ts";
 import { VirtioNet } from "../../drivers/virtio/net.ts";
+import { LOST_IRQ_RESCAN_MS } from "../../drivers/wait_for_work.ts";
 import { parseIpv4 } from "../../net/ipv4.ts";
 import { NetStack } from "../../net/stack.ts";
 import { SimPeer } from "../../sim/net/peer.ts";
@@ -132,6 +133,26 @@ simTest(
     r.faults.spuriousInterrupt("intx");
     assert.equal(await r.exchange(30), 30);
     assert.deepEqual(r.health, []);
+    r.close();
+  },
+  battery({ machine }),
+);
+
+simTest(
+  "virtio-net × lost interrupt under waitForWork: found at the next rescan, never a wait forever",
+  async (ctx) => {
+    const r = await rig(ctx);
+    r.faults.loseInterrupts();
+    assert.equal(r.stack.poll(), 0);
+    ctx.machine.clock.schedule(1_000_000, () => {
+      r.peer.sendUdp(NIC_IP, 7, 5000, new TextEncoder().encode("late:0"));
+    });
+    const t0 = ctx.kernel.now();
+    assert.equal(await r.nic.waitForWork(Infinity), "ready");
+    assert.ok(ctx.kernel.now() - t0 <= LOST_IRQ_RESCAN_MS + 1, "found at the next rescan");
+    assert.equal(r.nic.missedInterrupts, 1);
+    assert.equal(r.stack.poll(), 1);
+    assert.equal(r.faults.counters.lostInterrupts, 1);
     r.close();
   },
   battery({ machine }),
