@@ -69,6 +69,10 @@ for (const kind of ["e1000e", "igb"] as const) {
       () => openNic(NIC_BDF, { kernel: k, iommu: ctx.path, queues: tooMany }),
       new RegExp(`queue`),
     );
+    await assert.rejects(
+      () => openNic(NIC_BDF, { kernel: k, iommu: ctx.path, txTimeoutMs: 0 }),
+      /txTimeoutMs 0: a positive number of milliseconds/,
+    );
     const fds = k.process.openFds().length;
     const nic = await openNic(NIC_BDF, { kernel: k, iommu: ctx.path });
     assert.ok(nic instanceof IntelNic);
