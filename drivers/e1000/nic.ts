@@ -256,6 +256,8 @@ export class IntelNic implements NetDevice {
 
     const regs = ctl.regs;
     const rings: DmaBuffer[] = [];
+    const rx: RxRing[] = [];
+    const tx: TxRing[] = [];
     let pool: PacketPool | undefined;
     let irqEnabled: E1000IrqScheme | undefined;
     try {
@@ -278,8 +280,6 @@ export class IntelNic implements NetDevice {
         pool,
         stats,
       };
-      const rx: RxRing[] = [];
-      const tx: TxRing[] = [];
       await startQueues(queueSetup, rx, tx);
       const irq = options.interrupts === false ? undefined : pickIrqScheme(dev, model, queues);
       if (irq !== undefined) {
@@ -316,6 +316,8 @@ export class IntelNic implements NetDevice {
           if (irqEnabled?.kind === "msix") dev.irqs.disableMsix();
           else if (irqEnabled?.kind === "msi") dev.irqs.disableMsi();
         },
+        // The buffers the receive rings took go back: a caller's pool outlives this open.
+        ...[...rx, ...tx].map((ring) => () => ring.drain()),
         () => {
           if (options.pool === undefined) pool?.close();
         },

@@ -2,7 +2,8 @@
  * fail-nth over every open path, as the kernel's iommufd selftest checks its own unwinding:
  * `openPciDevice`, the open of each driver (edu with MSI, virtio-net, the PASID DMA engine), and
  * `openNic` given a PCI address (it opens the device, then virtio-net, e1000e or igb with four
- * queues) on each simulated IOMMU × VFIO path, failing the Nth system call of each kind for every N the
+ * queues) or an open device with a pool of the caller's (which must get every buffer back), on
+ * each simulated IOMMU × VFIO path, failing the Nth system call of each kind for every N the
  * open makes, then the same for their close. Every run must end with a VfioError or a success,
  * nothing left behind (fds, mappings, locked pages, machine memory, IOMMU domains — and, for a
  * driver, nothing more than a driver that opened and closed leaves in its device), and a clean
@@ -22,6 +23,8 @@ import { EduDriver } from "../../drivers/edu/edu.ts";
 import { PasidDmaDriver } from "../../drivers/pasid_dma/pasid_dma.ts";
 import { VirtioNet } from "../../drivers/virtio/net.ts";
 import { openNic } from "../../drivers/open_nic.ts";
+import { PacketPool } from "../../drivers/packet_pool.ts";
+import { E1000_BUFFER_SIZE } from "../../drivers/e1000/nic.ts";
 import { createMachine, type DeviceModelName } from "../../sim/mod.ts";
 import {
   type Closeable,
@@ -35,6 +38,8 @@ import {
 
 const BDF = "0000:00:02.0";
 const LONG = longFaultRuns();
+/** Buffers of a caller's pool: the rings of four queue pairs of 64 descriptors, and more. */
+const CALLERS_POOL_BUFFERS = 1024;
 /** The paths the short run sweeps drivers on. */
 const SHORT_PATHS = ["vtd/type1", "smmuv3/iommufd", "spapr/spapr"];
 
@@ -80,9 +85,47 @@ const TARGETS: readonly Target[] = [
         openAddress: (kernel, iommu) => openNic(BDF, { kernel, iommu, ...rings }),
         shortEvery: 3,
       },
+      {
+        name: `openNic(device) → ${what}, the caller's pool`,
+        model,
+        openDriver: (d) => withCallersPool(d, (pool) => openNic(d, { ...rings, pool })),
+        shortEvery: 3,
+      },
     ];
   }),
 ];
+
+/**
+ * Open a NIC on a pool of the caller's (as a forwarder shares one between two NICs): a failed
+ * open, and a close, must leave every buffer of it free — the pool outlives the NIC.
+ */
+async function withCallersPool(
+  dev: PciDevice,
+  open: (pool: PacketPool) => Promise<Closeable>,
+): Promise<Closeable> {
+  const pool = new PacketPool(dev.dma, CALLERS_POOL_BUFFERS, E1000_BUFFER_SIZE, 0);
+  const release = (): void => {
+    const kept = pool.capacity - pool.available;
+    pool.close();
+    if (kept > 0) throw new Error(`the NIC kept ${kept} buffers of the caller's pool`);
+  };
+  let nic: Closeable;
+  try {
+    nic = await open(pool);
+  } catch (e) {
+    release();
+    throw e;
+  }
+  return {
+    close(): void {
+      try {
+        nic.close();
+      } finally {
+        release();
+      }
+    },
+  };
+}
 
 function sweep(
   t: Target,
