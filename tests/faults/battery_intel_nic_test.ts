@@ -21,7 +21,20 @@ import { IntelNic } from "../../drivers/e1000/nic.ts";
 import { QUEUE_DBAH, QUEUE_DBAL, QUEUE_DLEN } from "../../drivers/e1000/registers.ts";
 import type { NicDriver } from "../../drivers/open_nic.ts";
 import { LOST_IRQ_RESCAN_MS } from "../../drivers/wait_for_work.ts";
-import { simTest, type SimTestContext, type SimTestOptions } from "../../testing/mod.ts";
+import { VfioError } from "../../core/errors.ts";
+import { createMachine } from "../../sim/machine.ts";
+import {
+  DEFAULT_FAIL_ERRNO,
+  FailNthKernel,
+  LeakCheck,
+  longFaultRuns,
+  simTest,
+  type SimTestContext,
+  type SimTestOptions,
+  SWEEP_KINDS,
+  type SyscallKind,
+} from "../../testing/mod.ts";
+import { openNic } from "../../drivers/open_nic.ts";
 import { NIC_BDF, NIC_IP, nicDevices, nicRig, PEER_IP } from "../helpers/nic_driver_rig.ts";
 import { battery, clearError } from "./battery.ts";
 
@@ -281,3 +294,72 @@ simTest(
   },
   on("igb"),
 );
+
+/**
+ * The reset-and-resume of a hung NIC with the Nth system call of a kind failing (fail-nth over
+ * the recovery, as over an open): `check()` throws a VfioError or recovers, and the close after it
+ * leaves nothing behind — every pool buffer back, no fd, mapping or locked page.
+ */
+async function recoveryRun(
+  kind: NicDriver,
+  iommu: SimTestContext["iommu"],
+  path: SimTestContext["path"],
+  options: SimTestContext["platform"]["options"],
+  rule?: { call: SyscallKind; nth: number },
+): Promise<{ calls: Partial<Record<SyscallKind, number>>; outcome: string }> {
+  const machine = createMachine({ ...options, iommu, devices: nicDevices(kind), strict: true });
+  const leaks = new LeakCheck(machine);
+  const kernel = new FailNthKernel(machine.kernel);
+  const nic = await openNic(NIC_BDF, {
+    kernel,
+    iommu: path,
+    txTimeoutMs: TX_TIMEOUT_MS,
+    queues: kind === "igb" ? 4 : 1,
+  });
+  assert.ok(nic instanceof IntelNic);
+  leaks.keepPool(nic.pool);
+  machine.inject(NIC_BDF).hang();
+  const frame = nic.pool.alloc()!;
+  frame.length = 60;
+  assert.equal(nic.txBatch([frame], 1), 1);
+  assert.equal(await nic.check(), "ok");
+  await kernel.sleep(2 * TX_TIMEOUT_MS);
+  kernel.arm(rule === undefined ? NEVER : { ...rule, errno: DEFAULT_FAIL_ERRNO[rule.call] });
+  let outcome = "recovered";
+  try {
+    assert.equal(await nic.check(), "recovered");
+  } catch (e) {
+    if (!(e instanceof VfioError)) throw e;
+    outcome = "failed";
+  }
+  const calls = Object.fromEntries(SWEEP_KINDS.map((k) => [k, kernel.counts[k]]));
+  if (rule !== undefined) assert.ok(kernel.fired, `${rule.call} #${rule.nth} was made`);
+  kernel.disarm();
+  nic.close();
+  assert.deepEqual(leaks.changes(), [], `after ${outcome} (${kernel.firedAt ?? "clean"})`);
+  return { calls, outcome };
+}
+
+/** A rule that never fires (arming it restarts the counts). */
+const NEVER = { call: "open" as const, nth: Number.MAX_SAFE_INTEGER, errno: 5 };
+
+for (const kind of INTEL) {
+  simTest(
+    `${kind} × fail-nth over the reset-and-resume: a clear error or a recovery, nothing left`,
+    async (ctx) => {
+      const { calls } = await recoveryRun(kind, ctx.iommu, ctx.path, ctx.platform.options);
+      let runs = 0;
+      for (const call of SWEEP_KINDS) {
+        for (let nth = 1; nth <= (calls[call] ?? 0); nth++) {
+          await recoveryRun(kind, ctx.iommu, ctx.path, ctx.platform.options, { call, nth });
+          runs++;
+        }
+      }
+      assert.ok(runs > 0, "the recovery makes system calls");
+      console.log(
+        `fail-nth ${kind} reset-and-resume on ${ctx.iommu}/${ctx.path}: ${runs} injected runs`,
+      );
+    },
+    on(kind, longFaultRuns() ? {} : { iommus: ["vtd"] }),
+  );
+}
