@@ -367,13 +367,17 @@ export class IntelNic implements NetDevice {
     return n;
   }
 
-  /** The driver's counters and the hardware statistics registers (read and accumulated). */
+  /**
+   * The driver's counters and the hardware statistics registers (read and accumulated; not read
+   * from a device that answers all-ones, whose registers hold no counts).
+   */
   stats(): IntelNicStats {
     this.#assertOpen("stats");
     for (const ring of this.#tx) ring.reclaim();
+    const answering = this.#regs.read32(E1000_STATUS) >>> 0 !== REGISTER_ALL_ONES;
     return {
       ...this.#stats,
-      hardware: this.#counters.update(),
+      hardware: answering ? this.#counters.update() : this.#counters.totals(),
       rxQueuePackets: this.#rx.map((r) => r.packets),
     };
   }

@@ -260,9 +260,11 @@ for (const kind of INTEL) {
     async (ctx) => {
       const r = await rig(ctx);
       const request = DeviceRequest.watch(r.dev.device);
+      const counted = r.nic.stats().hardware;
       r.faults.surpriseRemove();
       assert.equal(await request.wait(10), true);
       await clearError(r.run(() => false, 50), /stopped answering MMIO/);
+      assert.deepEqual(r.nic.stats().hardware, counted, "all-ones registers are not counts");
       request.close();
       r.close();
     },
