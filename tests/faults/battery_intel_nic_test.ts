@@ -3,10 +3,12 @@
  * middle of UDP echo traffic with a peer on the wire, the application's loop polling NAPI-style
  * (waitForWork when idle) and calling `check()` when a poll finds nothing:
  *
- * - DMA faults — the next N transfers, a transmit ring's write-back, a receive ring's descriptor
- *   fetch, a receive buffer: the frame they hit is lost; a completion that never comes is found by
- *   the transmit watchdog and the device is reset and resumed; the echo carries on. On sPAPR the
- *   fault freezes the PE and the check is a clear error.
+ * - DMA faults — the next N transfers, a transmit ring's descriptor fetch and write-back, a
+ *   receive ring's descriptor fetch, a receive or transmit buffer: the frame they hit is lost; a
+ *   completion that never comes is found by the transmit watchdog and the device is reset and
+ *   resumed; the echo carries on. On sPAPR the fault freezes the PE and the check is a clear
+ *   error.
+ * - fail-nth over the reset-and-resume: a clear error, and nothing left after the close.
  * - A hang: the watchdog resets and resumes the device (igb with four RSS queues too).
  * - Lost interrupts: the wait finds the frames on its own (never waits forever); spurious ones
  *   wake it for nothing.
@@ -179,6 +181,39 @@ for (const kind of INTEL) {
     assert.equal(await r.exchange(10), 9, "the frame written into the faulting buffer is lost");
     assert.equal(await r.exchange(20), 20);
     assert.deepEqual(r.health, []);
+    assert.equal(ctx.machine.faults().length, 1);
+    r.close();
+  }, on(kind, { iommus: ["vtd"] }));
+
+  simTest(
+    `${kind} × DMA fault on a transmit descriptor fetch: the watchdog resets it`,
+    async (ctx) => {
+      const r = await rig(ctx);
+      const tx = ringAt(r, "tx");
+      r.faults.failDma({ iova: tx.iova, length: tx.length, access: "read", times: 1 });
+      r.stack.sendUdp(9, PEER_IP, 9, new Uint8Array(8)); // the device cannot fetch its descriptor
+      await r.run(() => r.health.length > 0, 4 * TX_TIMEOUT_MS);
+      assert.deepEqual(r.health, ["recovered"], "the frame never completed: the watchdog reset it");
+      assert.equal(await r.exchange(20), 20);
+      assert.equal(ctx.machine.faults().length, 1);
+      assert.equal(ctx.machine.faults()[0].access, "read");
+      r.close();
+    },
+    on(kind, { iommus: ["vtd"] }),
+  );
+
+  simTest(`${kind} × DMA fault on a transmit buffer: one echo lost`, async (ctx) => {
+    const r = await rig(ctx);
+    const pool = r.nic.pool;
+    r.faults.failDma({
+      iova: BigInt(pool.buffer(0).iova),
+      length: pool.capacity * pool.bufferSize,
+      access: "read",
+      times: 1,
+    });
+    assert.equal(await r.exchange(10), 9, "the echo read from the faulting buffer is lost");
+    assert.equal(await r.exchange(20), 20);
+    assert.deepEqual(r.health, [], "the device carries on: no reset needed");
     assert.equal(ctx.machine.faults().length, 1);
     r.close();
   }, on(kind, { iommus: ["vtd"] }));
