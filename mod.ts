@@ -185,6 +185,7 @@ export type {
   InterruptMode,
   NetDevice,
   NetDeviceStats,
+  NicHealth,
   NicOpenOptions,
   WorkWaitResult,
 } from "./drivers/net_device.ts";
@@ -195,7 +196,7 @@ export {
   type PacketBuffer,
   PacketPool,
 } from "./drivers/packet_pool.ts";
-export { type NicHealth, VirtioNet, type VirtioNetOptions } from "./drivers/virtio/net.ts";
+export { VirtioNet, type VirtioNetOptions } from "./drivers/virtio/net.ts";
 export { E1000Controller, type E1000Options } from "./drivers/e1000/controller.ts";
 export { E1000_MODELS, findE1000Model } from "./drivers/e1000/models.ts";
 export type {

@@ -95,7 +95,23 @@ export interface NicOpenOptions {
   interrupts?: boolean;
   /** Close the PCI device when the NIC is closed (openNic sets it for devices it opened). */
   closeDevice?: boolean;
+  /**
+   * Transmit buffers the device leaves unsent longer than this (with the link up) mean it hung;
+   * the driver's `check()` then resets and resumes it (default 5000 ms, Linux's netdev watchdog).
+   */
+  txTimeoutMs?: number;
 }
+
+/** The default of {@link NicOpenOptions.txTimeoutMs}. */
+export const DEFAULT_TX_TIMEOUT_MS = 5000;
+
+/**
+ * What a NIC driver's `check()` found — called from an application's idle loop, it looks at the
+ * device once: a working device ("ok"), or one that had stopped and that it reset and resumed
+ * ("recovered"). A device that no longer answers MMIO (surprise-removed, or EEH-frozen on POWER)
+ * is a VfioError instead.
+ */
+export type NicHealth = "ok" | "recovered";
 
 /** A network interface card as the stack sees it. */
 export interface NetDevice {

@@ -108,8 +108,15 @@ export async function openNic(
     }
     dev = openPciDevice(target, { kernel: options.kernel, iommu: options.iommu ?? "auto" });
   }
-  const vendor = dev.config.read16(PCI_VENDOR_ID);
-  const device = dev.config.read16(PCI_DEVICE_ID);
+  let vendor: number;
+  let device: number;
+  try {
+    vendor = dev.config.read16(PCI_VENDOR_ID);
+    device = dev.config.read16(PCI_DEVICE_ID);
+  } catch (e) {
+    if (opened) dev.close();
+    throw e;
+  }
   const driver = nicDriverFor(vendor, device);
   const fail = (message: string, hint: string): never => {
     if (opened) dev.close();

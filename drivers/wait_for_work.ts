@@ -15,6 +15,13 @@ import type { WorkWaitResult } from "./net_device.ts";
 export const POLL_FOR_WORK_MS = 1;
 
 /**
+ * How long an interrupt wait sleeps before it looks at the rings again on its own (milliseconds):
+ * a frame whose interrupt was lost is found within this time whatever the caller's timeout, as
+ * Linux's e1000e/igb watchdog raises a software interrupt "to ensure the Rx ring is cleaned".
+ */
+export const LOST_IRQ_RESCAN_MS = 100;
+
+/**
  * Without interrupts: call `ready` every {@link POLL_FOR_WORK_MS} until it is true ("ready"), the
  * timeout passes ("timeout") or the signal aborts ("cancelled").
  */
@@ -71,4 +78,30 @@ export async function waitForVectors(
   if (results.some((r) => typeof r === "number")) return "ready";
   if (signal?.aborted) return "cancelled";
   return results.includes("timeout") ? "timeout" : "cancelled";
+}
+
+/** What {@link waitForVectorsOrWork} saw: a vector's result, or work found without one. */
+export type RescanWaitResult = WorkWaitResult | "missed";
+
+/**
+ * {@link waitForVectors} in slices of at most {@link LOST_IRQ_RESCAN_MS}, calling `ready` after
+ * each slice that ended without an interrupt: "missed" when it then finds work (the interrupt was
+ * lost), else the wait's own result once the timeout has passed.
+ */
+export async function waitForVectorsOrWork(
+  kernel: Kernel,
+  irqs: Interrupts,
+  vectors: readonly number[],
+  timeoutMs: number,
+  ready: () => boolean,
+  signal?: AbortSignal,
+): Promise<RescanWaitResult> {
+  const deadline = kernel.now() + Math.max(0, timeoutMs);
+  for (;;) {
+    const left = deadline - kernel.now();
+    const got = await waitForVectors(irqs, vectors, Math.min(left, LOST_IRQ_RESCAN_MS), signal);
+    if (got !== "timeout") return got;
+    if (ready()) return "missed";
+    if (left <= LOST_IRQ_RESCAN_MS) return "timeout";
+  }
 }

@@ -6,6 +6,15 @@
  * hardware statistics (stats.ts), and a NAPI-style {@link IntelNic.waitForWork} on the receive
  * queues' MSI-X vectors (or MSI). It implements {@link NetDevice}.
  *
+ * Recovery: {@link IntelNic.check}, called from an idle loop, finds a device that stopped — a
+ * transmit queue holding frames it does not complete for longer than `txTimeoutMs` with the link
+ * up (a hung device, a completion lost to an IOMMU fault) — and resets and resumes it: function
+ * reset where VFIO offers one, global reset, every buffer back to the pool (unsent frames counted
+ * as dropped), the rings rebuilt over their memory, the receive filter, multicast table, RSS and
+ * interrupt routing programmed again. A device that reads all-ones (surprise-removed, or
+ * EEH-frozen on POWER) is a VfioError. A lost receive interrupt costs at most
+ * LOST_IRQ_RESCAN_MS (wait_for_work.ts): the wait looks at the rings again on its own.
+ *
  * @example
  * ```ts
  * using dev = openPciDevice("0000:00:05.0", { kernel, iommu: "auto" });
@@ -23,22 +32,22 @@ import type { DmaBuffer } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
 import { runAll } from "../../core/syscall.ts";
 import {
+  DEFAULT_TX_TIMEOUT_MS,
   type InterruptMode,
   type NetDevice,
   type NetDeviceStats,
   newNetDeviceStats,
+  type NicHealth,
   type NicOpenOptions,
   openOwningDevice,
   type WorkWaitResult,
 } from "../net_device.ts";
 import { type PacketBuffer, PacketPool } from "../packet_pool.ts";
-import { pollForWork, waitForVectors } from "../wait_for_work.ts";
+import { pollForWork, waitForVectorsOrWork } from "../wait_for_work.ts";
 import { E1000Controller } from "./controller.ts";
 import type { E1000IrqScheme, E1000Model } from "./model.ts";
 import { describeE1000Models } from "./models.ts";
 import {
-  E1000_COLLISION_DISTANCE_FD,
-  E1000_COLLISION_THRESHOLD,
   E1000_MTA,
   E1000_MTA_REGISTERS,
   E1000_RCTL,
@@ -50,27 +59,23 @@ import {
   E1000_RCTL_RDMTS_HALF,
   E1000_RCTL_SECRC,
   E1000_RCTL_UPE,
-  E1000_TCTL,
-  E1000_TCTL_COLD_SHIFT,
-  E1000_TCTL_CT_SHIFT,
-  E1000_TCTL_EN,
-  E1000_TCTL_PSP,
-  E1000_TCTL_RTLC,
+  E1000_STATUS,
+  E1000_STATUS_LU,
   MTA_HASH_MASK,
   MTA_HASH_SHIFT,
-  QUEUE_DT,
 } from "./registers.ts";
-import { RxRing, TxRing } from "./rings.ts";
+import type { RxRing, TxRing } from "./rings.ts";
 import {
   allocRing,
-  enableQueue,
   pickIrqScheme,
-  programRing,
+  type QueueSetup,
   ringSize,
+  startQueues,
   stopDevice,
   usage,
 } from "./setup.ts";
 import { E1000Counters, type E1000HardwareStats } from "./stats.ts";
+import { deviceGone, REGISTER_ALL_ONES, TxWatchdog } from "./watchdog.ts";
 
 /** Receive buffers: 2 KiB, the whole pool buffer (no headroom: these NICs need no header). */
 export const E1000_BUFFER_SIZE = 2048;
@@ -147,6 +152,9 @@ export class IntelNic implements NetDevice {
   readonly #regs: Mmio;
   readonly #rx: RxRing[];
   readonly #tx: TxRing[];
+  /** What the queues are built from (and rebuilt from after a reset). */
+  readonly #queueSetup: QueueSetup;
+  readonly #watchdog: TxWatchdog;
   readonly #stats: NetDeviceStats;
   readonly #counters: E1000Counters;
   readonly #irq: E1000IrqScheme | undefined;
@@ -158,6 +166,8 @@ export class IntelNic implements NetDevice {
   #rctl = 0;
   #rxTurn = 0;
   #txQueue = 0;
+  #recoveries = 0;
+  #missedInterrupts = 0;
   #closed = false;
 
   private constructor(parts: {
@@ -167,6 +177,8 @@ export class IntelNic implements NetDevice {
     pool: PacketPool;
     rx: RxRing[];
     tx: TxRing[];
+    queueSetup: QueueSetup;
+    txTimeoutMs: number;
     stats: NetDeviceStats;
     counters: E1000Counters;
     irq: E1000IrqScheme | undefined;
@@ -182,6 +194,8 @@ export class IntelNic implements NetDevice {
     this.pool = parts.pool;
     this.#rx = parts.rx;
     this.#tx = parts.tx;
+    this.#queueSetup = parts.queueSetup;
+    this.#watchdog = new TxWatchdog(parts.rx.length, parts.txTimeoutMs, parts.dev.kernel.now());
     this.queues = parts.rx.length;
     this.#stats = parts.stats;
     this.#counters = parts.counters;
@@ -220,6 +234,10 @@ export class IntelNic implements NetDevice {
     if (!Number.isInteger(queues) || queues < 1 || queues > model.queues.max) {
       throw usage(dev, `queues ${queues}: the ${model.chip} driver uses 1 to ${model.queues.max}`);
     }
+    const txTimeoutMs = options.txTimeoutMs ?? DEFAULT_TX_TIMEOUT_MS;
+    if (!(txTimeoutMs > 0)) {
+      throw usage(dev, `txTimeoutMs ${txTimeoutMs}: a positive number of milliseconds`);
+    }
     const rxSize = ringSize(dev, "rxRingSize", options.rxRingSize);
     const txSize = ringSize(dev, "txRingSize", options.txRingSize);
     const poolSize = options.poolSize ?? queues * (rxSize + txSize) + POOL_SLACK;
@@ -238,6 +256,8 @@ export class IntelNic implements NetDevice {
 
     const regs = ctl.regs;
     const rings: DmaBuffer[] = [];
+    const rx: RxRing[] = [];
+    const tx: TxRing[] = [];
     let pool: PacketPool | undefined;
     let irqEnabled: E1000IrqScheme | undefined;
     try {
@@ -246,41 +266,21 @@ export class IntelNic implements NetDevice {
       const counters = new E1000Counters(regs);
       counters.discard();
       for (let i = 0; i < E1000_MTA_REGISTERS; i++) regs.write32(E1000_MTA + i * REGISTER_BYTES, 0);
-      model.configureRx(regs, queues, E1000_BUFFER_SIZE);
-      const rx: RxRing[] = [];
-      for (let q = 0; q < queues; q++) {
-        const block = model.queues.rxBase + q * model.queues.stride;
-        const mem = allocRing(dev, rings, rxSize);
-        programRing(regs, block, mem, rxSize);
-        await enableQueue(dev, regs, model, block, "receive", q);
-        const ring = new RxRing(mem, rxSize, regs, block + QUEUE_DT, pool, stats);
-        ring.refill();
-        rx.push(ring);
-      }
-      const tx: TxRing[] = [];
-      for (let q = 0; q < queues; q++) {
-        const block = model.queues.txBase + q * model.queues.stride;
-        const mem = allocRing(dev, rings, txSize);
-        programRing(regs, block, mem, txSize);
-        await enableQueue(dev, regs, model, block, "transmit", q);
-        tx.push(
-          new TxRing(
-            mem,
-            txSize,
-            regs,
-            block + QUEUE_DT,
-            pool,
-            stats,
-            model.txCmd,
-            model.txPaylenShift,
-          ),
-        );
-      }
-      regs.write32(
-        E1000_TCTL,
-        E1000_TCTL_EN | E1000_TCTL_PSP | (E1000_COLLISION_THRESHOLD << E1000_TCTL_CT_SHIFT) |
-          (E1000_COLLISION_DISTANCE_FD << E1000_TCTL_COLD_SHIFT) | E1000_TCTL_RTLC,
-      );
+      const rxMemory = Array.from({ length: queues }, () => allocRing(dev, rings, rxSize));
+      const txMemory = Array.from({ length: queues }, () => allocRing(dev, rings, txSize));
+      const queueSetup: QueueSetup = {
+        dev,
+        regs,
+        model,
+        rxMemory,
+        txMemory,
+        rxSize,
+        txSize,
+        bufferSize: E1000_BUFFER_SIZE,
+        pool,
+        stats,
+      };
+      await startQueues(queueSetup, rx, tx);
       const irq = options.interrupts === false ? undefined : pickIrqScheme(dev, model, queues);
       if (irq !== undefined) {
         if (irq.kind === "msix") dev.irqs.enableMsix(irq.vectors(queues));
@@ -295,6 +295,8 @@ export class IntelNic implements NetDevice {
         pool,
         rx,
         tx,
+        queueSetup,
+        txTimeoutMs,
         stats,
         counters,
         irq,
@@ -314,6 +316,8 @@ export class IntelNic implements NetDevice {
           if (irqEnabled?.kind === "msix") dev.irqs.disableMsix();
           else if (irqEnabled?.kind === "msi") dev.irqs.disableMsi();
         },
+        // The buffers the receive rings took go back: a caller's pool outlives this open.
+        ...[...rx, ...tx].map((ring) => () => ring.drain()),
         () => {
           if (options.pool === undefined) pool?.close();
         },
@@ -363,13 +367,17 @@ export class IntelNic implements NetDevice {
     return n;
   }
 
-  /** The driver's counters and the hardware statistics registers (read and accumulated). */
+  /**
+   * The driver's counters and the hardware statistics registers (read and accumulated; not read
+   * from a device that answers all-ones, whose registers hold no counts).
+   */
   stats(): IntelNicStats {
     this.#assertOpen("stats");
     for (const ring of this.#tx) ring.reclaim();
+    const answering = this.#regs.read32(E1000_STATUS) >>> 0 !== REGISTER_ALL_ONES;
     return {
       ...this.#stats,
-      hardware: this.#counters.update(),
+      hardware: answering ? this.#counters.update() : this.#counters.totals(),
       rxQueuePackets: this.#rx.map((r) => r.packets),
     };
   }
@@ -400,10 +408,45 @@ export class IntelNic implements NetDevice {
       regs.write32(irq.maskClear, this.#armBits);
       return "ready";
     }
-    const got = await waitForVectors(this.#dev.irqs, this.#vectors, timeoutMs, signal);
+    const got = await waitForVectorsOrWork(
+      this.#dev.kernel,
+      this.#dev.irqs,
+      this.#vectors,
+      timeoutMs,
+      () => this.rxReady(),
+      signal,
+    );
     if (this.#closed) return "cancelled";
     regs.write32(irq.maskClear, this.#armBits);
-    return got;
+    if (got !== "missed") return got;
+    this.#missedInterrupts++;
+    return "ready";
+  }
+
+  /** Frames {@link waitForWork} found in a ring after its sleep ended without their interrupt. */
+  get missedInterrupts(): number {
+    return this.#missedInterrupts;
+  }
+
+  /** Times {@link check} reset and resumed the device. */
+  get recoveries(): number {
+    return this.#recoveries;
+  }
+
+  /**
+   * Check the device from an idle loop (one register read, and the transmit rings): reset and
+   * resume it when a transmit queue stopped (see the module doc) and say so; a VfioError when the
+   * device no longer answers MMIO.
+   */
+  async check(): Promise<NicHealth> {
+    this.#assertOpen("check");
+    const status = this.#regs.read32(E1000_STATUS) >>> 0;
+    if (status === REGISTER_ALL_ONES) throw deviceGone(this.#dev, this.model.name, status);
+    for (const ring of this.#tx) ring.reclaim();
+    const linkUp = (status & E1000_STATUS_LU) !== 0;
+    if (!this.#watchdog.stalled(this.#tx, this.#dev.kernel.now(), linkUp)) return "ok";
+    await this.#restart();
+    return "recovered";
   }
 
   /** The receive filter (RCTL.UPE, MPE, BAM). */
@@ -474,6 +517,38 @@ export class IntelNic implements NetDevice {
     ];
     if (this.#closeDevice) steps.push(() => dev.close());
     runAll(steps);
+  }
+
+  /**
+   * Reset and resume: the statistics the reset clears read first; a function reset when VFIO
+   * offers one (it also ends a hang; the kernel restores the MSI-X setup), a global reset, every
+   * buffer back to the pool (unsent frames counted as dropped), the link, the multicast table,
+   * the queues rebuilt over their ring memory (RSS too), the interrupt routing and the receive
+   * filter again.
+   */
+  async #restart(): Promise<void> {
+    const dev = this.#dev;
+    const regs = this.#regs;
+    this.#counters.update();
+    if (dev.device.getInfo().resetWorks) dev.device.reset();
+    dev.config.enableBusMaster();
+    await this.#ctl.reset();
+    for (const ring of this.#rx) ring.drain();
+    for (const ring of this.#tx) {
+      this.#stats.txDropped += ring.inFlight;
+      ring.drain();
+    }
+    await this.#ctl.linkSetup(0);
+    for (let i = 0; i < E1000_MTA_REGISTERS; i++) {
+      regs.write32(E1000_MTA + i * REGISTER_BYTES, this.#mta[i]);
+    }
+    const packets = this.#rx.map((ring) => ring.packets);
+    await startQueues(this.#queueSetup, this.#rx, this.#tx);
+    for (let q = 0; q < packets.length; q++) this.#rx[q].packets = packets[q];
+    this.#irq?.setup(regs, this.queues);
+    regs.write32(E1000_RCTL, this.#rctl);
+    this.#watchdog.restart(dev.kernel.now());
+    this.#recoveries++;
   }
 
   #assertOpen(operation: string): void {

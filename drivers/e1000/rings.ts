@@ -269,6 +269,11 @@ export class TxRing extends DescriptorRing {
     return this.#inFlight;
   }
 
+  /** The oldest descriptor not yet reclaimed (it moves when the device completes work). */
+  get clean(): number {
+    return this.#clean;
+  }
+
   /** Return the buffers of descriptors the device has written back; returns how many. */
   reclaim(): number {
     const d = this.d;

@@ -1,8 +1,8 @@
 /**
  * Queue and interrupt setup of the e1000-family driver (nic.ts), per the datasheets' receive and
  * transmit initialization (82576 §4.5.7/§4.5.8, 82574 §4.6.6/§4.6.7): ring sizes, ring memory,
- * base/length/head/tail, the model's queue-enable bit, the interrupt mode, and the stop that ends
- * all DMA.
+ * base/length/head/tail, the model's queue-enable bit, the queues started over their ring memory
+ * (at open, and again after a reset), the interrupt mode, and the stop that ends all DMA.
  *
  * @module
  */
@@ -13,13 +13,23 @@ import type { DmaBuffer } from "../../core/dma_space.ts";
 import { VfioError } from "../../core/errors.ts";
 import { pollUntil } from "../../core/poll_until.ts";
 import { VFIO_PCI_MSI_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX } from "../../ffi/uapi/mod.ts";
+import type { NetDeviceStats } from "../net_device.ts";
+import type { PacketPool } from "../packet_pool.ts";
 import type { E1000IrqScheme, E1000Model } from "./model.ts";
+import { RxRing, TxRing } from "./rings.ts";
 import {
   DESC_SIZE,
+  E1000_COLLISION_DISTANCE_FD,
+  E1000_COLLISION_THRESHOLD,
   E1000_CTRL,
   E1000_CTRL_RST,
   E1000_RCTL,
   E1000_TCTL,
+  E1000_TCTL_COLD_SHIFT,
+  E1000_TCTL_CT_SHIFT,
+  E1000_TCTL_EN,
+  E1000_TCTL_PSP,
+  E1000_TCTL_RTLC,
   QUEUE_DBAH,
   QUEUE_DBAL,
   QUEUE_DCTL,
@@ -95,6 +105,74 @@ export async function enableQueue(
     pollMs: POLL_MS,
     operation: `${model.name} ${what} queue ${queue} enable`,
   });
+}
+
+/** What {@link startQueues} builds the queues from. */
+export interface QueueSetup {
+  /** The device (for errors and its clock). */
+  readonly dev: PciDevice;
+  /** Its registers. */
+  readonly regs: Mmio;
+  /** The controller model. */
+  readonly model: E1000Model;
+  /** Ring memory of each receive queue (queue n at index n). */
+  readonly rxMemory: readonly DmaBuffer[];
+  /** Ring memory of each transmit queue. */
+  readonly txMemory: readonly DmaBuffer[];
+  /** Descriptors per receive ring. */
+  readonly rxSize: number;
+  /** Descriptors per transmit ring. */
+  readonly txSize: number;
+  /** Receive buffer bytes (RCTL/SRRCTL). */
+  readonly bufferSize: number;
+  /** Where buffers come from. */
+  readonly pool: PacketPool;
+  /** The counters the rings update. */
+  readonly stats: NetDeviceStats;
+}
+
+/**
+ * Start every queue pair over its (zeroed) ring memory: receive descriptor format and RSS, each
+ * receive ring programmed, enabled and filled with pool buffers, each transmit ring programmed and
+ * enabled, then TCTL (82576 §4.5.7/§4.5.8, 82574 §4.6.6/§4.6.7). Receive stays off until RCTL.EN
+ * (the receive filter). Used at open and by the reset-and-resume, on a device just reset.
+ *
+ * Queue n's rings are stored at `rx[n]` and `tx[n]` as soon as they exist, so that when a later
+ * step fails the caller still holds every ring that took buffers (to drain after stopping the
+ * device).
+ */
+export async function startQueues(s: QueueSetup, rx: RxRing[], tx: TxRing[]): Promise<void> {
+  const { dev, regs, model } = s;
+  const queues = s.rxMemory.length;
+  model.configureRx(regs, queues, s.bufferSize);
+  for (let q = 0; q < queues; q++) {
+    const block = model.queues.rxBase + q * model.queues.stride;
+    programRing(regs, block, s.rxMemory[q], s.rxSize);
+    await enableQueue(dev, regs, model, block, "receive", q);
+    const ring = new RxRing(s.rxMemory[q], s.rxSize, regs, block + QUEUE_DT, s.pool, s.stats);
+    rx[q] = ring;
+    ring.refill();
+  }
+  for (let q = 0; q < queues; q++) {
+    const block = model.queues.txBase + q * model.queues.stride;
+    programRing(regs, block, s.txMemory[q], s.txSize);
+    await enableQueue(dev, regs, model, block, "transmit", q);
+    tx[q] = new TxRing(
+      s.txMemory[q],
+      s.txSize,
+      regs,
+      block + QUEUE_DT,
+      s.pool,
+      s.stats,
+      model.txCmd,
+      model.txPaylenShift,
+    );
+  }
+  regs.write32(
+    E1000_TCTL,
+    E1000_TCTL_EN | E1000_TCTL_PSP | (E1000_COLLISION_THRESHOLD << E1000_TCTL_CT_SHIFT) |
+      (E1000_COLLISION_DISTANCE_FD << E1000_TCTL_COLD_SHIFT) | E1000_TCTL_RTLC,
+  );
 }
 
 /** Receive and transmit off, queues disabled, then a global reset: no DMA after this. */

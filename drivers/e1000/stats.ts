@@ -112,6 +112,11 @@ export class E1000Counters {
     for (const c of E1000_COUNTERS) this.#read(c);
   }
 
+  /** A copy of the totals, without reading the registers. */
+  totals(): E1000HardwareStats {
+    return { ...this.#totals };
+  }
+
   /** Add what the registers counted since the last read; returns a copy of the totals. */
   update(): E1000HardwareStats {
     for (const c of E1000_COUNTERS) this.#totals[c.key] += this.#read(c);

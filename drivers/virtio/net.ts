@@ -4,7 +4,8 @@
  * 12-byte virtio-net header. It implements {@link NetDevice}: traffic is polled, and
  * {@link VirtioNet.waitForWork} sleeps on the receive queue's MSI-X vector, which the driver
  * turns on and off with VIRTQ_AVAIL_F_NO_INTERRUPT (§2.7.10) in NAPI fashion. The transmit queue
- * never interrupts (its buffers are reclaimed on the next transmit).
+ * never interrupts (its buffers are reclaimed on the next transmit). A lost receive interrupt
+ * costs at most LOST_IRQ_RESCAN_MS: the wait looks at the ring again on its own.
  *
  * Recovery: {@link VirtioNet.check}, called from an idle loop, finds a device that stopped — it
  * set DEVICE_NEEDS_RESET (a ring or buffer access faulted in the IOMMU), or left transmit
@@ -29,16 +30,18 @@ import { VfioError } from "../../core/errors.ts";
 import { VFIO_PCI_MSIX_IRQ_INDEX } from "../../ffi/uapi/mod.ts";
 import { runAll } from "../../core/syscall.ts";
 import {
+  DEFAULT_TX_TIMEOUT_MS,
   type InterruptMode,
   type NetDevice,
   type NetDeviceStats,
   newNetDeviceStats,
+  type NicHealth,
   type NicOpenOptions,
   openOwningDevice,
   type WorkWaitResult,
 } from "../net_device.ts";
 import { type PacketBuffer, PacketPool } from "../packet_pool.ts";
-import { pollForWork, waitForVectors } from "../wait_for_work.ts";
+import { pollForWork, waitForVectorsOrWork } from "../wait_for_work.ts";
 import {
   VIRTIO_F_ACCESS_PLATFORM,
   VIRTIO_F_VERSION_1,
@@ -68,18 +71,9 @@ import { VirtioPciTransport } from "./transport.ts";
 export interface VirtioNetOptions extends NicOpenOptions {
   /** Entries per virtqueue (a power of two, capped by the device's maximum; default 256). */
   queueSize?: number;
-  /**
-   * Transmit buffers the device leaves unsent longer than this mean it hung; {@link
-   * VirtioNet.check} then resets it (default 5000 ms, Linux's netdev watchdog).
-   */
-  txTimeoutMs?: number;
 }
 
-/** What {@link VirtioNet.check} found: a working device, or one it had to reset and resume. */
-export type NicHealth = "ok" | "recovered";
-
 const DEFAULT_QUEUE_SIZE = 256;
-const DEFAULT_TX_TIMEOUT_MS = 5000;
 /** The status byte of a device that no longer answers MMIO. */
 const STATUS_ALL_ONES = 0xff;
 /** The MSI-X vector of the receive queue. */
@@ -115,6 +109,7 @@ export class VirtioNet implements NetDevice {
   readonly #txTimeoutMs: number;
   #txProgressAt = 0;
   #recoveries = 0;
+  #missedInterrupts = 0;
   #closed = false;
 
   private constructor(
@@ -298,6 +293,11 @@ export class VirtioNet implements NetDevice {
     return this.#recoveries;
   }
 
+  /** Frames {@link waitForWork} found in the ring after its sleep ended without their interrupt. */
+  get missedInterrupts(): number {
+    return this.#missedInterrupts;
+  }
+
   /**
    * Check the device from an idle loop (one MMIO read): reset and resume it when it stopped
    * (see the module doc) and say so; a VfioError when it no longer answers MMIO.
@@ -350,10 +350,19 @@ export class VirtioNet implements NetDevice {
       rx.suppressInterrupts();
       return "ready";
     }
-    const got = await waitForVectors(this.#dev.irqs, RX_VECTORS, timeoutMs, signal);
+    const got = await waitForVectorsOrWork(
+      this.#dev.kernel,
+      this.#dev.irqs,
+      RX_VECTORS,
+      timeoutMs,
+      () => this.rxReady(),
+      signal,
+    );
     if (this.#closed) return "cancelled";
     rx.suppressInterrupts();
-    return got;
+    if (got !== "missed") return got;
+    this.#missedInterrupts++;
+    return "ready";
   }
 
   /**

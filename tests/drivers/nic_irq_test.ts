@@ -1,9 +1,10 @@
 /**
- * The NIC drivers' interrupt wait and their IOMMU faults on the simulated devices, under every
- * IOMMU model and VFIO path: waitForWork times out on silence, wakes on traffic at the interrupt
- * (not at the next poll), misses no frame that lands between the last poll and the re-arm, and
- * ends on abort; a receive buffer the device may only read, or one at an IOVA nothing is mapped
- * at, gives the IOMMU's fault record, and the driver neither hangs nor leaks. A NIC whose simulated model does not exist yet is ignored.
+ * The NIC drivers' interrupt wait and their IOMMU faults on the simulated devices, on every IOMMU
+ * model × VFIO path of the testing fixture (each step ends with its leak check): waitForWork times
+ * out on silence, wakes on traffic at the interrupt (not at the next poll), misses no frame that
+ * lands between the last poll and the re-arm, and ends on abort; a receive buffer the device may
+ * only read, or one at an IOVA nothing is mapped at, gives the IOMMU's fault record, and the driver
+ * neither hangs nor leaks. A NIC whose simulated model does not exist yet is ignored.
  */
 import assert from "node:assert/strict";
 import { VFIO_PCI_MSIX_IRQ_INDEX } from "../../ffi/uapi/mod.ts";
@@ -17,8 +18,7 @@ import {
   NIC_KINDS,
   type NicRig,
   nicRig,
-  SIM_COMBOS,
-  simHasNic,
+  nicSimTest,
 } from "../helpers/nic_driver_rig.ts";
 
 const CLIENT_PORT = 5000;
@@ -64,86 +64,83 @@ function faultyPool(dev: PciDevice, headroom: number, how: "read-only" | "unmapp
 }
 
 for (const kind of NIC_KINDS) {
-  const ignore = !simHasNic(kind);
-  for (const { iommu, path } of SIM_COMBOS) {
-    const name = `${kind} on ${iommu}/${path}`;
+  nicSimTest(
+    kind,
+    "waitForWork times out, wakes on the interrupt, loses no wake-up, aborts",
+    async (ctx) => {
+      const r = await nicRig(ctx);
+      const k = r.machine.kernel;
+      const msix = r.dev.irqs.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count > 0;
+      assert.equal(r.nic.interruptMode, msix ? "msix" : "none", "MSI-X when the device has it");
+      r.peer.ping(NIC_IP, 1, 1);
+      await r.run(() => r.peer.echoReplies.length === 1);
 
-    Deno.test({
-      name: `${name}: waitForWork times out, wakes on the interrupt, loses no wake-up, aborts`,
-      ignore,
-      permissions: "none",
-      async fn() {
-        const r = await nicRig(kind, iommu, path);
+      // Silence: the full timeout passes in virtual time.
+      let t0 = k.now();
+      assert.equal(await r.nic.waitForWork(25), "timeout");
+      const slept = k.now() - t0;
+      assert.ok(slept >= 25 && slept < 25 + MMIO_SLACK_MS, `slept ${slept} ms`);
+
+      // Traffic 5 ms into the wait wakes it at once (an interrupt), not at the timeout.
+      r.machine.clock.schedule(5 * NS_PER_MS, () => datagram(r, "wake"));
+      t0 = k.now();
+      assert.equal(await r.nic.waitForWork(1000), "ready");
+      const woke = k.now() - t0;
+      assert.ok(woke > 5 && woke < (msix ? 5.5 : 6.5), `woke after ${woke} ms`);
+      assert.equal(r.stack.poll(), 1);
+
+      // A frame written while the interrupt is masked (between the last poll and the re-arm)
+      // is found by the look at the ring after the re-arm: no sleep.
+      assert.equal(r.stack.poll(), 0);
+      datagram(r, "between");
+      r.machine.clock.advance(NS_PER_MS);
+      t0 = k.now();
+      assert.equal(await r.nic.waitForWork(1000), "ready");
+      assert.equal(k.now() - t0, 0, "no sleep: the frame was already there");
+      assert.equal(r.stack.poll(), 1);
+
+      // Abort.
+      const stop = new AbortController();
+      r.machine.clock.schedule(3 * NS_PER_MS, () => stop.abort());
+      assert.equal(await r.nic.waitForWork(1000, stop.signal), "cancelled");
+      assert.equal(r.machine.faults().length, 0);
+      r.close();
+    },
+  );
+
+  for (const how of ["read-only", "unmapped"] as const) {
+    nicSimTest(
+      kind,
+      `a ${how} receive buffer gives the IOMMU's fault, no hang, no leak`,
+      async (ctx) => {
+        let pool: PacketPool | undefined;
+        const r = await nicRig(ctx, {
+          pool: (dev) => (pool = faultyPool(dev, kind === "virtio-net" ? 64 : 0, how)),
+        });
         const k = r.machine.kernel;
-        const msix = r.dev.irqs.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count > 0;
-        assert.equal(r.nic.interruptMode, msix ? "msix" : "none", "MSI-X when the device has it");
         r.peer.ping(NIC_IP, 1, 1);
-        await r.run(() => r.peer.echoReplies.length === 1);
-
-        // Silence: the full timeout passes in virtual time.
-        let t0 = k.now();
-        assert.equal(await r.nic.waitForWork(25), "timeout");
-        const slept = k.now() - t0;
-        assert.ok(slept >= 25 && slept < 25 + MMIO_SLACK_MS, `slept ${slept} ms`);
-
-        // Traffic 5 ms into the wait wakes it at once (an interrupt), not at the timeout.
-        r.machine.clock.schedule(5 * NS_PER_MS, () => datagram(r, "wake"));
-        t0 = k.now();
-        assert.equal(await r.nic.waitForWork(1000), "ready");
-        const woke = k.now() - t0;
-        assert.ok(woke > 5 && woke < (msix ? 5.5 : 6.5), `woke after ${woke} ms`);
-        assert.equal(r.stack.poll(), 1);
-
-        // A frame written while the interrupt is masked (between the last poll and the re-arm)
-        // is found by the look at the ring after the re-arm: no sleep.
-        assert.equal(r.stack.poll(), 0);
-        datagram(r, "between");
-        r.machine.clock.advance(NS_PER_MS);
-        t0 = k.now();
-        assert.equal(await r.nic.waitForWork(1000), "ready");
-        assert.equal(k.now() - t0, 0, "no sleep: the frame was already there");
-        assert.equal(r.stack.poll(), 1);
-
-        // Abort.
-        const stop = new AbortController();
-        r.machine.clock.schedule(3 * NS_PER_MS, () => stop.abort());
-        assert.equal(await r.nic.waitForWork(1000, stop.signal), "cancelled");
-        assert.equal(r.machine.faults().length, 0);
-        r.close();
+        const t0 = k.now();
+        const got = await r.nic.waitForWork(50);
+        assert.ok(k.now() - t0 < 50 + MMIO_SLACK_MS, `the wait ends (${got})`);
+        r.stack.poll();
+        assert.equal(r.peer.echoReplies.length, 0, `nothing was received into a ${how} buffer`);
+        const faults = r.machine.faults();
+        assert.ok(faults.length >= 1, "the IOMMU recorded the fault");
+        const f = faults[0];
+        assert.equal(f.access, "write");
+        assert.ok(f.message.length > 0 && f.format.length > 0, "a vendor-format record");
+        r.nic.close();
+        pool!.close(); // the caller's pool, before its DMA space goes with the device
+        r.dev.close();
+        const status = k.readFile("/proc/self/status") as string;
+        assert.match(status, /VmLck:\s+0 kB/, "no locked memory left");
+        assert.equal(
+          r.machine.memory.usedBytes,
+          ctx.leaks.baseline.physicalBytes,
+          "every page released",
+        );
+        assert.equal(k.process.openFds().length, ctx.leaks.baseline.fds, "every fd closed");
       },
-    });
-
-    for (const how of ["read-only", "unmapped"] as const) {
-      Deno.test({
-        name: `${name}: a ${how} receive buffer gives the IOMMU's fault, no hang, no leak`,
-        ignore,
-        permissions: "none",
-        async fn() {
-          let pool: PacketPool | undefined;
-          const r = await nicRig(kind, iommu, path, {
-            pool: (dev) => (pool = faultyPool(dev, kind === "virtio-net" ? 64 : 0, how)),
-          });
-          const k = r.machine.kernel;
-          r.peer.ping(NIC_IP, 1, 1);
-          const t0 = k.now();
-          const got = await r.nic.waitForWork(50);
-          assert.ok(k.now() - t0 < 50 + MMIO_SLACK_MS, `the wait ends (${got})`);
-          r.stack.poll();
-          assert.equal(r.peer.echoReplies.length, 0, `nothing was received into a ${how} buffer`);
-          const faults = r.machine.faults();
-          assert.ok(faults.length >= 1, "the IOMMU recorded the fault");
-          const f = faults[0];
-          assert.equal(f.access, "write");
-          assert.ok(f.message.length > 0 && f.format.length > 0, "a vendor-format record");
-          r.nic.close();
-          pool!.close(); // the caller's pool, before its DMA space goes with the device
-          r.dev.close();
-          const status = k.readFile("/proc/self/status") as string;
-          assert.match(status, /VmLck:\s+0 kB/, "no locked memory left");
-          assert.equal(r.machine.memory.usedBytes, r.baselineBytes, "every page released");
-          assert.equal(k.process.openFds().length, r.baselineFds, "every fd closed");
-        },
-      });
-    }
+    );
   }
 }

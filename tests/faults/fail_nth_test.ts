@@ -1,14 +1,16 @@
 /**
  * fail-nth over every open path, as the kernel's iommufd selftest checks its own unwinding:
- * `openPciDevice` and the open of each driver (edu with MSI, virtio-net, the PASID DMA engine)
- * on each simulated IOMMU × VFIO path, failing the Nth system call of each kind for every N the
+ * `openPciDevice`, the open of each driver (edu with MSI, virtio-net, the PASID DMA engine), and
+ * `openNic` given a PCI address (it opens the device, then virtio-net, e1000e or igb with four
+ * queues) or an open device with a pool of the caller's (which must get every buffer back), on
+ * each simulated IOMMU × VFIO path, failing the Nth system call of each kind for every N the
  * open makes, then the same for their close. Every run must end with a VfioError or a success,
  * nothing left behind (fds, mappings, locked pages, machine memory, IOMMU domains — and, for a
  * driver, nothing more than a driver that opened and closed leaves in its device), and a clean
  * open working afterwards.
  *
  * Short by default (every platform for openPciDevice; the drivers on one type1, one iommufd and
- * the sPAPR path, every third N for virtio-net); `DENO_VFIO_FAULTS=long` sweeps every driver on
+ * the sPAPR path, every third N for the NICs); `DENO_VFIO_FAULTS=long` sweeps every driver on
  * every path for every N.
  */
 import assert from "node:assert/strict";
@@ -20,6 +22,9 @@ import { VfioError } from "../../core/errors.ts";
 import { EduDriver } from "../../drivers/edu/edu.ts";
 import { PasidDmaDriver } from "../../drivers/pasid_dma/pasid_dma.ts";
 import { VirtioNet } from "../../drivers/virtio/net.ts";
+import { openNic } from "../../drivers/open_nic.ts";
+import { PacketPool } from "../../drivers/packet_pool.ts";
+import { E1000_BUFFER_SIZE } from "../../drivers/e1000/nic.ts";
 import { createMachine, type DeviceModelName } from "../../sim/mod.ts";
 import {
   type Closeable,
@@ -33,13 +38,18 @@ import {
 
 const BDF = "0000:00:02.0";
 const LONG = longFaultRuns();
+/** Buffers of a caller's pool: the rings of four queue pairs of 64 descriptors, and more. */
+const CALLERS_POOL_BUFFERS = 1024;
 /** The paths the short run sweeps drivers on. */
 const SHORT_PATHS = ["vtd/type1", "smmuv3/iommufd", "spapr/spapr"];
 
 interface Target {
   readonly name: string;
   readonly model: DeviceModelName;
+  /** The driver's open on a device opened for it (swept as a DriverUnderTest). */
   readonly openDriver?: (dev: PciDevice) => Closeable | Promise<Closeable>;
+  /** An open that opens the device itself, given its address (openNic). */
+  readonly openAddress?: (kernel: Kernel, path: DmaBackendKind) => Promise<Closeable>;
   /** Sweep every Nth call only in the short run. */
   readonly shortEvery?: number;
 }
@@ -58,7 +68,64 @@ const TARGETS: readonly Target[] = [
     shortEvery: 3,
   },
   { name: "PasidDmaDriver.open", model: "pasid-dma", openDriver: (d) => PasidDmaDriver.open(d) },
+  {
+    name: "openNic(address) → VirtioNet",
+    model: "virtio-net",
+    openAddress: (kernel, iommu) => openNic(BDF, { kernel, iommu, queueSize: 64 }),
+    shortEvery: 3,
+  },
+  ...(["e1000e", "igb"] as const).flatMap((model): Target[] => {
+    const queues = model === "igb" ? 4 : 1;
+    const rings = { rxRingSize: 64, txRingSize: 64, queues };
+    const what = `${model}${queues > 1 ? `, ${queues} queues` : ""}`;
+    return [
+      {
+        name: `openNic(address) → ${what}`,
+        model,
+        openAddress: (kernel, iommu) => openNic(BDF, { kernel, iommu, ...rings }),
+        shortEvery: 3,
+      },
+      {
+        name: `openNic(device) → ${what}, the caller's pool`,
+        model,
+        openDriver: (d) => withCallersPool(d, (pool) => openNic(d, { ...rings, pool })),
+        shortEvery: 3,
+      },
+    ];
+  }),
 ];
+
+/**
+ * Open a NIC on a pool of the caller's (as a forwarder shares one between two NICs): a failed
+ * open, and a close, must leave every buffer of it free — the pool outlives the NIC.
+ */
+async function withCallersPool(
+  dev: PciDevice,
+  open: (pool: PacketPool) => Promise<Closeable>,
+): Promise<Closeable> {
+  const pool = new PacketPool(dev.dma, CALLERS_POOL_BUFFERS, E1000_BUFFER_SIZE, 0);
+  const release = (): void => {
+    const kept = pool.capacity - pool.available;
+    pool.close();
+    if (kept > 0) throw new Error(`the NIC kept ${kept} buffers of the caller's pool`);
+  };
+  let nic: Closeable;
+  try {
+    nic = await open(pool);
+  } catch (e) {
+    release();
+    throw e;
+  }
+  return {
+    close(): void {
+      try {
+        nic.close();
+      } finally {
+        release();
+      }
+    },
+  };
+}
 
 function sweep(
   t: Target,
@@ -74,6 +141,10 @@ function sweep(
     });
   const openDevice = (kernel: Kernel) => openPciDevice(BDF, { kernel, iommu: path });
   const every = LONG ? 1 : t.shortEvery ?? 1;
+  if (t.openAddress !== undefined) {
+    const open = t.openAddress;
+    return sweepFailNth(makeMachine, (kernel) => open(kernel, path), { every, phase });
+  }
   return t.openDriver === undefined
     ? sweepFailNth(makeMachine, openDevice, { every, phase })
     : sweepFailNth(makeMachine, { openDevice, openDriver: t.openDriver }, { every, phase });
@@ -89,7 +160,8 @@ for (const target of TARGETS) {
         let paths = 0;
         for (const { platform, path } of simTestSteps()) {
           const key = `${platform.iommu}/${path}`;
-          if (!LONG && target.openDriver !== undefined && !SHORT_PATHS.includes(key)) continue;
+          const driver = target.openDriver !== undefined || target.openAddress !== undefined;
+          if (!LONG && driver && !SHORT_PATHS.includes(key)) continue;
           await t.step(key, async () => {
             const r = await sweep(target, platform, path, phase);
             assert.deepEqual(r.problems, []);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import type { IommuModelName } from "../../sim/machine.ts";
+import type { SimTestContext } from "../../testing/mod.ts";
 import { E1000_TEST_REGS, type NicRig, openNic } from "./nic_rig.ts";
 
 /** Registers (82576 datasheet §8; QEMU answers ICR…IAM at the e1000 offsets). */
@@ -120,8 +121,12 @@ export function txRing(rig: NicRig, n: number, count: number) {
 }
 
 /** The NIC with the link up, receiving broadcast and its own address on queue 0. */
-export function receiving(iommu: IommuModelName = "vtd", count = 8, rctl = RCTL_EN | RCTL_BAM) {
-  const rig = openNic("igb", iommu);
+export function receiving(
+  on: IommuModelName | SimTestContext = "vtd",
+  count = 8,
+  rctl = RCTL_EN | RCTL_BAM,
+) {
+  const rig = openNic("igb", on);
   linkUp(rig);
   const rx = rxRing(rig, 0, count);
   rig.w(rxq(0) + Q.TAIL, count - 1);

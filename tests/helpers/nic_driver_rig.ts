@@ -1,45 +1,21 @@
 /**
- * A simulated machine with one NIC (virtio-net, e1000e or igb) behind an IOMMU model, the driver
- * opened through openNic() on one VFIO path, the net/ stack echoing UDP port 7, and a peer on the
- * wire: the rig of the NIC driver tests. The IOMMU models and the VFIO paths Linux has behind each
- * are tables here, so every test runs under all of them.
+ * The rig of the NIC driver tests: one NIC (virtio-net, e1000e or igb) on a {@link simTest}
+ * step's machine, the driver opened through openNic() on the step's VFIO path, the net/ stack
+ * echoing UDP port 7, and a peer on the wire. {@link nicSimTest} runs a test body on every
+ * IOMMU model × VFIO path of the testing fixture, each step ending with its leak check — fds,
+ * mappings, locked memory, IOMMU domains, and the NIC's packet pool, which the rig registers.
  *
  * @module
  */
 
-import { openPciDevice, type PciDevice } from "../../core/pci_device.ts";
+import type { PciDevice } from "../../core/pci_device.ts";
 import { type Nic, type NicDriver, openNic } from "../../drivers/open_nic.ts";
 import type { PacketPool } from "../../drivers/packet_pool.ts";
 import { NetStack } from "../../net/stack.ts";
 import { parseIpv4 } from "../../net/ipv4.ts";
-import {
-  createMachine,
-  type MachineDevice,
-  type MachineOptions,
-  type SimMachine,
-} from "../../sim/machine.ts";
+import { createMachine, type MachineDevice, type SimMachine } from "../../sim/machine.ts";
 import { SimPeer } from "../../sim/net/peer.ts";
-
-/** A VFIO path of the simulator. */
-export type SimPath = "type1" | "iommufd" | "spapr";
-
-/** The simulated IOMMU models. */
-export const SIM_IOMMUS: MachineOptions["iommu"][] = ["vtd", "smmuv3", "virtio-iommu", "spapr"];
-/** The VFIO paths Linux has behind each model (POWER: the sPAPR container only). */
-export const SIM_IOMMU_PATHS: Record<MachineOptions["iommu"], readonly SimPath[]> = {
-  vtd: ["type1", "iommufd"],
-  smmuv3: ["type1", "iommufd"],
-  "virtio-iommu": ["type1", "iommufd"],
-  spapr: ["spapr"],
-};
-/** Machine options a model needs (x86 with virtio-iommu has no interrupt remapping). */
-export const SIM_IOMMU_OPTIONS: Partial<Record<MachineOptions["iommu"], Partial<MachineOptions>>> =
-  {
-    "virtio-iommu": { allowUnsafeInterrupts: { type1: true, iommufd: true } },
-  };
-/** Every (model, path) pair. */
-export const SIM_COMBOS: readonly { iommu: MachineOptions["iommu"]; path: SimPath }[] = SIM_IOMMUS
-  .flatMap((iommu) => SIM_IOMMU_PATHS[iommu].map((path) => ({ iommu, path })));
+import { simTest, type SimTestContext, type SimTestOptions } from "../../testing/mod.ts";
 
 /** The NICs the drivers support. */
 export const NIC_KINDS: readonly NicDriver[] = ["virtio-net", "e1000e", "igb"];
@@ -62,6 +38,29 @@ export function simHasNic(kind: NicDriver): boolean {
   }
 }
 
+/** The machine devices of a NIC test: the NIC of `kind` at {@link NIC_BDF}. */
+export function nicDevices(kind: NicDriver): MachineDevice[] {
+  return [{ model: kind as MachineDevice["model"], bdf: NIC_BDF }];
+}
+
+/**
+ * {@link simTest} of a NIC test: `body` on every IOMMU model × VFIO path (or those `options`
+ * choose) on a machine with the NIC of `kind`, named "<kind>: <name>"; reported as ignored when
+ * the simulator has no model of the NIC.
+ */
+export function nicSimTest(
+  kind: NicDriver,
+  name: string,
+  body: (ctx: SimTestContext) => void | Promise<void>,
+  options: Omit<SimTestOptions, "machine"> = {},
+): void {
+  simTest(`${kind}: ${name}`, body, {
+    ...options,
+    machine: { devices: nicDevices(kind) },
+    ignore: options.ignore || !simHasNic(kind),
+  });
+}
+
 /** Options of {@link nicRig}. */
 export interface NicRigOptions {
   /** Descriptors per ring (virtio queue size, or both Intel rings; default 64). */
@@ -72,6 +71,8 @@ export interface NicRigOptions {
   interrupts?: boolean;
   /** A pool made from the open device (default: the driver's own). */
   pool?: (dev: PciDevice) => PacketPool;
+  /** Transmit watchdog of the driver (see NicOpenOptions.txTimeoutMs). */
+  txTimeoutMs?: number;
 }
 
 /** The rig. */
@@ -92,29 +93,16 @@ export interface NicRig {
   run(until: () => boolean, maxMs?: number): Promise<void>;
   /** Close the NIC and the device. */
   close(): void;
-  /** Physical memory in use before the device was opened (IOMMU tables stay). */
-  readonly baselineBytes: number;
-  /** Open fds before the device was opened. */
-  readonly baselineFds: number;
 }
 
-/** Build the rig: machine, device on `path`, driver, stack, peer. */
-export async function nicRig(
-  kind: NicDriver,
-  iommu: MachineOptions["iommu"],
-  path: SimPath,
-  options: NicRigOptions = {},
-): Promise<NicRig> {
-  const machine = createMachine({
-    iommu,
-    devices: [{ model: kind as MachineDevice["model"], bdf: NIC_BDF }],
-    strict: true,
-    ...SIM_IOMMU_OPTIONS[iommu],
-  });
+/**
+ * Build the rig on the step's machine: the device on the step's path, the driver, the stack, the
+ * peer. The leak check of the step expects every buffer of the NIC's pool back at the end.
+ */
+export async function nicRig(ctx: SimTestContext, options: NicRigOptions = {}): Promise<NicRig> {
+  const machine = ctx.machine;
   const kernel = machine.kernel;
-  const baselineBytes = machine.memory.usedBytes;
-  const baselineFds = kernel.process.openFds().length;
-  const dev = openPciDevice(NIC_BDF, { kernel, iommu: path });
+  const dev = ctx.openDevice(NIC_BDF);
   const ring = options.ringSize ?? 64;
   const nic = await openNic(dev, {
     queueSize: ring,
@@ -123,7 +111,9 @@ export async function nicRig(
     queues: options.queues,
     interrupts: options.interrupts,
     pool: options.pool?.(dev),
+    txTimeoutMs: options.txTimeoutMs,
   });
+  ctx.keepPool(nic.pool, `${nic.name} pool`);
   const stack = new NetStack(nic, {
     address: "10.0.2.15/24",
     gateway: "10.0.2.2",
@@ -155,7 +145,5 @@ export async function nicRig(
       nic.close();
       dev.close();
     },
-    baselineBytes,
-    baselineFds,
   };
 }

@@ -9,6 +9,7 @@
 import { openPciDevice, type PciDevice } from "../../core/pci_device.ts";
 import type { Mmio } from "../../ffi/kernel.ts";
 import { createMachine, type IommuModelName, type SimMachine } from "../../sim/machine.ts";
+import type { SimTestContext } from "../../testing/mod.ts";
 import type { E1000Device, E1000Model } from "../../sim/pci/e1000_device.ts";
 import type { SegmentLink } from "../../sim/net/segment.ts";
 import { Rng } from "./rng.ts";
@@ -131,16 +132,21 @@ export function sendRecordedFrames(
 }
 
 /** Open `model` on a machine with `iommu` (default VT-d). */
-export function openNic(model: E1000Model, iommu: IommuModelName = "vtd"): NicRig {
-  const machine = createMachine({
-    iommu,
-    devices: [{ model, bdf: NIC_BDF }],
-    strict: true,
-    // x86 with virtio-iommu has no interrupt remapping (vm-lab.md step 3).
-    allowUnsafeInterrupts: iommu === "virtio-iommu" ? { type1: true, iommufd: true } : undefined,
-  });
+export function openNic(model: E1000Model, on: IommuModelName | SimTestContext = "vtd"): NicRig {
+  const machine = typeof on === "string"
+    ? createMachine({
+      iommu: on,
+      devices: [{ model, bdf: NIC_BDF }],
+      strict: true,
+      // x86 with virtio-iommu has no interrupt remapping (vm-lab.md step 3).
+      allowUnsafeInterrupts: on === "virtio-iommu" ? { type1: true, iommufd: true } : undefined,
+    })
+    : on.machine;
   const nic = machine.fn(NIC_BDF).model as E1000Device;
-  const dev = openPciDevice(NIC_BDF, { kernel: machine.kernel });
+  if (nic.model !== model) throw new Error(`the machine has an ${nic.model} at ${NIC_BDF}`);
+  const dev = typeof on === "string"
+    ? openPciDevice(NIC_BDF, { kernel: machine.kernel })
+    : on.openDevice(NIC_BDF);
   dev.config.write16(PCI_COMMAND, dev.config.read16(PCI_COMMAND) | PCI_COMMAND_MASTER);
   const regs = dev.bar(0);
   const wire: Uint8Array[] = [];
