@@ -198,6 +198,17 @@ export class NetStack {
   }
 
   /**
+   * Give every frame still waiting for ARP resolution back to the pool (counted as `txDropped`):
+   * call it before closing the NIC when the pool outlives it (a pool shared between NICs).
+   * Returns how many frames were freed.
+   */
+  releaseHeldFrames(): number {
+    const freed = this.arp.expire(Number.POSITIVE_INFINITY);
+    this.stats.txDropped += freed;
+    return freed;
+  }
+
+  /**
    * Receive one batch, answer what needs answering, deliver UDP, expire ARP waits, and transmit.
    * Returns the number of frames received (0 means idle). An exception thrown by a UDP handler
    * propagates after the batch's buffers are returned to the pool.

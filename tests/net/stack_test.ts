@@ -150,6 +150,22 @@ Deno.test({
 });
 
 Deno.test({
+  name: "releaseHeldFrames gives frames waiting for ARP back to the pool at once (a shared pool)",
+  permissions: "none",
+  fn() {
+    const { dev, stack } = setup();
+    stack.sendUdp(5, PEER_IP, 9, new Uint8Array(4));
+    stack.sendUdp(5, parseIpv4("10.0.2.3"), 9, new Uint8Array(4));
+    stack.poll();
+    assert.equal(dev.pool.available, dev.pool.capacity - 2, "two frames held");
+    assert.equal(stack.releaseHeldFrames(), 2);
+    assert.equal(dev.pool.available, dev.pool.capacity, "every buffer back before any timeout");
+    assert.equal(stack.stats.txDropped, 2);
+    assert.equal(stack.releaseHeldFrames(), 0);
+  },
+});
+
+Deno.test({
   name: "ARP: unanswered resolution drops the held frame after its timeout",
   permissions: "none",
   fn() {
