@@ -132,6 +132,8 @@ export type {
   PciDeviceModel,
 } from "./pci/device.ts";
 export {
+  VIRTIO_NET_BAR,
+  VIRTIO_REGION,
   type VirtioNetCounters,
   VirtioNetDevice,
   type VirtioNetDeviceOptions,
