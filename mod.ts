@@ -240,7 +240,12 @@ export { VIRTIO_NET_HDR_SIZE } from "./drivers/virtio/registers.ts";
 // ---- The network stack ----
 export { NetStack, type NetStackOptions, type NetStackStats } from "./net/stack.ts";
 export { RX_BATCH } from "./net/stack_config.ts";
+export { NET_STACK_DROPS } from "./net/stats.ts";
 export type { UdpHandler, UdpSocket } from "./net/udp.ts";
 export { ArpCache } from "./net/arp.ts";
 export { formatIpv4, parseCidr, parseIpv4 } from "./net/ipv4.ts";
 export { formatMac, parseMac } from "./net/ethernet.ts";
+
+// ---- Captures: pcap files, at the driver or (on the simulator) on the wire ----
+export { type PcapSink, PcapWriter } from "./net/pcap.ts";
+export { CaptureNetDevice, type CaptureTap, type FrameDirection } from "./net/capture.ts";
