@@ -29,6 +29,15 @@ for (const [program, real] of Object.entries(PROGRAMS)) {
   });
 }
 
+for (const program of ["pasid_lifecycle.ts", "custom_device.ts"]) {
+  test(`examples ${program} (simulator only): --help, a bad flag (exit 2)`, async () => {
+    const helped = await run(program, ["--help"]);
+    assert.equal(helped.code, 0);
+    assert.match(helped.stdout, /^usage: /m);
+    assertOneLine(await run(program, ["--bogus"]), program, 2, /--bogus: unknown option/);
+  });
+}
+
 test("examples: usage errors name the flag", async () => {
   assertOneLine(
     await run("edu_dma.ts", ["--iommu", "amd"]),
