@@ -228,9 +228,25 @@ export {
 } from "./drivers/open_nic.ts";
 export { pollForWork, waitForVectors } from "./drivers/wait_for_work.ts";
 
+// ---- Ring building blocks: what the NIC drivers are made of, for a driver of another NIC of
+// ---- these families (and the driver bench, which runs them against C over shared memory) ----
+export { newNetDeviceStats } from "./drivers/net_device.ts";
+export { DescriptorRing, RxRing, TxRing } from "./drivers/e1000/rings.ts";
+export { programRing } from "./drivers/e1000/setup.ts";
+export { DESC_SIZE, QUEUE_DT } from "./drivers/e1000/registers.ts";
+export { SplitQueue, splitQueueLayout } from "./drivers/virtio/virtqueue.ts";
+export { NetRing, VirtioRxRing, VirtioTxRing } from "./drivers/virtio/net_rings.ts";
+export { VIRTIO_NET_HDR_SIZE } from "./drivers/virtio/registers.ts";
+
 // ---- The network stack ----
 export { NetStack, type NetStackOptions, type NetStackStats } from "./net/stack.ts";
+export { RX_BATCH } from "./net/stack_config.ts";
+export { NET_STACK_DROPS } from "./net/stats.ts";
 export type { UdpHandler, UdpSocket } from "./net/udp.ts";
 export { ArpCache } from "./net/arp.ts";
 export { formatIpv4, parseCidr, parseIpv4 } from "./net/ipv4.ts";
 export { formatMac, parseMac } from "./net/ethernet.ts";
+
+// ---- Captures: pcap files, at the driver or (on the simulator) on the wire ----
+export { type PcapSink, PcapWriter } from "./net/pcap.ts";
+export { CaptureNetDevice, type CaptureTap, type FrameDirection } from "./net/capture.ts";

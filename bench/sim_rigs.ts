@@ -6,22 +6,27 @@
  * @module
  */
 
-import { openPciDevice } from "../core/pci_device.ts";
-import { VirtioNet } from "../drivers/virtio/net.ts";
-import type { PacketBuffer } from "../drivers/packet_pool.ts";
-import { createMachine, type SimMachine } from "../sim/machine.ts";
-import { VirtualClock } from "../sim/clock.ts";
-import { PhysicalMemory } from "../sim/memory.ts";
-import { VtdIommu } from "../sim/iommu/vtd/vtd.ts";
-import { createDmaPort } from "../sim/pci/dma_port.ts";
-import type { DmaPort, PciConfig } from "../sim/pci/device.ts";
-import { VIRTIO_NET_BAR, VIRTIO_REGION, VirtioNetDevice } from "../sim/pci/virtio_net.ts";
-import { EthernetSegment, type SegmentLink } from "../sim/net/segment.ts";
-import { type ByteViews, byteViews, copyBytes } from "../sim/bytes.ts";
-import { SimPeer } from "../sim/net/peer.ts";
-import { NetStack } from "../net/stack.ts";
-import { parseIpv4 } from "../net/ipv4.ts";
-import { LoopNetDevice } from "../tests/helpers/loop_net_device.ts";
+import { NetStack, openPciDevice, type PacketBuffer, parseIpv4, VirtioNet } from "../mod.ts";
+import {
+  createMachine,
+  EthernetSegment,
+  type SegmentLink,
+  type SimMachine,
+  SimPeer,
+  VIRTIO_NET_BAR,
+  VIRTIO_REGION,
+  VirtioNetDevice,
+  VirtualClock,
+} from "../sim/mod.ts";
+import {
+  type ByteViews,
+  byteViews,
+  copyBytes,
+  createDmaPort,
+  type DmaPort,
+  type PciConfig,
+} from "../sim/pci/mod.ts";
+import { LoopNetDevice } from "../testing/mod.ts";
 
 /** Frames per bench iteration. */
 export const BATCH = 32;
@@ -48,11 +53,12 @@ const BUFFERS = 0x10000;
 /** A config space with bus mastering on. */
 const busMaster: PciConfig = { size: 256, read: (o) => (o === 4 ? 0x6 : 0), write() {} };
 
-/** VT-d, 1 MiB of RAM mapped at {@link RAM_IOVA}, and a DmaPort for requester 00:03.0. */
+/**
+ * A VT-d machine's IOMMU with 1 MiB of its RAM mapped at {@link RAM_IOVA} for requester 00:03.0
+ * (no function there: the rigs are the device), and a DmaPort for that requester.
+ */
 function mappedRam(config: PciConfig = busMaster) {
-  const clock = new VirtualClock();
-  const memory = new PhysicalMemory(64 * 1024 * 1024);
-  const iommu = new VtdIommu({ memory, clock });
+  const { clock, memory, iommu } = createMachine({ iommu: "vtd" });
   const ram = memory.allocate(RAM_BYTES)!;
   const domain = iommu.allocDomain();
   const rw = { read: true, write: true };

@@ -14,12 +14,8 @@
  * @module
  */
 
-import type { PacketBuffer } from "../drivers/packet_pool.ts";
-import { NetStack, RX_BATCH } from "../net/stack.ts";
-import { parseIpv4 } from "../net/ipv4.ts";
-import { parseMac } from "../net/ethernet.ts";
-import { LoopNetDevice } from "../tests/helpers/loop_net_device.ts";
-import { FrameBuilder } from "../tests/helpers/net_frames.ts";
+import { NetStack, type PacketBuffer, parseIpv4, parseMac, RX_BATCH } from "../mod.ts";
+import { FrameBuilder, LoopNetDevice } from "../testing/mod.ts";
 
 /** Packets per bench iteration. */
 const PACKETS = 32 * RX_BATCH;

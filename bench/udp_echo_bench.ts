@@ -24,14 +24,15 @@
  * @module
  */
 
-import { openPciDevice } from "../core/pci_device.ts";
-import { VirtioNet } from "../drivers/virtio/net.ts";
-import type { PacketBuffer } from "../drivers/packet_pool.ts";
-import { NetStack } from "../net/stack.ts";
-import { parseIpv4 } from "../net/ipv4.ts";
-import { parseMac } from "../net/ethernet.ts";
-import { createMachine } from "../sim/machine.ts";
-import { SimPeer } from "../sim/net/peer.ts";
+import {
+  NetStack,
+  openPciDevice,
+  type PacketBuffer,
+  parseIpv4,
+  parseMac,
+  VirtioNet,
+} from "../mod.ts";
+import { createMachine, SimPeer } from "../sim/mod.ts";
 import {
   deviceModelRig,
   forwardRig,

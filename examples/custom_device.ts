@@ -20,11 +20,11 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { type DmaBuffer, openPciDevice, type PciDevice, VfioError } from "../mod.ts";
 import { createMachine, type IommuModelName } from "../sim/mod.ts";
 import { PciFunctionModel, RegisterBlock } from "../sim/pci/mod.ts";
 import { LeakCheck, SIM_PLATFORMS, simPlatform } from "../testing/mod.ts";
+import { help, integerFlag, oneOf, parseFlags, runProgram } from "./cli.ts";
 
 // ---- The device model ----
 
@@ -239,37 +239,15 @@ usage: deno run examples/custom_device.ts [options]
   --rounds N     checksums of each size per path (default 2)
   --help         this text`;
 
-async function main(): Promise<number> {
-  let values;
-  try {
-    values = parseArgs({
-      args: Deno.args,
-      options: {
-        iommu: { type: "string" },
-        rounds: { type: "string", default: "2" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
-  } catch (e) {
-    console.error(`custom_device: ${e instanceof Error ? e.message : e} (see --help)`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const rounds = Number(values.rounds);
+async function main(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    iommu: { type: "string" },
+    rounds: { type: "string", default: "2" },
+  });
+  if (values.help) return help(HELP);
+  const rounds = integerFlag("--rounds", values.rounds, 1, 1_000_000);
   const known = SIM_PLATFORMS.map((p) => p.iommu as string);
-  if (
-    !Number.isInteger(rounds) || rounds < 1 ||
-    (values.iommu !== undefined && !known.includes(values.iommu))
-  ) {
-    console.error(
-      `custom_device: want --rounds a positive integer and --iommu one of ${known.join(", ")}`,
-    );
-    return 2;
-  }
-  const iommus = values.iommu === undefined ? known : [values.iommu];
+  const iommus = values.iommu === undefined ? known : [oneOf("--iommu", values.iommu, known)];
   for (const iommu of iommus) {
     for (const line of await testOn(iommu as IommuModelName, rounds)) console.log(line);
   }
@@ -279,11 +257,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    console.error(`custom_device: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runProgram("custom_device", main);

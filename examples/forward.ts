@@ -12,43 +12,60 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import type { Kernel } from "../ffi/kernel.ts";
-import { type IommuChoice, openPciDevice, type PciDevice } from "../core/pci_device.ts";
-import { type Nic, type NicDriver, openNic } from "../drivers/open_nic.ts";
-import { type PacketBuffer, PacketPool } from "../drivers/packet_pool.ts";
-import type { NetDeviceStats } from "../drivers/net_device.ts";
-import { createMachine, type MachineDevice, type MachineOptions } from "../sim/machine.ts";
-import { TrafficPort } from "../sim/net/traffic.ts";
+import {
+  type IommuChoice,
+  type Kernel,
+  type NetDeviceStats,
+  type Nic,
+  type NicDriver,
+  openNic,
+  openPciDevice,
+  type PacketBuffer,
+  PacketPool,
+  type PciDevice,
+} from "../mod.ts";
+import { type EthernetSegment, TrafficPort } from "../sim/mod.ts";
+import {
+  commonFlags,
+  help,
+  integerFlag,
+  oneOf,
+  openTarget,
+  parseFlags,
+  runProgram,
+  TARGET_HELP,
+  TARGET_OPTIONS,
+  UsageError,
+} from "./cli.ts";
 
 const HELP = `forward — ixy's forwarder: frames received on one port are sent out of the other
 
 usage: deno run [--allow-ffi] examples/forward.ts [options]
   --nic NAME         simulated NICs: igb (default), e1000e, virtio-net
-  --iommu MODEL      simulated IOMMU: vtd (default), smmuv3, virtio-iommu, spapr
-  --vfio PATH        VFIO path: auto (default), type1 (container), iommufd (cdev)
-  --device BDF       a real NIC bound to vfio-pci (virtio-net, e1000e or igb); give it twice,
-                     once per port (needs --allow-ffi); without it the NICs are simulated
   --batch N          frames per receive batch, 1..256 (default 32)
   --duration S       stop after S seconds (default 5 on the simulator; with --device: until
                      interrupted)
   --window N         simulator: frames each generator keeps in flight, 1..255 (default 64; the
                      simulated Intel NICs hold 64 frames that arrive at once)
   --frame-size N     simulator: generated frame length without FCS, 60..1514 (default 60)
-  --help             this text
+${TARGET_HELP}
+                   (--device twice, once per port: two real NICs bound to vfio-pci, virtio-net,
+                   e1000e or igb; needs --allow-ffi)
 
 Simulated, each NIC sits on its own wire with a generator that sends UDP frames to it and a
 sink that counts what the forwarder sends out; its Mpps are wall-clock rates of the simulator.`;
 
+const OPTIONS = {
+  ...TARGET_OPTIONS,
+  device: { type: "string", multiple: true },
+  nic: { type: "string" },
+  batch: { type: "string", default: "32" },
+  duration: { type: "string" },
+  window: { type: "string" },
+  "frame-size": { type: "string" },
+} as const;
+
 const SIM_NICS: readonly NicDriver[] = ["igb", "e1000e", "virtio-net"];
-const VFIO_PATHS: readonly string[] = ["auto", "type1", "iommufd"];
-/** Simulated IOMMU models, with the machine options each needs (as the UDP demo has them). */
-const SIM_IOMMUS: Record<string, Partial<MachineOptions>> = {
-  vtd: {},
-  smmuv3: {},
-  "virtio-iommu": { allowUnsafeInterrupts: { type1: true, iommufd: true } },
-  spapr: {},
-};
 const SIM_BDFS = ["0000:00:03.0", "0000:00:04.0"];
 const MAX_BATCH = 256;
 /** Descriptors per ring (the drivers' default) and the pool that covers both NICs. */
@@ -62,85 +79,49 @@ const SIM_IDLE_MS = 0.01;
 const SIM_STALL_STEPS = 100;
 /** Simulated time after the last round for sent frames to reach the sinks (ms). */
 const SIM_DRAIN_MS = 1;
-
-/** A bad command line: exit 2. */
-class UsageError extends Error {}
+/** Seconds the simulator forwards when --duration is not given. */
+const SIM_DEFAULT_DURATION_S = 5;
+/** Frames each generator keeps in flight by default. */
+const DEFAULT_WINDOW = 64;
+/** Smallest and largest generated frame (no FCS). */
+const MIN_FRAME = 60;
+const MAX_FRAME = 1514;
 
 /** Parsed options. */
 interface Options {
   nic: NicDriver;
-  iommu: string;
-  vfio: IommuChoice;
-  devices: string[];
   batch: number;
   durationS: number | undefined;
   window: number;
   frameSize: number;
 }
 
-function parseOptions(argv: string[]): Options | "help" {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        nic: { type: "string" },
-        iommu: { type: "string" },
-        vfio: { type: "string", default: "auto" },
-        device: { type: "string", multiple: true },
-        batch: { type: "string", default: "32" },
-        duration: { type: "string" },
-        window: { type: "string", default: "64" },
-        "frame-size": { type: "string", default: "60" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0]);
-  }
-  if (values.help) return "help";
-  const int = (name: string, text: string, min: number, max: number): number => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new UsageError(`--${name} ${text}: expected an integer ${min}..${max}`);
+/** The forwarder's own flags; `real` when two devices were given. */
+function forwardOptions(
+  values: ReturnType<typeof parseFlags<typeof OPTIONS>>["values"],
+  real: boolean,
+): Options {
+  for (const flag of ["nic", "window", "frame-size"] as const) {
+    if (real && values[flag] !== undefined) {
+      throw new UsageError(`--${flag}: drives the simulator; leave it out with --device`);
     }
-    return n;
-  };
-  const devices = values.device ?? [];
-  if (devices.length === 1) {
-    throw new UsageError("--device given once: give it twice, once per port");
   }
-  if (devices.length > 2) {
-    throw new UsageError(`--device given ${devices.length} times: a forwarder has two ports`);
-  }
-  if (devices.length === 2 && (values.nic !== undefined || values.iommu !== undefined)) {
-    throw new UsageError("--nic and --iommu pick simulated hardware; leave them out with --device");
-  }
-  const nic = values.nic ?? "igb";
-  if (!SIM_NICS.includes(nic as NicDriver)) {
-    throw new UsageError(`--nic ${nic}: one of ${SIM_NICS.join(", ")}`);
-  }
-  const iommu = values.iommu ?? "vtd";
-  if (!(iommu in SIM_IOMMUS)) {
-    throw new UsageError(`--iommu ${iommu}: one of ${Object.keys(SIM_IOMMUS).join(", ")}`);
-  }
-  if (!VFIO_PATHS.includes(values.vfio)) {
-    throw new UsageError(`--vfio ${values.vfio}: one of ${VFIO_PATHS.join(", ")}`);
-  }
-  const duration = values.duration ?? (devices.length === 0 ? "5" : undefined);
+  const duration = values.duration ?? (real ? undefined : `${SIM_DEFAULT_DURATION_S}`);
   const durationS = duration === undefined ? undefined : Number(duration);
   if (durationS !== undefined && !(durationS > 0 && durationS <= 1e6)) {
-    throw new UsageError(`--duration ${duration}: expected a number of seconds above 0`);
+    throw new UsageError(`--duration ${duration}: want a number of seconds above 0`);
   }
   return {
-    nic: nic as NicDriver,
-    iommu,
-    vfio: values.vfio as IommuChoice,
-    devices,
-    batch: int("batch", values.batch, 1, MAX_BATCH),
+    nic: oneOf("--nic", values.nic ?? "igb", SIM_NICS) as NicDriver,
+    batch: integerFlag("--batch", values.batch, 1, MAX_BATCH),
     durationS,
-    window: int("window", values.window, 1, RING_SIZE - 1),
-    frameSize: int("frame-size", values["frame-size"], 60, 1514),
+    window: integerFlag("--window", values.window ?? `${DEFAULT_WINDOW}`, 1, RING_SIZE - 1),
+    frameSize: integerFlag(
+      "--frame-size",
+      values["frame-size"] ?? `${MIN_FRAME}`,
+      MIN_FRAME,
+      MAX_FRAME,
+    ),
   };
 }
 
@@ -189,7 +170,7 @@ interface SimTraffic {
 
 function simTraffic(
   kernel: Kernel,
-  segments: ReadonlyMap<number, import("../sim/net/segment.ts").EthernetSegment>,
+  segments: ReadonlyMap<number, EthernetSegment>,
   nics: Nic[],
   o: Options,
 ): SimTraffic {
@@ -233,8 +214,9 @@ function simTraffic(
 /** Both ports opened into one DMA space with one shared pool; `close` undoes all of it. */
 async function openPorts(
   kernel: Kernel,
-  bdfs: string[],
-  o: Options,
+  bdfs: readonly string[],
+  vfio: IommuChoice,
+  batch: number,
 ): Promise<{ nics: Nic[]; close(): void }> {
   const devs: PciDevice[] = [];
   const nics: Nic[] = [];
@@ -245,9 +227,9 @@ async function openPorts(
     for (const dev of devs.reverse()) dev.close();
   };
   try {
-    devs.push(openPciDevice(bdfs[0], { kernel, iommu: o.vfio }));
+    devs.push(openPciDevice(bdfs[0], { kernel, iommu: vfio }));
     devs.push(openPciDevice(bdfs[1], { kernel, dma: devs[0].dma }));
-    pool = new PacketPool(devs[0].dma, 2 * 2 * RING_SIZE + 2 * o.batch + 64);
+    pool = new PacketPool(devs[0].dma, 2 * 2 * RING_SIZE + 2 * batch + 64);
     for (const dev of devs) {
       nics.push(await openNic(dev, { pool, interrupts: false, promiscuous: true }));
     }
@@ -262,49 +244,35 @@ function mpps(frames: number, ms: number): string {
   return (ms > 0 ? frames / ms / 1000 : 0).toFixed(4);
 }
 
-async function main(): Promise<number> {
-  let o: Options;
-  try {
-    const parsed = parseOptions(Deno.args);
-    if (parsed === "help") {
-      console.log(HELP);
-      return 0;
-    }
-    o = parsed;
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    console.error(`forward: ${e.message} (see --help)`);
-    return 2;
+async function main(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, OPTIONS);
+  if (values.help) return help(HELP);
+  const devices = values.device ?? [];
+  if (devices.length === 1) {
+    throw new UsageError("--device: given once; give it twice, once per port");
   }
-  let kernel: Kernel;
-  let segments: ReadonlyMap<number, import("../sim/net/segment.ts").EthernetSegment> | undefined;
-  if (o.devices.length === 2) {
-    const { LinuxKernel } = await import("../ffi/linux.ts");
-    kernel = LinuxKernel.open();
-  } else {
-    const devices: MachineDevice[] = SIM_BDFS.map((bdf, i) => ({
-      model: o.nic,
-      bdf,
-      segment: i + 1,
-    }));
-    const machine = createMachine({
-      iommu: o.iommu as MachineOptions["iommu"],
-      ...SIM_IOMMUS[o.iommu],
-      devices,
-    });
-    kernel = machine.kernel;
-    segments = machine.segments;
+  if (devices.length > 2) {
+    throw new UsageError(`--device: given ${devices.length} times; a forwarder has two ports`);
   }
-  const ports = await openPorts(kernel, o.devices.length === 2 ? o.devices : SIM_BDFS, o);
+  const flags = commonFlags({ ...values, device: devices[0] }, "vtd");
+  const real = devices.length === 2;
+  const o = forwardOptions(values, real);
+  await using target = await openTarget(flags, {
+    devices: SIM_BDFS.map((bdf, i) => ({ model: o.nic, bdf, segment: i + 1 })),
+  });
+  const { kernel, machine } = target;
+  const ports = await openPorts(kernel, real ? devices : SIM_BDFS, flags.vfio, o.batch);
   let stop = false;
   const onSignal = (): void => void (stop = true);
   Deno.addSignalListener("SIGINT", onSignal);
   try {
     const [a, b] = ports.nics;
-    const sim = segments ? simTraffic(kernel, segments, ports.nics, o) : undefined;
+    const sim = machine ? simTraffic(kernel, machine.segments, ports.nics, o) : undefined;
     console.log(
       `forward: port 0 ${a.name} <-> port 1 ${b.name}, batch ${o.batch}` +
-        (sim ? `, simulated ${o.iommu}, generators keep ${o.window} frames in flight each` : "") +
+        (sim
+          ? `, simulated ${flags.iommu}, generators keep ${o.window} frames in flight each`
+          : "") +
         (o.durationS === undefined ? ", until interrupted" : `, ${o.durationS} s`),
     );
     const dirs: Direction[] = [
@@ -368,11 +336,4 @@ async function main(): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    console.error(`forward: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runProgram("forward", main);

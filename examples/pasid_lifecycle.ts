@@ -16,7 +16,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import {
   attachIommufdPt,
   IommufdBackend,
@@ -28,6 +27,7 @@ import {
   VfioError,
 } from "../mod.ts";
 import { IOMMU_HWPT_ALLOC_PASID } from "../viommu.ts";
+import { describeError, EXIT_OK, oneOf, parseFlags } from "./cli.ts";
 import { createMachine, type SimMachine } from "../sim/mod.ts";
 
 const HELP = `pasid_lifecycle — a PASID's life under the proposed system-wide allocator (simulator)
@@ -52,7 +52,6 @@ const POLL_MS = 0.02;
 const QUARANTINE_NS = 2_000_000;
 
 /** A bad command line (exit 2). */
-class UsageError extends Error {}
 
 /** One walk's context. */
 interface Walk {
@@ -244,35 +243,20 @@ export async function pasidLifecycle(
   print: (line: string) => void,
   printError: (line: string) => void,
 ): Promise<number> {
-  let machines: ("vtd" | "virtio")[];
   try {
-    const { values } = parseArgs({
-      args,
-      options: {
-        machine: { type: "string", default: "both" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-    });
+    const { values } = parseFlags(args, { machine: { type: "string", default: "both" } });
     if (values.help) {
       print(HELP);
-      return 0;
+      return EXIT_OK;
     }
-    const m = values.machine;
-    if (m !== "vtd" && m !== "virtio" && m !== "both") {
-      throw new UsageError(`--machine ${m}: want vtd, virtio or both`);
-    }
-    machines = m === "both" ? ["vtd", "virtio"] : [m];
+    const m = oneOf("--machine", values.machine, ["vtd", "virtio", "both"]);
+    const machines = m === "both" ? ["vtd", "virtio"] as const : [m as "vtd" | "virtio"];
+    for (const machine of machines) await walk(machine, print);
+    return EXIT_OK;
   } catch (e) {
-    printError(`pasid_lifecycle: ${(e as Error).message} (see --help)`);
-    return 2;
-  }
-  try {
-    for (const m of machines) await walk(m, print);
-    return 0;
-  } catch (e) {
-    printError(`pasid_lifecycle: ${(e as Error).message}`);
-    return 1;
+    const { line, code } = describeError(e);
+    printError(`pasid_lifecycle: ${line}`);
+    return code;
   }
 }
 

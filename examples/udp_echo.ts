@@ -6,231 +6,240 @@
  *
  *   deno task demo                                   # simulator: VT-d + virtio-net, built-in client
  *   deno task demo --nic igb --iommu smmuv3          # the same with a simulated 82576 on SMMUv3
+ *   deno task demo --fault --trace                   # the IOMMU's events, and a DMA fault
  *   deno task demo --bridge 127.0.0.1:9000           # simulator, reachable by real host clients
- *   deno run --allow-ffi examples/udp_echo.ts --device 0000:00:03.0 --ip 10.0.2.15/24
+ *   deno run --allow-ffi --allow-write examples/udp_echo.ts --device 0000:00:03.0 \
+ *     --ip 10.0.2.15/24 --pcap echo.pcap            # a real NIC, captured at the driver
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
 import process from "node:process";
-import type { Kernel } from "../ffi/kernel.ts";
-import type { IommuChoice } from "../core/pci_device.ts";
-import { type Nic, type NicDriver, openNic } from "../drivers/open_nic.ts";
-import { NetStack } from "../net/stack.ts";
-import { parseCidr, parseIpv4 } from "../net/ipv4.ts";
-import { formatMac } from "../net/ethernet.ts";
 import {
-  createMachine,
-  type MachineDevice,
-  type MachineOptions,
-  type SimMachine,
-} from "../sim/machine.ts";
-import { SimPeer } from "../sim/net/peer.ts";
-import { PcapWriter } from "../sim/net/pcap.ts";
-import { UdpBridge } from "../sim/net/bridge.ts";
+  CaptureNetDevice,
+  formatMac,
+  type IntelNicStats,
+  NET_STACK_DROPS,
+  type NetDevice,
+  NetStack,
+  type Nic,
+  type NicDriver,
+  openNic,
+  parseCidr,
+  parseIpv4,
+  PcapWriter,
+} from "../mod.ts";
+import type { SimMachine } from "../sim/mod.ts";
+import {
+  commonFlags,
+  help,
+  integerFlag,
+  oneOf,
+  openTarget,
+  parseFlags,
+  runProgram,
+  TARGET_HELP,
+  TARGET_OPTIONS,
+  UsageError,
+} from "./cli.ts";
+import { builtInClient, provokeFault, type SimWorld, simWorld } from "./udp_echo_sim.ts";
 
 const HELP = `udp_echo — a userspace NIC driver and UDP/IP stack that echoes datagrams
 
 usage: deno task demo [options]
   --nic NAME          simulated NIC: virtio-net (default), e1000e (82574L), igb (82576)
-  --iommu MODEL       simulated IOMMU: vtd (default), smmuv3, virtio-iommu, spapr
-  --vfio PATH         VFIO path: auto (default), type1 (container), iommufd (cdev)
   --bridge HOST:PORT  expose the simulated NIC's echo port on a real UDP socket of this host
-  --pcap FILE         write the simulated wire's traffic to FILE (pcap; tshark/Wireshark read it)
+                      (needs --allow-net; datagrams over the 1500-byte path MTU are refused)
   --count N           built-in client: datagrams to send when not bridging (default 1000)
+  --fault             built-in client: then make the simulated NIC's next DMA write fault (as
+                      to an unmapped IOVA) and print the IOMMU's fault line
+  --pcap FILE         capture to FILE (pcap; tshark/Wireshark read it): the simulated wire, or
+                      with --device every frame the driver receives and sends (needs --allow-write)
   --echoes N          stop once N datagrams have been echoed (with --device or --bridge)
   --duration S        stop after S seconds (default: until the built-in client is done, or forever
                       with --bridge or --device)
   --idle S            then stay S more seconds without traffic and print the CPU time they took
-  --device BDF        drive a real NIC bound to vfio-pci (virtio-net, e1000e or igb, by PCI id)
   --queues N          igb: N queue pairs with RSS, one MSI-X vector each (default 1)
   --poll              busy-poll (sleep 1 ms when idle) instead of sleeping on the interrupt
   --ip A.B.C.D/NN     the stack's address (default 10.0.2.15/24, QEMU user networking's guest)
   --gateway A.B.C.D   default gateway (default 10.0.2.2)
   --port N            UDP port to echo on (default 7)
-  --help              this text`;
+${TARGET_HELP}`;
+
+const OPTIONS = {
+  ...TARGET_OPTIONS,
+  nic: { type: "string" },
+  bridge: { type: "string" },
+  count: { type: "string" },
+  fault: { type: "boolean", default: false },
+  pcap: { type: "string" },
+  echoes: { type: "string" },
+  duration: { type: "string" },
+  idle: { type: "string" },
+  queues: { type: "string", default: "1" },
+  poll: { type: "boolean", default: false },
+  ip: { type: "string", default: "10.0.2.15/24" },
+  gateway: { type: "string", default: "10.0.2.2" },
+  port: { type: "string", default: "7" },
+} as const;
 
 /** NICs the simulator offers. */
 const SIM_NICS: readonly NicDriver[] = ["virtio-net", "e1000e", "igb"];
-/** VFIO paths the demo takes. */
-const VFIO_PATHS: readonly string[] = ["auto", "type1", "iommufd"];
-/** Wake at least this often when idle: counters, duration, the stack's ARP timers (ms). */
-const REPORT_MS = 1000;
-
 /** Where the simulated NIC sits. */
 const SIM_BDF = "0000:00:03.0";
+/** Datagrams the built-in client sends by default. */
+const DEFAULT_COUNT = 1000;
+/** Wake at least this often when idle: counters, duration, the stack's ARP timers (ms). */
+const REPORT_MS = 1000;
+/** Simulated time for the last echoes to cross the wire once the demo stops serving (ms). */
+const DRAIN_MS = 1;
+/** Nanoseconds per millisecond (pcap timestamps). */
+const NS_PER_MS = 1e6;
+/** Most queue pairs `--queues` takes (the drivers check their own limit). */
+const MAX_QUEUES = 64;
 
-/** Simulated IOMMU models the demo offers, with the machine options each needs. */
-const SIM_IOMMUS: Record<string, Partial<MachineOptions>> = {
-  vtd: {},
-  smmuv3: {},
-  // x86 with virtio-iommu has no interrupt remapping: VFIO needs allow_unsafe_interrupts.
-  "virtio-iommu": { allowUnsafeInterrupts: { type1: true, iommufd: true } },
-  // POWER9 PowerNV: the sPAPR TCE container (DMA windows, 64 KiB pages).
-  spapr: {},
-};
-
-/** Parsed options. */
+/** The command line, checked. */
 interface Options {
-  nic: NicDriver;
-  iommu: string;
-  vfio: IommuChoice;
-  poll: boolean;
-  queues: number;
-  echoes?: number;
-  idleS?: number;
-  bridge?: { hostname: string; port: number };
-  pcap?: string;
-  count: number;
-  durationS?: number;
-  device?: string;
-  ip: string;
-  gateway: string;
-  port: number;
+  readonly nic: NicDriver;
+  readonly bridge?: { hostname: string; port: number };
+  readonly count: number;
+  readonly fault: boolean;
+  readonly pcap?: string;
+  readonly echoes?: number;
+  readonly durationS?: number;
+  readonly idleS?: number;
+  readonly queues: number;
+  readonly poll: boolean;
+  readonly ip: string;
+  readonly nicIp: number;
+  readonly gateway: string;
+  readonly gatewayIp: number;
+  readonly port: number;
 }
 
-function parseOptions(argv: string[]): Options | "help" {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      nic: { type: "string", default: "virtio-net" },
-      iommu: { type: "string", default: "vtd" },
-      vfio: { type: "string", default: "auto" },
-      poll: { type: "boolean", default: false },
-      queues: { type: "string", default: "1" },
-      echoes: { type: "string" },
-      idle: { type: "string" },
-      bridge: { type: "string" },
-      pcap: { type: "string" },
-      count: { type: "string", default: "1000" },
-      duration: { type: "string" },
-      device: { type: "string" },
-      ip: { type: "string", default: "10.0.2.15/24" },
-      gateway: { type: "string", default: "10.0.2.2" },
-      port: { type: "string", default: "7" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) return "help";
-  if (!(values.iommu in SIM_IOMMUS)) {
-    throw new RangeError(`--iommu ${values.iommu}: one of ${Object.keys(SIM_IOMMUS).join(", ")}`);
+/** `parse(text)`, or a {@link UsageError} naming the flag with the parser's complaint. */
+function addressFlag<T>(flag: string, text: string, parse: (t: string) => T): T {
+  try {
+    return parse(text);
+  } catch (e) {
+    throw new UsageError(`${flag} ${text}: ${(e as Error).message}`);
   }
-  if (!SIM_NICS.includes(values.nic as NicDriver)) {
-    throw new RangeError(`--nic ${values.nic}: one of ${SIM_NICS.join(", ")}`);
-  }
-  if (!VFIO_PATHS.includes(values.vfio)) {
-    throw new RangeError(`--vfio ${values.vfio}: one of ${VFIO_PATHS.join(", ")}`);
-  }
-  parseCidr(values.ip);
-  parseIpv4(values.gateway);
-  const num = (name: string, text: string, max: number): number => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 0 || n > max) {
-      throw new RangeError(`--${name} ${text}: expected an integer 0..${max}`);
+}
+
+/** The demo's own flags (the target flags are checked by commonFlags). */
+function demoOptions(
+  values: ReturnType<typeof parseFlags<typeof OPTIONS>>["values"],
+  real: boolean,
+): Options {
+  const simOnly: [string, unknown][] = [
+    ["--nic", values.nic],
+    ["--bridge", values.bridge],
+    ["--count", values.count],
+    ["--fault", values.fault || undefined],
+  ];
+  for (const [flag, value] of simOnly) {
+    if (real && value !== undefined) {
+      throw new UsageError(`${flag}: drives the simulator; leave it out with --device`);
     }
-    return n;
-  };
+  }
+  if (values.fault && values.bridge !== undefined) {
+    throw new UsageError("--fault: runs after the built-in client; leave out --bridge");
+  }
   let bridge: Options["bridge"];
   if (values.bridge !== undefined) {
     const m = /^([^:]+):(\d+)$/.exec(values.bridge);
-    if (!m) {
-      throw new RangeError(`--bridge ${values.bridge}: expected HOST:PORT like 127.0.0.1:9000`);
-    }
-    bridge = { hostname: m[1], port: num("bridge port", m[2], 65535) };
+    if (!m) throw new UsageError(`--bridge ${values.bridge}: want HOST:PORT like 127.0.0.1:9000`);
+    bridge = { hostname: m[1], port: integerFlag("--bridge port", m[2], 0, 65535) };
   }
+  const optional = (flag: string, text: string | undefined, max: number): number | undefined =>
+    text === undefined ? undefined : integerFlag(flag, text, 0, max);
   return {
-    nic: values.nic as NicDriver,
-    iommu: values.iommu,
-    vfio: values.vfio as IommuChoice,
-    poll: values.poll,
-    queues: num("queues", values.queues, 64),
-    echoes: values.echoes === undefined ? undefined : num("echoes", values.echoes, 1e9),
-    idleS: values.idle === undefined ? undefined : num("idle", values.idle, 1e6),
+    nic: oneOf("--nic", values.nic ?? "virtio-net", SIM_NICS) as NicDriver,
     bridge,
+    count: integerFlag("--count", values.count ?? `${DEFAULT_COUNT}`, 1, 1e9),
+    fault: values.fault,
     pcap: values.pcap,
-    count: num("count", values.count, 1e9),
-    durationS: values.duration === undefined ? undefined : num("duration", values.duration, 1e9),
-    device: values.device,
+    echoes: optional("--echoes", values.echoes, 1e9),
+    durationS: optional("--duration", values.duration, 1e9),
+    idleS: optional("--idle", values.idle, 1e6),
+    queues: integerFlag("--queues", values.queues, 1, MAX_QUEUES),
+    poll: values.poll,
     ip: values.ip,
+    nicIp: addressFlag("--ip", values.ip, parseCidr).address,
     gateway: values.gateway,
-    port: num("port", values.port, 65535),
+    gatewayIp: addressFlag("--gateway", values.gateway, parseIpv4),
+    port: integerFlag("--port", values.port, 1, 65535),
   };
 }
 
-/** The simulated world around the NIC: the gateway host, optional pcap and bridge. */
-interface SimWorld {
-  machine: SimMachine;
-  gateway: SimPeer;
-  bridge?: UdpBridge;
-  closePcap?: () => void;
+/** The `--pcap` capture: the device the stack uses, and the end of it. */
+interface Capture {
+  /** The NIC, or the wrapper that shows its frames to the capture. */
+  readonly dev: NetDevice;
+  /** Close the file; returns "captured N frames to FILE (where)", or undefined without one. */
+  close(): string | undefined;
 }
 
-async function simWorld(o: Options, nicIp: number): Promise<SimWorld> {
-  const machine = createMachine({
-    iommu: o.iommu as MachineOptions["iommu"],
-    ...SIM_IOMMUS[o.iommu],
-    devices: [{ model: o.nic as MachineDevice["model"], bdf: SIM_BDF }],
-    seed: 1,
-    realtime: o.bridge !== undefined,
-  });
-  const gateway = new SimPeer(machine.segment, {
-    name: "gateway",
-    mac: new Uint8Array([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02]),
-    ip: parseIpv4(o.gateway),
-  });
-  let closePcap: (() => void) | undefined;
-  if (o.pcap) {
-    const file = Deno.openSync(o.pcap, { write: true, create: true, truncate: true });
-    const pcap = new PcapWriter((bytes) => void file.writeSync(bytes));
-    machine.segment.tap((t, frame) => pcap.write(t, frame));
-    closePcap = () => file.close();
+/**
+ * `--pcap`: on the simulator the wire (every frame on the NIC's segment, at virtual time); on a
+ * real NIC the driver (a {@link CaptureNetDevice} the stack uses instead of the NIC, at wall-clock
+ * time: every frame received, every frame the NIC took for transmit).
+ */
+function openCapture(path: string | undefined, nic: Nic, machine: SimMachine | undefined): Capture {
+  if (path === undefined) return { dev: nic, close: () => undefined };
+  const file = Deno.openSync(path, { write: true, create: true, truncate: true });
+  const pcap = new PcapWriter((bytes) => void file.writeSync(bytes));
+  const close = (where: string) => (): string => {
+    file.close();
+    return `captured ${pcap.count} frames to ${path} (${where})`;
+  };
+  if (machine !== undefined) {
+    machine.segment.tap((timeNs, frame) => pcap.write(timeNs, frame));
+    return { dev: nic, close: close("the simulated wire") };
   }
-  const bridge = o.bridge
-    ? await UdpBridge.open({ ...o.bridge, peer: gateway, targetIp: nicIp, targetPort: o.port })
-    : undefined;
-  return { machine, gateway, bridge, closePcap };
+  const wallNs = (): number => (performance.timeOrigin + performance.now()) * NS_PER_MS;
+  const dev = new CaptureNetDevice(nic, (_direction, frame, offset, length) => {
+    pcap.write(wallNs(), frame, offset, length);
+  });
+  return { dev, close: close("at the driver") };
 }
 
-async function main(): Promise<number> {
-  let o: Options;
-  try {
-    const parsed = parseOptions(Deno.args);
-    if (parsed === "help") {
-      console.log(HELP);
-      return 0;
-    }
-    o = parsed;
-  } catch (e) {
-    console.error(`udp_echo: ${(e as Error).message} (see --help)`);
-    return 2;
-  }
-  const nicIp = parseCidr(o.ip).address;
-  let kernel: Kernel;
-  let world: SimWorld | undefined;
-  if (o.device) {
-    const { LinuxKernel } = await import("../ffi/linux.ts");
-    kernel = LinuxKernel.open();
-  } else {
-    world = await simWorld(o, nicIp);
-    kernel = world.machine.kernel;
-  }
-  const bdf = o.device ?? SIM_BDF;
+async function main(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, OPTIONS);
+  if (values.help) return help(HELP);
+  const flags = commonFlags(values);
+  const o = demoOptions(values, flags.device !== undefined);
+  await using target = await openTarget(
+    flags,
+    { devices: [{ model: o.nic, bdf: SIM_BDF }], seed: 1, realtime: o.bridge !== undefined },
+    SIM_BDF,
+  );
+  const { kernel, machine, bdf } = target;
+  const world = machine === undefined ? undefined : await simWorld(machine, o);
   const nic = await openNic(bdf, {
     kernel,
-    iommu: o.vfio,
+    iommu: flags.vfio,
     queues: o.queues,
     interrupts: !o.poll,
+  }).catch((e) => {
+    world?.close();
+    throw e;
   });
+  let capture: Capture | undefined;
   try {
-    const stack = new NetStack(nic, { address: o.ip, gateway: o.gateway, now: () => kernel.now() });
+    capture = openCapture(o.pcap, nic, machine);
+    const stack = new NetStack(capture.dev, {
+      address: o.ip,
+      gateway: o.gateway,
+      now: () => kernel.now(),
+    });
     let echoed = 0;
     const echo = stack.udpBind(o.port, (d, off, len, ip, port) => {
       if (echo.sendTo(ip, port, d, off, len)) echoed++;
     });
     console.log(
       `udp_echo: ${nic.name} (${describeNic(nic, o.poll)}) mac ${formatMac(nic.mac)} ip ${o.ip} ` +
-        `echoing UDP port ${o.port}` + (world ? ` (simulated ${o.iommu})` : "") +
+        `echoing UDP port ${o.port}` + (machine ? ` (simulated ${flags.iommu})` : "") +
         (world?.bridge
           ? `; host clients: ${world.bridge.address.hostname}:${world.bridge.address.port}`
           : ""),
@@ -238,11 +247,19 @@ async function main(): Promise<number> {
     // The built-in client ends the idle wait when its last echo is back.
     const finished = new AbortController();
     const client = world && !world.bridge
-      ? builtInClient(world, nicIp, o, () => finished.abort())
+      ? builtInClient(world.gateway, o.nicIp, o.port, o.count, () => finished.abort())
       : undefined;
     const started = kernel.now();
-    /** Serve until `done()` or `durationMs` of wall clock; reports every second. */
-    const serve = async (done: () => boolean, durationMs: number): Promise<void> => {
+    const reportNow = (): void => report(stack, nic, world, machine, kernel.now() - started);
+    /**
+     * Serve until `done()` or `durationMs` of wall clock; reports every second; `signal` ends an
+     * interrupt wait early.
+     */
+    const serve = async (
+      done: () => boolean,
+      durationMs: number,
+      signal?: AbortSignal,
+    ): Promise<void> => {
       const from = performance.now();
       let lastReport = from;
       for (;;) {
@@ -254,13 +271,13 @@ async function main(): Promise<number> {
         if (leftMs <= 0) return;
         if (now - lastReport >= REPORT_MS) {
           lastReport = now;
-          report(stack, nic.stats(), world, kernel.now() - started);
+          reportNow();
         }
         if (n > 0) continue;
         if (o.poll) await kernel.sleep(world?.bridge || !world ? 1 : 0.05);
         else {
           const waitMs = Math.max(0, Math.min(leftMs, REPORT_MS - (now - lastReport)));
-          await nic.waitForWork(waitMs, finished.signal);
+          await nic.waitForWork(waitMs, signal);
         }
       }
     };
@@ -269,8 +286,10 @@ async function main(): Promise<number> {
     await serve(
       () => client?.done() === true || (o.echoes !== undefined && echoed >= o.echoes),
       o.durationS === undefined ? Infinity : o.durationS * 1000,
+      finished.signal,
     );
-    report(stack, nic.stats(), world, kernel.now() - started);
+    if (machine) await kernel.sleep(DRAIN_MS);
+    reportNow();
     const wallS = (performance.now() - wallStart) / 1000;
     console.log(
       `udp_echo: echoed ${echoed} datagrams; ${cpuLine(process.cpuUsage(cpuStart), wallS)}, ` +
@@ -286,19 +305,35 @@ async function main(): Promise<number> {
           `${idleMode(nic, o.poll)}`,
       );
     }
-    if (client) {
-      const c = client.summary();
-      console.log(
-        `udp_echo: client sent ${c.sent}, echoed ${c.echoed}, pings answered ${c.pings}; ` +
-          `${(c.echoed / wallS).toFixed(0)} echoes/s wall clock`,
+    if (!client || !world || !machine) return 0;
+    const c = client.summary();
+    console.log(
+      `udp_echo: client sent ${c.sent}, echoed ${c.echoed}, pings answered ${c.pings}; ` +
+        `${(c.echoed / wallS).toFixed(0)} echoes/s wall clock`,
+    );
+    let faulted = true;
+    if (o.fault) {
+      const r = await provokeFault(
+        machine,
+        bdf,
+        world.gateway,
+        o.nicIp,
+        o.port,
+        (done) => serve(done, REPORT_MS),
       );
-      return c.echoed === c.sent && c.pings > 0 ? 0 : 1;
+      faulted = r.fault !== undefined;
+      console.log(
+        `udp_echo: DMA fault injected on the NIC's next write → ${r.fault ?? "no fault?!"}` +
+          (r.then === undefined ? "" : ` (then: ${r.then})`),
+      );
+      reportNow();
     }
-    return 0;
+    return c.echoed === c.sent && c.pings > 0 && faulted ? 0 : 1;
   } finally {
     nic.close();
-    world?.bridge?.close();
-    world?.closePcap?.();
+    const captured = capture?.close();
+    if (captured !== undefined) console.log(`udp_echo: ${captured}`);
+    world?.close();
   }
 }
 
@@ -325,63 +360,43 @@ function describeNic(nic: Nic, poll: boolean): string {
 }
 
 /**
- * A client on the simulated gateway: pings the NIC, then keeps a window of datagrams in flight
- * and counts the echoes.
+ * The drops that happened, named: the stack's reasons ({@link NET_STACK_DROPS}) and the NIC's
+ * own (`nic.rxDropped`, `nic.txDropped`, an Intel NIC's `nic.missed`: frames its FIFO lost for
+ * want of a receive descriptor); "none" when there were none.
  */
-function builtInClient(world: SimWorld, nicIp: number, o: Options, onDone: () => void): {
-  step(): void;
-  done(): boolean;
-  summary(): { sent: number; echoed: number; pings: number };
-} {
-  const srcPort = 5000;
-  let sent = 0;
-  let echoed = 0;
-  const window = 32;
-  const payload = new TextEncoder().encode("deno_vfio echo ".repeat(4));
-  const step = (): void => {
-    while (sent < o.count && sent - echoed < window) {
-      world.gateway.sendUdp(nicIp, o.port, srcPort, payload);
-      sent++;
-    }
-  };
-  // Each echo makes room in the window at once (on the wire, in virtual time), so the NIC's
-  // interrupt is the only thing the demo's loop waits for.
-  world.gateway.onUdp(srcPort, () => {
-    echoed++;
-    step();
-    if (echoed === o.count) onDone();
-  });
-  world.gateway.ping(nicIp, 1, 1);
-  return {
-    step,
-    done: () => echoed >= o.count && world.gateway.echoReplies.length > 0,
-    summary: () => ({ sent, echoed, pings: world.gateway.echoReplies.length }),
-  };
+function drops(stack: NetStack, nic: Nic): string {
+  const s = stack.stats;
+  const n = nic.stats();
+  const named: [string, number][] = NET_STACK_DROPS.map((k) => [k, s[k]]);
+  named.push(["nic.rxDropped", n.rxDropped], ["nic.txDropped", n.txDropped]);
+  if ("hardware" in n) named.push(["nic.missed", (n as IntelNicStats).hardware.missedPackets]);
+  return named.filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(" ") || "none";
 }
 
+/**
+ * One line of counters: the NIC's frames, what the stack answered, its drops by name; on the
+ * simulator the frames the wire dropped (too long for it) and the IOMMU's faults; with the
+ * bridge what crossed it and what it refused as too big for the path MTU.
+ */
 function report(
   stack: NetStack,
-  nic: { rxPackets: number; txPackets: number; rxDropped: number; txDropped: number },
+  nic: Nic,
   world: SimWorld | undefined,
+  machine: SimMachine | undefined,
   elapsedMs: number,
 ): void {
   const s = stack.stats;
+  const n = nic.stats();
+  const b = world?.bridge;
   console.log(
-    `udp_echo: t=${(elapsedMs / 1000).toFixed(4)}s${world ? " (virtual)" : ""} ` +
-      `rx ${nic.rxPackets} tx ${nic.txPackets} ` +
-      `udp ${s.udpDelivered} arp ${s.arpReplies} ping ${s.echoReplies} ` +
-      `dropped malformed=${s.malformed} checksum=${s.badChecksum} nosocket=${s.udpNoSocket} ` +
-      `rx=${nic.rxDropped} tx=${nic.txDropped + s.txDropped}` +
-      (world?.bridge ? ` bridge in ${world.bridge.fromHost} out ${world.bridge.toHost}` : "") +
-      (world ? ` faults ${world.machine.faults().length}` : ""),
+    `udp_echo: t=${(elapsedMs / 1000).toFixed(4)}s${machine ? " (virtual)" : ""} ` +
+      `rx ${n.rxPackets} tx ${n.txPackets} udp ${s.udpDelivered} arp ${s.arpReplies} ` +
+      `ping ${s.echoReplies}; drops ${drops(stack, nic)}` +
+      (b ? `; bridge in ${b.fromHost} out ${b.toHost} tooBig ${b.tooBig}` : "") +
+      (machine
+        ? `; wire dropped ${machine.segment.dropped}; faults ${machine.faults().length}`
+        : ""),
   );
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    console.error(`udp_echo: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runProgram("udp_echo", main);

@@ -125,6 +125,37 @@ export function newNetStackStats(): NetStackStats {
   };
 }
 
+/**
+ * Every drop reason of {@link NetStackStats}, receive side first, then send side (`txDropped`,
+ * their send-side sum, is not in the list): what a report walks to name the drops that happened.
+ *
+ * @example
+ * ```ts
+ * const drops = NET_STACK_DROPS.filter((k) => stack.stats[k] > 0)
+ *   .map((k) => `${k}=${stack.stats[k]}`).join(" ") || "none";
+ * ```
+ */
+export const NET_STACK_DROPS: readonly (keyof NetStackStats)[] = [
+  "notForUs",
+  "malformed",
+  "rxOversize",
+  "badChecksum",
+  "fragments",
+  "unknownProtocol",
+  "badSource",
+  "unicastToGroupMac",
+  "icmpBroadcast",
+  "arpBadSender",
+  "udpNoSocket",
+  "txNoBuffer",
+  "noRoute",
+  "arpQueueFull",
+  "arpTimeout",
+  "txRingFull",
+  "txTooBig",
+  "txBadDestination",
+];
+
 /** The send-side drop reasons (each also counted in `txDropped`). */
 export type TxDropReason =
   | "txNoBuffer"

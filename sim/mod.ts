@@ -4,7 +4,8 @@
  * devices whose DMA goes through it. Its `kernel` is a `Kernel`, so the framework and every driver
  * run on it unchanged; IOMMU faults come back in the vendor's format, and the machine's trace ring
  * shows maps, unmaps, invalidations and faults as they happen. Around the NICs: an Ethernet
- * segment, simulated peers, pcap capture and a bridge to real host UDP sockets.
+ * segment (a tap sees every frame: feed the main entry's `PcapWriter` for a capture), simulated
+ * peers and a bridge to real host UDP sockets.
  *
  * @example
  * ```ts
@@ -132,6 +133,8 @@ export type {
   PciDeviceModel,
 } from "./pci/device.ts";
 export {
+  VIRTIO_NET_BAR,
+  VIRTIO_REGION,
   type VirtioNetCounters,
   VirtioNetDevice,
   type VirtioNetDeviceOptions,
@@ -152,7 +155,6 @@ export {
   type SegmentPort,
 } from "./net/segment.ts";
 export { type PeerDatagram, SimPeer, type SimPeerOptions } from "./net/peer.ts";
-export { type PcapSink, PcapWriter } from "./net/pcap.ts";
 export { UdpBridge, type UdpBridgeOptions } from "./net/bridge.ts";
 export {
   MAX_TRAFFIC_FRAME,

@@ -2,6 +2,8 @@
  * Testing drivers on the simulator: {@link simTest} runs one test body on every simulated IOMMU ×
  * every VFIO path as named `Deno.test` steps with leak checks after each; {@link LeakCheck}
  * compares a machine's resources with a baseline; {@link SIM_PLATFORMS} lists the platforms.
+ * For a network stack without a NIC: {@link LoopNetDevice} (an in-memory NetDevice) and
+ * {@link FrameBuilder} (the frames a neighbour would send it).
  *
  * @example
  * ```ts
@@ -19,3 +21,5 @@ export * from "./leaks.ts";
 export * from "./sim_test.ts";
 export * from "./fail_nth.ts";
 export * from "./fail_nth_sweep.ts";
+export { LoopNetDevice } from "./loop_net_device.ts";
+export { type ArpFields, FrameBuilder, type FrameOverrides, type Station } from "./net_frames.ts";

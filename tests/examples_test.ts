@@ -5,63 +5,36 @@
  * simulated IOMMUs and reports the vendor's fault line; `--trace` shows maps and the fault.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { assertOneLine, exampleTest as test, runExample as run } from "./helpers/run_example.ts";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
+/** Each program, and the arguments that make it open the real kernel (through libc). */
+const PROGRAMS: Readonly<Record<string, readonly string[]>> = {
+  "edu_dma.ts": ["--device", "0000:00:02.0"],
+  "user_viommu.ts": ["--device", "0000:00:02.0"],
+  "user_vsmmu.ts": ["--device", "0000:00:02.0"],
+  "inventory.ts": [],
+  "bind.ts": ["0000:00:02.0"],
+  "udp_echo.ts": ["--device", "0000:00:03.0"],
+  "forward.ts": ["--device", "0000:00:04.0", "--device", "0000:00:05.0"],
+};
 
-/** Without --allow-run the programs cannot be started: every test here is reported as ignored. */
-const NO_RUN = Deno.permissions.querySync({ name: "run" }).state !== "granted";
-
-/** Register a test, ignored (saying why) when subprocesses cannot be started. */
-function test(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name: NO_RUN ? `${name} [ignored: needs --allow-run]` : name, ignore: NO_RUN, fn });
-}
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** `deno run [permissions] examples/<program> args…` without a terminal (no permission prompt). */
-async function run(program: string, args: string[], permissions: string[] = []): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--no-prompt", ...permissions, `examples/${program}`, ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
-}
-
-/** Exactly one stderr line, starting with the program's name, no stack frames. */
-function assertOneLine(r: Run, program: string, code: number, pattern: RegExp): void {
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `${program}: want one stderr line, got:\n${r.stderr}`);
-  assert.equal(r.code, code, `${program}: exit ${r.code}, stderr ${r.stderr}`);
-  assert.ok(lines[0].startsWith(`${program.replace(".ts", "")}: `), lines[0]);
-  assert.match(lines[0], pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /);
-}
-
-const PROGRAMS = ["edu_dma.ts", "user_viommu.ts", "user_vsmmu.ts", "inventory.ts", "bind.ts"];
-
-for (const program of PROGRAMS) {
+for (const [program, real] of Object.entries(PROGRAMS)) {
   test(`examples ${program}: --help, a bad flag (exit 2), a missing permission (exit 1)`, async () => {
     const helped = await run(program, ["--help"]);
     assert.equal(helped.code, 0);
     assert.match(helped.stdout, /^usage: /m);
     assertOneLine(await run(program, ["--bogus"]), program, 2, /--bogus: unknown option/);
     // The real kernel is reached through libc: without --allow-ffi, one line says to add it.
-    const real = program === "inventory.ts"
-      ? []
-      : program === "bind.ts"
-      ? ["0000:00:02.0"]
-      : ["--device", "0000:00:02.0"];
-    assertOneLine(await run(program, real), program, 1, /run again with --allow-ffi$/);
+    assertOneLine(await run(program, [...real]), program, 1, /run again with --allow-ffi$/);
+  });
+}
+
+for (const program of ["pasid_lifecycle.ts", "custom_device.ts"]) {
+  test(`examples ${program} (simulator only): --help, a bad flag (exit 2)`, async () => {
+    const helped = await run(program, ["--help"]);
+    assert.equal(helped.code, 0);
+    assert.match(helped.stdout, /^usage: /m);
+    assertOneLine(await run(program, ["--bogus"]), program, 2, /--bogus: unknown option/);
   });
 }
 

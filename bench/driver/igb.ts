@@ -8,15 +8,19 @@
  * @module
  */
 
-import type { NetDeviceStats } from "../../drivers/net_device.ts";
-import { newNetDeviceStats } from "../../drivers/net_device.ts";
-import { type PacketBuffer, PacketPool } from "../../drivers/packet_pool.ts";
-import { RxRing, TxRing } from "../../drivers/e1000/rings.ts";
-import { programRing } from "../../drivers/e1000/setup.ts";
-import { E1000_BUFFER_SIZE } from "../../drivers/e1000/nic.ts";
-import { DESC_SIZE, QUEUE_DT } from "../../drivers/e1000/registers.ts";
-import { IGB_RX_QUEUE_BASE, IGB_TX_QUEUE_BASE } from "../../drivers/igb/registers.ts";
-import { IGB_MODEL } from "../../drivers/igb/model.ts";
+import {
+  DESC_SIZE,
+  E1000_BUFFER_SIZE,
+  IGB_MODEL,
+  type NetDeviceStats,
+  newNetDeviceStats,
+  type PacketBuffer,
+  PacketPool,
+  programRing,
+  QUEUE_DT,
+  RxRing,
+  TxRing,
+} from "../../mod.ts";
 import type { NativeBench } from "./native.ts";
 import { alignUp, SharedMemory } from "./memory.ts";
 import {
@@ -124,7 +128,7 @@ function denoSide(memory: SharedMemory, shape: RingShape): ForwardSide {
           rxMem,
           shape.ringSize,
           bar,
-          IGB_RX_QUEUE_BASE + QUEUE_DT,
+          IGB_MODEL.queues.rxBase + QUEUE_DT,
           pool,
           stats,
         );
@@ -132,14 +136,14 @@ function denoSide(memory: SharedMemory, shape: RingShape): ForwardSide {
           txMem,
           shape.ringSize,
           bar,
-          IGB_TX_QUEUE_BASE + QUEUE_DT,
+          IGB_MODEL.queues.txBase + QUEUE_DT,
           pool,
           stats,
           IGB_MODEL.txCmd,
           IGB_MODEL.txPaylenShift,
         );
-        programRing(bar, IGB_RX_QUEUE_BASE, rxMem, shape.ringSize);
-        programRing(bar, IGB_TX_QUEUE_BASE, txMem, shape.ringSize);
+        programRing(bar, IGB_MODEL.queues.rxBase, rxMem, shape.ringSize);
+        programRing(bar, IGB_MODEL.queues.txBase, txMem, shape.ringSize);
         return { rx, tx, stats };
       });
       bufs = new Array(maxBatch).fill(pool.buffer(0));

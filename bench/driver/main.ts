@@ -21,7 +21,7 @@ import { virtioBench } from "./virtio.ts";
 import { type BatchResult, measureBatch } from "./measure.ts";
 import type { RingBench } from "./side.ts";
 import { driverChart, type Series } from "./chart.ts";
-import { LinuxKernel } from "../../ffi/linux.ts";
+import { LinuxKernel } from "../../linux.ts";
 
 const OUT = new URL("../out/", import.meta.url);
 /** The bench's rings: ixy's sizes (512 descriptors), 60-byte frames, a pool per side. */

@@ -10,11 +10,8 @@
  * @module
  */
 
-import type { Mmio } from "../../ffi/kernel.ts";
-import type { DmaBuffer } from "../../core/dma_space.ts";
-import { iova } from "../../core/dma_backend.ts";
-import type { DmaAllocator } from "../../drivers/packet_pool.ts";
-import { LinuxKernel } from "../../ffi/linux.ts";
+import { type DmaAllocator, type DmaBuffer, iova, type Mmio } from "../../mod.ts";
+import { LinuxKernel } from "../../linux.ts";
 import type { NativeBench } from "./native.ts";
 
 const PAGE = 4096;

@@ -8,16 +8,18 @@
  * @module
  */
 
-import { newNetDeviceStats } from "../../drivers/net_device.ts";
 import {
   DEFAULT_BUFFER_SIZE,
   DEFAULT_HEADROOM,
+  newNetDeviceStats,
   type PacketBuffer,
   PacketPool,
-} from "../../drivers/packet_pool.ts";
-import { SplitQueue, splitQueueLayout } from "../../drivers/virtio/virtqueue.ts";
-import { VirtioRxRing, VirtioTxRing } from "../../drivers/virtio/net_rings.ts";
-import { VIRTIO_NET_HDR_SIZE } from "../../drivers/virtio/registers.ts";
+  SplitQueue,
+  splitQueueLayout,
+  VIRTIO_NET_HDR_SIZE,
+  VirtioRxRing,
+  VirtioTxRing,
+} from "../../mod.ts";
 import type { NativeBench } from "./native.ts";
 import { alignUp, SharedMemory } from "./memory.ts";
 import { check, type RingShape, zero } from "./igb.ts";

@@ -52,14 +52,21 @@ export abstract class DescriptorRing {
   readonly size: number;
   /** The ring's DMA memory. */
   readonly memory: DmaBuffer;
+  /** The descriptors as 32-bit words ({@link DESC_WORDS} per descriptor). */
   protected readonly d: Uint32Array;
+  /** `size - 1`: a descriptor index wraps with `& mask`. */
   protected readonly mask: number;
+  /** The pool buffer behind each descriptor, while the ring holds it. */
   protected readonly bufs: (PacketBuffer | undefined)[];
+  /** The device's registers. */
   protected readonly regs: Mmio;
+  /** Offset of the ring's tail register in `regs`. */
   protected readonly tailReg: number;
+  /** Where buffers come from and go back to. */
   protected readonly pool: PacketPool;
   /** Bytes of frame each pool buffer holds (the same for every buffer of a pool). */
   protected readonly capacity: number;
+  /** The counters the ring updates. */
   protected readonly stats: NetDeviceStats;
 
   /** A ring of `size` descriptors over `memory` (zeroed), its tail register at `tailReg`. */

@@ -21,17 +21,23 @@ import { VIRTIO_NET_HDR_SIZE, VIRTQ_DESC_F_WRITE } from "./registers.ts";
 import type { SplitQueue } from "./virtqueue.ts";
 
 /** What both rings keep: the queue, the buffer behind each descriptor, the free descriptors. */
-abstract class NetRing {
+export abstract class NetRing {
   /** The virtqueue. */
   readonly queue: SplitQueue;
+  /** Where buffers come from and go back to. */
   protected readonly pool: PacketPool;
+  /** The counters the ring updates. */
   protected readonly stats: NetDeviceStats;
+  /** Kicks the device. */
   protected readonly notify: () => void;
+  /** The pool buffer behind each descriptor id, while the device owns it. */
   protected readonly slot: (PacketBuffer | undefined)[];
   /** Free descriptor ids, a stack in `free[0..top)`. */
   protected readonly free: Int32Array;
+  /** Free descriptor ids on the stack. */
   protected top: number;
 
+  /** A ring over `queue` whose buffers come from `pool`; `notify` kicks the device. */
   constructor(queue: SplitQueue, pool: PacketPool, stats: NetDeviceStats, notify: () => void) {
     this.queue = queue;
     this.pool = pool;

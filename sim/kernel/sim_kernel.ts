@@ -88,6 +88,12 @@ export interface SimKernelOptions {
  */
 export const HANG_LIMIT_NS = 3600 * 1e9;
 
+/**
+ * Realtime mode: the longest real wait of {@link SimKernel.pollAsync} between two looks at the
+ * clock, so host I/O that posts device events meanwhile (a bridge's socket) wakes it this soon.
+ */
+export const REALTIME_SLICE_MS = 1;
+
 /** RLIMIT_MEMLOCK default (`MLOCK_LIMIT` = 8 MiB since Linux 5.16). */
 export const DEFAULT_MEMLOCK_LIMIT = 8 * 1024 * 1024;
 
@@ -324,8 +330,13 @@ export class SimKernel implements Kernel {
     });
   }
 
-  /** poll(2) that yields to the event loop between device events (same virtual-time rules). */
+  /**
+   * poll(2) that yields to the event loop between device events (same virtual-time rules). In
+   * realtime mode virtual time follows real time instead: the wait sleeps for real, in slices of
+   * at most {@link REALTIME_SLICE_MS}, advancing the clock by the real time each slice took.
+   */
   async pollAsync(fds: PollFd[], timeoutMs: number): Promise<number> {
+    if (this.#realtime) return await this.#pollRealtime(fds, timeoutMs);
     const start = this.#clock.nowNs;
     const deadline = timeoutMs < 0 ? Infinity : start + timeoutMs * NS_PER_MS;
     const limit = timeoutMs < 0 ? start + HANG_LIMIT_NS : deadline;
@@ -340,6 +351,22 @@ export class SimKernel implements Kernel {
       }
       this.#guard("pollAsync", undefined, () => this.#clock.runUntil(next));
       await Promise.resolve();
+    }
+  }
+
+  async #pollRealtime(fds: PollFd[], timeoutMs: number): Promise<number> {
+    const deadline = this.#clock.nowNs + (timeoutMs < 0 ? HANG_LIMIT_NS : timeoutMs * NS_PER_MS);
+    let wall = performance.now();
+    for (;;) {
+      const ready = this.#guard("pollAsync", -ERRNO.EIO, () => this.#pollOnce(fds));
+      if (ready !== 0 || timeoutMs === 0) return ready;
+      const leftMs = (deadline - this.#clock.nowNs) / NS_PER_MS;
+      if (leftMs <= 0) return timeoutMs < 0 ? this.#hang("pollAsync without timeout") : 0;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(REALTIME_SLICE_MS, leftMs)));
+      const now = performance.now();
+      const until = Math.min(deadline, this.#clock.nowNs + (now - wall) * NS_PER_MS);
+      this.#guard("pollAsync", undefined, () => this.#clock.runUntil(until));
+      wall = now;
     }
   }
 

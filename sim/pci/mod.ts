@@ -4,7 +4,9 @@
  * project's own models use ({@link PciConfigSpace} with MSI, MSI-X, PCI Express, PM and vendor
  * capabilities) and its interrupt rules ({@link sendMsi}, {@link IntxPin}), MMIO dispatch
  * ({@link BarMap}, {@link RegisterBlock}), a base class that wires them together
- * ({@link PciFunctionModel}), and the PCI register names.
+ * ({@link PciFunctionModel}), the PCI register names, a device's path to memory on its own for a
+ * model's unit test ({@link createDmaPort} over a machine's `iommu` and `memory`), and the byte
+ * copies the project's models use on their per-packet paths ({@link byteViews}, {@link copyBytes}).
  *
  * A model plugs into a simulated machine beside the built-in ones, and the same driver code that
  * runs on real VFIO drives it:
@@ -43,5 +45,6 @@ export { findExtCapability } from "./ext_cap.ts";
 export * from "./mmio_regs.ts";
 export * from "./model_base.ts";
 export { type MsixOutcome, MsixTable, type MsixTableLayout } from "./msix_table.ts";
-export { DMA_PAGE_SIZE } from "./dma_port.ts";
+export { createDmaPort, DMA_PAGE_SIZE, type DmaPortOptions } from "./dma_port.ts";
+export { type ByteViews, byteViews, copyBytes } from "../bytes.ts";
 export type { ClockTarget, ScheduledEvent } from "../clock.ts";

@@ -14,7 +14,7 @@ import type { DmaBackendKind } from "../../core/dma_backend.ts";
 import { createMachine, type MachineOptions, type SimMachine } from "../../sim/machine.ts";
 import { simTest } from "../../testing/mod.ts";
 import { SimPeer } from "../../sim/net/peer.ts";
-import { PcapWriter } from "../../sim/net/pcap.ts";
+import { PcapWriter } from "../../net/pcap.ts";
 import { UdpBridge } from "../../sim/net/bridge.ts";
 
 const NIC_IP = parseIpv4("10.0.2.15");

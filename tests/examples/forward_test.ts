@@ -1,37 +1,35 @@
 /**
  * examples/forward.ts on the simulator, run as a user runs it: frames cross both ways between two
  * simulated NICs on two wires, every generated frame is counted by the other wire's sink (less
- * the ones still in flight), and bad command lines exit 2 with one line.
+ * the ones still in flight), and bad command lines exit 2 with one line naming the flag
+ * (--help, the missing permission and the shared flags are checked in tests/examples_test.ts).
  */
 
 import assert from "node:assert/strict";
-
-const FORWARD = new URL("../../examples/forward.ts", import.meta.url).pathname;
-
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", FORWARD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const d = new TextDecoder();
-  return { code: r.code, out: d.decode(r.stdout), err: d.decode(r.stderr) };
-}
+import { assertOneLine, exampleTest, runExample } from "../helpers/run_example.ts";
 
 for (const nic of ["igb", "virtio-net"]) {
-  Deno.test(`forward: ${nic} on the simulator forwards both ways without loss`, async () => {
-    const r = await run(["--nic", nic, "--duration", "1", "--batch", "8", "--window", "24"]);
-    assert.equal(r.code, 0, r.err);
+  exampleTest(`forward: ${nic} on the simulator forwards both ways without loss`, async () => {
+    const r = await runExample("forward.ts", [
+      "--nic",
+      nic,
+      "--duration",
+      "1",
+      "--batch",
+      "8",
+      "--window",
+      "24",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
     const summary = /0->1 forwarded (\d+) .* dropped (\d+); 1->0 forwarded (\d+) .* dropped (\d+);/
-      .exec(r.out);
-    assert.ok(summary, r.out);
+      .exec(r.stdout);
+    assert.ok(summary, r.stdout);
     const [ab, dropAb, ba, dropBa] = summary.slice(1).map(Number);
-    assert.ok(ab > 0 && ba > 0, r.out);
+    assert.ok(ab > 0 && ba > 0, r.stdout);
     assert.equal(dropAb + dropBa, 0);
     const wires = /generators sent (\d+)\/(\d+), sinks counted (\d+)\/(\d+), lost on the way 0\/0/
-      .exec(r.out);
-    assert.ok(wires, r.out);
+      .exec(r.stdout);
+    assert.ok(wires, r.stdout);
     const [sent0, sent1, got0, got1] = wires.slice(1).map(Number);
     assert.equal(got0, ab, "the sink behind port 1 counted every frame forwarded 0->1");
     assert.equal(got1, ba);
@@ -39,21 +37,17 @@ for (const nic of ["igb", "virtio-net"]) {
   });
 }
 
-Deno.test("forward: a bad command line exits 2 with one line, --help exits 0", async () => {
-  for (const args of [["--batch", "0"], ["--frobnicate"], ["--device", "0000:00:04.0"]]) {
-    const r = await run(args);
-    assert.equal(r.code, 2, args.join(" "));
-    assert.equal(r.err.trim().split("\n").length, 1, r.err);
-    assert.match(r.err, /^forward: .*\(see --help\)\n$/);
+exampleTest("forward: a bad command line exits 2 with one line naming the flag", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--batch", "0"], /^forward: --batch 0: want an integer from 1 to 256/],
+    [["--frobnicate"], /^forward: --frobnicate: unknown option/],
+    [["--device", "0000:00:04.0"], /^forward: --device: given once; give it twice/],
+    [["--device", "a", "--device", "b", "--device", "c"], /^forward: --device: given 3 times/],
+    [["--device", "a", "--device", "b", "--window", "8"], /^forward: --window: drives the sim/],
+    [["--nic", "e1000"], /^forward: --nic e1000: want igb, e1000e or virtio-net/],
+    [["--duration", "0"], /^forward: --duration 0: want a number of seconds above 0/],
+  ];
+  for (const [args, pattern] of cases) {
+    assertOneLine(await runExample("forward.ts", args), "forward.ts", 2, pattern);
   }
-  const help = await run(["--help"]);
-  assert.equal(help.code, 0);
-  assert.match(help.out, /--batch N/);
-});
-
-Deno.test("forward: real devices without --allow-ffi fail with one line, exit 1", async () => {
-  const r = await run(["--device", "0000:00:04.0", "--device", "0000:00:05.0"]);
-  assert.equal(r.code, 1);
-  assert.match(r.err, /^forward: Requires ffi access.*--allow-ffi/);
-  assert.equal(r.err.trim().split("\n").length, 1, r.err);
 });

@@ -11,7 +11,7 @@ import {
   ArpHold,
 } from "../../net/arp.ts";
 import type { PacketBuffer } from "../../drivers/packet_pool.ts";
-import { macOf } from "../helpers/net_frames.ts";
+import { macOf } from "../../testing/net_frames.ts";
 
 let frames = 0;
 function frame(): PacketBuffer {

@@ -11,7 +11,7 @@ import { NetStack } from "../../net/stack.ts";
 import { parseIpv4 } from "../../net/ipv4.ts";
 import { createMachine } from "../../sim/machine.ts";
 import { SimPeer } from "../../sim/net/peer.ts";
-import { FrameBuilder, macOf } from "../helpers/net_frames.ts";
+import { FrameBuilder, macOf } from "../../testing/net_frames.ts";
 
 const BDF = "0000:00:03.0";
 const NIC_IP = parseIpv4("10.0.2.15");

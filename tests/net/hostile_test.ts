@@ -2,14 +2,14 @@
  * The stack against a hostile neighbour (issue 17): RFC 1122 source-address rules for every
  * protocol it answers, broadcasts that must not be answered or reflected, the MTU on receive and
  * send, and the bounds on ARP's held frames and cache. Frames are forged with
- * tests/helpers/net_frames.ts, which is independent of net/.
+ * testing/net_frames.ts, which is independent of net/.
  */
 import assert from "node:assert/strict";
 import { NetStack, type NetStackOptions } from "../../net/stack.ts";
 import { parseIpv4 } from "../../net/ipv4.ts";
 import { parseMac } from "../../net/ethernet.ts";
-import { LoopNetDevice } from "../helpers/loop_net_device.ts";
-import { BROADCAST, FrameBuilder, macOf } from "../helpers/net_frames.ts";
+import { LoopNetDevice } from "../../testing/loop_net_device.ts";
+import { BROADCAST, FrameBuilder, macOf } from "../../testing/net_frames.ts";
 
 const HOST = { mac: parseMac("52:54:00:12:34:56"), ip: parseIpv4("10.0.2.15") };
 const PEER = { mac: parseMac("02:00:00:00:00:01"), ip: parseIpv4("10.0.2.2") };

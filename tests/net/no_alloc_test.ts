@@ -16,8 +16,8 @@ import assert from "node:assert/strict";
 import { NetStack } from "../../net/stack.ts";
 import { parseIpv4 } from "../../net/ipv4.ts";
 import { parseMac } from "../../net/ethernet.ts";
-import { LoopNetDevice } from "../helpers/loop_net_device.ts";
-import { FrameBuilder } from "../helpers/net_frames.ts";
+import { LoopNetDevice } from "../../testing/loop_net_device.ts";
+import { FrameBuilder } from "../../testing/net_frames.ts";
 
 const HOST = { mac: parseMac("52:54:00:12:34:56"), ip: parseIpv4("10.0.2.15") };
 const PEER = { mac: parseMac("02:00:00:00:00:01"), ip: parseIpv4("10.0.2.2") };

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { copyBetween, copyBytes, PacketMemory } from "../../net/packet_memory.ts";
 import { finishChecksum, internetChecksum, sumWords, updateChecksum } from "../../net/checksum.ts";
-import { checksum as referenceChecksum } from "../helpers/net_frames.ts";
+import { checksum as referenceChecksum } from "../../testing/net_frames.ts";
 
 /** Seeded bytes (xorshift32), so every run checks the same data. */
 function bytes(n: number, seed: number): Uint8Array {

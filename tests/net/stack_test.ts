@@ -3,8 +3,8 @@ import { NetStack } from "../../net/stack.ts";
 import { internetChecksum } from "../../net/checksum.ts";
 import { parseIpv4 } from "../../net/ipv4.ts";
 import { parseMac } from "../../net/ethernet.ts";
-import { LoopNetDevice } from "../helpers/loop_net_device.ts";
-import { checksum, FrameBuilder, put16 } from "../helpers/net_frames.ts";
+import { LoopNetDevice } from "../../testing/loop_net_device.ts";
+import { checksum, FrameBuilder, put16 } from "../../testing/net_frames.ts";
 
 const OUR_MAC = parseMac("52:54:00:12:34:56");
 const PEER_MAC = parseMac("02:00:00:00:00:01");

@@ -117,6 +117,34 @@ Deno.test({
 });
 
 Deno.test({
+  name: "pollAsync in realtime mode: host I/O runs during the wait and can end it early",
+  permissions: "none",
+  async fn() {
+    const k = new SimKernel({
+      clock: new VirtualClock(),
+      memory: new PhysicalMemory(),
+      strict: true,
+      realtime: true,
+    });
+    const fd = k.eventfd(0, EFD_NONBLOCK);
+    const efd = k.eventfdCtx(fd);
+    assert(typeof efd !== "number");
+    // A host socket's callback, as a bridge has: it runs on the event loop, not on the clock.
+    let hostTurns = 0;
+    setTimeout(() => {
+      hostTurns++;
+      efd.signal();
+    }, 0);
+    const start = k.now();
+    const set = [{ fd, events: POLLIN, revents: 0 }];
+    assert.deepEqual(await k.pollAsync(set, 10_000), 1);
+    assert.equal(hostTurns, 1, "the host callback ran while the poll waited");
+    assert.deepEqual(set[0].revents, POLLIN);
+    assert.ok(k.now() - start < 10_000, "woken by the host, not by the timeout");
+  },
+});
+
+Deno.test({
   name: "blocking eventfd read runs device events until signalled",
   permissions: "none",
   fn() {

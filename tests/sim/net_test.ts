@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { VirtualClock } from "../../sim/clock.ts";
 import { EthernetSegment } from "../../sim/net/segment.ts";
 import { SimPeer } from "../../sim/net/peer.ts";
-import { PcapWriter } from "../../sim/net/pcap.ts";
+import { PcapWriter } from "../../net/pcap.ts";
 
 const A_IP = 0x0a000202; // 10.0.2.2
 const B_IP = 0x0a00020f; // 10.0.2.15

@@ -2,10 +2,12 @@
  * The host side of the VM bench's echo runs: the guest (tests/vm/guest/suite-host.sh) runs the UDP
  * echo demo over real VFIO on every NIC and VFIO path, one after the other, and the host answers
  * each with a UDP client on that NIC's forwarded port (QEMU user networking, one netdev per NIC).
- * It also reads the CPU time the demo printed for its idle seconds (`--idle`), when it did.
+ * It also reads the CPU time the demo printed for its idle seconds (`--idle`), when it did, and
+ * the frames its `--pcap` capture at the driver wrote.
  *
  * Console protocol (in addition to tests/vm/results.ts):
  *   `@@DV ECHO <nic> <path>` … the demo's "echoing UDP port" line … (its "idle: cpu" line) …
+ *   (its "captured N frames" line) …
  *   `@@DV ECHO-END <nic> <path> <code>`
  *
  * @module
@@ -23,6 +25,8 @@ const FIRST_ECHO_WAIT_MS = 2000;
 const ECHO_READY = /udp_echo: (\S+) \S+ .*echoing UDP port/;
 /** The demo's CPU line for its idle seconds. */
 const IDLE_LINE = /udp_echo: idle: cpu ([\d.]+) s .* over ([\d.]+) s wall clock, (.*)$/;
+/** The demo's line about its `--pcap` capture (examples/udp_echo.ts). */
+const CAPTURE_LINE = /udp_echo: captured (\d+) frames to \S+ \(at the driver\)/;
 const MARK = /@@DV (ECHO|ECHO-END) (\S+) (\S+)(?: (\d+))?/;
 
 /** One echo run: a NIC over a VFIO path. */
@@ -37,6 +41,8 @@ export interface EchoRun {
   echoed: number;
   /** The demo's exit code, once it ended. */
   exit: number | undefined;
+  /** Frames the demo's capture at the driver wrote, once it said so. */
+  captured: number | undefined;
 }
 
 /** One idle CPU measurement (at the end of an echo run). */
@@ -75,7 +81,14 @@ export class EchoBench {
     if (m) {
       const [, kind, nic, arg, code] = m;
       if (kind === "ECHO") {
-        const run: EchoRun = { nic, path: arg, sent: 0, echoed: 0, exit: undefined };
+        const run: EchoRun = {
+          nic,
+          path: arg,
+          sent: 0,
+          echoed: 0,
+          exit: undefined,
+          captured: undefined,
+        };
         this.echoes.push(run);
         this.#current = { run, started: false };
       } else if (this.#current !== undefined) {
@@ -90,6 +103,11 @@ export class EchoBench {
     if (ready && ready[1] === cur.run.nic) {
       cur.started = true;
       this.#start(cur.run);
+      return;
+    }
+    const captured = CAPTURE_LINE.exec(text);
+    if (captured) {
+      cur.run.captured = Number(captured[1]);
       return;
     }
     const idle = IDLE_LINE.exec(text);

@@ -55,7 +55,9 @@ if [ "$kdeb" != - ]; then
 fi
 rm -rf "$x"
 cp "$here/guest/init" "$stage/init"
-(cd "$project" && git ls-files -co --exclude-standard -- deno.json ffi core drivers net sim examples \
+# The package (its entry points included: the examples import only those) and the suite.
+(cd "$project" && git ls-files -co --exclude-standard -- deno.json mod.ts linux.ts viommu.ts \
+  ffi core drivers net sim testing examples \
   tests/host tests/conformance tests/helpers tests/vm/guest tests/goldens 2>/dev/null |
   while read -r f; do [ -f "$f" ] && echo "$f"; done | cpio -pdm --quiet "$stage/project")
 (cd "$stage" && find . -path ./x -prune -o -print | cpio -o -H newc -R 0:0 --quiet) > "$out"

@@ -179,12 +179,17 @@ async function runMachine(
   for (const nic of VM_NICS) {
     for (const path of machine.paths) {
       const run = bench.echoes.find((r) => r.nic === nic.driver && r.path === path);
-      const ok = run !== undefined && run.sent === ECHO_DATAGRAMS && run.echoed === run.sent;
+      // The capture at the driver holds each datagram and its echo (and the ARP exchanges).
+      const captureOk = run !== undefined && (run.captured ?? 0) >= 2 * run.echoed;
+      const ok = run !== undefined && run.sent === ECHO_DATAGRAMS && run.echoed === run.sent &&
+        captureOk;
       if (ok) echoesOk++;
       echoLines.push(
         `echo ${machine.name} ${nic.driver} ${path}: ` + (run === undefined
           ? "not run"
-          : `${run.echoed}/${run.sent} datagrams echoed (demo exit ${run.exit ?? "?"})`) +
+          : `${run.echoed}/${run.sent} datagrams echoed, ${
+            run.captured ?? "no"
+          } frames captured at the driver (demo exit ${run.exit ?? "?"})`) +
           (ok ? "" : " FAILED"),
       );
       if (!ok) {

@@ -14,7 +14,8 @@ for p in $paths; do
 done
 # The UDP echo demo over real VFIO on every NIC and VFIO path, answering the host's client
 # (tests/vm/run.ts, tests/vm/echo.ts) through the NIC's forwarded port; compat is the container
-# API (--vfio type1) on iommufd's /dev/vfio/vfio. The igb runs with four RSS queue pairs. With
+# API (--vfio type1) on iommufd's /dev/vfio/vfio. The igb runs with four RSS queue pairs. Each run
+# captures at the driver (--pcap) and prints how many frames it wrote (tests/vm/echo.ts checks). With
 # dv.idle=SECONDS the igb runs then stay idle that long and print their CPU time: the first path
 # interrupt-driven, the next busy-polling.
 bdf_of() {
@@ -38,7 +39,7 @@ for nic in virtio-net=0x1af4:0x1041 e1000e=0x8086:0x10d3 igb=0x8086:0x10c9; do
     fi
     echo "@@DV ECHO $name $p"
     deno run --no-check --allow-all examples/udp_echo.ts --device "$bdf" --vfio "$vfio" \
-      --queues "$queues" --echoes 20 --duration 60 $extra
+      --queues "$queues" --echoes 20 --duration 60 --pcap "/tmp/echo-$name-$p.pcap" $extra
     code=$?
     echo "@@DV ECHO-END $name $p $code"
     [ "$code" = 0 ] || fail=1

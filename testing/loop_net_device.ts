@@ -1,7 +1,7 @@
 /**
- * An in-memory {@link NetDevice} for stack tests and the stack bench: frames the test injects
- * are received, frames the stack sends are captured. Its pool lives in plain memory with made-up
- * IOVAs.
+ * An in-memory {@link NetDevice} for testing and benchmarking a network stack without a NIC:
+ * frames the test injects are received, frames the stack sends are captured. Its pool lives in
+ * plain memory with made-up IOVAs (nothing is mapped for DMA: no device ever reads it).
  *
  * Two ways in: `inbox` (tests push frames, each received once) and {@link LoopNetDevice.replay}
  * (a list of frames received round-robin `count` times). Replay and `capture = false` allocate
@@ -17,10 +17,10 @@ import {
   type NetDeviceStats,
   newNetDeviceStats,
   type WorkWaitResult,
-} from "../../drivers/net_device.ts";
-import { type DmaAllocator, type PacketBuffer, PacketPool } from "../../drivers/packet_pool.ts";
-import type { DmaBuffer } from "../../core/dma_space.ts";
-import { iova } from "../../core/dma_backend.ts";
+} from "../drivers/net_device.ts";
+import { type DmaAllocator, type PacketBuffer, PacketPool } from "../drivers/packet_pool.ts";
+import type { DmaBuffer } from "../core/dma_space.ts";
+import { iova } from "../core/dma_backend.ts";
 
 /** A DmaAllocator over ordinary memory. */
 export function memoryAllocator(): DmaAllocator {
@@ -42,7 +42,23 @@ export function memoryAllocator(): DmaAllocator {
   };
 }
 
-/** The loopback test device. */
+/**
+ * The loopback test device.
+ *
+ * @example
+ * ```ts
+ * import { NetStack, parseMac } from "@deno-vfio/deno-vfio";
+ * import { FrameBuilder, LoopNetDevice } from "@deno-vfio/deno-vfio/testing";
+ *
+ * const host = { mac: parseMac("52:54:00:12:34:56"), ip: 0x0a00020f };
+ * const peer = { mac: parseMac("52:55:0a:00:02:02"), ip: 0x0a000202 };
+ * const dev = new LoopNetDevice(host.mac);
+ * const stack = new NetStack(dev, { address: "10.0.2.15/24", now: () => 0 });
+ * dev.inbox.push(new FrameBuilder(host, peer).arp({ op: 1 })); // who has 10.0.2.15?
+ * stack.poll();
+ * dev.sent.length; // 1: the ARP reply
+ * ```
+ */
 export class LoopNetDevice implements NetDevice {
   readonly name = "loop";
   /** No interrupts: {@link waitForWork} only looks at the inbox. */
@@ -55,7 +71,7 @@ export class LoopNetDevice implements NetDevice {
   /** Copy transmitted frames into {@link sent} (false: only count and free them). */
   capture = true;
   /** Accept at most this many frames per txBatch (to test a full ring). */
-  txLimit = Infinity;
+  txLimit: number = Infinity;
   #replay: Uint8Array[] = [];
   #replayNext = 0;
   #replayLeft = 0;
