@@ -92,8 +92,13 @@ export class TrafficPort implements SegmentPort {
 
   /** A frame from another port: counted. */
   receive(frame: Uint8Array): void {
+    this.receiveFrom(frame, 0, frame.length);
+  }
+
+  /** A frame from another port as a range of the segment's buffer: counted, nothing copied. */
+  receiveFrom(_buf: Uint8Array, _offset: number, length: number): void {
     this.received++;
-    this.receivedBytes += frame.length;
+    this.receivedBytes += length;
   }
 
   /** Unplug. */

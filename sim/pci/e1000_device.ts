@@ -237,16 +237,21 @@ export class E1000Device implements PciDeviceModel, SegmentPort {
     this.#receive(frame, frame.length);
   }
 
-  #receive(frame: Uint8Array, length: number): void {
+  /** A frame from the wire as a range of the segment's buffer (copied into the FIFO, no view). */
+  receiveFrom(buf: Uint8Array, offset: number, length: number): void {
+    this.#receive(buf, length, offset);
+  }
+
+  #receive(frame: Uint8Array, length: number, offset = 0): void {
     if (!this.#phy.cable) return; // no link partner: nothing arrives
     const room = this.#description.rxFifoBytes(this.#mac);
-    let held = this.#part.fifo.push(frame, length, room);
+    let held = this.#part.fifo.push(frame, length, room, offset);
     if (!held) {
       // QEMU writes a frame to guest memory as it arrives while a descriptor is free; frames
       // wait (here in the on-chip buffer) only while none is. So a full buffer first gives its
       // frames to the free descriptors there are, and a frame is missed only if no room results.
       this.#part.drainRx();
-      held = this.#part.fifo.push(frame, length, room);
+      held = this.#part.fifo.push(frame, length, room, offset);
     }
     if (!held) {
       this.#regs.inc(E1000_MPC >>> 2);

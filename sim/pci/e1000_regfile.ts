@@ -169,16 +169,18 @@ export class E1000RegisterFile {
     if (this.mac[i] !== U32_MAX) this.mac[i]++;
   }
 
-  /** Add `n` to the 64-bit counter whose low half is register `lo`, stopping at all-ones. */
+  /** Add `n` (below 2^32) to the 64-bit counter whose low half is register `lo`, saturating. */
   add64(lo: number, n: number): void {
     const low = this.mac[lo] + n;
-    const high = this.mac[lo + 1] + Math.floor(low / TWO_32);
+    // n is a frame's byte count, so the low half carries at most once (no float division).
+    const carry = low >= TWO_32 ? 1 : 0;
+    const high = this.mac[lo + 1] + carry;
     if (high > U32_MAX) {
       this.mac[lo] = U32_MAX;
       this.mac[lo + 1] = U32_MAX;
       return;
     }
-    this.mac[lo] = low % TWO_32;
+    this.mac[lo] = carry === 0 ? low : low - TWO_32;
     this.mac[lo + 1] = high;
   }
 }

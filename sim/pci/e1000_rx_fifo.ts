@@ -20,6 +20,7 @@
  */
 
 import { MAX_SEGMENT_FRAME } from "../net/segment.ts";
+import { type ByteViews, byteViews, copyBytes, ViewCache } from "../bytes.ts";
 import type { E1000RegisterFile } from "./e1000_regfile.ts";
 import {
   E1000_RCTL,
@@ -50,6 +51,10 @@ const SLOTS = 64;
 export class RxFifo {
   readonly #slots: Uint8Array[];
   readonly #lengths = new Int32Array(SLOTS);
+  /** The slots' storage, one buffer (views made once). */
+  readonly #storage: ByteViews;
+  /** Views of the buffers frames are copied from (the wire's slots, a loopback frame). */
+  readonly #sources = new ViewCache();
   #head = 0;
   #count = 0;
   #bytes = 0;
@@ -59,6 +64,7 @@ export class RxFifo {
   /** An empty FIFO. */
   constructor() {
     const storage = new Uint8Array(SLOTS * RX_FIFO_SLOT_BYTES);
+    this.#storage = byteViews(storage);
     this.#slots = Array.from(
       { length: SLOTS },
       (_, i) => storage.subarray(i * RX_FIFO_SLOT_BYTES, (i + 1) * RX_FIFO_SLOT_BYTES),
@@ -92,16 +98,16 @@ export class RxFifo {
   }
 
   /**
-   * Copy `frame[0..length)` in; false (nothing stored) when it is empty, longer than a slot
-   * holds, or does not fit in `capacity` bytes.
+   * Copy `frame[offset..offset+length)` in (offset 0 by default); false (nothing stored) when it
+   * is empty, longer than a slot holds, outside `frame`, or does not fit in `capacity` bytes.
    */
-  push(frame: Uint8Array, length: number, capacity: number): boolean {
-    if (length > MAX_SEGMENT_FRAME || length <= 0 || length > frame.length) return false;
+  push(frame: Uint8Array, length: number, capacity: number, offset = 0): boolean {
+    if (length > MAX_SEGMENT_FRAME || length <= 0 || offset < 0 || offset + length > frame.length) {
+      return false;
+    }
     if (this.#count === SLOTS || this.#bytes + length > capacity) return false;
     const i = (this.#head + this.#count) % SLOTS;
-    const slot = this.#slots[i];
-    if (length === frame.length) slot.set(frame);
-    else for (let b = 0; b < length; b++) slot[b] = frame[b];
+    copyBytes(this.#sources.of(frame), offset, this.#storage, i * RX_FIFO_SLOT_BYTES, length);
     this.#lengths[i] = length;
     this.#count++;
     this.#bytes += length;
