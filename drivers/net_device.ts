@@ -90,9 +90,10 @@ export interface NicOpenOptions {
   /**
    * Take receive interrupts for {@link NetDevice.waitForWork} (default true): MSI-X, else MSI,
    * when the device has them. False enables no vector (for busy-polling programs, and machines
-   * whose IOMMU cannot isolate MSIs).
+   * whose IOMMU cannot isolate MSIs). "msix" or "msi" asks for that kind only: a device (or
+   * driver) without it is a VfioError that says which kinds it has.
    */
-  interrupts?: boolean;
+  interrupts?: boolean | "msix" | "msi";
   /** Close the PCI device when the NIC is closed (openNic sets it for devices it opened). */
   closeDevice?: boolean;
   /**

@@ -61,6 +61,8 @@ usage: deno task demo [options]
   --idle S            then stay S more seconds without traffic and print the CPU time they took
   --queues N          igb: N queue pairs with RSS, one MSI-X vector each (default 1)
   --poll              busy-poll (sleep 1 ms when idle) instead of sleeping on the interrupt
+  --irq KIND          the interrupt to sleep on: auto (MSI-X, else MSI; default), msix, or msi
+                      (the e1000e's MSI fallback; virtio-net has MSI-X only)
   --ip A.B.C.D/NN     the stack's address (default 10.0.2.15/24, QEMU user networking's guest)
   --gateway A.B.C.D   default gateway (default 10.0.2.2)
   --port N            UDP port to echo on (default 7)
@@ -78,11 +80,14 @@ const OPTIONS = {
   idle: { type: "string" },
   queues: { type: "string", default: "1" },
   poll: { type: "boolean", default: false },
+  irq: { type: "string", default: "auto" },
   ip: { type: "string", default: "10.0.2.15/24" },
   gateway: { type: "string", default: "10.0.2.2" },
   port: { type: "string", default: "7" },
 } as const;
 
+/** What `--irq` takes. */
+const IRQ_KINDS = ["auto", "msix", "msi"] as const;
 /** NICs the simulator offers. */
 const SIM_NICS: readonly NicDriver[] = ["virtio-net", "e1000e", "igb"];
 /** Where the simulated NIC sits. */
@@ -110,6 +115,8 @@ interface Options {
   readonly idleS?: number;
   readonly queues: number;
   readonly poll: boolean;
+  /** `interrupts` for openNic: true (auto), "msix" or "msi"; false with --poll. */
+  readonly interrupts: boolean | "msix" | "msi";
   readonly ip: string;
   readonly nicIp: number;
   readonly gateway: string;
@@ -153,6 +160,10 @@ function demoOptions(
   }
   const optional = (flag: string, text: string | undefined, max: number): number | undefined =>
     text === undefined ? undefined : integerFlag(flag, text, 0, max);
+  const irq = oneOf("--irq", values.irq, IRQ_KINDS);
+  if (values.poll && irq !== "auto") {
+    throw new UsageError(`--irq ${irq}: picks the interrupt to sleep on; leave it out with --poll`);
+  }
   return {
     nic: oneOf("--nic", values.nic ?? "virtio-net", SIM_NICS) as NicDriver,
     bridge,
@@ -164,6 +175,7 @@ function demoOptions(
     idleS: optional("--idle", values.idle, 1e6),
     queues: integerFlag("--queues", values.queues, 1, MAX_QUEUES),
     poll: values.poll,
+    interrupts: values.poll ? false : irq === "auto" ? true : irq as "msix" | "msi",
     ip: values.ip,
     nicIp: addressFlag("--ip", values.ip, parseCidr).address,
     gateway: values.gateway,
@@ -220,7 +232,7 @@ async function main(args: string[]): Promise<number> {
     kernel,
     iommu: flags.vfio,
     queues: o.queues,
-    interrupts: !o.poll,
+    interrupts: o.interrupts,
   }).catch((e) => {
     world?.close();
     throw e;
@@ -293,7 +305,7 @@ async function main(args: string[]): Promise<number> {
     const wallS = (performance.now() - wallStart) / 1000;
     console.log(
       `udp_echo: echoed ${echoed} datagrams; ${cpuLine(process.cpuUsage(cpuStart), wallS)}, ` +
-        `${idleMode(nic, o.poll)} when idle`,
+        `${idleMode(nic, o.poll)} when idle${lostInterrupts(nic)}`,
     );
     if (o.idleS !== undefined) {
       const idleFrom = performance.now();
@@ -350,6 +362,14 @@ function idleMode(nic: Nic, poll: boolean): string {
   return nic.interruptMode === "none"
     ? "polling every ms (no interrupts)"
     : `sleeping on ${nic.interruptMode === "msix" ? "MSI-X" : "MSI"}`;
+}
+
+/**
+ * ", N lost interrupts" on an interrupt-driven NIC: waits the interrupt did not end, in which the
+ * driver's rescan (every LOST_IRQ_RESCAN_MS) found frames all the same.
+ */
+function lostInterrupts(nic: Nic): string {
+  return nic.interruptMode === "none" ? "" : `, ${nic.missedInterrupts} lost interrupts`;
 }
 
 /** "sleeping on MSI-X, 4 queue pairs with RSS": how the NIC runs. */

@@ -249,6 +249,10 @@ export class IntelNic implements NetDevice {
         } bytes after the headroom; a frame needs ${E1000_MAX_FRAME}`,
       );
     }
+    // Before the device is touched: an interrupt mode it lacks is the caller's error.
+    const irq = options.interrupts === false
+      ? undefined
+      : pickIrqScheme(dev, model, queues, options.interrupts ?? true);
     dev.config.enableBusMaster();
     await ctl.reset();
     const mac = ctl.macAddress() ?? await ctl.nvmMacAddress();
@@ -281,7 +285,6 @@ export class IntelNic implements NetDevice {
         stats,
       };
       await startQueues(queueSetup, rx, tx);
-      const irq = options.interrupts === false ? undefined : pickIrqScheme(dev, model, queues);
       if (irq !== undefined) {
         if (irq.kind === "msix") dev.irqs.enableMsix(irq.vectors(queues));
         else dev.irqs.enableMsi(irq.vectors(queues));

@@ -190,15 +190,38 @@ export function stopDevice(regs: Mmio, model: E1000Model, queues: number): void 
   regs.write32(E1000_CTRL, regs.read32(E1000_CTRL) | E1000_CTRL_RST);
 }
 
-/** The first interrupt mode of the model the device has enough vectors for. */
+/**
+ * The first interrupt mode of the model the device has enough vectors for (`want` true), or the
+ * one asked for ("msix", "msi": a VfioError when the model or the device lacks it).
+ */
 export function pickIrqScheme(
   dev: PciDevice,
   model: E1000Model,
   queues: number,
+  want: true | "msix" | "msi" = true,
 ): E1000IrqScheme | undefined {
+  const vectorsOf = (kind: "msix" | "msi"): number =>
+    dev.irqs.irqInfo(kind === "msix" ? VFIO_PCI_MSIX_IRQ_INDEX : VFIO_PCI_MSI_IRQ_INDEX).count;
   for (const scheme of model.irqSchemes) {
-    const index = scheme.kind === "msix" ? VFIO_PCI_MSIX_IRQ_INDEX : VFIO_PCI_MSI_IRQ_INDEX;
-    if (dev.irqs.irqInfo(index).count >= scheme.vectors(queues)) return scheme;
+    if (want !== true && scheme.kind !== want) continue;
+    if (vectorsOf(scheme.kind) >= scheme.vectors(queues)) return scheme;
+  }
+  if (want !== true) {
+    const scheme = model.irqSchemes.find((s) => s.kind === want);
+    const name = want === "msix" ? "MSI-X" : "MSI";
+    if (scheme === undefined) {
+      throw usage(
+        dev,
+        `interrupts: "${want}": the ${model.chip} driver takes ${
+          model.irqSchemes.map((s) => (s.kind === "msix" ? "MSI-X" : "MSI")).join(" or ")
+        } only`,
+      );
+    }
+    throw usage(
+      dev,
+      `interrupts: "${want}" with ${queues} queue(s) needs ${scheme.vectors(queues)} ${name} ` +
+        `vector(s); the device offers ${vectorsOf(want)}`,
+    );
   }
   if (queues > 1) {
     throw usage(dev, `${queues} queues need ${queues} MSI-X vectors; the device has fewer`);

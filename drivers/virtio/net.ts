@@ -173,6 +173,20 @@ export class VirtioNet implements NetDevice {
         hint: "pass the address of a virtio-net device (1af4:1041, or transitional 1af4:1000)",
       });
     }
+    const msixVectors = dev.irqs.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count;
+    const want = options.interrupts ?? true;
+    if (want !== true && want !== false && !(want === "msix" && msixVectors > RX_VECTOR)) {
+      throw new VfioError({
+        operation: "VirtioNet.open",
+        device: dev.bdf,
+        message: want === "msix"
+          ? `interrupts: "msix": the device offers ${msixVectors} MSI-X vector(s)`
+          : `interrupts: ${JSON.stringify(want)}: a virtio PCI device signals its queues ` +
+            `through MSI-X (or INTx), never MSI`,
+        hint: "open it with interrupts: true (MSI-X when the device has it) or false (polling)",
+      });
+    }
+    const msix = want !== false && msixVectors > RX_VECTOR;
     dev.config.enableBusMaster();
     const t = VirtioPciTransport.open(dev);
     await t.reset();
@@ -215,8 +229,6 @@ export class VirtioNet implements NetDevice {
     }
     const rings: DmaBuffer[] = [];
     let pool: PacketPool | undefined;
-    const msix = options.interrupts !== false &&
-      dev.irqs.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count > RX_VECTOR;
     try {
       if (msix) dev.irqs.enableMsix(RX_VECTOR + 1);
       const layout = splitQueueLayout(size);

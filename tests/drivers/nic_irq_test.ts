@@ -12,8 +12,11 @@ import { type DmaAllocator, PacketPool } from "../../drivers/packet_pool.ts";
 import type { DmaBuffer } from "../../core/dma_space.ts";
 import { iova } from "../../core/dma_backend.ts";
 import type { PciDevice } from "../../core/pci_device.ts";
+import { openNic } from "../../drivers/open_nic.ts";
+import type { SimTestContext } from "../../testing/mod.ts";
 import {
   ECHO_PORT,
+  NIC_BDF,
   NIC_IP,
   NIC_KINDS,
   type NicRig,
@@ -22,6 +25,8 @@ import {
 } from "../helpers/nic_driver_rig.ts";
 
 const CLIENT_PORT = 5000;
+/** PCI_COMMAND's offset in config space (PCI 3.0 §6.2.2). */
+const PCI_COMMAND = 0x04;
 const NS_PER_MS = 1_000_000;
 /** Virtual time the wait's own register accesses may take (the models charge MMIO time). */
 const MMIO_SLACK_MS = 0.01;
@@ -63,49 +68,57 @@ function faultyPool(dev: PciDevice, headroom: number, how: "read-only" | "unmapp
   return new PacketPool(allocator, 128, 2048, headroom);
 }
 
+/**
+ * The wait scenario: with `interrupts` "msi" the NIC must run on MSI, otherwise on MSI-X when the
+ * device has it.
+ */
+async function waitScenario(ctx: SimTestContext, interrupts: true | "msi"): Promise<void> {
+  const r = await nicRig(ctx, { interrupts });
+  const k = r.machine.kernel;
+  const msix = r.dev.irqs.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count > 0;
+  const expected = interrupts === "msi" ? "msi" : msix ? "msix" : "none";
+  assert.equal(r.nic.interruptMode, expected, "MSI-X when the device has it, MSI when asked");
+  const signalled = expected !== "none";
+  r.peer.ping(NIC_IP, 1, 1);
+  await r.run(() => r.peer.echoReplies.length === 1);
+
+  // Silence: the full timeout passes in virtual time.
+  let t0 = k.now();
+  assert.equal(await r.nic.waitForWork(25), "timeout");
+  const slept = k.now() - t0;
+  assert.ok(slept >= 25 && slept < 25 + MMIO_SLACK_MS, `slept ${slept} ms`);
+
+  // Traffic 5 ms into the wait wakes it at once (an interrupt), not at the timeout.
+  r.machine.clock.schedule(5 * NS_PER_MS, () => datagram(r, "wake"));
+  t0 = k.now();
+  assert.equal(await r.nic.waitForWork(1000), "ready");
+  const woke = k.now() - t0;
+  assert.ok(woke > 5 && woke < (signalled ? 5.5 : 6.5), `woke after ${woke} ms`);
+  assert.equal(r.stack.poll(), 1);
+
+  // A frame written while the interrupt is masked (between the last poll and the re-arm)
+  // is found by the look at the ring after the re-arm: no sleep.
+  assert.equal(r.stack.poll(), 0);
+  datagram(r, "between");
+  r.machine.clock.advance(NS_PER_MS);
+  t0 = k.now();
+  assert.equal(await r.nic.waitForWork(1000), "ready");
+  assert.equal(k.now() - t0, 0, "no sleep: the frame was already there");
+  assert.equal(r.stack.poll(), 1);
+
+  // Abort.
+  const stop = new AbortController();
+  r.machine.clock.schedule(3 * NS_PER_MS, () => stop.abort());
+  assert.equal(await r.nic.waitForWork(1000, stop.signal), "cancelled");
+  assert.equal(r.machine.faults().length, 0);
+  r.close();
+}
+
 for (const kind of NIC_KINDS) {
   nicSimTest(
     kind,
     "waitForWork times out, wakes on the interrupt, loses no wake-up, aborts",
-    async (ctx) => {
-      const r = await nicRig(ctx);
-      const k = r.machine.kernel;
-      const msix = r.dev.irqs.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count > 0;
-      assert.equal(r.nic.interruptMode, msix ? "msix" : "none", "MSI-X when the device has it");
-      r.peer.ping(NIC_IP, 1, 1);
-      await r.run(() => r.peer.echoReplies.length === 1);
-
-      // Silence: the full timeout passes in virtual time.
-      let t0 = k.now();
-      assert.equal(await r.nic.waitForWork(25), "timeout");
-      const slept = k.now() - t0;
-      assert.ok(slept >= 25 && slept < 25 + MMIO_SLACK_MS, `slept ${slept} ms`);
-
-      // Traffic 5 ms into the wait wakes it at once (an interrupt), not at the timeout.
-      r.machine.clock.schedule(5 * NS_PER_MS, () => datagram(r, "wake"));
-      t0 = k.now();
-      assert.equal(await r.nic.waitForWork(1000), "ready");
-      const woke = k.now() - t0;
-      assert.ok(woke > 5 && woke < (msix ? 5.5 : 6.5), `woke after ${woke} ms`);
-      assert.equal(r.stack.poll(), 1);
-
-      // A frame written while the interrupt is masked (between the last poll and the re-arm)
-      // is found by the look at the ring after the re-arm: no sleep.
-      assert.equal(r.stack.poll(), 0);
-      datagram(r, "between");
-      r.machine.clock.advance(NS_PER_MS);
-      t0 = k.now();
-      assert.equal(await r.nic.waitForWork(1000), "ready");
-      assert.equal(k.now() - t0, 0, "no sleep: the frame was already there");
-      assert.equal(r.stack.poll(), 1);
-
-      // Abort.
-      const stop = new AbortController();
-      r.machine.clock.schedule(3 * NS_PER_MS, () => stop.abort());
-      assert.equal(await r.nic.waitForWork(1000, stop.signal), "cancelled");
-      assert.equal(r.machine.faults().length, 0);
-      r.close();
-    },
+    (ctx) => waitScenario(ctx, true),
   );
 
   for (const how of ["read-only", "unmapped"] as const) {
@@ -143,4 +156,28 @@ for (const kind of NIC_KINDS) {
       },
     );
   }
+}
+
+// The 82574L's MSI fallback (what the driver takes when MSI-X is not there), asked for by name.
+nicSimTest(
+  "e1000e",
+  "on MSI: waitForWork times out, wakes, loses no wake-up",
+  (ctx) => waitScenario(ctx, "msi"),
+);
+
+/** An interrupt kind the driver or the device lacks, and the refusal it gets. */
+const REFUSED: readonly { kind: "virtio-net" | "igb"; interrupts: "msi"; error: RegExp }[] = [
+  { kind: "virtio-net", interrupts: "msi", error: /MSI-X \(or INTx\), never MSI/ },
+  { kind: "igb", interrupts: "msi", error: /the 82576 driver takes MSI-X only/ },
+];
+for (const { kind, interrupts, error } of REFUSED) {
+  nicSimTest(kind, `interrupts: "${interrupts}" is refused before the device is touched`, async (
+    ctx,
+  ) => {
+    const dev = ctx.openDevice(NIC_BDF);
+    const command = dev.config.read16(PCI_COMMAND);
+    await assert.rejects(openNic(dev, { interrupts }), error);
+    assert.equal(dev.config.read16(PCI_COMMAND), command, "bus mastering untouched");
+    dev.close();
+  });
 }

@@ -67,8 +67,8 @@ export interface NicRigOptions {
   ringSize?: number;
   /** igb queue pairs. */
   queues?: number;
-  /** Take interrupts (default true). */
-  interrupts?: boolean;
+  /** Take interrupts (default true), or only MSI-X or MSI. */
+  interrupts?: boolean | "msix" | "msi";
   /** A pool made from the open device (default: the driver's own). */
   pool?: (dev: PciDevice) => PacketPool;
   /** Transmit watchdog of the driver (see NicOpenOptions.txTimeoutMs). */
