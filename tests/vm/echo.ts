@@ -6,7 +6,7 @@
  * the frames its `--pcap` capture at the driver wrote.
  *
  * Console protocol (in addition to tests/vm/results.ts):
- *   `@@DV ECHO <nic> <path>` … the demo's "echoing UDP port" line … (its "idle: cpu" line) …
+ *   `@@DV ECHO <nic> <path> [<irq>]` … the demo's "echoing UDP port" line … (its "idle: cpu" line) …
  *   (its "captured N frames" line) …
  *   `@@DV ECHO-END <nic> <path> <code>`
  *
@@ -21,13 +21,18 @@ export const ECHO_DATAGRAMS = 20;
 const SEND_INTERVAL_MS = 25;
 /** How long the client waits for the first echo before it sends the rest anyway. */
 const FIRST_ECHO_WAIT_MS = 2000;
-/** The demo's line that says it is serving, with its NIC name (examples/udp_echo.ts). */
-const ECHO_READY = /udp_echo: (\S+) \S+ .*echoing UDP port/;
+/**
+ * The demo's line that says it is serving, with its NIC name and how it runs ("sleeping on
+ * MSI-X, 4 queue pairs with RSS"; examples/udp_echo.ts).
+ */
+const ECHO_READY = /udp_echo: (\S+) \S+ \(([^)]*)\) .*echoing UDP port/;
 /** The demo's CPU line for its idle seconds. */
 const IDLE_LINE = /udp_echo: idle: cpu ([\d.]+) s .* over ([\d.]+) s wall clock, (.*)$/;
+/** The demo's count of interrupts its driver found lost (examples/udp_echo.ts). */
+const LOST_LINE = /udp_echo: echoed \d+ datagrams; .*, (\d+) lost interrupts$/;
 /** The demo's line about its `--pcap` capture (examples/udp_echo.ts). */
 const CAPTURE_LINE = /udp_echo: captured (\d+) frames to \S+ \(at the driver\)/;
-const MARK = /@@DV (ECHO|ECHO-END) (\S+) (\S+)(?: (\d+))?/;
+const MARK = /@@DV (ECHO|ECHO-END) (\S+) (\S+)(?: (\S+))?/;
 
 /** One echo run: a NIC over a VFIO path. */
 export interface EchoRun {
@@ -39,6 +44,12 @@ export interface EchoRun {
   sent: number;
   /** Datagrams that came back. */
   echoed: number;
+  /** The interrupt the run asked for with `--irq` (msix, msi), if it did. */
+  readonly irq: string | undefined;
+  /** How the demo said it runs ("sleeping on MSI", …), once it said so. */
+  mode: string | undefined;
+  /** Interrupts the driver found lost (an interrupt-driven run), once the demo said so. */
+  lostInterrupts: number | undefined;
   /** The demo's exit code, once it ended. */
   exit: number | undefined;
   /** Frames the demo's capture at the driver wrote, once it said so. */
@@ -79,20 +90,23 @@ export class EchoBench {
   onLine(text: string): void {
     const m = MARK.exec(text);
     if (m) {
-      const [, kind, nic, arg, code] = m;
+      const [, kind, nic, arg, extra] = m;
       if (kind === "ECHO") {
         const run: EchoRun = {
           nic,
           path: arg,
           sent: 0,
           echoed: 0,
+          irq: extra,
+          mode: undefined,
+          lostInterrupts: undefined,
           exit: undefined,
           captured: undefined,
         };
         this.echoes.push(run);
         this.#current = { run, started: false };
       } else if (this.#current !== undefined) {
-        this.#current.run.exit = Number(code);
+        this.#current.run.exit = Number(extra);
         this.#current = undefined;
       }
       return;
@@ -102,7 +116,13 @@ export class EchoBench {
     const ready = cur.started ? null : ECHO_READY.exec(text);
     if (ready && ready[1] === cur.run.nic) {
       cur.started = true;
+      cur.run.mode = ready[2];
       this.#start(cur.run);
+      return;
+    }
+    const lost = LOST_LINE.exec(text);
+    if (lost) {
+      cur.run.lostInterrupts = Number(lost[1]);
       return;
     }
     const captured = CAPTURE_LINE.exec(text);

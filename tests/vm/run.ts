@@ -244,15 +244,25 @@ async function report(
       const run = bench.echoes.find((r) => r.nic === nic.driver && r.path === path);
       // The capture at the driver holds each datagram and its echo (and the ARP exchanges).
       const captureOk = run !== undefined && (run.captured ?? 0) >= 2 * run.echoed;
+      // A run that asked for an interrupt kind (--irq) must say it sleeps on that one.
+      const irqOk = run?.irq === undefined ||
+        run.mode?.split(",")[0] === `sleeping on ${run.irq === "msi" ? "MSI" : "MSI-X"}`;
+      // An interrupt-driven run: every wake came from the interrupt, none from the rescan.
+      const sleeping = run?.mode?.startsWith("sleeping on") === true;
+      const lostOk = !sleeping || run?.lostInterrupts === 0;
       const ok = run !== undefined && run.sent === ECHO_DATAGRAMS && run.echoed === run.sent &&
-        captureOk;
+        captureOk && irqOk && lostOk;
       if (ok) echoesOk++;
       echoLines.push(
         `echo ${machine.name} ${nic.driver} ${path}: ` + (run === undefined
           ? "not run"
           : `${run.echoed}/${run.sent} datagrams echoed, ${
             run.captured ?? "no"
-          } frames captured at the driver (demo exit ${run.exit ?? "?"})`) +
+          } frames captured at the driver, ${run.mode ?? "mode unknown"}${
+            run.irq === undefined ? "" : ` (--irq ${run.irq})`
+          }${sleeping ? `, ${run.lostInterrupts ?? "?"} lost interrupts` : ""} (demo exit ${
+            run.exit ?? "?"
+          })`) +
           (ok ? "" : " FAILED"),
       );
       if (!ok) {
