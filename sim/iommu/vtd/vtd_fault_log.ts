@@ -18,6 +18,7 @@ import {
   VTD_FRR_IR_INDEX_SHIFT,
   vtdFaultMessage,
   vtdFaultReasonName,
+  type VtdFaultRecord,
   type VtdFaultUnit,
 } from "./vtd_fault.ts";
 import { VTD_FSTS } from "./vtd_regs.ts";
@@ -75,15 +76,7 @@ export class VtdFaultLog {
   ): TranslateResult {
     const made = this.#faultObject(requester, pasid, iova, access, reason, fi);
     const fault = stage === undefined ? made : { ...made, stage };
-    this.#o.faultUnit.record({
-      fi: fi ?? iova,
-      sid: requester,
-      pp: pasid !== undefined,
-      pv: pasid ?? 0,
-      fr: reason,
-      read: access === "read",
-      valid: true,
-    });
+    this.#o.faultUnit.record(faultRecord(requester, pasid, iova, access, reason, fi));
     const result = this.#log(fault);
     if (this.#o.hostDrains) this.drain();
     return result;
@@ -183,15 +176,7 @@ export class VtdFaultLog {
     reason: number,
     fi: bigint | undefined,
   ): IommuFault {
-    const raw = encodeVtdFaultRecord({
-      fi: fi ?? iova,
-      sid: requester,
-      pp: pasid !== undefined,
-      pv: pasid ?? 0,
-      fr: reason,
-      read: access === "read",
-      valid: true,
-    });
+    const raw = encodeVtdFaultRecord(faultRecord(requester, pasid, iova, access, reason, fi));
     return {
       format: "vtd-frr",
       requester,
@@ -211,4 +196,24 @@ export class VtdFaultLog {
     this.#o.traceLine(`vtd fault ${fault.message}`);
     return { ok: false, fault };
   }
+}
+
+/** What the fault-recording register holds for one fault (VT-d §11.4.11). */
+function faultRecord(
+  requester: number,
+  pasid: number | undefined,
+  iova: bigint,
+  access: DmaAccess,
+  reason: number,
+  fi: bigint | undefined,
+): VtdFaultRecord {
+  return {
+    fi: fi ?? iova,
+    sid: requester,
+    pp: pasid !== undefined,
+    pv: pasid ?? 0,
+    fr: reason,
+    read: access === "read",
+    valid: true,
+  };
 }
