@@ -90,7 +90,11 @@ function forward(
   return sent;
 }
 
-/** Forward a → b, then b → a, until `frames` were queued for transmit; returns how many. */
+/**
+ * Forward a → b, then b → a, until `frames` were queued for transmit; returns how many. Each ring
+ * bench has its own copy of this loop so that the timed calls see one ring type only (the igb and
+ * virtio benches run in one process), as the C loop's do.
+ */
 function forwardFrames(
   a: Port,
   b: Port,
